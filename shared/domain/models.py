@@ -1,0 +1,296 @@
+"""Domain models of the order router.
+
+Every model is an immutable pydantic v2 model. Python attribute names are snake_case; on the wire
+(API responses, events) they serialise as camelCase through ``by_alias=True``, as the original
+specification spells them (``allocationPercentage``, ``confidenceScore``, ``routingObjective``).
+
+Prices and money are ``Decimal`` at the edges (requests, decisions, charges); execution statistics
+on a profile (averages in ms, bps, %) are floats because they are estimates, not amounts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9&_\-]{0,19}$"
+"""NSE/BSE trading symbols: upper case, digits, ``&``, ``-`` and ``_``, at most 20 characters
+(the specification's ``VARCHAR(20)``)."""
+
+BROKER_ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,49}$"
+"""Broker ids are lower-case slugs, at most 50 characters (the specification's ``VARCHAR(50)``)."""
+
+
+class FrozenModel(BaseModel):
+    """Base of every domain model: immutable, camelCase aliases, populated by field name too."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+
+class Side(StrEnum):
+    """Order side; ``sign`` is +1 for a buy and -1 for a sell (ARCHITECTURE.md §5)."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """+1 for BUY, -1 for SELL."""
+        return 1 if self is Side.BUY else -1
+
+
+class Exchange(StrEnum):
+    """Indian cash-market exchanges."""
+
+    NSE = "NSE"
+    BSE = "BSE"
+
+
+class OrderType(StrEnum):
+    """Order types as Indian brokers name them (SL = stop-loss limit, SL-M = stop-loss market)."""
+
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP_LOSS = "STOP_LOSS"
+    STOP_LOSS_MARKET = "STOP_LOSS_MARKET"
+
+
+class Product(StrEnum):
+    """CNC = delivery, MIS = intraday; charges differ by product."""
+
+    CNC = "CNC"
+    MIS = "MIS"
+
+
+class RoutingObjective(StrEnum):
+    """What the trader asks the router to optimise."""
+
+    BEST_PRICE = "BEST_PRICE"
+    FASTEST_EXECUTION = "FASTEST_EXECUTION"
+    LOWEST_COST = "LOWEST_COST"
+    SMART_BALANCE = "SMART_BALANCE"
+
+
+class BrokerStatus(StrEnum):
+    """The specification's ``BrokerStatus``."""
+
+    AVAILABLE = "AVAILABLE"
+    BUSY = "BUSY"
+    MAINTENANCE = "MAINTENANCE"
+    OFFLINE = "OFFLINE"
+    ERROR = "ERROR"
+
+
+Price = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4)]
+"""A price in INR: positive, the specification's ``DECIMAL(12,4)``."""
+
+
+class Quote(FrozenModel):
+    """Arrival quote of the symbol when the order was received (optional)."""
+
+    bid: Price | None = None
+    ask: Price | None = None
+    last: Price | None = None
+
+    @model_validator(mode="after")
+    def _bid_not_above_ask(self) -> Quote:
+        if self.bid is not None and self.ask is not None and self.bid > self.ask:
+            raise ValueError("bid must not be above ask")
+        return self
+
+    @property
+    def mid(self) -> Decimal | None:
+        """Mid of bid and ask, else the last price, else ``None``."""
+        if self.bid is not None and self.ask is not None:
+            return (self.bid + self.ask) / 2
+        return self.last
+
+
+class OrderRequest(FrozenModel):
+    """An order as the router sees it, after the API has authenticated the trader."""
+
+    order_id: str = Field(min_length=1, max_length=50)
+    user_id: str = Field(min_length=1, max_length=50)
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
+    exchange: Exchange = Exchange.NSE
+    side: Side
+    quantity: int = Field(gt=0, le=1_000_000_000)
+    order_type: OrderType
+    limit_price: Price | None = None
+    trigger_price: Price | None = None
+    product: Product = Product.CNC
+    routing_objective: RoutingObjective = RoutingObjective.SMART_BALANCE
+    max_brokers: int | None = Field(default=None, ge=1, le=16)
+    quote: Quote | None = None
+
+    @model_validator(mode="after")
+    def _price_fields_match_order_type(self) -> OrderRequest:
+        needs_limit = self.order_type in (OrderType.LIMIT, OrderType.STOP_LOSS)
+        needs_trigger = self.order_type in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_MARKET)
+        if needs_limit and self.limit_price is None:
+            raise ValueError(f"limitPrice is required for {self.order_type.value} orders")
+        if not needs_limit and self.limit_price is not None:
+            raise ValueError(f"limitPrice is not allowed for {self.order_type.value} orders")
+        if needs_trigger and self.trigger_price is None:
+            raise ValueError(f"triggerPrice is required for {self.order_type.value} orders")
+        if not needs_trigger and self.trigger_price is not None:
+            raise ValueError(f"triggerPrice is not allowed for {self.order_type.value} orders")
+        return self
+
+
+class BrokerageRule(FrozenModel):
+    """Brokerage per executed order: ``clamp(rate_pct% x turnover, min_inr, cap_inr)``.
+
+    Zero brokerage is ``rate_pct=0, min_inr=0``; a flat INR 20 an order is ``min_inr=cap_inr=20``;
+    "min(INR 20, 0.03 %)" is ``rate_pct=0.03, cap_inr=20``.
+    """
+
+    rate_pct: Decimal = Field(default=Decimal(0), ge=0, le=5)
+    min_inr: Decimal = Field(default=Decimal(0), ge=0)
+    cap_inr: Decimal | None = Field(default=None, ge=0)
+
+
+class FeeSchedule(FrozenModel):
+    """A broker's own charges, per product. Statutory charges are the same for every broker."""
+
+    delivery: BrokerageRule = BrokerageRule()
+    intraday: BrokerageRule = BrokerageRule()
+    dp_charge_inr: Decimal = Field(default=Decimal(0), ge=0)
+    """Depository charge per scrip on a delivery sell (e.g. INR 15.34 at Zerodha)."""
+
+    def rule_for(self, product: Product) -> BrokerageRule:
+        """The brokerage rule of a product."""
+        return self.delivery if product is Product.CNC else self.intraday
+
+
+class BrokerProfile(FrozenModel):
+    """Everything the engine knows of one broker for one symbol.
+
+    The first block is the specification's ``BrokerExecutionProfile`` (table
+    ``broker_execution_profiles``); the second is broker-level configuration from our ``brokers``
+    table joined in by the repository.
+    """
+
+    broker_id: str = Field(pattern=BROKER_ID_PATTERN)
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
+    avg_execution_time_ms: float = Field(ge=0)
+    fill_rate_percentage: float = Field(ge=0, le=100)
+    price_improvement_bps: float = 0.0
+    slippage_bps: float = 0.0
+    current_spread_bps: float = Field(default=5.0, ge=0)
+    order_book_depth: int = Field(default=0, ge=0)
+    """Shares available near the touch (both sides summed, as the broker's feed reports it)."""
+    recent_volume: int = Field(default=0, ge=0)
+    """Shares traded in the recent window (e.g. the last 5 minutes)."""
+    supported_order_types: frozenset[OrderType] = frozenset(OrderType)
+    max_order_size: int | None = Field(default=None, gt=0)
+    min_order_size: int | None = Field(default=None, gt=0)
+    status: BrokerStatus = BrokerStatus.AVAILABLE
+    response_time_ms: float = Field(default=0.0, ge=0)
+    error_rate_percentage: float = Field(default=0.0, ge=0, le=100)
+    last_updated: datetime
+
+    sample_count: int = Field(default=0, ge=0)
+    lot_size: int = Field(default=1, ge=1)
+    freeze_quantity: int | None = Field(default=None, gt=0)
+    """Largest quantity the exchange accepts in one order; larger children are sliced."""
+    rate_limit_per_s: int | None = Field(default=None, gt=0)
+    fee_schedule: FeeSchedule = FeeSchedule()
+    volatility_bps: float = Field(default=150.0, ge=0)
+    """Daily volatility of the symbol in bps: the sigma of the square-root impact law."""
+
+
+class ChargeBreakdown(FrozenModel):
+    """Charges of an execution in INR, itemised as on an Indian contract note."""
+
+    brokerage: Decimal = Decimal(0)
+    stt: Decimal = Decimal(0)
+    exchange_txn: Decimal = Decimal(0)
+    sebi: Decimal = Decimal(0)
+    stamp_duty: Decimal = Decimal(0)
+    gst: Decimal = Decimal(0)
+    dp: Decimal = Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of every item."""
+        return (
+            self.brokerage
+            + self.stt
+            + self.exchange_txn
+            + self.sebi
+            + self.stamp_duty
+            + self.gst
+            + self.dp
+        )
+
+
+class BrokerScore(FrozenModel):
+    """The five factor scores of one broker for one order, each in [0, 1], and the weighted total.
+
+    An excluded broker keeps its scores (for explanation) and carries ``exclusion_reason``.
+    """
+
+    broker_id: str
+    execution_speed_score: float = Field(ge=0, le=1)
+    price_quality_score: float = Field(ge=0, le=1)
+    reliability_score: float = Field(ge=0, le=1)
+    liquidity_score: float = Field(ge=0, le=1)
+    cost_score: float = Field(ge=0, le=1)
+    total_score: float = Field(ge=0, le=1)
+    exclusion_reason: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        """True when the broker may receive a child order."""
+        return self.exclusion_reason is None
+
+
+class OrderAllocation(FrozenModel):
+    """One broker's share of an order. ``allocation_percentage`` derives from ``quantity``."""
+
+    broker_id: str
+    quantity: int = Field(gt=0)
+    allocation_percentage: Decimal = Field(gt=0, le=100, decimal_places=2)
+    expected_execution_price: Decimal
+    priority: int = Field(ge=1)
+    slices: int = Field(default=1, ge=1)
+    """Child orders needed to stay under the broker's freeze quantity."""
+    expected_cost_inr: Decimal = Decimal(0)
+    """Expected total cost of this child in INR (charges + spread + impact + non-fill penalty)."""
+
+
+class ExpectedExecution(FrozenModel):
+    """What the router expects the whole order to achieve."""
+
+    price: Decimal
+    slippage_bps: float
+    time_ms: float = Field(ge=0)
+    fill_probability: float = Field(ge=0, le=1)
+    charges: ChargeBreakdown
+    total_cost_inr: Decimal
+    """Charges + half spread + impact + non-fill penalty, the quantity the allocator minimises."""
+
+
+class RoutingDecision(FrozenModel):
+    """The engine's answer for one order: pure data, persisted as the audit trail."""
+
+    order_id: str
+    strategy: RoutingObjective
+    allocations: tuple[OrderAllocation, ...]
+    fallback_broker_ids: tuple[str, ...] = ()
+    """Eligible brokers not allocated, best first: where a rejected child cascades."""
+    confidence_score: float = Field(ge=0, le=1)
+    expected_execution: ExpectedExecution
+    broker_scores: tuple[BrokerScore, ...]

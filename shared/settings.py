@@ -1,0 +1,113 @@
+"""Settings of every function, validated once at cold start.
+
+This is the only module that reads the environment. Every variable carries the ``ROUTER_`` prefix;
+the CDK stack builds a function's environment with :func:`lambda_environment` so that the names
+the infrastructure writes and the names the code reads come from the same model.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ROUTER_"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by every function and the local runtime.
+
+    Database credentials come either as one ``database_url`` (local mode, tests) or, in AWS, as
+    a Secrets Manager secret (``db_secret_arn``) holding ``username``/``password`` for the RDS
+    Proxy at ``db_host``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    stage: Literal["local", "test", "dev", "prod"] = "local"
+    service_name: str = "order-router"
+
+    # Postgres
+    database_url: SecretStr | None = None
+    db_secret_arn: str | None = None
+    db_host: str | None = None
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_name: str = "order_router"
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=4, ge=1)
+    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=2000, ge=100)
+
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = ""
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+
+    # Routing and learning
+    profile_cache_ttl_s: int = Field(default=300, ge=1)
+    market_data_ttl_s: float = Field(default=1.0, gt=0)
+    profile_max_age_s: int = Field(default=86_400, ge=1)
+    ewma_alpha: float = Field(default=0.1, gt=0, le=1)
+    broker_timeout_ms: int = Field(default=2_000, ge=10)
+    analytics_cache_ttl_s: int = Field(default=60, ge=1)
+
+    # Events
+    event_bus_name: str = "order-router"
+    event_bus_endpoint_url: str | None = None
+
+    # WebSocket push and trader identity
+    ws_management_endpoint: str | None = None
+    jwt_issuer: str = "http://127.0.0.1:8080/local-issuer"
+    jwt_audience: str = "order-router"
+    jwks_url: str | None = None
+    local_jwt_secret: SecretStr | None = None
+    aws_region: str = Field(default="ap-south-1", validation_alias="AWS_REGION")
+
+    # Brokers
+    broker_secrets_arn: str | None = None
+    broker_secrets_json: SecretStr | None = None
+    paper_broker_seed: int = 7
+
+    @model_validator(mode="after")
+    def _database_configured(self) -> Settings:
+        if self.database_url is None and (self.db_secret_arn is None or self.db_host is None):
+            raise ValueError(
+                "configure Postgres: ROUTER_DATABASE_URL, "
+                "or ROUTER_DB_SECRET_ARN with ROUTER_DB_HOST"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The validated settings of this process, read once (cold start)."""
+    return Settings()
+
+
+def lambda_environment(**values: str | int | float | None) -> dict[str, str]:
+    """Environment variables for a function, keyed by :class:`Settings` field names.
+
+    Parameters
+    ----------
+    **values
+        Field names of :class:`Settings` and their values; ``None`` values are left out.
+
+    Returns
+    -------
+    dict[str, str]
+        ``{"ROUTER_<FIELD>": "<value>"}``.
+
+    Raises
+    ------
+    KeyError
+        When a name is not a field of :class:`Settings`, so a typo in the stack fails synthesis.
+    """
+    env: dict[str, str] = {}
+    for name, value in values.items():
+        if name not in Settings.model_fields:
+            raise KeyError(f"{name} is not a setting")
+        if value is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
