@@ -1,0 +1,80 @@
+"""Domain errors. Adapters translate driver errors into these; handlers map them to HTTP codes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """Base of every error the services raise on purpose."""
+
+    code: str = "DOMAIN_ERROR"
+
+
+class InvalidOrderError(DomainError):
+    """An order the router cannot accept; ``field`` names the offending field (camelCase)."""
+
+    code = "INVALID_ORDER"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NoEligibleBrokerError(DomainError):
+    """No broker can take the order; ``reasons`` maps every broker id to why it was excluded."""
+
+    code = "NO_ELIGIBLE_BROKER"
+
+    def __init__(self, reasons: Mapping[str, str]) -> None:
+        detail = "; ".join(f"{broker}: {reason}" for broker, reason in sorted(reasons.items()))
+        super().__init__(f"no broker can take this order ({detail or 'no brokers configured'})")
+        self.reasons = dict(reasons)
+
+
+class NotFoundError(DomainError):
+    """The thing asked for does not exist, or belongs to someone else."""
+
+    code = "NOT_FOUND"
+
+
+class ConflictError(DomainError):
+    """The request conflicts with stored state (an idempotency key reused with another body)."""
+
+    code = "CONFLICT"
+
+
+class DataUnavailableError(DomainError):
+    """The source of truth (Postgres) cannot be reached; the caller may retry later."""
+
+    code = "DATA_UNAVAILABLE"
+
+
+class CacheUnavailableError(DomainError):
+    """The cache (Redis) cannot be reached; callers fall back to the source of truth."""
+
+    code = "CACHE_UNAVAILABLE"
+
+
+class InvalidExecutionReportError(DomainError):
+    """An execution report that cannot be true (zero price, filled more than ordered...)."""
+
+    code = "INVALID_EXECUTION_REPORT"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class AuthenticationError(DomainError):
+    """A caller whose identity could not be verified (bad signature, token, checksum)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class ForbiddenError(DomainError):
+    """An authenticated caller without the right to do this."""
+
+    code = "FORBIDDEN"
