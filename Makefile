@@ -1,0 +1,69 @@
+# The two commands a newcomer needs: `make run` (the whole service on this machine) and
+# `make test` (everything CI runs). Every target installs what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+UV_VERSION := 0.13.8
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help run test lint format bench synth os-deps deps clean
+
+help:
+	@echo "make run    - start the service locally (Postgres, Redis, API, WebSocket, paper brokers)"
+	@echo "make test   - lint, type-check and run every test suite (what CI runs)"
+	@echo "make lint   - ruff (lint + format check) and mypy"
+	@echo "make bench  - run every benchmark, results in bench/results/*.json"
+	@echo "make synth  - synthesise the CloudFormation templates with the pinned CDK CLI"
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v python3 >/dev/null || { echo "python3 >= 3.11 is required"; exit 1; }
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "python3 >= 3.11 is required"; exit 1; }
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python --require-hashes -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+deps: $(STAMP)
+
+# PostgreSQL and Redis server binaries from the OS: the tests start throwaway servers from them.
+os-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing postgresql and redis-server with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null) \
+		|| { echo "apt-get could not install postgresql redis-server"; exit 1; }; \
+	else echo "missing OS packages: install postgresql and redis-server (e.g. sudo apt-get install postgresql redis-server)"; exit 1; fi
+
+run: $(STAMP) os-deps
+	$(BIN)/order-router run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) os-deps lint
+	$(BIN)/pytest
+
+bench: $(STAMP) os-deps
+	@set -e; for f in bench/*.py; do \
+		name=$$(basename $$f .py); \
+		case $$name in __init__|harness) continue;; esac; \
+		echo "== bench.$$name"; $(BIN)/python -m bench.$$name; \
+	done
+
+synth: $(STAMP)
+	test -d node_modules || npm ci --no-audit --no-fund
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out build .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,231 @@
+"""Embedded PostgreSQL and Redis servers from the OS packages, for local mode, tests and benchmarks.
+
+Nothing here uses the machine's own services on 5432/6379: every server is started in a data
+directory of ours on a port of ours, so a developer's machine state never leaks into a test run.
+PostgreSQL refuses to run as root, so when we are root the data directory is handed to the
+``postgres`` user and the server binaries run under ``runuser``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MISSING_PACKAGES_HINT = "install the OS packages: apt-get install -y postgresql redis-server"
+
+
+class ServiceStartError(RuntimeError):
+    """A server could not be started; the message says what to install or where the log is."""
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on ``127.0.0.1:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _postgres_bin_dir() -> Path:
+    pg_config = shutil.which("pg_config")
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidates.insert(0, out.stdout.strip())
+    for directory in candidates:
+        if directory and Path(directory, "initdb").exists():
+            return Path(directory)
+    raise ServiceStartError(
+        f"PostgreSQL server binaries (initdb) not found: {MISSING_PACKAGES_HINT}"
+    )
+
+
+def _version_key(path: str) -> int:
+    digits = "".join(ch for ch in Path(path).parent.name if ch.isdigit())
+    return int(digits or 0)
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root; hand them to the postgres system user.
+    if os.geteuid() != 0:
+        return cmd
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise ServiceStartError(
+            "running as root needs the 'postgres' system user: " + MISSING_PACKAGES_HINT
+        ) from exc
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def _chown_to_postgres(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam("postgres")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    # The postgres user must be able to reach the data directory: temp dirs are 0700 root.
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if parent.stat().st_uid == 0 and not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server in ``data_dir`` listening on ``127.0.0.1:port`` with trust auth.
+
+    The data directory is kept between runs (local mode) or thrown away (tests): the caller
+    chooses the directory. ``fsync=off`` because these servers hold nothing that must survive a
+    power cut; it makes test databases several times faster to create.
+    """
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    durable: bool = False
+
+    @property
+    def admin_url(self) -> str:
+        """URL of the ``postgres`` database as the ``postgres`` superuser."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        """URL of ``database`` on this server."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> EmbeddedPostgres:
+        """Initialise the cluster if needed and start the server; wait until it accepts."""
+        bin_dir = _postgres_bin_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _chown_to_postgres(self.data_dir)
+        self.data_dir.chmod(0o700)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+                "initdb",
+            )
+        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += " -c max_connections=200 -c timezone=UTC"
+        self._run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                options,
+                "start",
+            ],
+            "pg_ctl start",
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown); a server already gone is fine."""
+        bin_dir = _postgres_bin_dir()
+        with contextlib.suppress(ServiceStartError):
+            self._run(
+                [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+                "pg_ctl stop",
+            )
+
+    def _run(self, cmd: list[str], what: str) -> None:
+        result = subprocess.run(
+            _as_postgres_user(cmd), capture_output=True, text=True, check=False, timeout=60
+        )
+        if result.returncode != 0:
+            log = self.data_dir / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ServiceStartError(
+                f"{what} failed ({result.returncode}): {result.stderr.strip()} {tail}".strip()
+            )
+
+
+@dataclass
+class EmbeddedRedis:
+    """A Redis server on ``127.0.0.1:port``; persistence only when ``data_dir`` is given."""
+
+    port: int = field(default_factory=free_port)
+    data_dir: Path | None = None
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://`` URL of database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        """Start the server and wait until it answers PING."""
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise ServiceStartError(f"redis-server not found: {MISSING_PACKAGES_HINT}")
+        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "no"]
+        if self.data_dir is None:
+            cmd += ["--save", "", "--appendonly", "no"]
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            cmd += ["--dir", str(self.data_dir), "--appendonly", "yes"]
+        self._process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise ServiceStartError(f"redis-server exited: {err.strip()}")
+            if _answers_ping(self.port):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise ServiceStartError(f"redis-server did not answer on port {self.port} within 10 s")
+
+    def stop(self) -> None:
+        """Terminate the server."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

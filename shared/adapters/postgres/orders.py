@@ -1,0 +1,396 @@
+"""Orders, routing decisions, allocations, child orders and outbox rows in Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared.adapters.postgres.pool import Database
+from shared.domain.models import OrderRequest, RoutingDecision
+from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.ports import StoredOrder
+
+INSERT_ORDER = """
+INSERT INTO orders (order_id, user_id, client_order_id, request_hash, symbol, exchange, side,
+    quantity, order_type, limit_price, trigger_price, product, routing_objective, max_brokers)
+VALUES (%(order_id)s, %(user_id)s, %(client_order_id)s, %(request_hash)s, %(symbol)s,
+    %(exchange)s, %(side)s, %(quantity)s, %(order_type)s, %(limit_price)s, %(trigger_price)s,
+    %(product)s, %(routing_objective)s, %(max_brokers)s)
+ON CONFLICT (user_id, client_order_id) DO NOTHING
+RETURNING order_id
+"""
+
+INSERT_DECISION = """
+INSERT INTO order_routing_decisions (order_id, user_id, routing_strategy, confidence_score,
+    expected_execution_time_ms, expected_slippage_bps, expected_price, expected_fill_probability,
+    expected_charges_inr, expected_total_cost_inr, fallback_broker_ids, broker_scores)
+VALUES (%(order_id)s, %(user_id)s, %(strategy)s, %(confidence)s, %(time_ms)s, %(slippage)s,
+    %(price)s, %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s)
+RETURNING id
+"""
+
+INSERT_ALLOCATION = """
+INSERT INTO order_allocations (routing_decision_id, broker_id, allocation_percentage,
+    expected_execution_price, priority, status, quantity, slices, expected_cost_inr,
+    cascaded_from)
+VALUES (%(decision_id)s, %(broker_id)s, %(pct)s, %(price)s, %(priority)s, %(status)s,
+    %(quantity)s, %(slices)s, %(cost)s, %(cascaded_from)s)
+RETURNING id, broker_id
+"""
+
+UPSERT_CHILD = """
+INSERT INTO child_orders (child_order_id, order_id, allocation_id, user_id, broker_id,
+    broker_order_id, symbol, side, quantity, order_type, limit_price, expected_price,
+    arrival_bid, arrival_ask, status, attempt, status_reason, placed_at)
+VALUES (%(child_order_id)s, %(order_id)s::varchar,
+    (SELECT a.id FROM order_allocations a JOIN order_routing_decisions d
+        ON d.id = a.routing_decision_id
+     WHERE d.order_id = %(order_id)s::varchar AND a.broker_id = %(broker_id)s::varchar
+     ORDER BY a.id DESC LIMIT 1),
+    %(user_id)s::varchar, %(broker_id)s::varchar, %(broker_order_id)s, %(symbol)s, %(side)s,
+    %(quantity)s, %(order_type)s, %(limit_price)s, %(expected_price)s, %(arrival_bid)s,
+    %(arrival_ask)s,
+    %(status)s::varchar, %(attempt)s, %(status_reason)s,
+    CASE WHEN %(status)s::varchar = 'PENDING' THEN NULL ELSE now() END)
+ON CONFLICT (child_order_id) DO UPDATE SET
+    broker_order_id = COALESCE(child_orders.broker_order_id, EXCLUDED.broker_order_id),
+    status = CASE WHEN child_orders.status IN ('PENDING', 'PLACED') THEN EXCLUDED.status
+                  ELSE child_orders.status END,
+    status_reason = COALESCE(EXCLUDED.status_reason, child_orders.status_reason),
+    placed_at = COALESCE(child_orders.placed_at, EXCLUDED.placed_at),
+    updated_at = now()
+"""
+
+UPDATE_ALLOCATION_STATUS = """
+UPDATE order_allocations a SET status = %(status)s
+FROM order_routing_decisions d
+WHERE d.id = a.routing_decision_id AND d.order_id = %(order_id)s AND a.broker_id = %(broker_id)s
+"""
+
+INSERT_OUTBOX = """
+INSERT INTO event_outbox (event_id, source, detail_type, detail)
+VALUES (%(event_id)s, %(source)s, %(detail_type)s, %(detail)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+SELECT_BY_CLIENT_ORDER = """
+SELECT order_id, user_id, client_order_id, request_hash, response
+FROM orders WHERE user_id = %s AND client_order_id = %s
+"""
+
+SELECT_DECISION_OF_ORDER = """
+SELECT d.id, o.quantity FROM order_routing_decisions d JOIN orders o USING (order_id)
+WHERE d.order_id = %s
+"""
+
+UPDATE_ORDER_RESPONSE = """
+UPDATE orders SET response = %(response)s, status = %(status)s, updated_at = now()
+WHERE order_id = %(order_id)s
+"""
+
+_CHILD_COLUMNS = """c.child_order_id, c.order_id, c.user_id, c.broker_id, c.broker_order_id,
+    c.symbol, o.exchange, c.side, c.quantity, c.order_type, o.product, c.limit_price,
+    o.trigger_price, c.expected_price, c.arrival_bid, c.arrival_ask, c.status, c.attempt,
+    c.status_reason, c.filled_quantity, c.average_price"""
+SELECT_CHILD = (
+    f"SELECT {_CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
+    "WHERE c.child_order_id = %s"
+)
+SELECT_CHILD_BY_BROKER_ORDER = (
+    f"SELECT {_CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
+    "WHERE c.broker_id = %s AND c.broker_order_id = %s"
+)
+
+SELECT_ORDER_VIEW = """
+SELECT o.order_id, o.user_id, o.client_order_id, o.symbol, o.exchange, o.side, o.quantity,
+    o.order_type, o.limit_price, o.trigger_price, o.product, o.routing_objective, o.status,
+    o.created_at, d.id AS decision_id, d.routing_strategy, d.confidence_score,
+    d.expected_execution_time_ms, d.expected_slippage_bps, d.expected_price,
+    d.expected_fill_probability, d.expected_charges_inr, d.fallback_broker_ids
+FROM orders o LEFT JOIN order_routing_decisions d ON d.order_id = o.order_id
+WHERE o.order_id = %s AND o.user_id = %s
+"""
+SELECT_ALLOCATIONS = """
+SELECT broker_id, quantity, allocation_percentage, expected_execution_price, priority, status,
+    slices, cascaded_from
+FROM order_allocations WHERE routing_decision_id = %s ORDER BY priority, id
+"""
+SELECT_CHILDREN = """
+SELECT child_order_id, broker_id, broker_order_id, quantity, status, filled_quantity,
+    average_price, attempt, status_reason, placed_at
+FROM child_orders WHERE order_id = %s ORDER BY attempt, child_order_id
+"""
+SELECT_EXECUTIONS = """
+SELECT child_order_id, broker_id, status, filled_quantity, fill_price, execution_latency_ms,
+    slippage_bps, price_improvement_bps, fill_rate, execution_quality_score, charges_inr,
+    created_at
+FROM execution_metrics WHERE order_id = %s ORDER BY id
+"""
+
+
+def _child_params(child: ChildOrder) -> dict[str, Any]:
+    return {
+        "child_order_id": child.child_order_id,
+        "order_id": child.order_id,
+        "user_id": child.user_id,
+        "broker_id": child.broker_id,
+        "broker_order_id": child.broker_order_id,
+        "symbol": child.symbol,
+        "side": child.side.value,
+        "quantity": child.quantity,
+        "order_type": child.order_type.value,
+        "limit_price": child.limit_price,
+        "expected_price": child.expected_price,
+        "arrival_bid": child.arrival_bid,
+        "arrival_ask": child.arrival_ask,
+        "status": child.status.value,
+        "attempt": child.attempt,
+        "status_reason": child.status_reason,
+    }
+
+
+def _event_params(event: DomainEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "source": event.source,
+        "detail_type": event.detail_type,
+        "detail": Jsonb(event.detail),
+    }
+
+
+def child_from_row(row: dict[str, Any]) -> ChildOrder:
+    """Map a child order row (joined with its parent) to the domain model."""
+    return ChildOrder(
+        child_order_id=row["child_order_id"],
+        order_id=row["order_id"],
+        user_id=row["user_id"],
+        broker_id=row["broker_id"],
+        broker_order_id=row["broker_order_id"],
+        symbol=row["symbol"],
+        exchange=row["exchange"],
+        side=row["side"],
+        quantity=row["quantity"],
+        order_type=row["order_type"],
+        product=row["product"],
+        limit_price=row["limit_price"],
+        trigger_price=row["trigger_price"],
+        expected_price=row["expected_price"],
+        arrival_bid=row["arrival_bid"],
+        arrival_ask=row["arrival_ask"],
+        status=ChildOrderStatus(row["status"]),
+        attempt=row["attempt"],
+        status_reason=row["status_reason"],
+        filled_quantity=row["filled_quantity"],
+        average_price=row["average_price"],
+    )
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = float(value)
+        elif hasattr(value, "isoformat"):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+class PostgresOrderRepository:
+    """:class:`shared.ports.OrderRepository`: the routing audit trail and child order state."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def find_by_client_order_id(self, user_id: str, client_order_id: str) -> StoredOrder | None:
+        """The stored order of an idempotency key, or ``None``."""
+        with self._db.connection() as conn:
+            row = conn.execute(SELECT_BY_CLIENT_ORDER, (user_id, client_order_id)).fetchone()
+        if row is None:
+            return None
+        return StoredOrder(
+            order_id=row["order_id"],
+            user_id=row["user_id"],
+            client_order_id=row["client_order_id"],
+            request_hash=row["request_hash"],
+            response=row["response"],
+        )
+
+    def save_routed_order(
+        self,
+        order: OrderRequest,
+        *,
+        request_hash: str,
+        decision: RoutingDecision,
+        children: Sequence[ChildOrder],
+        events: Sequence[DomainEvent],
+    ) -> int | None:
+        """Store the order and everything decided about it in one transaction.
+
+        Returns
+        -------
+        int | None
+            The decision id, or ``None`` when ``(user_id, client_order_id)`` already exists: the
+            unique constraint makes concurrent duplicates wait for the first writer and then
+            write nothing.
+        """
+        expected = decision.expected_execution
+        with self._db.connection() as conn:
+            inserted = conn.execute(
+                INSERT_ORDER,
+                {
+                    "order_id": order.order_id,
+                    "user_id": order.user_id,
+                    "client_order_id": order.client_order_id or order.order_id,
+                    "request_hash": request_hash,
+                    "symbol": order.symbol,
+                    "exchange": order.exchange.value,
+                    "side": order.side.value,
+                    "quantity": order.quantity,
+                    "order_type": order.order_type.value,
+                    "limit_price": order.limit_price,
+                    "trigger_price": order.trigger_price,
+                    "product": order.product.value,
+                    "routing_objective": order.routing_objective.value,
+                    "max_brokers": order.max_brokers,
+                },
+            ).fetchone()
+            if inserted is None:
+                return None
+            decision_row = conn.execute(
+                INSERT_DECISION,
+                {
+                    "order_id": order.order_id,
+                    "user_id": order.user_id,
+                    "strategy": decision.strategy.value,
+                    "confidence": round(decision.confidence_score, 3),
+                    "time_ms": round(expected.time_ms),
+                    "slippage": round(expected.slippage_bps, 4),
+                    "price": expected.price,
+                    "fill_probability": round(expected.fill_probability, 4),
+                    "charges": expected.charges.total,
+                    "total_cost": expected.total_cost_inr,
+                    "fallbacks": list(decision.fallback_broker_ids),
+                    "scores": Jsonb(
+                        [s.model_dump(mode="json", by_alias=True) for s in decision.broker_scores]
+                    ),
+                },
+            ).fetchone()
+            assert decision_row is not None  # RETURNING of a successful INSERT
+            decision_id = int(decision_row["id"])
+            with conn.cursor() as cur:
+                cur.executemany(
+                    INSERT_ALLOCATION,
+                    [
+                        {
+                            "decision_id": decision_id,
+                            "broker_id": a.broker_id,
+                            "pct": a.allocation_percentage,
+                            "price": a.expected_execution_price,
+                            "priority": a.priority,
+                            "status": "PENDING",
+                            "quantity": a.quantity,
+                            "slices": a.slices,
+                            "cost": a.expected_cost_inr,
+                            "cascaded_from": None,
+                        }
+                        for a in decision.allocations
+                    ],
+                )
+                cur.executemany(UPSERT_CHILD, [_child_params(c) for c in children])
+                if events:
+                    cur.executemany(INSERT_OUTBOX, [_event_params(e) for e in events])
+        return decision_id
+
+    def record_placements(
+        self,
+        order_id: str,
+        children: Sequence[ChildOrder],
+        events: Sequence[DomainEvent],
+        response: dict[str, Any],
+    ) -> None:
+        """Store what the brokers answered, cascaded children, events and the final response."""
+        with self._db.connection() as conn, conn.cursor() as cur:
+            decision = conn.execute(SELECT_DECISION_OF_ORDER, (order_id,)).fetchone()
+            if decision is None:
+                raise LookupError(f"no decision for order {order_id}")
+            cascaded = [c for c in children if c.cascaded_from is not None]
+            if cascaded:
+                cur.executemany(
+                    INSERT_ALLOCATION,
+                    [
+                        {
+                            "decision_id": decision["id"],
+                            "broker_id": c.broker_id,
+                            "pct": _percentage(c.quantity, decision["quantity"]),
+                            "price": c.expected_price,
+                            "priority": c.priority,
+                            "status": "PENDING",
+                            "quantity": c.quantity,
+                            "slices": 1,
+                            "cost": None,
+                            "cascaded_from": c.cascaded_from,
+                        }
+                        for c in cascaded
+                    ],
+                )
+            cur.executemany(UPSERT_CHILD, [_child_params(c) for c in children])
+            cur.executemany(
+                UPDATE_ALLOCATION_STATUS,
+                [
+                    {"order_id": order_id, "broker_id": c.broker_id, "status": c.status.value}
+                    for c in children
+                ],
+            )
+            if events:
+                cur.executemany(INSERT_OUTBOX, [_event_params(e) for e in events])
+            cur.execute(
+                UPDATE_ORDER_RESPONSE,
+                {
+                    "order_id": order_id,
+                    "response": Jsonb(response),
+                    "status": str(response.get("status", "ROUTED")),
+                },
+            )
+
+    def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
+        """A caller's own order with its decision, allocations, children and executions."""
+        with self._db.connection() as conn:
+            order = conn.execute(SELECT_ORDER_VIEW, (order_id, user_id)).fetchone()
+            if order is None:
+                return None
+            allocations = (
+                conn.execute(SELECT_ALLOCATIONS, (order["decision_id"],)).fetchall()
+                if order["decision_id"] is not None
+                else []
+            )
+            children = conn.execute(SELECT_CHILDREN, (order_id,)).fetchall()
+            executions = conn.execute(SELECT_EXECUTIONS, (order_id,)).fetchall()
+        return {
+            "order": _jsonable(order),
+            "allocations": [_jsonable(r) for r in allocations],
+            "childOrders": [_jsonable(r) for r in children],
+            "executions": [_jsonable(r) for r in executions],
+        }
+
+    def get_child(self, child_order_id: str) -> ChildOrder | None:
+        """One child order or ``None``."""
+        with self._db.connection() as conn:
+            row = conn.execute(SELECT_CHILD, (child_order_id,)).fetchone()
+        return child_from_row(row) if row else None
+
+    def find_child_by_broker_order(self, broker_id: str, broker_order_id: str) -> ChildOrder | None:
+        """The child order a broker knows by its own order id, or ``None``."""
+        with self._db.connection() as conn:
+            row = conn.execute(
+                SELECT_CHILD_BY_BROKER_ORDER, (broker_id, broker_order_id)
+            ).fetchone()
+        return child_from_row(row) if row else None
+
+
+def _percentage(quantity: int, total: int) -> Decimal:
+    return (Decimal(100) * quantity / total).quantize(Decimal("0.01"))

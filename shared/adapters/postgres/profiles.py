@@ -1,0 +1,266 @@
+"""Broker execution profiles in Postgres, including the one-statement moving-average update."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from shared.adapters.postgres.pool import Database
+from shared.domain.brokers import BrokerConfig
+from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
+from shared.ports import Observation
+
+# Priors for a profile column that has never been measured: a new profile starts cautious
+# (slow, not quite reliable) and its sample_count of 0 lowers the engine's confidence.
+PRIOR_EXECUTION_TIME_MS = 1000
+PRIOR_FILL_RATE_PCT = 90.0
+
+_PROFILE_COLUMNS = """
+SELECT p.broker_id, p.symbol, p.avg_execution_time_ms, p.fill_rate_percentage,
+       p.price_improvement_bps, p.slippage_bps, p.current_spread_bps, p.order_book_depth,
+       p.recent_volume, p.max_order_size, p.min_order_size, p.status, p.response_time_ms,
+       p.error_rate_percentage, p.last_updated, p.sample_count, p.volatility_bps, p.last_price,
+       b.supported_order_types, b.lot_size, b.freeze_quantity, b.rate_limit_per_s, b.fee_schedule
+"""
+_PROFILE_SELECT = (
+    _PROFILE_COLUMNS + "FROM broker_execution_profiles p JOIN brokers b USING (broker_id)\n"
+)
+
+SELECT_FOR_SYMBOL = _PROFILE_SELECT + "WHERE p.symbol = %s AND b.enabled ORDER BY p.broker_id"
+SELECT_ONE = _PROFILE_SELECT + "WHERE p.broker_id = %s AND p.symbol = %s"
+
+UPSERT = """
+INSERT INTO broker_execution_profiles (broker_id, symbol, avg_execution_time_ms,
+    fill_rate_percentage, price_improvement_bps, slippage_bps, current_spread_bps,
+    order_book_depth, recent_volume, max_order_size, min_order_size, status, response_time_ms,
+    error_rate_percentage, last_updated, sample_count, volatility_bps, last_price)
+VALUES (%(broker_id)s, %(symbol)s, %(avg_execution_time_ms)s, %(fill_rate_percentage)s,
+    %(price_improvement_bps)s, %(slippage_bps)s, %(current_spread_bps)s, %(order_book_depth)s,
+    %(recent_volume)s, %(max_order_size)s, %(min_order_size)s, %(status)s, %(response_time_ms)s,
+    %(error_rate_percentage)s, %(last_updated)s, %(sample_count)s, %(volatility_bps)s,
+    %(last_price)s)
+ON CONFLICT (broker_id, symbol) DO UPDATE SET
+    avg_execution_time_ms = EXCLUDED.avg_execution_time_ms,
+    fill_rate_percentage = EXCLUDED.fill_rate_percentage,
+    price_improvement_bps = EXCLUDED.price_improvement_bps,
+    slippage_bps = EXCLUDED.slippage_bps, current_spread_bps = EXCLUDED.current_spread_bps,
+    order_book_depth = EXCLUDED.order_book_depth, recent_volume = EXCLUDED.recent_volume,
+    max_order_size = EXCLUDED.max_order_size, min_order_size = EXCLUDED.min_order_size,
+    status = EXCLUDED.status, response_time_ms = EXCLUDED.response_time_ms,
+    error_rate_percentage = EXCLUDED.error_rate_percentage, last_updated = EXCLUDED.last_updated,
+    sample_count = EXCLUDED.sample_count, volatility_bps = EXCLUDED.volatility_bps,
+    last_price = EXCLUDED.last_price, updated_at = CURRENT_TIMESTAMP
+"""
+
+# One statement per report: the row lock taken by the UPDATE serialises concurrent writers, and
+# each reads the value the previous one committed, so no update is lost (no read-modify-write in
+# the application). An observation of NULL leaves that average unchanged.
+APPLY_OBSERVATION = (
+    """
+WITH updated AS (
+INSERT INTO broker_execution_profiles AS p (broker_id, symbol, avg_execution_time_ms,
+    fill_rate_percentage, slippage_bps, price_improvement_bps, error_rate_percentage,
+    response_time_ms, sample_count, last_updated)
+VALUES (%(broker_id)s, %(symbol)s,
+    %(latency)s::numeric, %(fill)s::numeric, %(slip)s::numeric, %(pi)s::numeric,
+    CASE WHEN %(err)s THEN 100 ELSE 0 END, %(resp)s::numeric,
+    1, %(at)s)
+ON CONFLICT (broker_id, symbol) DO UPDATE SET
+    avg_execution_time_ms = CASE
+        WHEN EXCLUDED.avg_execution_time_ms IS NULL THEN p.avg_execution_time_ms
+        WHEN p.avg_execution_time_ms IS NULL THEN EXCLUDED.avg_execution_time_ms
+        ELSE round((1 - %(a)s::numeric) * p.avg_execution_time_ms
+                   + %(a)s::numeric * EXCLUDED.avg_execution_time_ms) END,
+    fill_rate_percentage = CASE
+        WHEN EXCLUDED.fill_rate_percentage IS NULL THEN p.fill_rate_percentage
+        WHEN p.fill_rate_percentage IS NULL THEN EXCLUDED.fill_rate_percentage
+        ELSE (1 - %(a)s::numeric) * p.fill_rate_percentage
+             + %(a)s::numeric * EXCLUDED.fill_rate_percentage END,
+    slippage_bps = CASE
+        WHEN EXCLUDED.slippage_bps IS NULL THEN p.slippage_bps
+        WHEN p.slippage_bps IS NULL THEN EXCLUDED.slippage_bps
+        ELSE (1 - %(a)s::numeric) * p.slippage_bps + %(a)s::numeric * EXCLUDED.slippage_bps END,
+    price_improvement_bps = CASE
+        WHEN EXCLUDED.price_improvement_bps IS NULL THEN p.price_improvement_bps
+        WHEN p.price_improvement_bps IS NULL THEN EXCLUDED.price_improvement_bps
+        ELSE (1 - %(a)s::numeric) * p.price_improvement_bps
+             + %(a)s::numeric * EXCLUDED.price_improvement_bps END,
+    error_rate_percentage = (1 - %(a)s::numeric) * COALESCE(p.error_rate_percentage, 0)
+        + %(a)s::numeric * EXCLUDED.error_rate_percentage,
+    response_time_ms = CASE
+        WHEN EXCLUDED.response_time_ms IS NULL THEN p.response_time_ms
+        WHEN p.response_time_ms IS NULL THEN EXCLUDED.response_time_ms
+        ELSE round((1 - %(a)s::numeric) * p.response_time_ms
+                   + %(a)s::numeric * EXCLUDED.response_time_ms) END,
+    sample_count = p.sample_count + 1,
+    last_updated = GREATEST(p.last_updated, EXCLUDED.last_updated),
+    updated_at = CURRENT_TIMESTAMP
+RETURNING *
+)
+"""
+    + _PROFILE_COLUMNS
+    + "FROM updated p JOIN brokers b USING (broker_id)"
+)
+
+
+# Column ranges: one absurd (but authenticated) report must not make the statement fail.
+MAX_BPS = 9999.0
+MAX_MS = 2_000_000_000.0
+
+
+def _clamp(value: float | None, low: float, high: float) -> float | None:
+    return None if value is None else max(low, min(high, value))
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    # The specification's columns are TIMESTAMP (no zone); we store UTC in them.
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def profile_from_row(row: dict[str, Any]) -> BrokerProfile:
+    """Map a joined profile + broker row to the domain model, filling unmeasured columns."""
+    last_updated = row["last_updated"] or datetime(1970, 1, 1)
+    return BrokerProfile(
+        broker_id=row["broker_id"],
+        symbol=row["symbol"],
+        avg_execution_time_ms=float(row["avg_execution_time_ms"] or PRIOR_EXECUTION_TIME_MS),
+        fill_rate_percentage=float(
+            PRIOR_FILL_RATE_PCT
+            if row["fill_rate_percentage"] is None
+            else row["fill_rate_percentage"]
+        ),
+        price_improvement_bps=float(row["price_improvement_bps"] or 0),
+        slippage_bps=float(row["slippage_bps"] or 0),
+        current_spread_bps=float(row["current_spread_bps"] or 5),
+        order_book_depth=row["order_book_depth"] or 0,
+        recent_volume=row["recent_volume"] or 0,
+        supported_order_types=frozenset(OrderType(t) for t in row["supported_order_types"]),
+        max_order_size=row["max_order_size"],
+        min_order_size=row["min_order_size"],
+        status=BrokerStatus(row["status"]),
+        response_time_ms=float(row["response_time_ms"] or 0),
+        error_rate_percentage=float(row["error_rate_percentage"] or 0),
+        last_updated=last_updated.replace(tzinfo=UTC),
+        sample_count=row["sample_count"],
+        lot_size=row["lot_size"],
+        freeze_quantity=row["freeze_quantity"],
+        rate_limit_per_s=row["rate_limit_per_s"],
+        fee_schedule=FeeSchedule.model_validate(row["fee_schedule"] or {}),
+        volatility_bps=float(row["volatility_bps"] if row["volatility_bps"] is not None else 150),
+        **({"last_price": float(row["last_price"])} if _has_last_price(row) else {}),
+    )
+
+
+def _has_last_price(row: dict[str, Any]) -> bool:
+    return row.get("last_price") is not None and "last_price" in BrokerProfile.model_fields
+
+
+def profile_params(profile: BrokerProfile) -> dict[str, Any]:
+    """Column values of a profile for :data:`UPSERT`."""
+    return {
+        "broker_id": profile.broker_id,
+        "symbol": profile.symbol,
+        "avg_execution_time_ms": round(profile.avg_execution_time_ms),
+        "fill_rate_percentage": round(profile.fill_rate_percentage, 2),
+        "price_improvement_bps": round(profile.price_improvement_bps, 4),
+        "slippage_bps": round(profile.slippage_bps, 4),
+        "current_spread_bps": round(profile.current_spread_bps, 4),
+        "order_book_depth": profile.order_book_depth,
+        "recent_volume": profile.recent_volume,
+        "max_order_size": profile.max_order_size,
+        "min_order_size": profile.min_order_size,
+        "status": profile.status.value,
+        "response_time_ms": round(profile.response_time_ms),
+        "error_rate_percentage": round(profile.error_rate_percentage, 2),
+        "last_updated": _naive_utc(profile.last_updated),
+        "sample_count": profile.sample_count,
+        "volatility_bps": round(profile.volatility_bps, 4),
+        "last_price": getattr(profile, "last_price", None),
+    }
+
+
+class PostgresProfileRepository:
+    """:class:`shared.ports.ProfileRepository` over ``broker_execution_profiles``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def list_for_symbol(self, symbol: str) -> list[BrokerProfile]:
+        """Profiles of every enabled broker for ``symbol``, by broker id."""
+        with self._db.connection() as conn:
+            rows = conn.execute(SELECT_FOR_SYMBOL, (symbol,)).fetchall()
+        return [profile_from_row(r) for r in rows]
+
+    def get(self, broker_id: str, symbol: str) -> BrokerProfile | None:
+        """One profile or ``None``."""
+        with self._db.connection() as conn:
+            row = conn.execute(SELECT_ONE, (broker_id, symbol)).fetchone()
+        return profile_from_row(row) if row else None
+
+    def upsert(self, profile: BrokerProfile) -> None:
+        """Create or replace a profile (seeding, market-condition refresh)."""
+        with self._db.connection() as conn:
+            conn.execute(UPSERT, profile_params(profile))
+
+    def apply_observation(
+        self,
+        broker_id: str,
+        symbol: str,
+        observation: Observation,
+        *,
+        alpha: float,
+        observed_at: datetime,
+    ) -> BrokerProfile | None:
+        """Fold one observation into the moving averages in one statement; return the result.
+
+        Parameters
+        ----------
+        broker_id, symbol
+            The profile's key; a missing profile is created from the observation.
+        observation
+            What the report contributes; ``None`` fields leave their average unchanged.
+        alpha
+            Weight of the new observation in the exponentially weighted averages, in (0, 1].
+        observed_at
+            When the execution happened; ``last_updated`` never moves backwards.
+
+        Returns
+        -------
+        BrokerProfile | None
+            The updated profile, or ``None`` when the broker is unknown or disabled.
+        """
+        params = {
+            "broker_id": broker_id,
+            "symbol": symbol,
+            "latency": _clamp(observation.latency_ms, 0, MAX_MS),
+            "fill": _clamp(observation.fill_rate_pct, 0, 100),
+            "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
+            "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
+            "err": observation.is_error,
+            "resp": _clamp(observation.response_time_ms, 0, MAX_MS),
+            "a": alpha,
+            "at": _naive_utc(observed_at),
+        }
+        try:
+            with self._db.connection() as conn:
+                row = conn.execute(APPLY_OBSERVATION, params).fetchone()
+        except psycopg.errors.ForeignKeyViolation:
+            return None
+        return profile_from_row(row) if row else None
+
+
+def profile_with_broker(profile: BrokerProfile, broker: BrokerConfig) -> BrokerProfile:
+    """A profile with the broker-level fields taken from ``broker`` (used by seeding)."""
+    return profile.model_copy(
+        update={
+            "supported_order_types": broker.supported_order_types,
+            "lot_size": broker.lot_size,
+            "freeze_quantity": broker.freeze_quantity,
+            "rate_limit_per_s": broker.rate_limit_per_s,
+            "fee_schedule": broker.fee_schedule,
+        }
+    )

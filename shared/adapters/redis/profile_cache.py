@@ -1,0 +1,85 @@
+"""Broker profiles cached in Redis under ``profile:{broker}:{symbol}``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import redis
+
+from shared.adapters.redis.client import RedisGuard
+from shared.domain.models import BrokerProfile
+
+_NO_PROFILE = b"null"
+
+# Write each entry unless the cache already holds a profile built from more samples: two
+# writers racing (a tracker and a read-through refresh) can then never leave the older profile
+# in the cache for a whole TTL. ARGV = ttl, then (value, sample_count) per key.
+_PUT_IF_NEWER = """
+local written = 0
+for i, key in ipairs(KEYS) do
+  local value = ARGV[2 * i]
+  local samples = tonumber(ARGV[2 * i + 1])
+  local current = redis.call('GET', key)
+  local keep = false
+  if current and current ~= 'null' and samples >= 0 then
+    local ok, decoded = pcall(cjson.decode, current)
+    if ok and tonumber(decoded['sample_count'] or 0) > samples then keep = true end
+  end
+  if not keep then
+    redis.call('SET', key, value, 'EX', ARGV[1])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+class RedisProfileCache:
+    """:class:`shared.ports.ProfileCache`: one MGET for N brokers, one pipeline to write.
+
+    A broker without a profile for the symbol is cached as ``null`` too, so a symbol that only
+    some brokers cover does not send every read to Postgres.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, ttl_s: int, prefix: str = "", guard: RedisGuard | None = None
+    ) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+        self._prefix = prefix
+        self._guard = guard or RedisGuard()
+        self._put_if_newer = client.register_script(_PUT_IF_NEWER)
+
+    def key(self, broker_id: str, symbol: str) -> str:
+        """The cache key of one profile."""
+        return f"{self._prefix}profile:{broker_id}:{symbol}"
+
+    def get_many(self, symbol: str, broker_ids: Sequence[str]) -> dict[str, BrokerProfile | None]:
+        """Cached entries of the brokers that have one (``None`` = known to have no profile)."""
+        if not broker_ids:
+            return {}
+        with self._guard.call():
+            values = self._client.mget([self.key(b, symbol) for b in broker_ids])
+        found: dict[str, BrokerProfile | None] = {}
+        for broker_id, raw in zip(broker_ids, values, strict=True):
+            if raw is None:
+                continue
+            found[broker_id] = (
+                None if raw == _NO_PROFILE else BrokerProfile.model_validate_json(raw)
+            )
+        return found
+
+    def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
+        """Write entries with the TTL in one round trip, never replacing a newer profile."""
+        if not profiles:
+            return
+        keys: list[str] = []
+        args: list[bytes | int] = [self._ttl_s]
+        for broker_id, profile in profiles.items():
+            keys.append(self.key(broker_id, symbol))
+            if profile is None:
+                args += [_NO_PROFILE, -1]
+            else:
+                args += [profile.model_dump_json().encode(), profile.sample_count]
+        with self._guard.call():
+            self._put_if_newer(keys=keys, args=args)

@@ -1,0 +1,130 @@
+"""Child orders (what is sent to each broker) and the events the router publishes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from shared.domain.models import (
+    Exchange,
+    FrozenModel,
+    OrderType,
+    Product,
+    Side,
+)
+
+SOURCE_ROUTING = "order-router.routing"
+SOURCE_BROKERS = "order-router.brokers"
+EVENT_SCHEMA_VERSION = 1
+
+
+class ChildOrderStatus(StrEnum):
+    """Life cycle of one child order at one broker."""
+
+    PENDING = "PENDING"
+    PLACED = "PLACED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    REJECTED = "REJECTED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        """True when nothing more will happen to the child."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {
+        ChildOrderStatus.FILLED,
+        ChildOrderStatus.REJECTED,
+        ChildOrderStatus.TIMED_OUT,
+        ChildOrderStatus.CANCELLED,
+    }
+)
+
+
+class ChildOrder(FrozenModel):
+    """One order sent (or to be sent) to one broker for part of a parent order."""
+
+    child_order_id: str = Field(min_length=1, max_length=50)
+    order_id: str
+    user_id: str
+    broker_id: str
+    symbol: str
+    exchange: Exchange
+    side: Side
+    quantity: int = Field(gt=0)
+    order_type: OrderType
+    product: Product
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    expected_price: Decimal | None = None
+    arrival_bid: Decimal | None = None
+    arrival_ask: Decimal | None = None
+    priority: int = 1
+    attempt: int = 1
+    cascaded_from: str | None = None
+    """Broker whose rejection or timeout sent this quantity here."""
+    status: ChildOrderStatus = ChildOrderStatus.PENDING
+    broker_order_id: str | None = None
+    status_reason: str | None = None
+    filled_quantity: int = 0
+    average_price: Decimal | None = None
+
+
+class DomainEvent(FrozenModel):
+    """An event for EventBridge (and the MSK topic): ``detail`` is the JSON payload.
+
+    Every ``detail`` carries ``schema_version``, ``order_id``, ``user_id`` and ``idempotency_key``
+    (ARCHITECTURE.md §6), so consumers can de-duplicate at-least-once deliveries.
+    """
+
+    event_id: UUID
+    source: str
+    detail_type: str
+    detail: dict[str, Any]
+
+
+def make_event(
+    *,
+    event_id: UUID,
+    source: str,
+    detail_type: str,
+    order_id: str,
+    user_id: str,
+    idempotency_key: str,
+    payload: dict[str, Any],
+) -> DomainEvent:
+    """Build an event whose detail carries the fields every consumer relies on.
+
+    Parameters
+    ----------
+    event_id
+        Unique id of this event (also the outbox row's key).
+    source, detail_type
+        EventBridge routing fields.
+    order_id, user_id
+        Owner of the event; consumers push updates to this user only.
+    idempotency_key
+        Stable key of the fact the event reports, for consumer de-duplication.
+    payload
+        The rest of the detail.
+
+    Returns
+    -------
+    DomainEvent
+    """
+    detail = {
+        "schema_version": EVENT_SCHEMA_VERSION,
+        "order_id": order_id,
+        "user_id": user_id,
+        "idempotency_key": idempotency_key,
+        **payload,
+    }
+    return DomainEvent(event_id=event_id, source=source, detail_type=detail_type, detail=detail)

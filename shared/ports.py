@@ -1,0 +1,244 @@
+"""Ports: what the services need from the outside world, as small Protocols.
+
+Adapters in ``shared/adapters`` implement them by technology (Postgres, Redis, EventBridge, API
+Gateway); tests may pass in-memory fakes that implement the same Protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.domain.analytics import ExecutionAnalytics
+from shared.domain.brokers import BrokerConfig
+from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
+from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one execution report contributes to a broker profile's moving averages.
+
+    ``None`` leaves that average as it is (a rejection has no price to learn from).
+    """
+
+    latency_ms: float | None
+    fill_rate_pct: float | None
+    slippage_bps: float | None
+    price_improvement_bps: float | None
+    is_error: bool
+    response_time_ms: float | None = None
+
+
+class BrokerRepository(Protocol):
+    """Broker configuration (the ``brokers`` table)."""
+
+    def list_enabled(self) -> list[BrokerConfig]:
+        """Every enabled broker."""
+        ...
+
+    def get(self, broker_id: str) -> BrokerConfig | None:
+        """One broker, enabled or not; ``None`` when unknown."""
+        ...
+
+
+class ProfileRepository(Protocol):
+    """Broker execution profiles in the source of truth."""
+
+    def list_for_symbol(self, symbol: str) -> list[BrokerProfile]:
+        """Profiles of every enabled broker for ``symbol``, joined with broker configuration."""
+        ...
+
+    def upsert(self, profile: BrokerProfile) -> None:
+        """Create or replace the profile of ``(profile.broker_id, profile.symbol)``."""
+        ...
+
+    def apply_observation(
+        self,
+        broker_id: str,
+        symbol: str,
+        observation: Observation,
+        *,
+        alpha: float,
+        observed_at: datetime,
+    ) -> BrokerProfile | None:
+        """Fold one observation into the profile atomically; return the updated profile."""
+        ...
+
+
+class ProfileCache(Protocol):
+    """A cache of profiles keyed by broker and symbol. Failures raise ``CacheUnavailableError``."""
+
+    def get_many(self, symbol: str, broker_ids: Sequence[str]) -> dict[str, BrokerProfile | None]:
+        """Cached entries for the brokers that have one; a cached ``None`` means "no profile"."""
+        ...
+
+    def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
+        """Cache profiles (``None`` remembers that a broker has no profile for the symbol)."""
+        ...
+
+
+class MarketData(Protocol):
+    """Arrival quotes."""
+
+    def quote(self, symbol: str) -> Quote | None:
+        """The current quote of ``symbol``, or ``None`` when unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    """An order as stored: what an idempotent replay needs."""
+
+    order_id: str
+    user_id: str
+    client_order_id: str
+    request_hash: str
+    response: dict[str, Any] | None
+
+
+class OrderRepository(Protocol):
+    """Orders, routing decisions, allocations, child orders and their outbox events."""
+
+    def find_by_client_order_id(self, user_id: str, client_order_id: str) -> StoredOrder | None:
+        """The stored order of this idempotency key, if any."""
+        ...
+
+    def save_routed_order(
+        self,
+        order: OrderRequest,
+        *,
+        request_hash: str,
+        decision: RoutingDecision,
+        children: Sequence[ChildOrder],
+        events: Sequence[DomainEvent],
+    ) -> int | None:
+        """Store order, decision, allocations, children and events in ONE transaction.
+
+        Returns the decision id, or ``None`` when an order with the same ``(user_id,
+        client_order_id)`` already exists (nothing is written then).
+        """
+        ...
+
+    def record_placements(
+        self,
+        order_id: str,
+        children: Sequence[ChildOrder],
+        events: Sequence[DomainEvent],
+        response: dict[str, Any],
+    ) -> None:
+        """Store placement outcomes (cascaded children too), events and the response at once."""
+        ...
+
+    def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
+        """Decision, allocations, children and executions of a caller's own order."""
+        ...
+
+    def get_child(self, child_order_id: str) -> ChildOrder | None:
+        """One child order."""
+        ...
+
+    def find_child_by_broker_order(self, broker_id: str, broker_order_id: str) -> ChildOrder | None:
+        """The child order a broker knows by ``broker_order_id``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """One execution report's metrics row (the specification's ``execution_metrics``)."""
+
+    report_key: str
+    order_id: str
+    child_order_id: str | None
+    user_id: str
+    broker_id: str
+    symbol: str
+    status: str
+    filled_quantity: int
+    fill_price: Decimal | None
+    execution_latency_ms: int | None
+    slippage_bps: float | None
+    price_improvement_bps: float | None
+    fill_rate: float
+    execution_quality_score: float | None
+    charges_inr: Decimal
+    market_conditions: dict[str, Any]
+
+
+class ExecutionRepository(Protocol):
+    """Execution metrics, stored exactly once per report."""
+
+    def record(self, record: ExecutionRecord) -> bool:
+        """Insert the row; ``False`` when this report key was already recorded (a no-op)."""
+        ...
+
+
+class AnalyticsRepository(Protocol):
+    """Aggregates over a trader's executions."""
+
+    def execution_analytics(self, user_id: str, days: int) -> ExecutionAnalytics:
+        """Stats of ``user_id`` over the last ``days`` days; zeros for an empty window."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An event waiting in the outbox."""
+
+    outbox_id: int
+    event: DomainEvent
+    attempts: int
+
+
+class Outbox(Protocol):
+    """The transactional outbox."""
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        """Oldest unpublished events, locked for this caller (others skip them)."""
+        ...
+
+    def mark_published(self, outbox_ids: Sequence[int]) -> None:
+        """Record successful publication."""
+        ...
+
+    def mark_failed(self, outbox_ids: Sequence[int], error: str) -> None:
+        """Record a failed attempt; the events stay pending."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Publishes events to the bus."""
+
+    def publish(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        """Publish events; return those that failed (the caller keeps them in the outbox)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementResult:
+    """A broker's answer to one child order."""
+
+    child_order_id: str
+    status: ChildOrderStatus
+    broker_order_id: str | None = None
+    reason: str | None = None
+    response_time_ms: float | None = None
+
+
+class BrokerGateway(Protocol):
+    """Sends child orders to brokers."""
+
+    def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
+        """Place one child order; a timeout or a reject is a result, not an exception."""
+        ...
+
+
+class Notifier(Protocol):
+    """Pushes live updates to a trader's open connections."""
+
+    def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
+        """Push one message to every connection of ``user_id``; return how many received it."""
+        ...

@@ -1,0 +1,92 @@
+"""Reading broker profiles: Redis first, Postgres on a miss, and never fail because of Redis."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from cachetools import TTLCache
+
+from shared.domain.errors import CacheUnavailableError
+from shared.domain.models import BrokerProfile, Quote
+from shared.ports import BrokerRepository, MarketData, ProfileCache, ProfileRepository
+
+
+class ProfileService:
+    """Read-through cache of broker profiles (the specification's 5-minute Redis cache).
+
+    The list of enabled brokers changes rarely (an operator edits the ``brokers`` table), so it
+    is kept in process for ``broker_list_ttl_s``; with it, a read is one Redis MGET for every
+    broker of the symbol, and Postgres is asked only when an entry is missing or Redis is down.
+    """
+
+    def __init__(
+        self,
+        profiles: ProfileRepository,
+        cache: ProfileCache,
+        brokers: BrokerRepository,
+        *,
+        broker_list_ttl_s: float = 60.0,
+    ) -> None:
+        self._profiles = profiles
+        self._cache = cache
+        self._brokers = brokers
+        self._broker_ids: TTLCache[str, tuple[str, ...]] = TTLCache(
+            maxsize=1, ttl=broker_list_ttl_s
+        )
+
+    def broker_ids(self) -> tuple[str, ...]:
+        """Ids of the enabled brokers (cached in process)."""
+        ids = self._broker_ids.get("all")
+        if ids is None:
+            ids = tuple(b.broker_id for b in self._brokers.list_enabled())
+            self._broker_ids["all"] = ids
+        return ids
+
+    def profiles_for(self, symbol: str) -> list[BrokerProfile]:
+        """Profiles of every enabled broker that has one for ``symbol``, by broker id.
+
+        Raises
+        ------
+        DataUnavailableError
+            Only when Postgres is needed (a cache miss or Redis down) and cannot be reached.
+        """
+        broker_ids = self.broker_ids()
+        try:
+            cached = self._cache.get_many(symbol, broker_ids)
+        except CacheUnavailableError:
+            return self._profiles.list_for_symbol(symbol)
+        if len(cached) == len(broker_ids):
+            return [p for b in broker_ids if (p := cached[b]) is not None]
+        return self.refresh(symbol)
+
+    def refresh(self, symbol: str) -> list[BrokerProfile]:
+        """Load the symbol's profiles from Postgres and rewrite the cache (refresh-on-write)."""
+        profiles = self._profiles.list_for_symbol(symbol)
+        by_broker: dict[str, BrokerProfile | None] = dict.fromkeys(self.broker_ids())
+        by_broker.update({p.broker_id: p for p in profiles})
+        # Postgres already answered: a cache that cannot be written is repaired by a later read.
+        with suppress(CacheUnavailableError):
+            self._cache.put_many(symbol, by_broker)
+        return profiles
+
+    def store(self, profile: BrokerProfile) -> None:
+        """Write one updated profile to the cache (after the database write committed)."""
+        # Postgres holds the truth; a stale entry expires within the TTL.
+        with suppress(CacheUnavailableError):
+            self._cache.put_many(profile.symbol, {profile.broker_id: profile})
+
+
+class CachedMarketData:
+    """The specification's in-process market-data cache with a 1-second TTL."""
+
+    def __init__(self, source: MarketData, *, ttl_s: float = 1.0, maxsize: int = 4096) -> None:
+        self._source = source
+        self._quotes: TTLCache[str, Quote | None] = TTLCache(maxsize=maxsize, ttl=ttl_s)
+
+    def quote(self, symbol: str) -> Quote | None:
+        """The quote of ``symbol``, from the source at most once a second."""
+        if symbol in self._quotes:
+            return self._quotes[symbol]
+        quote = self._source.quote(symbol)
+        self._quotes[symbol] = quote
+        return quote

@@ -1,0 +1,167 @@
+"""Builders of valid domain objects for tests; each takes overrides for what a test cares about."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.domain.brokers import BrokerConfig, WebhookAuth
+from shared.domain.models import (
+    BrokerageRule,
+    BrokerProfile,
+    BrokerScore,
+    ChargeBreakdown,
+    ExpectedExecution,
+    FeeSchedule,
+    OrderAllocation,
+    OrderRequest,
+    OrderType,
+    RoutingDecision,
+    RoutingObjective,
+    Side,
+)
+from shared.domain.orders import SOURCE_ROUTING, ChildOrder, DomainEvent, make_event
+
+NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+
+ZERODHA_FEES = FeeSchedule(
+    delivery=BrokerageRule(),
+    intraday=BrokerageRule(rate_pct=Decimal("0.03"), cap_inr=Decimal(20)),
+    dp_charge_inr=Decimal("15.34"),
+)
+
+
+def broker(broker_id: str = "zerodha", **overrides: Any) -> BrokerConfig:
+    values: dict[str, Any] = {
+        "broker_id": broker_id,
+        "display_name": broker_id.title(),
+        "adapter": "paper",
+        "webhook_auth": WebhookAuth.HMAC,
+        "webhook_secret_ref": f"{broker_id}/webhook",
+        "fee_schedule": ZERODHA_FEES,
+        "lot_size": 1,
+        "freeze_quantity": 100_000,
+        "rate_limit_per_s": 10,
+    }
+    values.update(overrides)
+    return BrokerConfig(**values)
+
+
+def profile(
+    broker_id: str = "zerodha", symbol: str = "RELIANCE", **overrides: Any
+) -> BrokerProfile:
+    values: dict[str, Any] = {
+        "broker_id": broker_id,
+        "symbol": symbol,
+        "avg_execution_time_ms": 120.0,
+        "fill_rate_percentage": 98.5,
+        "price_improvement_bps": 0.5,
+        "slippage_bps": 1.2,
+        "current_spread_bps": 2.0,
+        "order_book_depth": 50_000,
+        "recent_volume": 2_000_000,
+        "response_time_ms": 40.0,
+        "error_rate_percentage": 0.5,
+        "last_updated": NOW,
+        "sample_count": 250,
+        "fee_schedule": ZERODHA_FEES,
+        "freeze_quantity": 100_000,
+        "rate_limit_per_s": 10,
+    }
+    values.update(overrides)
+    return BrokerProfile(**values)
+
+
+def order(**overrides: Any) -> OrderRequest:
+    values: dict[str, Any] = {
+        "order_id": f"ord-{uuid.uuid4().hex[:12]}",
+        "user_id": "trader-1",
+        "client_order_id": f"cli-{uuid.uuid4().hex[:12]}",
+        "symbol": "RELIANCE",
+        "side": Side.BUY,
+        "quantity": 100,
+        "order_type": OrderType.MARKET,
+        "routing_objective": RoutingObjective.SMART_BALANCE,
+    }
+    values.update(overrides)
+    return OrderRequest(**values)
+
+
+def decision(
+    request: OrderRequest, split: dict[str, int] | None = None, **overrides: Any
+) -> RoutingDecision:
+    """A hand-made decision (the data layer must not depend on the engine's arithmetic)."""
+    split = split or {"zerodha": request.quantity}
+    allocations = tuple(
+        OrderAllocation(
+            broker_id=broker_id,
+            quantity=qty,
+            allocation_percentage=(Decimal(100) * qty / request.quantity).quantize(Decimal("0.01")),
+            expected_execution_price=Decimal("2950.5000"),
+            priority=i + 1,
+        )
+        for i, (broker_id, qty) in enumerate(split.items())
+    )
+    values: dict[str, Any] = {
+        "order_id": request.order_id,
+        "strategy": request.routing_objective,
+        "allocations": allocations,
+        "fallback_broker_ids": (),
+        "confidence_score": 0.82,
+        "expected_execution": ExpectedExecution(
+            price=Decimal("2950.5000"),
+            slippage_bps=1.5,
+            time_ms=130.0,
+            fill_probability=0.97,
+            charges=ChargeBreakdown(stt=Decimal("295.05"), brokerage=Decimal(0)),
+            total_cost_inr=Decimal("340.10"),
+        ),
+        "broker_scores": tuple(
+            BrokerScore(
+                broker_id=b,
+                execution_speed_score=0.8,
+                price_quality_score=0.7,
+                reliability_score=0.9,
+                liquidity_score=0.6,
+                cost_score=0.95,
+                total_score=0.8,
+            )
+            for b in split
+        ),
+    }
+    values.update(overrides)
+    return RoutingDecision(**values)
+
+
+def children(request: OrderRequest, routing: RoutingDecision) -> list[ChildOrder]:
+    return [
+        ChildOrder(
+            child_order_id=f"{request.order_id}-{a.priority}",
+            order_id=request.order_id,
+            user_id=request.user_id,
+            broker_id=a.broker_id,
+            symbol=request.symbol,
+            exchange=request.exchange,
+            side=request.side,
+            quantity=a.quantity,
+            order_type=request.order_type,
+            product=request.product,
+            expected_price=a.expected_execution_price,
+            priority=a.priority,
+        )
+        for a in routing.allocations
+    ]
+
+
+def routed_event(request: OrderRequest) -> DomainEvent:
+    return make_event(
+        event_id=uuid.uuid4(),
+        source=SOURCE_ROUTING,
+        detail_type="OrderRouted",
+        order_id=request.order_id,
+        user_id=request.user_id,
+        idempotency_key=f"routed:{request.order_id}",
+        payload={"symbol": request.symbol},
+    )

@@ -1,0 +1,245 @@
+"""Profile learning under concurrency, and the Redis read-through cache."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import redis
+
+from local.services import EmbeddedRedis
+from shared.adapters.postgres.brokers import PostgresBrokerRepository
+from shared.adapters.postgres.pool import Database
+from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.adapters.redis.client import RedisGuard
+from shared.adapters.redis.profile_cache import RedisProfileCache
+from shared.domain.models import BrokerProfile
+from shared.ports import Observation
+from shared.services.profiles import ProfileService
+from shared.settings import Settings
+from tests import factories
+from tests.integration.data.test_repositories import seed_brokers
+
+BROKERS = ("zerodha", "upstox", "dhan", "fyers", "groww", "angel", "kotak", "icici")
+
+
+def observation(_: int) -> Observation:
+    # Every writer sends the same stream of values, so the final averages do not depend on
+    # the interleaving; a lost update would still change them (see the chosen alpha).
+    return Observation(
+        latency_ms=200.0,
+        fill_rate_pct=100.0,
+        slippage_bps=5000.0,
+        price_improvement_bps=-40.0,
+        is_error=False,
+    )
+
+
+def test_concurrent_writers_lose_no_update(db: Database) -> None:
+    # GIVEN two identical profiles and an alpha small enough that 999 and 1,000 updates differ
+    seed_brokers(db, "zerodha")
+    repo = PostgresProfileRepository(db)
+    start = factories.profile(
+        "zerodha", "RELIANCE", slippage_bps=0.0, sample_count=0, avg_execution_time_ms=1000.0
+    )
+    repo.upsert(start)
+    repo.upsert(start.model_copy(update={"symbol": "TCS"}))
+    alpha = 0.001
+    updates = 1_000
+    # WHEN 8 threads apply 1,000 updates to one profile, and the same updates run serially
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda i: repo.apply_observation(
+                    "zerodha", "RELIANCE", observation(i), alpha=alpha, observed_at=factories.NOW
+                ),
+                range(updates),
+            )
+        )
+    for i in range(updates):
+        repo.apply_observation(
+            "zerodha", "TCS", observation(i), alpha=alpha, observed_at=factories.NOW
+        )
+    concurrent = repo.get("zerodha", "RELIANCE")
+    serial = repo.get("zerodha", "TCS")
+    # THEN the concurrent result equals the serial one: same count, same averages
+    assert concurrent is not None
+    assert serial is not None
+    assert concurrent.sample_count == serial.sample_count == updates
+    assert concurrent.slippage_bps == serial.slippage_bps
+    assert concurrent.avg_execution_time_ms == serial.avg_execution_time_ms
+    # AND one update fewer would have shown: 5000 * (1 - 0.999^n) moves by ~1.8 bps per step
+    expected_after_n = 5000 * (1 - (1 - alpha) ** updates)
+    assert abs(concurrent.slippage_bps - expected_after_n) < 1.0
+
+
+def test_observation_updates_every_average_and_the_error_rate(db: Database) -> None:
+    # GIVEN a profile with known averages
+    seed_brokers(db, "zerodha")
+    repo = PostgresProfileRepository(db)
+    repo.upsert(
+        factories.profile(
+            "zerodha",
+            avg_execution_time_ms=100.0,
+            fill_rate_percentage=100.0,
+            slippage_bps=2.0,
+            price_improvement_bps=0.0,
+            error_rate_percentage=0.0,
+            sample_count=10,
+        )
+    )
+    # WHEN a rejection (no price, an error) is applied with alpha 0.5
+    later = factories.NOW + timedelta(minutes=5)
+    updated = repo.apply_observation(
+        "zerodha",
+        "RELIANCE",
+        Observation(
+            latency_ms=300.0,
+            fill_rate_pct=0.0,
+            slippage_bps=None,
+            price_improvement_bps=None,
+            is_error=True,
+        ),
+        alpha=0.5,
+        observed_at=later,
+    )
+    # THEN the averages move half way, price averages stay, and the error rate rises
+    assert updated is not None
+    assert updated.avg_execution_time_ms == 200.0
+    assert updated.fill_rate_percentage == 50.0
+    assert updated.slippage_bps == 2.0
+    assert updated.error_rate_percentage == 50.0
+    assert updated.sample_count == 11
+    assert updated.last_updated == later
+
+
+def test_observation_for_an_unknown_broker_changes_nothing(db: Database) -> None:
+    # GIVEN no broker called "ghost"
+    repo = PostgresProfileRepository(db)
+    # WHEN an observation arrives for it
+    result = repo.apply_observation(
+        "ghost", "RELIANCE", observation(0), alpha=0.1, observed_at=factories.NOW
+    )
+    # THEN nothing is created
+    assert result is None
+    assert repo.get("ghost", "RELIANCE") is None
+
+
+def make_service(
+    db: Database, client: redis.Redis, prefix: str, ttl_s: int = 300
+) -> ProfileService:
+    return ProfileService(
+        PostgresProfileRepository(db),
+        RedisProfileCache(client, ttl_s=ttl_s, prefix=prefix, guard=RedisGuard(cooldown_s=0)),
+        PostgresBrokerRepository(db),
+    )
+
+
+@pytest.fixture
+def eight_profiles(db: Database) -> list[BrokerProfile]:
+    seed_brokers(db, *BROKERS)
+    repo = PostgresProfileRepository(db)
+    profiles = [factories.profile(b) for b in sorted(BROKERS)]
+    for p in profiles:
+        repo.upsert(p)
+    return profiles
+
+
+def test_cache_miss_then_hit(
+    db: Database, redis_client: redis.Redis, redis_prefix: str, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN an empty cache
+    service = make_service(db, redis_client, redis_prefix)
+    cache = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix)
+    assert cache.get_many("RELIANCE", BROKERS) == {}
+    # WHEN the profiles are read twice
+    first = service.profiles_for("RELIANCE")
+    # THEN the first read fills the cache with a 5-minute TTL and the second is served from it
+    assert first == eight_profiles
+    assert 295 <= redis_client.ttl(f"{redis_prefix}profile:zerodha:RELIANCE") <= 300
+    with db.connection() as conn:
+        conn.execute("UPDATE broker_execution_profiles SET slippage_bps = 99")
+    assert service.profiles_for("RELIANCE") == eight_profiles
+
+
+def test_cache_entries_expire(
+    db: Database, redis_client: redis.Redis, redis_prefix: str, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN a cache with a 1-second TTL, filled
+    service = make_service(db, redis_client, redis_prefix, ttl_s=1)
+    service.profiles_for("RELIANCE")
+    with db.connection() as conn:
+        conn.execute("UPDATE broker_execution_profiles SET slippage_bps = 7")
+    # WHEN the TTL passes
+    time.sleep(1.2)
+    # THEN the next read comes from Postgres
+    assert {p.slippage_bps for p in service.profiles_for("RELIANCE")} == {7.0}
+
+
+def test_profile_write_refreshes_the_cache(
+    db: Database, redis_client: redis.Redis, redis_prefix: str, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN a filled cache
+    service = make_service(db, redis_client, redis_prefix)
+    service.profiles_for("RELIANCE")
+    repo = PostgresProfileRepository(db)
+    # WHEN an observation is applied and the service stores the result
+    updated = repo.apply_observation(
+        "zerodha", "RELIANCE", observation(0), alpha=0.5, observed_at=factories.NOW
+    )
+    assert updated is not None
+    service.store(updated)
+    # THEN the cached profile is the new one, and an older copy cannot overwrite it
+    cache = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix)
+    assert cache.get_many("RELIANCE", ["zerodha"])["zerodha"] == updated
+    [stale] = [p for p in eight_profiles if p.broker_id == "zerodha"]
+    cache.put_many("RELIANCE", {"zerodha": stale})
+    assert cache.get_many("RELIANCE", ["zerodha"])["zerodha"] == updated
+
+
+def test_symbol_without_profiles_is_cached_as_absent(
+    db: Database, redis_client: redis.Redis, redis_prefix: str, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN brokers with no profile for TCS
+    service = make_service(db, redis_client, redis_prefix)
+    # WHEN TCS is read twice
+    assert service.profiles_for("TCS") == []
+    # THEN the absence is cached for every broker
+    cache = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix)
+    assert cache.get_many("TCS", BROKERS) == dict.fromkeys(BROKERS)
+    assert service.profiles_for("TCS") == []
+
+
+def test_profile_read_answers_from_postgres_when_redis_is_stopped(
+    db: Database, redis_prefix: str, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN a service whose Redis is filled and then stopped
+    server = EmbeddedRedis().start()
+    client = redis.Redis.from_url(server.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    service = make_service(db, client, redis_prefix)
+    service.profiles_for("RELIANCE")
+    server.stop()
+    # WHEN profiles are read
+    profiles = service.profiles_for("RELIANCE")
+    # THEN Postgres answers with every profile
+    assert profiles == eight_profiles
+    client.close()
+
+
+def test_settings_point_the_cache_at_the_key_prefix(settings: Settings) -> None:
+    # GIVEN the test settings
+    # WHEN a cache is built from them
+    cache = RedisProfileCache(
+        redis.Redis.from_url(settings.redis_url),
+        ttl_s=settings.profile_cache_ttl_s,
+        prefix=settings.redis_key_prefix,
+    )
+    # THEN its keys carry the prefix and follow profile:{broker}:{symbol}
+    assert (
+        cache.key("zerodha", "RELIANCE") == f"{settings.redis_key_prefix}profile:zerodha:RELIANCE"
+    )
+    assert settings.profile_cache_ttl_s == 300
+    assert Decimal(str(settings.ewma_alpha)) == Decimal("0.1")

@@ -1,0 +1,341 @@
+"""Round trips through every Postgres repository against a real server."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+
+from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
+from shared.adapters.postgres.brokers import PostgresBrokerRepository
+from shared.adapters.postgres.executions import PostgresExecutionRepository
+from shared.adapters.postgres.orders import PostgresOrderRepository
+from shared.adapters.postgres.outbox import PostgresOutbox
+from shared.adapters.postgres.pool import Database
+from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.domain.models import BrokerStatus, OrderType
+from shared.domain.orders import ChildOrderStatus
+from shared.ports import ExecutionRecord
+from tests import factories
+
+
+def seed_brokers(db: Database, *broker_ids: str) -> None:
+    repo = PostgresBrokerRepository(db)
+    for broker_id in broker_ids:
+        repo.upsert(factories.broker(broker_id))
+
+
+def execution_record(order_id: str, **overrides: object) -> ExecutionRecord:
+    values: dict[str, object] = {
+        "report_key": f"zerodha:B-1:FILLED:100:{order_id}",
+        "order_id": order_id,
+        "child_order_id": f"{order_id}-1",
+        "user_id": "trader-1",
+        "broker_id": "zerodha",
+        "symbol": "RELIANCE",
+        "status": "FILLED",
+        "filled_quantity": 100,
+        "fill_price": Decimal("2951.0000"),
+        "execution_latency_ms": 140,
+        "slippage_bps": 1.6946,
+        "price_improvement_bps": -0.5,
+        "fill_rate": 100.0,
+        "execution_quality_score": 0.912,
+        "charges_inr": Decimal("330.25"),
+        "market_conditions": {"spreadBps": 2.0},
+    }
+    values.update(overrides)
+    return ExecutionRecord(**values)  # type: ignore[arg-type]
+
+
+def test_broker_round_trip(db: Database) -> None:
+    # GIVEN a broker with a fee schedule, lot size, freeze quantity and rate limit
+    repo = PostgresBrokerRepository(db)
+    original = factories.broker("dhan", lot_size=5, freeze_quantity=1800, rate_limit_per_s=25)
+    # WHEN it is stored and read back
+    repo.upsert(original)
+    # THEN every field survives, and disabled brokers are not listed
+    assert repo.get("dhan") == original
+    repo.upsert(original.model_copy(update={"enabled": False}))
+    assert [b.broker_id for b in repo.list_enabled()] == []
+    assert repo.get("unknown") is None
+
+
+def test_profile_round_trip_joins_broker_configuration(db: Database) -> None:
+    # GIVEN two brokers and a profile for each
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresProfileRepository(db)
+    zerodha = factories.profile("zerodha", status=BrokerStatus.BUSY, min_order_size=5)
+    upstox = factories.profile(
+        "upstox", supported_order_types=frozenset({OrderType.MARKET, OrderType.LIMIT})
+    )
+    # WHEN they are stored and read back for the symbol
+    repo.upsert(zerodha)
+    repo.upsert(upstox.model_copy(update={"supported_order_types": frozenset(OrderType)}))
+    profiles = repo.list_for_symbol("RELIANCE")
+    # THEN both come back with the stored values (broker-level fields from the brokers table)
+    assert [p.broker_id for p in profiles] == ["upstox", "zerodha"]
+    assert profiles[1] == zerodha
+    assert repo.list_for_symbol("TCS") == []
+
+
+def test_routed_order_is_written_in_one_transaction_and_read_back(db: Database) -> None:
+    # GIVEN an order split over two brokers with its children and an outbox event
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresOrderRepository(db)
+    request = factories.order(quantity=300)
+    routing = factories.decision(request, {"zerodha": 200, "upstox": 100})
+    kids = factories.children(request, routing)
+    event = factories.routed_event(request)
+    # WHEN it is saved
+    decision_id = repo.save_routed_order(
+        request, request_hash="a" * 64, decision=routing, children=kids, events=[event]
+    )
+    # THEN the owner sees decision, allocations and children; anyone else sees nothing
+    assert decision_id is not None
+    view = repo.get_order_view("trader-1", request.order_id)
+    assert view is not None
+    assert view["order"]["decision_id"] == decision_id
+    assert [(a["broker_id"], a["quantity"]) for a in view["allocations"]] == [
+        ("zerodha", 200),
+        ("upstox", 100),
+    ]
+    assert [c["status"] for c in view["childOrders"]] == ["PENDING", "PENDING"]
+    assert repo.get_order_view("someone-else", request.order_id) is None
+    # AND the outbox holds the event
+    pending = PostgresOutbox(db).pending(10)
+    assert [p.event.event_id for p in pending] == [event.event_id]
+
+
+def test_same_client_order_id_writes_nothing_the_second_time(db: Database) -> None:
+    # GIVEN an order already stored under a client order id
+    seed_brokers(db, "zerodha")
+    repo = PostgresOrderRepository(db)
+    request = factories.order(client_order_id="cli-1")
+    routing = factories.decision(request)
+    repo.save_routed_order(
+        request,
+        request_hash="a" * 64,
+        decision=routing,
+        children=factories.children(request, routing),
+        events=[],
+    )
+    # WHEN another order arrives with the same client order id
+    again = factories.order(client_order_id="cli-1")
+    result = repo.save_routed_order(
+        again,
+        request_hash="b" * 64,
+        decision=factories.decision(again),
+        children=factories.children(again, factories.decision(again)),
+        events=[factories.routed_event(again)],
+    )
+    # THEN nothing is written and the first order is what the key finds
+    assert result is None
+    stored = repo.find_by_client_order_id("trader-1", "cli-1")
+    assert stored is not None
+    assert stored.order_id == request.order_id
+    assert stored.request_hash == "a" * 64
+    with db.connection() as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM order_routing_decisions) AS d,"
+            " (SELECT count(*) FROM child_orders) AS c, (SELECT count(*) FROM event_outbox) AS e"
+        ).fetchone()
+    assert counts == {"d": 1, "c": 1, "e": 0}
+
+
+def test_failed_transaction_leaves_nothing_half_written(db: Database) -> None:
+    # GIVEN a decision that names a broker the database does not know (FK violation on children)
+    seed_brokers(db, "zerodha")
+    repo = PostgresOrderRepository(db)
+    request = factories.order()
+    routing = factories.decision(request, {"ghost": request.quantity})
+    # WHEN saving it fails
+    try:
+        repo.save_routed_order(
+            request,
+            request_hash="a" * 64,
+            decision=routing,
+            children=factories.children(request, routing),
+            events=[factories.routed_event(request)],
+        )
+    except psycopg.errors.ForeignKeyViolation:
+        pass
+    else:  # pragma: no cover - the assertion below explains
+        raise AssertionError("expected a foreign key violation")
+    # THEN no order, decision, allocation or outbox row remains
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM orders) + (SELECT count(*) FROM order_routing_decisions)"
+            " + (SELECT count(*) FROM order_allocations) + (SELECT count(*) FROM event_outbox)"
+            " AS n"
+        ).fetchone()
+    assert row == {"n": 0}
+
+
+def test_placements_update_children_and_record_cascades(db: Database) -> None:
+    # GIVEN a stored order whose only child is rejected and cascaded to a fallback broker
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresOrderRepository(db)
+    request = factories.order(quantity=100)
+    routing = factories.decision(request)
+    [child] = factories.children(request, routing)
+    repo.save_routed_order(
+        request, request_hash="a" * 64, decision=routing, children=[child], events=[]
+    )
+    rejected = child.model_copy(
+        update={"status": ChildOrderStatus.REJECTED, "status_reason": "RMS: margin"}
+    )
+    cascaded = child.model_copy(
+        update={
+            "child_order_id": f"{request.order_id}-c2",
+            "broker_id": "upstox",
+            "attempt": 2,
+            "cascaded_from": "zerodha",
+            "status": ChildOrderStatus.PLACED,
+            "broker_order_id": "UP-1",
+        }
+    )
+    # WHEN the placements are recorded
+    repo.record_placements(
+        request.order_id, [rejected, cascaded], [], {"status": "ROUTED", "orderId": "x"}
+    )
+    # THEN the view shows the rejection, the cascade allocation and the new child
+    view = repo.get_order_view("trader-1", request.order_id)
+    assert view is not None
+    assert [(c["broker_id"], c["status"]) for c in view["childOrders"]] == [
+        ("zerodha", "REJECTED"),
+        ("upstox", "PLACED"),
+    ]
+    assert [(a["broker_id"], a["cascaded_from"]) for a in view["allocations"]] == [
+        ("zerodha", None),
+        ("upstox", "zerodha"),
+    ]
+    found = repo.find_child_by_broker_order("upstox", "UP-1")
+    assert found is not None
+    assert found.child_order_id == cascaded.child_order_id
+    assert repo.find_by_client_order_id("trader-1", request.client_order_id or "") is not None
+
+
+def test_execution_metrics_are_recorded_once(db: Database) -> None:
+    # GIVEN a stored order
+    seed_brokers(db, "zerodha")
+    request = factories.order()
+    routing = factories.decision(request)
+    PostgresOrderRepository(db).save_routed_order(
+        request,
+        request_hash="a" * 64,
+        decision=routing,
+        children=factories.children(request, routing),
+        events=[],
+    )
+    repo = PostgresExecutionRepository(db)
+    record = execution_record(request.order_id)
+    # WHEN the same report is recorded twice
+    first = repo.record(record)
+    second = repo.record(record)
+    # THEN the second is a no-op reported as "already recorded"
+    assert (first, second) == (True, False)
+    with db.connection() as conn:
+        row = conn.execute("SELECT count(*) AS n, min(slippage_bps) AS s FROM execution_metrics")
+        assert row.fetchone() == {"n": 1, "s": Decimal("1.6946")}
+
+
+def test_outbox_marks_published_and_failed(db: Database) -> None:
+    # GIVEN two events in the outbox
+    seed_brokers(db, "zerodha")
+    request = factories.order()
+    routing = factories.decision(request)
+    first, second = factories.routed_event(request), factories.routed_event(request)
+    PostgresOrderRepository(db).save_routed_order(
+        request,
+        request_hash="a" * 64,
+        decision=routing,
+        children=factories.children(request, routing),
+        events=[first, second],
+    )
+    outbox = PostgresOutbox(db)
+    entries = outbox.pending(10)
+    # WHEN one is published and the other fails
+    outbox.mark_published([entries[0].outbox_id])
+    outbox.mark_failed([entries[1].outbox_id], "ThrottlingException")
+    # THEN only the failed one stays pending, with its attempt counted
+    [left] = outbox.pending(10)
+    assert left.event.event_id == second.event_id
+    assert left.attempts == 1
+
+
+def test_analytics_of_an_empty_window_are_zeros(db: Database) -> None:
+    # GIVEN a trader with no orders
+    # WHEN analytics are asked for
+    analytics = PostgresAnalyticsRepository(db).execution_analytics("nobody", 30)
+    # THEN every figure is zero and there are no breakdowns
+    assert analytics.summary.orders == 0
+    assert analytics.summary.fill_rate_percentage == 0.0
+    assert analytics.summary.total_charges_inr == Decimal(0)
+    assert analytics.by_broker == ()
+    assert analytics.by_strategy == ()
+
+
+def test_analytics_aggregate_per_user_broker_and_strategy(db: Database) -> None:
+    # GIVEN two orders of trader-1 (one split, partly filled) and one of another trader
+    seed_brokers(db, "zerodha", "upstox")
+    orders_repo = PostgresOrderRepository(db)
+    executions = PostgresExecutionRepository(db)
+    first = factories.order(quantity=300)
+    second = factories.order(quantity=100)
+    other = factories.order(user_id="trader-2", quantity=50)
+    for request, split in (
+        (first, {"zerodha": 200, "upstox": 100}),
+        (second, {"zerodha": 100}),
+        (other, {"zerodha": 50}),
+    ):
+        routing = factories.decision(request, split)
+        orders_repo.save_routed_order(
+            request,
+            request_hash="a" * 64,
+            decision=routing,
+            children=factories.children(request, routing),
+            events=[],
+        )
+    fills = [
+        (first, "zerodha", 1, 200, 100, 1.0),
+        (first, "upstox", 2, 50, 300, 3.0),
+        (second, "zerodha", 1, 100, 200, 2.0),
+        (other, "zerodha", 1, 50, 999, 9.0),
+    ]
+    with db.connection() as conn:
+        for request, _, priority, filled, _, _ in fills:
+            conn.execute(
+                "UPDATE child_orders SET filled_quantity = %s WHERE child_order_id = %s",
+                (filled, f"{request.order_id}-{priority}"),
+            )
+    for request, broker_id, priority, filled, latency, slippage in fills:
+        executions.record(
+            execution_record(
+                request.order_id,
+                report_key=f"{request.order_id}-{priority}",
+                child_order_id=f"{request.order_id}-{priority}",
+                user_id=request.user_id,
+                broker_id=broker_id,
+                filled_quantity=filled,
+                execution_latency_ms=latency,
+                slippage_bps=slippage,
+                charges_inr=Decimal("10.00"),
+            )
+        )
+    # WHEN trader-1's analytics are computed
+    analytics = PostgresAnalyticsRepository(db).execution_analytics("trader-1", 30)
+    # THEN the summary covers trader-1's orders only
+    summary = analytics.summary
+    assert (summary.orders, summary.child_executions) == (2, 3)
+    assert summary.fill_rate_percentage == round(100 * 350 / 400, 2)
+    assert summary.avg_latency_ms == 200.0
+    assert summary.p50_latency_ms == 200.0
+    assert summary.p95_latency_ms == 290.0  # percentile_cont between 200 and 300
+    assert summary.avg_slippage_bps == 2.0
+    assert summary.total_charges_inr == Decimal("30.00")
+    # AND the per-broker breakdown splits the executions
+    by_broker = {b.broker_id: b for b in analytics.by_broker}
+    assert by_broker["zerodha"].child_executions == 2
+    assert by_broker["upstox"].fill_rate_percentage == 50.0
+    assert [s.strategy for s in analytics.by_strategy] == ["SMART_BALANCE"]
