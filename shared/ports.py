@@ -14,23 +14,9 @@ from typing import Any, Protocol
 
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.brokers import BrokerConfig
+from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What one execution report contributes to a broker profile's moving averages.
-
-    ``None`` leaves that average as it is (a rejection has no price to learn from).
-    """
-
-    latency_ms: float | None
-    fill_rate_pct: float | None
-    slippage_bps: float | None
-    price_improvement_bps: float | None
-    is_error: bool
-    response_time_ms: float | None = None
 
 
 class BrokerRepository(Protocol):
@@ -60,10 +46,11 @@ class ProfileRepository(Protocol):
         self,
         broker_id: str,
         symbol: str,
-        observation: Observation,
+        observation: ProfileObservation,
         *,
         alpha: float,
         observed_at: datetime,
+        response_time_ms: float | None = None,
     ) -> BrokerProfile | None:
         """Fold one observation into the profile atomically; return the updated profile."""
         ...

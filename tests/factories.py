@@ -38,6 +38,7 @@ def broker(broker_id: str = "zerodha", **overrides: Any) -> BrokerConfig:
         "broker_id": broker_id,
         "display_name": broker_id.title(),
         "adapter": "paper",
+        "adapter_config": {"rejectRate": 0.0},
         "webhook_auth": WebhookAuth.HMAC,
         "webhook_secret_ref": f"{broker_id}/webhook",
         "fee_schedule": ZERODHA_FEES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -26,6 +27,8 @@ class BrokerConfig(FrozenModel):
     broker_id: str = Field(pattern=BROKER_ID_PATTERN)
     display_name: str
     adapter: str = Field(description="paper, kite, upstox, dhan or generic")
+    adapter_config: dict[str, Any] = Field(default_factory=dict)
+    """Adapter settings that are not secret (the paper broker's hidden behaviour, API base URLs)."""
     webhook_auth: WebhookAuth
     webhook_secret_ref: str = Field(description="key of the webhook secret in the secret store")
     fee_schedule: FeeSchedule = FeeSchedule()

@@ -5,6 +5,7 @@ CREATE TABLE brokers (
     broker_id VARCHAR(50) PRIMARY KEY,
     display_name VARCHAR(100) NOT NULL,
     adapter VARCHAR(20) NOT NULL,
+    adapter_config JSONB NOT NULL DEFAULT '{}'::jsonb,
     webhook_auth VARCHAR(20) NOT NULL
         CHECK (webhook_auth IN ('KITE_CHECKSUM', 'HMAC', 'PATH_TOKEN')),
     webhook_secret_ref VARCHAR(200) NOT NULL,

@@ -9,8 +9,8 @@ import psycopg
 
 from shared.adapters.postgres.pool import Database
 from shared.domain.brokers import BrokerConfig
+from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
-from shared.ports import Observation
 
 # Priors for a profile column that has never been measured: a new profile starts cautious
 # (slow, not quite reliable) and its sample_count of 0 lowers the engine's confidence.
@@ -210,10 +210,11 @@ class PostgresProfileRepository:
         self,
         broker_id: str,
         symbol: str,
-        observation: Observation,
+        observation: ProfileObservation,
         *,
         alpha: float,
         observed_at: datetime,
+        response_time_ms: float | None = None,
     ) -> BrokerProfile | None:
         """Fold one observation into the moving averages in one statement; return the result.
 
@@ -227,6 +228,8 @@ class PostgresProfileRepository:
             Weight of the new observation in the exponentially weighted averages, in (0, 1].
         observed_at
             When the execution happened; ``last_updated`` never moves backwards.
+        response_time_ms
+            The broker's placement acknowledgement time, when this observation has one.
 
         Returns
         -------
@@ -241,7 +244,7 @@ class PostgresProfileRepository:
             "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
             "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
             "err": observation.is_error,
-            "resp": _clamp(observation.response_time_ms, 0, MAX_MS),
+            "resp": _clamp(response_time_ms, 0, MAX_MS),
             "a": alpha,
             "at": _naive_utc(observed_at),
         }

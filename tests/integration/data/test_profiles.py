@@ -16,8 +16,8 @@ from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
+from shared.domain.execution import ProfileObservation as Observation
 from shared.domain.models import BrokerProfile
-from shared.ports import Observation
 from shared.services.profiles import ProfileService
 from shared.settings import Settings
 from tests import factories
