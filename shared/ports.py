@@ -6,15 +6,16 @@ Gateway); tests may pass in-memory fakes that implement the same Protocol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from uuid import UUID
 
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.brokers import BrokerConfig
-from shared.domain.execution import ProfileObservation
+from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
 
@@ -171,28 +172,25 @@ class AnalyticsRepository(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """An event waiting in the outbox."""
-
-    outbox_id: int
-    event: DomainEvent
-    attempts: int
-
-
 class Outbox(Protocol):
     """The transactional outbox."""
 
-    def pending(self, limit: int) -> list[OutboxEntry]:
-        """Oldest unpublished events, locked for this caller (others skip them)."""
+    def relay(
+        self,
+        publish: Callable[[Sequence[DomainEvent]], list[DomainEvent]],
+        *,
+        limit: int = 100,
+        min_age_s: float = 10.0,
+    ) -> tuple[int, int]:
+        """Publish pending events older than ``min_age_s``; return (published, failed)."""
         ...
 
-    def mark_published(self, outbox_ids: Sequence[int]) -> None:
-        """Record successful publication."""
+    def mark_published(self, event_ids: Sequence[UUID]) -> None:
+        """Record that these events reached the bus."""
         ...
 
-    def mark_failed(self, outbox_ids: Sequence[int], error: str) -> None:
-        """Record a failed attempt; the events stay pending."""
+    def mark_failed(self, event_ids: Sequence[UUID], error: str) -> None:
+        """Count a failed attempt; the events stay pending."""
         ...
 
 
@@ -213,6 +211,9 @@ class PlacementResult:
     broker_order_id: str | None = None
     reason: str | None = None
     response_time_ms: float | None = None
+    reports: tuple[ExecutionReport, ...] = ()
+    """Execution reports the broker gave synchronously (the paper broker's simulated
+    postbacks); a real broker's arrive later through its webhook."""
 
 
 class BrokerGateway(Protocol):
@@ -220,6 +221,18 @@ class BrokerGateway(Protocol):
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Place one child order; a timeout or a reject is a result, not an exception."""
+        ...
+
+
+class RateCounter(Protocol):
+    """Orders sent per broker in the current second (brokers' API rate limits)."""
+
+    def counts(self, broker_ids: Sequence[str]) -> dict[str, int]:
+        """Orders sent to each broker this second; empty when the counter is unavailable."""
+        ...
+
+    def hit(self, broker_id: str) -> None:
+        """Count one order sent to ``broker_id`` now."""
         ...
 
 

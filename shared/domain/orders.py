@@ -128,3 +128,32 @@ def make_event(
         **payload,
     }
     return DomainEvent(event_id=event_id, source=source, detail_type=detail_type, detail=detail)
+
+
+def split_into_slices(quantity: int, lot_size: int, freeze_quantity: int | None) -> list[int]:
+    """Split a child quantity into orders no larger than the exchange's freeze quantity.
+
+    Slices are whole lots and as equal as possible (the first ones take the remainder), so no
+    slice is a useless sliver. Without a freeze quantity, or below it, there is one slice.
+
+    Parameters
+    ----------
+    quantity
+        Shares to send; a multiple of ``lot_size``.
+    lot_size
+        Shares per lot.
+    freeze_quantity
+        Largest quantity one order may carry, or ``None``.
+
+    Returns
+    -------
+    list[int]
+        Slice quantities summing to ``quantity``.
+    """
+    if freeze_quantity is None or quantity <= freeze_quantity:
+        return [quantity]
+    lots = quantity // lot_size
+    max_lots = max(1, freeze_quantity // lot_size)
+    slices = -(-lots // max_lots)
+    base, extra = divmod(lots, slices)
+    return [(base + (1 if i < extra else 0)) * lot_size for i in range(slices)]

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from uuid import UUID
 
 from shared.adapters.postgres.pool import Database
 from shared.domain.orders import DomainEvent
-from shared.ports import OutboxEntry
 
-# SKIP LOCKED lets several relays (or a relay and a route_order invocation) drain the outbox
-# concurrently without sending the same event twice in the same pass.
+# SKIP LOCKED lets several relays drain the outbox at once without sending an event twice;
+# the age filter leaves fresh events to the invocation that wrote them, which publishes them
+# right after its commit.
 SELECT_PENDING = """
-SELECT id, event_id, source, detail_type, detail, attempts
-FROM event_outbox WHERE published_at IS NULL
-ORDER BY id LIMIT %s
+SELECT id, event_id, source, detail_type, detail
+FROM event_outbox
+WHERE published_at IS NULL AND created_at < now() - make_interval(secs => %(min_age_s)s)
+ORDER BY id LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
-MARK_PUBLISHED = "UPDATE event_outbox SET published_at = now() WHERE id = ANY(%s)"
+MARK_PUBLISHED = "UPDATE event_outbox SET published_at = now() WHERE event_id = ANY(%s)"
 MARK_FAILED = """
-UPDATE event_outbox SET attempts = attempts + 1, last_error = left(%s, 1000) WHERE id = ANY(%s)
+UPDATE event_outbox SET attempts = attempts + 1, last_error = left(%s, 1000)
+WHERE event_id = ANY(%s)
 """
 
 
@@ -28,47 +31,67 @@ class PostgresOutbox:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def pending(self, limit: int) -> list[OutboxEntry]:
-        """The oldest unpublished events."""
+    def relay(
+        self,
+        publish: Callable[[Sequence[DomainEvent]], list[DomainEvent]],
+        *,
+        limit: int = 100,
+        min_age_s: float = 10.0,
+    ) -> tuple[int, int]:
+        """Publish the oldest pending events and record the outcome, holding their row locks.
+
+        Parameters
+        ----------
+        publish
+            Sends events and returns those that failed.
+        limit
+            Most events handled in one call.
+        min_age_s
+            Leave events younger than this to the writer that publishes them after commit.
+
+        Returns
+        -------
+        tuple[int, int]
+            How many events were published and how many failed.
+        """
         with self._db.connection() as conn:
-            rows = conn.execute(SELECT_PENDING, (limit,)).fetchall()
-        return [
-            OutboxEntry(
-                outbox_id=r["id"],
-                attempts=r["attempts"],
-                event=DomainEvent(
+            rows = conn.execute(SELECT_PENDING, {"limit": limit, "min_age_s": min_age_s}).fetchall()
+            events = [
+                DomainEvent(
                     event_id=r["event_id"],
                     source=r["source"],
                     detail_type=r["detail_type"],
                     detail=r["detail"],
-                ),
-            )
-            for r in rows
-        ]
+                )
+                for r in rows
+            ]
+            if not events:
+                return 0, 0
+            failed = publish(events)
+            failed_ids = {e.event_id for e in failed}
+            published = [e.event_id for e in events if e.event_id not in failed_ids]
+            if published:
+                conn.execute(MARK_PUBLISHED, (published,))
+            if failed_ids:
+                conn.execute(MARK_FAILED, ("publish failed", list(failed_ids)))
+        return len(published), len(failed_ids)
 
-    def pending_for_events(self, events: Sequence[DomainEvent]) -> list[OutboxEntry]:
-        """Outbox entries of specific events that are still unpublished."""
-        ids = [e.event_id for e in events]
-        with self._db.connection() as conn:
-            rows = conn.execute(
-                "SELECT id, event_id, attempts FROM event_outbox "
-                "WHERE event_id = ANY(%s) AND published_at IS NULL",
-                (ids,),
-            ).fetchall()
-        by_id = {e.event_id: e for e in events}
-        return [
-            OutboxEntry(outbox_id=r["id"], attempts=r["attempts"], event=by_id[r["event_id"]])
-            for r in rows
-        ]
-
-    def mark_published(self, outbox_ids: Sequence[int]) -> None:
-        """Record successful publication."""
-        if outbox_ids:
+    def mark_published(self, event_ids: Sequence[UUID]) -> None:
+        """Record that these events reached the bus."""
+        if event_ids:
             with self._db.connection() as conn:
-                conn.execute(MARK_PUBLISHED, (list(outbox_ids),))
+                conn.execute(MARK_PUBLISHED, (list(event_ids),))
 
-    def mark_failed(self, outbox_ids: Sequence[int], error: str) -> None:
+    def mark_failed(self, event_ids: Sequence[UUID], error: str) -> None:
         """Count a failed attempt; the events stay pending for the relay."""
-        if outbox_ids:
+        if event_ids:
             with self._db.connection() as conn:
-                conn.execute(MARK_FAILED, (error, list(outbox_ids)))
+                conn.execute(MARK_FAILED, (error, list(event_ids)))
+
+    def pending_count(self) -> int:
+        """How many events wait to be published (a health and alarm figure)."""
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM event_outbox WHERE published_at IS NULL"
+            ).fetchone()
+        return int(row["n"]) if row else 0

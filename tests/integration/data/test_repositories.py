@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import psycopg
@@ -14,9 +15,20 @@ from shared.adapters.postgres.outbox import PostgresOutbox
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.domain.models import BrokerStatus, OrderType
-from shared.domain.orders import ChildOrderStatus
+from shared.domain.orders import ChildOrderStatus, DomainEvent
 from shared.ports import ExecutionRecord
 from tests import factories
+
+
+class RecordingPublisher:
+    """A publish function that accepts everything and remembers it."""
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    def __call__(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        self.events.extend(events)
+        return []
 
 
 def seed_brokers(db: Database, *broker_ids: str) -> None:
@@ -103,8 +115,10 @@ def test_routed_order_is_written_in_one_transaction_and_read_back(db: Database) 
     assert [c["status"] for c in view["childOrders"]] == ["PENDING", "PENDING"]
     assert repo.get_order_view("someone-else", request.order_id) is None
     # AND the outbox holds the event
-    pending = PostgresOutbox(db).pending(10)
-    assert [p.event.event_id for p in pending] == [event.event_id]
+    sent = RecordingPublisher()
+    published, failed = PostgresOutbox(db).relay(sent, min_age_s=0)
+    assert (published, failed) == (1, 0)
+    assert [e.event_id for e in sent.events] == [event.event_id]
 
 
 def test_same_client_order_id_writes_nothing_the_second_time(db: Database) -> None:
@@ -240,7 +254,7 @@ def test_execution_metrics_are_recorded_once(db: Database) -> None:
         assert row.fetchone() == {"n": 1, "s": Decimal("1.6946")}
 
 
-def test_outbox_marks_published_and_failed(db: Database) -> None:
+def test_outbox_relay_keeps_failed_events_for_the_next_pass(db: Database) -> None:
     # GIVEN two events in the outbox
     seed_brokers(db, "zerodha")
     request = factories.order()
@@ -254,14 +268,38 @@ def test_outbox_marks_published_and_failed(db: Database) -> None:
         events=[first, second],
     )
     outbox = PostgresOutbox(db)
-    entries = outbox.pending(10)
-    # WHEN one is published and the other fails
-    outbox.mark_published([entries[0].outbox_id])
-    outbox.mark_failed([entries[1].outbox_id], "ThrottlingException")
-    # THEN only the failed one stays pending, with its attempt counted
-    [left] = outbox.pending(10)
-    assert left.event.event_id == second.event_id
-    assert left.attempts == 1
+    # WHEN a relay pass publishes the first and fails the second
+    result = outbox.relay(lambda es: [e for e in es if e.event_id == second.event_id], min_age_s=0)
+    # THEN only the failed one is sent again on the next pass, with its attempt counted
+    assert result == (1, 1)
+    again = RecordingPublisher()
+    assert outbox.relay(again, min_age_s=0) == (1, 0)
+    assert [e.event_id for e in again.events] == [second.event_id]
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT attempts FROM event_outbox WHERE event_id = %s", (second.event_id,)
+        )
+        assert row.fetchone() == {"attempts": 1}
+    assert outbox.pending_count() == 0
+
+
+def test_outbox_relay_leaves_fresh_events_to_their_writer(db: Database) -> None:
+    # GIVEN an event written just now
+    seed_brokers(db, "zerodha")
+    request = factories.order()
+    routing = factories.decision(request)
+    PostgresOrderRepository(db).save_routed_order(
+        request,
+        request_hash="a" * 64,
+        decision=routing,
+        children=factories.children(request, routing),
+        events=[factories.routed_event(request)],
+    )
+    # WHEN the relay runs with its default minimum age
+    result = PostgresOutbox(db).relay(lambda es: [])
+    # THEN it leaves the event alone
+    assert result == (0, 0)
+    assert PostgresOutbox(db).pending_count() == 1
 
 
 def test_analytics_of_an_empty_window_are_zeros(db: Database) -> None:

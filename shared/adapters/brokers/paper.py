@@ -1,0 +1,223 @@
+"""Paper brokers: simulated placement and fills from hidden "true" characteristics.
+
+A paper broker behaves like a real one seen from outside: it takes some milliseconds to answer,
+rejects some orders, times out on some, fills most fully and some partially (the rest is then
+cancelled), at prices that slip by a characteristic amount. Its postbacks come back as
+:class:`ExecutionReport` objects, cumulative like Kite's, which the routing service turns into
+``ExecutionReported`` events on the same path as a real broker's webhooks. The characteristics
+are hidden from the router, which must learn them from the reports: that is what the routing-
+quality simulation measures. Randomness comes from a seeded generator per broker, so a run can
+be replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from pydantic import Field
+
+from shared.domain.execution import ExecutionReport, ExecutionStatus
+from shared.domain.models import FrozenModel, Quote
+from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.ports import MarketData, PlacementResult
+
+TICK = Decimal("0.05")  # NSE cash tick size
+
+
+class PaperBehaviour(FrozenModel):
+    """The hidden truth of one paper broker (stored in ``brokers.adapter_config``)."""
+
+    ack_latency_ms: float = Field(default=40.0, ge=0)
+    ack_jitter_ms: float = Field(default=10.0, ge=0)
+    fill_latency_ms: float = Field(default=150.0, ge=0)
+    reject_rate: float = Field(default=0.01, ge=0, le=1)
+    timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    partial_fill_rate: float = Field(default=0.05, ge=0, le=1)
+    slippage_bps_mean: float = 1.0
+    slippage_bps_std: float = Field(default=1.0, ge=0)
+    simulate_delay: bool = False
+    """Sleep for the acknowledgement latency (local mode); benchmarks keep it off."""
+
+
+def round_to_tick(price: Decimal) -> Decimal:
+    """Round a price to the exchange tick."""
+    return (price / TICK).quantize(Decimal(1), rounding=ROUND_HALF_UP) * TICK
+
+
+class PaperMarket:
+    """:class:`shared.ports.MarketData` for paper trading: a deterministic quote per symbol.
+
+    The mid comes from ``reference_prices`` (seeded data) and a spread of ``spread_bps``; the
+    same symbol always quotes the same, which keeps tests and replays exact.
+    """
+
+    def __init__(self, reference_prices: dict[str, Decimal], spread_bps: float = 2.0) -> None:
+        self._prices = reference_prices
+        self._half_spread = Decimal(str(spread_bps / 2 / 10_000))
+
+    def quote(self, symbol: str) -> Quote | None:
+        """Bid/ask around the reference price, or ``None`` for an unknown symbol."""
+        mid = self._prices.get(symbol)
+        if mid is None:
+            return None
+        half = max(TICK, round_to_tick(mid * self._half_spread))
+        return Quote(bid=mid - half, ask=mid + half, last=mid)
+
+
+class PaperBroker:
+    """One simulated broker: the adapter behind ``brokers.adapter = 'paper'``."""
+
+    def __init__(
+        self,
+        broker_id: str,
+        behaviour: PaperBehaviour,
+        market: MarketData,
+        *,
+        seed: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.broker_id = broker_id
+        self._behaviour = behaviour
+        self._market = market
+        self._clock = clock
+        # One generator per broker, seeded from the broker id too, so adding a broker does not
+        # change the draws of the others; the lock keeps parallel placements deterministic
+        # per call order.
+        digest = hashlib.sha256(f"{seed}:{broker_id}".encode()).digest()
+        self._rng = random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311 - a replayable simulation
+        self._lock = threading.Lock()
+        self._sequence = 0
+
+    def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
+        """Simulate placing ``child``; return the acknowledgement and the postbacks."""
+        b = self._behaviour
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+            ack_ms = max(0.0, self._rng.gauss(b.ack_latency_ms, b.ack_jitter_ms))
+            outcome = self._rng.random()
+            partial_draw = self._rng.random()
+            fraction = self._rng.uniform(0.3, 0.9)
+            slippage_bps = self._rng.gauss(b.slippage_bps_mean, b.slippage_bps_std)
+        if outcome < b.timeout_rate or ack_ms / 1000 > timeout_s:
+            if b.simulate_delay:
+                time.sleep(timeout_s)
+            return PlacementResult(
+                child_order_id=child.child_order_id,
+                status=ChildOrderStatus.TIMED_OUT,
+                reason=f"no acknowledgement within {timeout_s * 1000:.0f} ms",
+                response_time_ms=timeout_s * 1000,
+            )
+        if b.simulate_delay:
+            time.sleep(ack_ms / 1000)
+        placed_at = self._clock()
+        broker_order_id = f"{self.broker_id.upper()}-{sequence:08d}"
+        if outcome < b.timeout_rate + b.reject_rate:
+            reason = "RMS: order rejected by the broker's risk checks"
+            report = self._report(
+                child,
+                broker_order_id=broker_order_id,
+                status=ExecutionStatus.REJECTED,
+                filled=0,
+                price=None,
+                at=placed_at,
+                message=reason,
+            )
+            return PlacementResult(
+                child_order_id=child.child_order_id,
+                status=ChildOrderStatus.REJECTED,
+                broker_order_id=broker_order_id,
+                reason=reason,
+                response_time_ms=ack_ms,
+                reports=(report,),
+            )
+        price = self._fill_price(child, slippage_bps)
+        filled_at = placed_at + timedelta(milliseconds=ack_ms + b.fill_latency_ms)
+        if partial_draw < b.partial_fill_rate and child.quantity > 1:
+            filled = max(1, int(child.quantity * fraction))
+            cancelled_at = filled_at + timedelta(milliseconds=b.fill_latency_ms)
+            reports: tuple[ExecutionReport, ...] = (
+                self._report(
+                    child,
+                    broker_order_id=broker_order_id,
+                    status=ExecutionStatus.PARTIALLY_FILLED,
+                    filled=filled,
+                    price=price,
+                    at=filled_at,
+                ),
+                self._report(
+                    child,
+                    broker_order_id=broker_order_id,
+                    status=ExecutionStatus.CANCELLED,
+                    filled=filled,
+                    price=price,
+                    at=cancelled_at,
+                    message="remaining quantity cancelled: no liquidity at the limit",
+                ),
+            )
+        else:
+            reports = (
+                self._report(
+                    child,
+                    broker_order_id=broker_order_id,
+                    status=ExecutionStatus.FILLED,
+                    filled=child.quantity,
+                    price=price,
+                    at=filled_at,
+                ),
+            )
+        return PlacementResult(
+            child_order_id=child.child_order_id,
+            status=ChildOrderStatus.PLACED,
+            broker_order_id=broker_order_id,
+            response_time_ms=ack_ms,
+            reports=reports,
+        )
+
+    def _fill_price(self, child: ChildOrder, slippage_bps: float) -> Decimal:
+        quote = self._market.quote(child.symbol)
+        touch = None
+        if quote is not None:
+            touch = quote.ask if child.side.sign > 0 else quote.bid
+        reference = touch or child.expected_price or child.limit_price or Decimal(100)
+        price = reference * (1 + Decimal(child.side.sign) * Decimal(str(slippage_bps)) / 10_000)
+        if child.limit_price is not None:
+            # A limit order never fills through its limit.
+            price = (
+                min(price, child.limit_price)
+                if child.side.sign > 0
+                else max(price, child.limit_price)
+            )
+        return max(TICK, round_to_tick(price))
+
+    def _report(
+        self,
+        child: ChildOrder,
+        *,
+        broker_order_id: str,
+        status: ExecutionStatus,
+        filled: int,
+        price: Decimal | None,
+        at: datetime,
+        message: str | None = None,
+    ) -> ExecutionReport:
+        return ExecutionReport(
+            broker_id=self.broker_id,
+            broker_order_id=broker_order_id,
+            child_order_id=child.child_order_id,
+            status=status,
+            quantity=child.quantity,
+            filled_quantity=filled,
+            average_price=price if filled else None,
+            symbol=child.symbol,
+            exchange=child.exchange,
+            side=child.side,
+            event_time=at,
+            status_message=message,
+        )

@@ -1,0 +1,60 @@
+"""Per-broker order counts per second in Redis, shared by every Lambda container."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import redis
+
+from shared.adapters.redis.client import RedisGuard
+from shared.domain.errors import CacheUnavailableError
+
+
+class RedisRateCounter:
+    """:class:`shared.ports.RateCounter`: one key per broker and second, expiring after 2 s.
+
+    Rate limits protect the broker relationship, not our data: when Redis is down the counter
+    reports nothing and routing goes on (the broker's own limit still answers with a reject,
+    which cascades).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "",
+        guard: RedisGuard | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._guard = guard or RedisGuard()
+        self._clock = clock
+
+    def _key(self, broker_id: str, second: int) -> str:
+        return f"{self._prefix}rate:{broker_id}:{second}"
+
+    def counts(self, broker_ids: Sequence[str]) -> dict[str, int]:
+        """Orders sent to each broker in the current second."""
+        if not broker_ids:
+            return {}
+        second = int(self._clock())
+        try:
+            with self._guard.call():
+                values = self._client.mget([self._key(b, second) for b in broker_ids])
+        except CacheUnavailableError:
+            return {}
+        return {b: int(v) for b, v in zip(broker_ids, values, strict=True) if v is not None}
+
+    def hit(self, broker_id: str) -> None:
+        """Count one order sent now."""
+        key = self._key(broker_id, int(self._clock()))
+        try:
+            with self._guard.call():
+                pipe = self._client.pipeline(transaction=False)
+                pipe.incr(key)
+                pipe.expire(key, 2)
+                pipe.execute()
+        except CacheUnavailableError:
+            return
