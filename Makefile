@@ -63,7 +63,8 @@ bench: $(STAMP) os-deps
 
 synth: $(STAMP)
 	test -d node_modules || npm ci --no-audit --no-fund
-	npx cdk synth --quiet
+	$(BIN)/python -m infra.layer
+	AWS_EC2_METADATA_DISABLED=true npx cdk synth --quiet
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out build .mypy_cache .pytest_cache .ruff_cache

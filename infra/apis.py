@@ -1,0 +1,276 @@
+"""APIs: the HTTP API (traders, broker webhooks, health) and the WebSocket API."""
+
+from __future__ import annotations
+
+import json
+from typing import cast
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import nag
+from infra.auth import TraderAuth
+from infra.config import DeployConfig
+
+API_PREFIX = "/api/v1"
+TRADER_ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
+    (apigwv2.HttpMethod.POST, f"{API_PREFIX}/trading/intelligent/orders/smart"),
+    (apigwv2.HttpMethod.POST, f"{API_PREFIX}/trading/intelligent/orders/analyze"),
+    (apigwv2.HttpMethod.GET, f"{API_PREFIX}/trading/intelligent/orders/{{orderId}}"),
+    (apigwv2.HttpMethod.GET, f"{API_PREFIX}/trading/intelligent/analytics/execution"),
+    (apigwv2.HttpMethod.GET, f"{API_PREFIX}/trading/intelligent/brokers/profiles"),
+)
+WEBHOOK_ROUTES = (
+    f"{API_PREFIX}/webhooks/brokers/{{brokerId}}",
+    f"{API_PREFIX}/webhooks/brokers/{{brokerId}}/{{token}}",
+)
+HEALTH_ROUTE = f"{API_PREFIX}/health"
+
+#: Whole-API throttle, and the tighter one for unauthenticated broker webhooks.
+API_RATE, API_BURST = 500, 1000
+WEBHOOK_RATE, WEBHOOK_BURST = 50, 100
+
+_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "integrationLatencyMs": "$context.integrationLatency",
+        "integrationError": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+        "sub": "$context.authorizer.claims.sub",
+    }
+)
+_WS_ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "eventType": "$context.eventType",
+        "connectionId": "$context.connectionId",
+        "status": "$context.status",
+        "integrationError": "$context.integrationErrorMessage",
+    }
+)
+
+
+def _access_logs(
+    scope: Construct, stage: apigwv2.HttpStage | apigwv2.WebSocketStage, fmt: str, days: int
+) -> logs.LogGroup:
+    log_group = logs.LogGroup(
+        scope,
+        "AccessLogs",
+        retention=_retention(days),
+        removal_policy=cdk.RemovalPolicy.DESTROY,
+    )
+    cfn = cast(apigwv2.CfnStage, stage.node.default_child)
+    cfn.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
+        destination_arn=log_group.log_group_arn, format=fmt
+    )
+    return log_group
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    return logs.RetentionDays.THREE_MONTHS if days >= 90 else logs.RetentionDays.TWO_WEEKS
+
+
+class HttpApi(Construct):
+    """The HTTP API: JWT-protected trader routes, throttled webhooks, open health check.
+
+    Parameters
+    ----------
+    scope, construct_id
+        Construct scope and id.
+    config
+        Deployment options (CORS origin, stage).
+    auth
+        The trader user pool, whose tokens the JWT authorizer accepts.
+    route_order, broker_webhook
+        The functions behind the trader and webhook routes.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        auth: TraderAuth,
+        route_order: lambda_.IFunction,
+        broker_webhook: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.api = apigwv2.HttpApi(
+            self,
+            "Api",
+            api_name=f"order-router-{config.stage}",
+            create_default_stage=False,
+            cors_preflight=apigwv2.CorsPreflightOptions(
+                allow_origins=[config.dashboard_origin],
+                allow_methods=[
+                    apigwv2.CorsHttpMethod.GET,
+                    apigwv2.CorsHttpMethod.POST,
+                    apigwv2.CorsHttpMethod.OPTIONS,
+                ],
+                allow_headers=["authorization", "content-type", "idempotency-key"],
+                max_age=cdk.Duration.hours(1),
+            ),
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE, burst_limit=API_BURST),
+        )
+        self.access_logs = _access_logs(
+            self, self.stage, _ACCESS_LOG_FORMAT, 90 if config.is_prod else 14
+        )
+        cfn_stage = cast(apigwv2.CfnStage, self.stage.node.default_child)
+        # Webhooks carry no JWT, so a per-route limit caps what a forged flood can cost.
+        cfn_stage.route_settings = {
+            f"POST {path}": {
+                "ThrottlingRateLimit": WEBHOOK_RATE,
+                "ThrottlingBurstLimit": WEBHOOK_BURST,
+            }
+            for path in WEBHOOK_ROUTES
+        }
+
+        jwt = authorizers.HttpJwtAuthorizer("TraderJwt", auth.issuer, jwt_audience=[auth.audience])
+        trader_integration = integrations.HttpLambdaIntegration("RouteOrder", route_order)
+        webhook_integration = integrations.HttpLambdaIntegration("BrokerWebhook", broker_webhook)
+        for method, path in TRADER_ROUTES:
+            self.api.add_routes(
+                path=path, methods=[method], integration=trader_integration, authorizer=jwt
+            )
+        # The webhook routes must exist before the stage's route settings refer to them.
+        webhook_routes = [
+            route
+            for path in WEBHOOK_ROUTES
+            for route in self.api.add_routes(
+                path=path, methods=[apigwv2.HttpMethod.POST], integration=webhook_integration
+            )
+        ]
+        for route in webhook_routes:
+            self.stage.node.add_dependency(route)
+        health = self.api.add_routes(
+            path=HEALTH_ROUTE, methods=[apigwv2.HttpMethod.GET], integration=trader_integration
+        )
+        for route in [*webhook_routes, *health]:
+            nag.acknowledge(
+                route,
+                "APIG4",
+                "Brokers authenticate by signature or secret path token checked in "
+                "broker_webhook (they cannot send Cognito JWTs); the health check is public "
+                "by design. Both are throttled.",
+            )
+        self.url = self.stage.url
+
+
+class WebSocketApi(Construct):
+    """The WebSocket API whose connections receive routing and execution updates.
+
+    ``$connect`` carries the trader's JWT in the query string (browsers cannot set headers on a
+    WebSocket handshake); ``ws_connect`` verifies it against the pool's JWKS.
+
+    Parameters
+    ----------
+    scope, construct_id
+        Construct scope and id.
+    config
+        Deployment options.
+    ws_connect
+        The function behind ``$connect``, ``$disconnect`` and ``$default``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        ws_connect: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        integration = integrations.WebSocketLambdaIntegration("WsConnect", ws_connect)
+        self.api = apigwv2.WebSocketApi(
+            self,
+            "Api",
+            api_name=f"order-router-{config.stage}-ws",
+            connect_route_options=apigwv2.WebSocketRouteOptions(integration=integration),
+            disconnect_route_options=apigwv2.WebSocketRouteOptions(integration=integration),
+            default_route_options=apigwv2.WebSocketRouteOptions(integration=integration),
+        )
+        self.stage = apigwv2.WebSocketStage(
+            self,
+            "Stage",
+            web_socket_api=self.api,
+            stage_name=config.stage,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE, burst_limit=API_BURST),
+        )
+        self.access_logs = _access_logs(
+            self, self.stage, _WS_ACCESS_LOG_FORMAT, 90 if config.is_prod else 14
+        )
+        # WebSocket (unlike HTTP) API logging needs the account's API Gateway CloudWatch role.
+        role = iam.Role(
+            self,
+            "ApiGatewayLogsRole",
+            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                )
+            ],
+        )
+        account = apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
+        self.stage.node.add_dependency(account)
+        nag.acknowledge(
+            role,
+            "IAM4",
+            "The AWS-managed policy is the documented role for API Gateway access logging.",
+            finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs",
+        )
+        nag.acknowledge(
+            self.api,
+            "APIG4",
+            "$connect verifies the trader's JWT (query string) in ws_connect against Cognito's "
+            "JWKS; $disconnect and $default only run on an already accepted connection.",
+        )
+        self.url = self.stage.url
+        #: https://{api-id}.execute-api.{region}.amazonaws.com/{stage}: the management API.
+        self.management_endpoint = self.stage.callback_url
+
+    def grant_push(self, function: lambda_.IFunction) -> None:
+        """Allow ``function`` to post to (and close) this API's connections.
+
+        Parameters
+        ----------
+        function
+            A function that pushes messages to WebSocket clients.
+        """
+        self.stage.grant_management_api_access(function)
+        stack = cdk.Stack.of(self)
+        api = nag.logical_ref(stack, self.api.api_id)
+        nag.acknowledge(
+            function,
+            "IAM5",
+            "Connection ids are created at run time; the grant is limited to this API's stage "
+            "@connections resource.",
+            finding=f"Resource::arn:{stack.partition}:execute-api:{stack.region}:"
+            f"{stack.account}:{api}/{self.stage.stage_name}/*/@connections/*",
+        )

@@ -1,0 +1,164 @@
+"""Events: the custom bus, the tracker's rules with retries and a DLQ, MSK, the relay schedule."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import nag
+from infra.config import DeployConfig
+
+ROUTING_SOURCE = "order-router.routing"
+BROKERS_SOURCE = "order-router.brokers"
+TRACKED_EVENTS = (
+    ("ExecutionReported", BROKERS_SOURCE, "ExecutionReported"),
+    ("OrderRouted", ROUTING_SOURCE, "OrderRouted"),
+)
+MSK_TOPIC = "order-executions"
+MSK_BATCH_SIZE = 100
+#: EventBridge retries with back-off for up to MAX_EVENT_AGE before giving up to the DLQ.
+RETRY_ATTEMPTS = 8
+MAX_EVENT_AGE = cdk.Duration.hours(2)
+
+
+class EventBus(Construct):
+    """The service's event bus, the dead-letter queue, and the event-driven wiring.
+
+    Parameters
+    ----------
+    scope, construct_id
+        Construct scope and id.
+    config
+        Deployment options.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.bus = events.EventBus(self, "Bus", event_bus_name=f"order-router-{config.stage}")
+        self.dlq = sqs.Queue(
+            self,
+            "TrackerDlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        nag.acknowledge(
+            self.dlq,
+            "SQS3",
+            "This queue is itself the dead-letter queue of the tracker's rules, its "
+            "asynchronous invocations and the MSK source; it needs no DLQ of its own.",
+        )
+        self.rules: dict[str, events.Rule] = {}
+
+    def route_to_tracker(self, tracker: lambda_.IFunction) -> None:
+        """Deliver ``ExecutionReported`` and ``OrderRouted`` to the execution tracker.
+
+        Parameters
+        ----------
+        tracker
+            The ``track_execution`` function.
+        """
+        for name, source, detail_type in TRACKED_EVENTS:
+            self.rules[name] = events.Rule(
+                self,
+                f"{name}Rule",
+                event_bus=self.bus,
+                description=f"{detail_type} from {source} to track_execution",
+                event_pattern=events.EventPattern(source=[source], detail_type=[detail_type]),
+                targets=[
+                    targets.LambdaFunction(
+                        tracker,
+                        dead_letter_queue=self.dlq,
+                        retry_attempts=RETRY_ATTEMPTS,
+                        max_event_age=MAX_EVENT_AGE,
+                    )
+                ],
+            )
+
+    def add_msk_source(self, tracker: lambda_.Function, cluster_arn: str) -> None:
+        """Consume ``order-executions`` from MSK (IAM auth) with partial batch responses.
+
+        Parameters
+        ----------
+        tracker
+            The ``track_execution`` function.
+        cluster_arn
+            ARN of the MSK cluster (``arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>``).
+        """
+        group_id = f"order-router-{self._config.stage}-track-execution"
+        tracker.add_event_source(
+            sources.ManagedKafkaEventSource(
+                cluster_arn=cluster_arn,
+                topic=MSK_TOPIC,
+                batch_size=MSK_BATCH_SIZE,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                consumer_group_id=group_id,
+                report_batch_item_failures=True,
+                on_failure=sources.SqsDlq(self.dlq),
+            )
+        )
+        nag.acknowledge(
+            tracker,
+            "IAM4",
+            "CDK attaches AWSLambdaMSKExecutionRole so the event source mapping can describe the "
+            "cluster and manage its ENIs; record access itself is granted below per resource.",
+            finding="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaMSKExecutionRole",
+        )
+        # IAM access control on the cluster: connect, read the one topic, own one group.
+        topic_arn = cluster_arn.replace(":cluster/", ":topic/", 1) + f"/{MSK_TOPIC}"
+        group_arn = cluster_arn.replace(":cluster/", ":group/", 1) + f"/{group_id}"
+        tracker.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "kafka-cluster:Connect",
+                    "kafka-cluster:DescribeClusterDynamicConfiguration",
+                ],
+                resources=[cluster_arn],
+            )
+        )
+        tracker.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+                resources=[topic_arn],
+            )
+        )
+        tracker.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
+                resources=[group_arn],
+            )
+        )
+
+    def schedule_relay(self, relay: lambda_.IFunction) -> events.Rule:
+        """Run the outbox relay every minute.
+
+        Parameters
+        ----------
+        relay
+            The ``outbox_relay`` function.
+
+        Returns
+        -------
+        aws_cdk.aws_events.Rule
+            The schedule rule.
+        """
+        # A missed run is harmless (the next one re-reads the outbox), so no retries pile up.
+        return events.Rule(
+            self,
+            "OutboxRelaySchedule",
+            description="Re-publish unsent outbox rows",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(1)),
+            targets=[
+                targets.LambdaFunction(
+                    relay, retry_attempts=0, max_event_age=cdk.Duration.minutes(1)
+                )
+            ],
+        )

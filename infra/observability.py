@@ -1,0 +1,216 @@
+"""Observability: alarms on the service's SLOs and failure signals, and one dashboard."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import nag, target
+from infra.config import DeployConfig
+
+ROUTING_LATENCY_P95_MS = 50
+HTTP_5XX_RATE_PERCENT = 1
+WS_PUSH_FAILURES_PER_5_MIN = 10
+_DIMENSIONS = {"service": target.SERVICE_NAME}
+
+
+def service_metric(name: str, statistic: str = "Sum", period_s: int = 60) -> cw.Metric:
+    """A Powertools EMF metric of the service (namespace OrderRouter, service dimension).
+
+    Parameters
+    ----------
+    name
+        Metric name, e.g. ``RoutingLatency``.
+    statistic
+        CloudWatch statistic (``Sum``, ``p95``…).
+    period_s
+        Period in seconds.
+
+    Returns
+    -------
+    aws_cdk.aws_cloudwatch.Metric
+        The metric.
+    """
+    return cw.Metric(
+        namespace=target.METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map=_DIMENSIONS,
+        statistic=statistic,
+        period=cdk.Duration.seconds(period_s),
+    )
+
+
+class Observability(Construct):
+    """Alarms (to an SNS topic) and the operations dashboard.
+
+    Parameters
+    ----------
+    scope, construct_id
+        Construct scope and id.
+    config
+        Deployment options (optional alarm e-mail).
+    http_api
+        The HTTP API (5xx rate).
+    dlq
+        The tracker's dead-letter queue.
+    functions
+        Every function by name (``track_execution`` gets an error alarm, all are graphed).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        http_api: apigwv2.HttpApi,
+        dlq: sqs.IQueue,
+        functions: dict[str, lambda_.Function],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True)
+        nag.acknowledge(
+            self.topic,
+            "SNS2",
+            "CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key "
+            "and the messages are alarm state changes only, so a customer key buys nothing.",
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        action = cw_actions.SnsAction(self.topic)
+
+        requests = http_api.metric_count(period=cdk.Duration.minutes(1), statistic="Sum")
+        errors = http_api.metric_server_error(period=cdk.Duration.minutes(1), statistic="Sum")
+        five_xx_rate = cw.MathExpression(
+            expression="IF(requests > 0, 100 * errors / requests, 0)",
+            using_metrics={"requests": requests, "errors": errors},
+            label="5xx %",
+            period=cdk.Duration.minutes(1),
+        )
+        dlq_depth = dlq.metric_approximate_number_of_messages_visible(
+            period=cdk.Duration.minutes(1), statistic="Maximum"
+        )
+        tracker_errors = functions["track_execution"].metric_errors(
+            period=cdk.Duration.minutes(5), statistic="Sum"
+        )
+        latency_p95 = service_metric("RoutingLatency", "p95")
+        push_failures = service_metric("WebSocketPushFailures", period_s=300)
+
+        self.alarms = {
+            "RoutingLatencyP95": cw.Alarm(
+                self,
+                "RoutingLatencyP95",
+                alarm_description=f"Routing p95 above {ROUTING_LATENCY_P95_MS} ms (3 of 5 min)",
+                metric=latency_p95,
+                threshold=ROUTING_LATENCY_P95_MS,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "Http5xxRate": cw.Alarm(
+                self,
+                "Http5xxRate",
+                alarm_description=f"HTTP API 5xx above {HTTP_5XX_RATE_PERCENT}% (3 of 5 min)",
+                metric=five_xx_rate,
+                threshold=HTTP_5XX_RATE_PERCENT,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=5,
+                datapoints_to_alarm=3,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "DlqDepth": cw.Alarm(
+                self,
+                "DlqDepth",
+                alarm_description="Events or records the tracker could not process",
+                metric=dlq_depth,
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            "TrackExecutionErrors": cw.Alarm(
+                self,
+                "TrackExecutionErrors",
+                alarm_description="track_execution invocations failed",
+                metric=tracker_errors,
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+            # A few failures are normal (a client vanished between lookup and push).
+            "WebSocketPushFailures": cw.Alarm(
+                self,
+                "WebSocketPushFailures",
+                alarm_description=(
+                    f"More than {WS_PUSH_FAILURES_PER_5_MIN} WebSocket pushes failed in 5 min"
+                ),
+                metric=push_failures,
+                threshold=WS_PUSH_FAILURES_PER_5_MIN,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=f"order-router-{config.stage}"
+        )
+        decisions = cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{target.METRICS_NAMESPACE},service,strategy}} "
+                f"MetricName=\"RoutingDecisions\"', 'Sum', 60)"
+            ),
+            label="",
+            period=cdk.Duration.minutes(1),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Routing latency (ms)",
+                left=[
+                    service_metric("RoutingLatency", "p50"),
+                    latency_p95,
+                    service_metric("RoutingLatency", "p99"),
+                ],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=ROUTING_LATENCY_P95_MS, label="p95 SLO")
+                ],
+            ),
+            cw.GraphWidget(title="Routing decisions by strategy", left=[decisions]),
+            cw.GraphWidget(
+                title="Broker rejects and cascades",
+                left=[service_metric("BrokerRejects"), service_metric("OrdersCascaded")],
+            ),
+            cw.GraphWidget(
+                title="WebSocket",
+                left=[service_metric("ActiveConnections", "Maximum")],
+                right=[push_failures],
+            ),
+            cw.GraphWidget(title="HTTP API", left=[requests], right=[five_xx_rate]),
+            cw.GraphWidget(title="Tracker DLQ depth", left=[dlq_depth]),
+            cw.GraphWidget(
+                title="Function errors",
+                left=[
+                    fn.metric_errors(period=cdk.Duration.minutes(1), label=name)
+                    for name, fn in functions.items()
+                ],
+            ),
+            cw.GraphWidget(
+                title="Function duration p95",
+                left=[
+                    fn.metric_duration(period=cdk.Duration.minutes(1), statistic="p95", label=name)
+                    for name, fn in functions.items()
+                ],
+            ),
+        )

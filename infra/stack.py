@@ -1,0 +1,207 @@
+"""The one stack: it composes the constructs of :mod:`infra` and wires them together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from infra import layer
+from infra.apis import HttpApi, WebSocketApi
+from infra.auth import TraderAuth
+from infra.config import DeployConfig
+from infra.data import DATABASE_NAME, BrokerSecrets, Cache, Database
+from infra.events import EventBus
+from infra.functions import FunctionFactory
+from infra.migrations import Migrations
+from infra.network import POSTGRES_PORT, Network
+from infra.observability import Observability
+
+#: Settings field names and values, as :func:`shared.settings.lambda_environment` takes them.
+SettingValues = dict[str, str | int | float | None]
+
+
+class OrderRouterStack(cdk.Stack):
+    """The order router: network, data, identity, functions, APIs, events, observability.
+
+    The stack holds no resource definitions of its own beyond outputs: each concern lives in
+    its construct, and every function comes from :class:`infra.functions.FunctionFactory`.
+
+    Parameters
+    ----------
+    scope, construct_id
+        Construct scope and id.
+    config
+        Deployment options.
+    layer_dir
+        The built dependency layer.
+    **kwargs
+        Passed to :class:`aws_cdk.Stack` (``env``, ``description``…).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        layer_dir: Path = layer.LAYER_DIR,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        network = Network(self, "Network", config=config)
+        database = Database(self, "Database", network=network, config=config)
+        cache = Cache(self, "Cache", network=network, config=config)
+        brokers = BrokerSecrets(self, "Brokers", config=config)
+        auth = TraderAuth(self, "Auth", config=config)
+        bus = EventBus(self, "Events", config=config)
+
+        factory = FunctionFactory(
+            self,
+            "Functions",
+            config=config,
+            vpc=network.vpc,
+            subnets=network.app_subnets,
+            layer_dir=layer_dir,
+        )
+        app_sgs: list[ec2.ISecurityGroup] = [network.functions_sg]
+        postgres: SettingValues = {
+            "db_secret_arn": database.admin_secret.secret_arn,
+            "db_host": database.proxy.endpoint,
+            "db_port": POSTGRES_PORT,
+            "db_name": DATABASE_NAME,
+        }
+        redis: SettingValues = {"redis_url": cache.redis_url}
+
+        # The WebSocket API needs ws_connect first; the pushers need the API's endpoint.
+        ws_connect = factory.create(
+            "ws_connect",
+            description="WebSocket $connect/$disconnect/$default: JWT check, connection registry",
+            security_groups=app_sgs,
+            settings={
+                **redis,
+                "jwt_issuer": auth.issuer,
+                "jwt_audience": auth.audience,
+                "jwks_url": auth.jwks_url,
+            },
+        )
+        websocket = WebSocketApi(self, "WebSocket", config=config, ws_connect=ws_connect)
+        push: SettingValues = {"ws_management_endpoint": websocket.management_endpoint}
+        # Added after the API exists: constructing it needs ws_connect (no CloudFormation cycle,
+        # the API resource itself does not depend on the function).
+        factory.add_settings(ws_connect, **push)
+
+        route_order = factory.create(
+            "route_order",
+            description="Trader HTTP routes: smart orders, analysis, analytics, profiles",
+            security_groups=app_sgs,
+            memory_size=1024,
+            timeout=cdk.Duration.seconds(15),
+            settings={
+                **postgres,
+                **redis,
+                **push,
+                "event_bus_name": bus.bus.event_bus_name,
+                "broker_secrets_arn": brokers.secret.secret_arn,
+                "jwt_issuer": auth.issuer,
+                "jwt_audience": auth.audience,
+            },
+        )
+        broker_webhook = factory.create(
+            "broker_webhook",
+            description="Broker postbacks: verify, normalise, de-duplicate, publish",
+            security_groups=app_sgs,
+            settings={
+                **postgres,
+                **redis,
+                "event_bus_name": bus.bus.event_bus_name,
+                "broker_secrets_arn": brokers.secret.secret_arn,
+            },
+        )
+        track_execution = factory.create(
+            "track_execution",
+            description="Execution reports: metrics, profile update, WebSocket push",
+            security_groups=app_sgs,
+            timeout=cdk.Duration.seconds(60),
+            dead_letter_queue=bus.dlq,
+            settings={**postgres, **redis, **push},
+        )
+        outbox_relay = factory.create(
+            "outbox_relay",
+            description="Re-publishes outbox rows that were not published at commit",
+            security_groups=app_sgs,
+            timeout=cdk.Duration.seconds(50),
+            settings={**postgres, "event_bus_name": bus.bus.event_bus_name},
+        )
+        migrate = factory.create(
+            "migrate",
+            description="Deploy-time custom resource: applies shared/migrations with yoyo",
+            security_groups=[network.migrations_sg],
+            timeout=cdk.Duration.minutes(5),
+            settings={
+                **postgres,
+                # Migrations talk to the writer, not the proxy (long DDL transactions).
+                "db_host": database.cluster.cluster_endpoint.hostname,
+            },
+        )
+
+        # Least privilege: each function gets exactly the grants its use cases need.
+        for fn in (route_order, broker_webhook, track_execution, outbox_relay, migrate):
+            database.admin_secret.grant_read(fn)
+        for fn in (route_order, broker_webhook, outbox_relay):
+            bus.bus.grant_put_events_to(fn)
+        for fn in (route_order, broker_webhook):
+            brokers.secret.grant_read(fn)
+        for fn in (route_order, track_execution, ws_connect):
+            websocket.grant_push(fn)
+
+        bus.route_to_tracker(track_execution)
+        bus.schedule_relay(outbox_relay)
+        if config.msk_cluster_arn is not None:
+            bus.add_msk_source(track_execution, config.msk_cluster_arn)
+
+        Migrations(
+            self,
+            "Migrations",
+            migrate=migrate,
+            after=[database.cluster],
+        )
+
+        http = HttpApi(
+            self,
+            "Http",
+            config=config,
+            auth=auth,
+            route_order=route_order,
+            broker_webhook=broker_webhook,
+        )
+        Observability(
+            self,
+            "Observability",
+            config=config,
+            http_api=http.api,
+            dlq=bus.dlq,
+            functions=factory.functions,
+        )
+
+        outputs = {
+            "HttpApiUrl": (http.url, "Base URL of the HTTP API"),
+            "WebhookUrlTemplate": (
+                f"{http.url}api/v1/webhooks/brokers/{{brokerId}}",
+                "Give each broker this URL with its id (and /{token} if unsigned)",
+            ),
+            "WebSocketUrl": (websocket.url, "wss URL for the dashboard (?token=<JWT>)"),
+            "WebSocketManagementEndpoint": (websocket.management_endpoint, "@connections API"),
+            "UserPoolId": (auth.user_pool.user_pool_id, "Cognito user pool of the traders"),
+            "UserPoolClientId": (auth.audience, "Dashboard app client id (JWT audience)"),
+            "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
+            "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
+            "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
+            "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),
+            "DatabaseSecretArn": (database.admin_secret.secret_arn, "Admin secret (rotated)"),
+            "TrackerDlqUrl": (bus.dlq.queue_url, "Dead-letter queue of the tracker"),
+        }
+        for name, (value, description) in outputs.items():
+            cdk.CfnOutput(self, name, value=value, description=description)

@@ -1,0 +1,96 @@
+"""APIs: JWT on trader routes only, throttled webhooks, CORS, access logs, WebSocket routes."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match, Template
+
+from infra.apis import TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
+from tests.infra.conftest import DASHBOARD, function_by_handler, one, resources
+
+
+def _routes(template: Template) -> dict[str, dict[str, object]]:
+    return {
+        str(r["Properties"]["RouteKey"]): r["Properties"]
+        for r in resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
+
+
+def test_trader_routes_require_the_cognito_jwt(dev: Template) -> None:
+    # GIVEN the HTTP API WHEN synthesized THEN every trader route uses the JWT authorizer
+    routes = _routes(dev)
+    jwt_id, authorizer = one(dev, "AWS::ApiGatewayV2::Authorizer")
+    assert authorizer["Properties"]["AuthorizerType"] == "JWT"
+    issuer = authorizer["Properties"]["JwtConfiguration"]["Issuer"]
+    assert "cognito-idp" in str(issuer)
+    for method, path in TRADER_ROUTES:
+        route = routes[f"{method.value} {path}"]
+        assert route["AuthorizationType"] == "JWT"
+        assert route["AuthorizerId"] == {"Ref": jwt_id}
+
+
+def test_webhook_and_health_routes_have_no_jwt(dev: Template) -> None:
+    # GIVEN brokers and probes WHEN synthesized THEN their routes carry no authorizer
+    routes = _routes(dev)
+    for key in [*(f"POST {p}" for p in WEBHOOK_ROUTES), "GET /api/v1/health"]:
+        assert routes[key]["AuthorizationType"] == "NONE"
+        assert "AuthorizerId" not in routes[key]
+
+
+def test_http_stage_throttles_webhooks_and_logs_access(dev: Template) -> None:
+    # GIVEN the $default stage WHEN synthesized THEN webhooks have their own limits, logs on
+    dev.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": "$default",
+            "AccessLogSettings": {"DestinationArn": Match.any_value(), "Format": Match.any_value()},
+            "RouteSettings": {
+                f"POST {WEBHOOK_ROUTES[0]}": Match.object_like(
+                    {"ThrottlingRateLimit": WEBHOOK_RATE}
+                ),
+                f"POST {WEBHOOK_ROUTES[1]}": Match.object_like(
+                    {"ThrottlingRateLimit": WEBHOOK_RATE}
+                ),
+            },
+        },
+    )
+
+
+def test_cors_allows_the_dashboard_origin(prod: Template) -> None:
+    # GIVEN dashboardOrigin WHEN synthesized THEN it is the only allowed origin
+    prod.has_resource_properties(
+        "AWS::ApiGatewayV2::Api",
+        {
+            "ProtocolType": "HTTP",
+            "CorsConfiguration": Match.object_like({"AllowOrigins": [DASHBOARD]}),
+        },
+    )
+
+
+def test_trader_group_exists(dev: Template) -> None:
+    # GIVEN the user pool WHEN synthesized THEN the TRADER group exists; no self sign-up
+    dev.has_resource_properties("AWS::Cognito::UserPoolGroup", {"GroupName": "TRADER"})
+    dev.has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {"AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True}},
+    )
+
+
+def test_prod_user_pool_requires_mfa(prod: Template) -> None:
+    # GIVEN prod WHEN synthesized THEN traders need a TOTP second factor
+    prod.has_resource_properties("AWS::Cognito::UserPool", {"MfaConfiguration": "ON"})
+
+
+def test_websocket_routes_go_to_ws_connect_with_access_logs(dev: Template) -> None:
+    # GIVEN the WebSocket API WHEN synthesized THEN the three routes exist and the stage logs
+    routes = _routes(dev)
+    assert {"$connect", "$disconnect", "$default"} <= set(routes)
+    dev.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {"StageName": "dev", "AccessLogSettings": Match.object_like({"Format": Match.any_value()})},
+    )
+    ws_id, _ = function_by_handler(dev, "ws_connect")
+    ws_routes = [routes[k] for k in ("$connect", "$disconnect", "$default")]
+    integrations = resources(dev, "AWS::ApiGatewayV2::Integration")
+    for route in ws_routes:
+        target = route["Target"]["Fn::Join"][1][1]["Ref"]  # type: ignore[index]
+        assert ws_id in str(integrations[target]["Properties"]["IntegrationUri"])

@@ -1,0 +1,69 @@
+"""Events: custom bus, tracker rules with retries and DLQ, relay schedule, optional MSK."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Template
+
+from infra.events import MSK_BATCH_SIZE, MSK_TOPIC, RETRY_ATTEMPTS
+from tests.infra.conftest import MSK_ARN, function_by_handler, one, resources
+
+
+def test_tracker_rules_retry_then_dead_letter(dev: Template) -> None:
+    # GIVEN the custom bus WHEN synthesized THEN both detail types reach track_execution with
+    # a retry policy and the SQS DLQ
+    bus_id, _ = one(dev, "AWS::Events::EventBus")
+    tracker_id, _ = function_by_handler(dev, "track_execution")
+    dlq_id, _ = one(dev, "AWS::SQS::Queue")
+    patterns = {}
+    for rule in resources(dev, "AWS::Events::Rule").values():
+        props = rule["Properties"]
+        if props.get("EventBusName") != {"Ref": bus_id}:
+            continue
+        pattern = props["EventPattern"]
+        patterns[pattern["detail-type"][0]] = pattern["source"][0]
+        (target,) = props["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [tracker_id, "Arn"]}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == RETRY_ATTEMPTS
+        assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    assert patterns == {
+        "ExecutionReported": "order-router.brokers",
+        "OrderRouted": "order-router.routing",
+    }
+
+
+def test_tracker_async_failures_also_reach_the_dlq(dev: Template) -> None:
+    # GIVEN an event the function itself fails on WHEN Lambda's retries run out
+    # THEN the same DLQ receives it
+    dlq_id, _ = one(dev, "AWS::SQS::Queue")
+    _, tracker = function_by_handler(dev, "track_execution")
+    assert tracker["Properties"]["DeadLetterConfig"]["TargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+
+
+def test_outbox_relay_runs_every_minute(dev: Template) -> None:
+    # GIVEN the relay WHEN synthesized THEN a one-minute schedule targets it
+    relay_id, _ = function_by_handler(dev, "outbox_relay")
+    dev.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(1 minute)",
+            "Targets": [
+                {
+                    "Arn": {"Fn::GetAtt": [relay_id, "Arn"]},
+                    "Id": "Target0",
+                    "RetryPolicy": {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60},
+                }
+            ],
+        },
+    )
+
+
+def test_msk_source_only_with_the_flag(dev: Template, prod: Template) -> None:
+    # GIVEN dev without and prod with mskClusterArn WHEN synthesized
+    # THEN only prod maps order-executions to the tracker, 100 per batch, partial failures
+    assert resources(dev, "AWS::Lambda::EventSourceMapping") == {}
+    _, mapping = one(prod, "AWS::Lambda::EventSourceMapping")
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == MSK_ARN
+    assert props["Topics"] == [MSK_TOPIC]
+    assert props["BatchSize"] == MSK_BATCH_SIZE
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -1,0 +1,107 @@
+"""Functions: one factory, one runtime and architecture, layer, tracing, logs, least privilege."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from infra import target
+from infra.functions import ARCHITECTURE, RUNTIME, code_excludes
+from shared.settings import ENV_PREFIX, Settings
+from tests.infra.conftest import ROOT, actions_of, function_by_handler, one, policy_statements
+
+FUNCTIONS = (
+    "route_order",
+    "broker_webhook",
+    "track_execution",
+    "ws_connect",
+    "outbox_relay",
+    "migrate",
+)
+POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+
+
+def test_runtime_matches_the_layer_target() -> None:
+    # GIVEN the CDK runtime WHEN compared with the layer's target THEN they agree
+    assert RUNTIME.name == f"python{target.PYTHON_VERSION}"
+    assert ARCHITECTURE.name == "arm64"
+    assert target.LINUX_ARCH == "aarch64"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_shape(dev: Template, name: str) -> None:
+    # GIVEN each function WHEN synthesized THEN same runtime, arm64, layer, tracing, JSON logs
+    layer_id, _ = one(dev, "AWS::Lambda::LayerVersion")
+    _, fn = function_by_handler(dev, name)
+    props = fn["Properties"]
+    assert props["Runtime"] == RUNTIME.name
+    assert props["Architectures"] == ["arm64"]
+    assert props["Layers"] == [{"Ref": layer_id}]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert "VpcConfig" in props
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_environment_comes_from_settings(dev: Template, name: str) -> None:
+    # GIVEN a function's environment WHEN synthesized THEN every ROUTER_ name is a Settings field
+    _, fn = function_by_handler(dev, name)
+    variables = fn["Properties"]["Environment"]["Variables"]
+    fields = {k.removeprefix(ENV_PREFIX).lower() for k in variables if k not in POWERTOOLS}
+    assert fields <= set(Settings.model_fields)
+    assert variables["ROUTER_STAGE"] == "dev"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == target.METRICS_NAMESPACE
+
+
+def test_log_groups_have_retention(dev: Template, prod: Template) -> None:
+    # GIVEN the function log groups WHEN synthesized THEN retention is 14 days dev, 90 prod
+    for template, days in ((dev, 14), (prod, 90)):
+        for name in FUNCTIONS:
+            _, fn = function_by_handler(template, name)
+            group_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            group = template.find_resources("AWS::Logs::LogGroup")[group_id]
+            assert group["Properties"]["RetentionInDays"] == days
+
+
+def test_least_privilege_grants(dev: Template) -> None:
+    # GIVEN the roles WHEN synthesized THEN each function has exactly its use cases' actions
+    def actions(name: str) -> set[str]:
+        return actions_of(policy_statements(dev, function_by_handler(dev, name)[0]))
+
+    assert {"events:PutEvents", "execute-api:ManageConnections"} <= actions("route_order")
+    assert "events:PutEvents" in actions("broker_webhook")
+    assert "execute-api:ManageConnections" not in actions("broker_webhook")
+    assert "execute-api:ManageConnections" in actions("track_execution")
+    assert "events:PutEvents" not in actions("track_execution")
+    ws = actions("ws_connect")
+    assert "execute-api:ManageConnections" in ws
+    assert "secretsmanager:GetSecretValue" not in ws
+    assert "events:PutEvents" not in ws
+    assert "execute-api:ManageConnections" not in actions("migrate")
+
+
+def test_code_asset_holds_only_the_function_and_shared(tmp_path: Path) -> None:
+    # GIVEN the repository WHEN CDK stages route_order's asset with the factory's excludes
+    # THEN the staged folder holds functions/route_order/ and shared/ and nothing else
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Assets")
+    staging = cdk.AssetStaging(
+        stack,
+        "RouteOrder",
+        source_path=str(ROOT),
+        exclude=code_excludes("route_order"),
+        ignore_mode=cdk.IgnoreMode.GIT,
+    )
+    staged = Path(staging.absolute_staged_path)
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert files
+    assert {f.split("/")[0] for f in files} == {"functions", "shared"}
+    functions = {f for f in files if f.startswith("functions/")}
+    assert all(
+        f == "functions/__init__.py" or f.startswith("functions/route_order/") for f in functions
+    )
+    assert "shared/settings.py" in files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)

@@ -1,0 +1,51 @@
+"""Observability: the five alarms, the alarm topic and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Template
+
+from infra.observability import ROUTING_LATENCY_P95_MS
+from tests.infra.conftest import function_by_handler, one, resources
+
+
+def _alarms(template: Template) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+
+
+def test_routing_latency_p95_alarm(dev: Template) -> None:
+    # GIVEN the Powertools metric WHEN synthesized THEN p95 RoutingLatency > 50 ms alarms
+    (alarm,) = [a for a in _alarms(dev) if a.get("MetricName") == "RoutingLatency"]
+    assert alarm["Namespace"] == "OrderRouter"
+    assert alarm["ExtendedStatistic"] == "p95"
+    assert alarm["Threshold"] == ROUTING_LATENCY_P95_MS
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "order-router"}]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_failure_alarms(dev: Template) -> None:
+    # GIVEN the failure signals WHEN synthesized THEN 5xx rate, DLQ depth, tracker errors and
+    # WebSocket push failures each have an alarm that notifies the topic
+    alarms = _alarms(dev)
+    topic_id, _ = one(dev, "AWS::SNS::Topic")
+    tracker_id, _ = function_by_handler(dev, "track_execution")
+    by_metric = {a.get("MetricName"): a for a in alarms}
+    assert by_metric["ApproximateNumberOfMessagesVisible"]["Threshold"] == 0
+    assert by_metric["Errors"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": tracker_id}}
+    ]
+    assert by_metric["WebSocketPushFailures"]["Namespace"] == "OrderRouter"
+    (rate,) = [a for a in alarms if "Metrics" in a]
+    expressions = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
+    assert expressions == ["IF(requests > 0, 100 * errors / requests, 0)"]
+    assert len(alarms) == 5
+    assert all(a["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
+
+
+def test_dashboard_exists(dev: Template) -> None:
+    # GIVEN the stack WHEN synthesized THEN one dashboard shows the service metrics
+    _, dashboard = one(dev, "AWS::CloudWatch::Dashboard")
+    body = str(dashboard["Properties"]["DashboardBody"])
+    for metric in ("RoutingLatency", "RoutingDecisions", "BrokerRejects", "ActiveConnections"):
+        assert metric in body
