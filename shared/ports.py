@@ -156,11 +156,52 @@ class ExecutionRecord:
     market_conditions: dict[str, Any]
 
 
-class ExecutionRepository(Protocol):
-    """Execution metrics, stored exactly once per report."""
+@dataclass(frozen=True, slots=True)
+class ChildStateUpdate:
+    """A child order's new execution state (cumulative, as the winning report says)."""
 
-    def record(self, record: ExecutionRecord) -> bool:
-        """Insert the row; ``False`` when this report key was already recorded (a no-op)."""
+    child_order_id: str
+    status: ChildOrderStatus
+    filled_quantity: int
+    average_price: Decimal | None
+    broker_order_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPlan:
+    """What one report changes: its metrics row, the child's state and the profile."""
+
+    record: ExecutionRecord
+    child_state: ChildStateUpdate | None
+    observation: ProfileObservation | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedExecution:
+    """Outcome of tracking one report."""
+
+    status: str
+    """``recorded``, ``duplicate``, ``ignored`` (nothing to store) or ``unknown_child``."""
+    child: ChildOrder | None = None
+    profile: BrokerProfile | None = None
+
+
+class ExecutionRepository(Protocol):
+    """Execution metrics, stored exactly once per report, with child state and learning."""
+
+    def find_child_id(self, broker_id: str, broker_order_id: str) -> str | None:
+        """Our child order id of a broker's order id."""
+        ...
+
+    def track(
+        self,
+        child_order_id: str,
+        plan: Callable[[ChildOrder], ExecutionPlan | None],
+        *,
+        alpha: float,
+        observed_at: datetime,
+    ) -> TrackedExecution:
+        """Store a report's plan atomically with the child row locked (see the adapter)."""
         ...
 
 
@@ -183,6 +224,10 @@ class Outbox(Protocol):
         min_age_s: float = 10.0,
     ) -> tuple[int, int]:
         """Publish pending events older than ``min_age_s``; return (published, failed)."""
+        ...
+
+    def add(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        """Store events on their own; return the new ones (a repeated event id is a no-op)."""
         ...
 
     def mark_published(self, event_ids: Sequence[UUID]) -> None:
@@ -233,6 +278,14 @@ class RateCounter(Protocol):
 
     def hit(self, broker_id: str) -> None:
         """Count one order sent to ``broker_id`` now."""
+        ...
+
+
+class SecretStore(Protocol):
+    """Broker secrets by reference."""
+
+    def get(self, ref: str) -> list[str]:
+        """The secrets of ``ref``, current first (several while rotating); empty if unknown."""
         ...
 
 

@@ -209,6 +209,8 @@ class BrokerProfile(FrozenModel):
     fee_schedule: FeeSchedule = FeeSchedule()
     volatility_bps: float = Field(default=150.0, ge=0)
     """Daily volatility of the symbol in bps: the sigma of the square-root impact law."""
+    last_price: float | None = Field(default=None, gt=0)
+    """Last traded price seen for the symbol: the reference price when an order has no quote."""
 
 
 class ChargeBreakdown(FrozenModel):
@@ -280,7 +282,11 @@ class ExpectedExecution(FrozenModel):
     fill_probability: float = Field(ge=0, le=1)
     charges: ChargeBreakdown
     total_cost_inr: Decimal
-    """Charges + half spread + impact + non-fill penalty, the quantity the allocator minimises."""
+    """Expected money cost in INR: charges (as on the contract notes) + half spread + square-root
+    impact + historical slippage net of price improvement + the expected non-fill penalty."""
+    objective_inr: Decimal = Decimal(0)
+    """What the allocator minimised: the expected cost (statutory charges at unrounded rates)
+    plus the per-child order cost and the objective's score premium. Compare plans with it."""
 
 
 class RoutingDecision(FrozenModel):

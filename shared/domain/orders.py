@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from pydantic import Field
 
+from shared.domain.execution import ExecutionReport
 from shared.domain.models import (
     Exchange,
     FrozenModel,
@@ -16,6 +18,9 @@ from shared.domain.models import (
     Product,
     Side,
 )
+
+TICK_SIZE = Decimal("0.05")
+"""Price tick of NSE/BSE cash equities."""
 
 SOURCE_ROUTING = "order-router.routing"
 SOURCE_BROKERS = "order-router.brokers"
@@ -76,6 +81,8 @@ class ChildOrder(FrozenModel):
     status_reason: str | None = None
     filled_quantity: int = 0
     average_price: Decimal | None = None
+    placed_at: datetime | None = None
+    """When we sent the order to the broker: the start of its execution latency."""
 
 
 class DomainEvent(FrozenModel):
@@ -157,3 +164,23 @@ def split_into_slices(quantity: int, lot_size: int, freeze_quantity: int | None)
     slices = -(-lots // max_lots)
     base, extra = divmod(lots, slices)
     return [(base + (1 if i < extra else 0)) * lot_size for i in range(slices)]
+
+
+def round_to_tick(price: Decimal, tick: Decimal = TICK_SIZE) -> Decimal:
+    """Round a price to the nearest tick (half up)."""
+    return (price / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick
+
+
+def execution_reported_event(
+    order_id: str, user_id: str, report: ExecutionReport, event_id: UUID
+) -> DomainEvent:
+    """The ``ExecutionReported`` event of a broker report, keyed for de-duplication."""
+    return make_event(
+        event_id=event_id,
+        source=SOURCE_BROKERS,
+        detail_type="ExecutionReported",
+        order_id=order_id,
+        user_id=user_id,
+        idempotency_key=report.idempotency_key,
+        payload={"report": report.model_dump(mode="json", by_alias=True)},
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from contextlib import suppress
+from decimal import Decimal
 
 from cachetools import TTLCache
 
 from shared.domain.errors import CacheUnavailableError
 from shared.domain.models import BrokerProfile, Quote
+from shared.domain.orders import TICK_SIZE, round_to_tick
 from shared.ports import BrokerRepository, MarketData, ProfileCache, ProfileRepository
 
 
@@ -90,3 +92,26 @@ class CachedMarketData:
         quote = self._source.quote(symbol)
         self._quotes[symbol] = quote
         return quote
+
+
+class ProfileQuotes:
+    """:class:`shared.ports.MarketData` from the profiles: last price and spread.
+
+    Until a market-data feed is wired in, the freshest ``last_price`` among the brokers'
+    profiles and the narrowest spread they report give the arrival quote; paper brokers fill
+    against it.
+    """
+
+    def __init__(self, profiles: ProfileService) -> None:
+        self._profiles = profiles
+
+    def quote(self, symbol: str) -> Quote | None:
+        """Bid/ask around the last price, or ``None`` when no profile knows a price."""
+        priced = [p for p in self._profiles.profiles_for(symbol) if p.last_price is not None]
+        if not priced:
+            return None
+        latest = max(priced, key=lambda p: p.last_updated)
+        last = round_to_tick(Decimal(str(latest.last_price)))
+        spread_bps = min(p.current_spread_bps for p in priced)
+        half = max(TICK_SIZE, round_to_tick(last * Decimal(str(spread_bps)) / 20_000))
+        return Quote(bid=last - half, ask=last + half, last=last)

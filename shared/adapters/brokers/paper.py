@@ -18,16 +18,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from pydantic import Field
 
 from shared.domain.execution import ExecutionReport, ExecutionStatus
-from shared.domain.models import FrozenModel, Quote
-from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.domain.models import FrozenModel
+from shared.domain.orders import TICK_SIZE, ChildOrder, ChildOrderStatus, round_to_tick
 from shared.ports import MarketData, PlacementResult
-
-TICK = Decimal("0.05")  # NSE cash tick size
 
 
 class PaperBehaviour(FrozenModel):
@@ -43,31 +41,6 @@ class PaperBehaviour(FrozenModel):
     slippage_bps_std: float = Field(default=1.0, ge=0)
     simulate_delay: bool = False
     """Sleep for the acknowledgement latency (local mode); benchmarks keep it off."""
-
-
-def round_to_tick(price: Decimal) -> Decimal:
-    """Round a price to the exchange tick."""
-    return (price / TICK).quantize(Decimal(1), rounding=ROUND_HALF_UP) * TICK
-
-
-class PaperMarket:
-    """:class:`shared.ports.MarketData` for paper trading: a deterministic quote per symbol.
-
-    The mid comes from ``reference_prices`` (seeded data) and a spread of ``spread_bps``; the
-    same symbol always quotes the same, which keeps tests and replays exact.
-    """
-
-    def __init__(self, reference_prices: dict[str, Decimal], spread_bps: float = 2.0) -> None:
-        self._prices = reference_prices
-        self._half_spread = Decimal(str(spread_bps / 2 / 10_000))
-
-    def quote(self, symbol: str) -> Quote | None:
-        """Bid/ask around the reference price, or ``None`` for an unknown symbol."""
-        mid = self._prices.get(symbol)
-        if mid is None:
-            return None
-        half = max(TICK, round_to_tick(mid * self._half_spread))
-        return Quote(bid=mid - half, ask=mid + half, last=mid)
 
 
 class PaperBroker:
@@ -194,7 +167,7 @@ class PaperBroker:
                 if child.side.sign > 0
                 else max(price, child.limit_price)
             )
-        return max(TICK, round_to_tick(price))
+        return max(TICK_SIZE, round_to_tick(price))
 
     def _report(
         self,

@@ -53,8 +53,7 @@ VALUES (%(child_order_id)s, %(order_id)s::varchar,
     %(user_id)s::varchar, %(broker_id)s::varchar, %(broker_order_id)s, %(symbol)s, %(side)s,
     %(quantity)s, %(order_type)s, %(limit_price)s, %(expected_price)s, %(arrival_bid)s,
     %(arrival_ask)s,
-    %(status)s::varchar, %(attempt)s, %(status_reason)s,
-    CASE WHEN %(status)s::varchar = 'PENDING' THEN NULL ELSE now() END)
+    %(status)s::varchar, %(attempt)s, %(status_reason)s, %(placed_at)s)
 ON CONFLICT (child_order_id) DO UPDATE SET
     broker_order_id = COALESCE(child_orders.broker_order_id, EXCLUDED.broker_order_id),
     status = CASE WHEN child_orders.status IN ('PENDING', 'PLACED') THEN EXCLUDED.status
@@ -94,7 +93,7 @@ WHERE order_id = %(order_id)s
 _CHILD_COLUMNS = """c.child_order_id, c.order_id, c.user_id, c.broker_id, c.broker_order_id,
     c.symbol, o.exchange, c.side, c.quantity, c.order_type, o.product, c.limit_price,
     o.trigger_price, c.expected_price, c.arrival_bid, c.arrival_ask, c.status, c.attempt,
-    c.status_reason, c.filled_quantity, c.average_price"""
+    c.status_reason, c.filled_quantity, c.average_price, c.placed_at"""
 SELECT_CHILD = (
     f"SELECT {_CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
     "WHERE c.child_order_id = %s"
@@ -149,6 +148,7 @@ def _child_params(child: ChildOrder) -> dict[str, Any]:
         "status": child.status.value,
         "attempt": child.attempt,
         "status_reason": child.status_reason,
+        "placed_at": child.placed_at,
     }
 
 
@@ -185,6 +185,7 @@ def child_from_row(row: dict[str, Any]) -> ChildOrder:
         status_reason=row["status_reason"],
         filled_quantity=row["filled_quantity"],
         average_price=row["average_price"],
+        placed_at=row["placed_at"],
     )
 
 

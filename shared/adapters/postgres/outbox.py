@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
+from psycopg.types.json import Jsonb
+
 from shared.adapters.postgres.pool import Database
 from shared.domain.orders import DomainEvent
 
@@ -75,6 +77,20 @@ class PostgresOutbox:
             if failed_ids:
                 conn.execute(MARK_FAILED, ("publish failed", list(failed_ids)))
         return len(published), len(failed_ids)
+
+    def add(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        """Store events on their own; return those that were new (a repeated id is a no-op)."""
+        added = []
+        with self._db.connection() as conn:
+            for event in events:
+                row = conn.execute(
+                    "INSERT INTO event_outbox (event_id, source, detail_type, detail) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING id",
+                    (event.event_id, event.source, event.detail_type, Jsonb(event.detail)),
+                ).fetchone()
+                if row is not None:
+                    added.append(event)
+        return added
 
     def mark_published(self, event_ids: Sequence[UUID]) -> None:
         """Record that these events reached the bus."""

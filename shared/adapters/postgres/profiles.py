@@ -151,12 +151,8 @@ def profile_from_row(row: dict[str, Any]) -> BrokerProfile:
         rate_limit_per_s=row["rate_limit_per_s"],
         fee_schedule=FeeSchedule.model_validate(row["fee_schedule"] or {}),
         volatility_bps=float(row["volatility_bps"] if row["volatility_bps"] is not None else 150),
-        **({"last_price": float(row["last_price"])} if _has_last_price(row) else {}),
+        last_price=None if row["last_price"] is None else float(row["last_price"]),
     )
-
-
-def _has_last_price(row: dict[str, Any]) -> bool:
-    return row.get("last_price") is not None and "last_price" in BrokerProfile.model_fields
 
 
 def profile_params(profile: BrokerProfile) -> dict[str, Any]:
@@ -179,7 +175,31 @@ def profile_params(profile: BrokerProfile) -> dict[str, Any]:
         "last_updated": _naive_utc(profile.last_updated),
         "sample_count": profile.sample_count,
         "volatility_bps": round(profile.volatility_bps, 4),
-        "last_price": getattr(profile, "last_price", None),
+        "last_price": profile.last_price,
+    }
+
+
+def observation_params(
+    broker_id: str,
+    symbol: str,
+    observation: ProfileObservation,
+    *,
+    alpha: float,
+    observed_at: datetime,
+    response_time_ms: float | None = None,
+) -> dict[str, Any]:
+    """Parameters of :data:`APPLY_OBSERVATION`, clamped to the column ranges."""
+    return {
+        "broker_id": broker_id,
+        "symbol": symbol,
+        "latency": _clamp(observation.latency_ms, 0, MAX_MS),
+        "fill": _clamp(observation.fill_rate_pct, 0, 100),
+        "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
+        "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
+        "err": observation.is_error,
+        "resp": _clamp(response_time_ms, 0, MAX_MS),
+        "a": alpha,
+        "at": _naive_utc(observed_at),
     }
 
 
@@ -236,18 +256,14 @@ class PostgresProfileRepository:
         BrokerProfile | None
             The updated profile, or ``None`` when the broker is unknown or disabled.
         """
-        params = {
-            "broker_id": broker_id,
-            "symbol": symbol,
-            "latency": _clamp(observation.latency_ms, 0, MAX_MS),
-            "fill": _clamp(observation.fill_rate_pct, 0, 100),
-            "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
-            "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
-            "err": observation.is_error,
-            "resp": _clamp(response_time_ms, 0, MAX_MS),
-            "a": alpha,
-            "at": _naive_utc(observed_at),
-        }
+        params = observation_params(
+            broker_id,
+            symbol,
+            observation,
+            alpha=alpha,
+            observed_at=observed_at,
+            response_time_ms=response_time_ms,
+        )
         try:
             with self._db.connection() as conn:
                 row = conn.execute(APPLY_OBSERVATION, params).fetchone()

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from shared.domain.errors import CacheUnavailableError
 from shared.settings import Settings
@@ -23,6 +25,9 @@ def create_redis(settings: Settings) -> redis.Redis:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
+        # No retries: a failed cache call falls back to Postgres at once (RedisGuard) instead
+        # of retrying with backoff for seconds while the request waits.
+        retry=Retry(NoBackoff(), 0),
     )
 
 

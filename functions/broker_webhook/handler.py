@@ -1,0 +1,91 @@
+"""broker_webhook: brokers post execution reports here (no JWT: each broker proves itself).
+
+``POST /api/v1/webhooks/brokers/{brokerId}`` for brokers that sign (HMAC headers, Kite's
+checksum) and ``.../{brokerId}/{token}`` for brokers that cannot sign (a secret path token).
+Accepted reports answer 202 and become exactly one ``ExecutionReported`` event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.adapters.brokers.webhooks.errors import UnsupportedPayloadError
+from shared.domain.errors import DomainError
+from shared.domain.models import BROKER_ID_PATTERN
+from shared.http import describe
+
+SERVICE = "order-router"
+PREFIX = "/api/v1/webhooks/brokers"
+
+app = APIGatewayHttpResolver(enable_validation=True)
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="OrderRouter", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+BrokerId = Annotated[str, Path(pattern=BROKER_ID_PATTERN)]
+
+
+def _receive(broker_id: str, token: str | None) -> Response[dict[str, Any]]:
+    from shared.wiring import get_wiring
+
+    event = app.current_event
+    body = (event.decoded_body or "").encode()
+    outcome = get_wiring().webhooks.receive(
+        broker_id, token=token, headers=dict(event.headers or {}), body=body
+    )
+    metrics.add_metric(f"Webhook_{outcome.status}", MetricUnit.Count, 1)
+    logger.info("webhook", broker_id=broker_id, status=outcome.status, key=outcome.idempotency_key)
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body={"status": outcome.status, "idempotencyKey": outcome.idempotency_key},
+    )
+
+
+@app.post(f"{PREFIX}/<broker_id>")
+def handle_post_signed_webhook(broker_id: BrokerId) -> Response[dict[str, Any]]:
+    """A webhook from a broker that signs (HMAC headers or Kite's checksum)."""
+    return _receive(broker_id, None)
+
+
+@app.post(f"{PREFIX}/<broker_id>/<token>")
+def handle_post_token_webhook(
+    broker_id: BrokerId, token: Annotated[str, Path(min_length=16, max_length=256)]
+) -> Response[dict[str, Any]]:
+    """A webhook from a broker that cannot sign, authenticated by a secret path token."""
+    return _receive(broker_id, token)
+
+
+@app.exception_handler(UnsupportedPayloadError)
+def handle_unsupported(error: UnsupportedPayloadError) -> Response[dict[str, Any]]:
+    """Updates we do not track (GTT, derivatives) are acknowledged so the broker stops retrying."""
+    logger.info("webhook ignored", reason=str(error))
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body={"status": "ignored", "reason": str(error)},
+    )
+
+
+@app.exception_handler(DomainError)
+def handle_domain_error(error: DomainError) -> Response[dict[str, Any]]:
+    """401 bad signature or token, 404 unknown broker, 400 malformed payload, 503 data down."""
+    status, body = describe(error)
+    metrics.add_metric("WebhookRejected", MetricUnit.Count, 1)
+    logger.warning("webhook refused", status=status, code=error.code)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point."""
+    return app.resolve(event, context)

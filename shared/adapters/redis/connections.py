@@ -1,0 +1,361 @@
+"""The WebSocket connection registry in Redis: who is connected, on which connections, wanting what.
+
+Key layout (every key starts with ``redis_key_prefix``)::
+
+    ws:conn:{connection_id}   HASH  user=<user id>, at=<connected epoch s>,
+                                    o:<orderId>=1 ..., s:<symbol>=1 ...   (the filters)
+    ws:user:{user_id}         SET   connection ids of the user
+    ws:symbol:{symbol}        SET   connection ids subscribed to the symbol (PROFILE_UPDATE)
+    ws:active                 ZSET  connection id -> expiry epoch s (count_active)
+
+Every per-connection key lives 2 hours (API Gateway's maximum connection duration) and the TTL
+is refreshed on activity, so a record whose ``$disconnect`` was lost disappears on its own; a
+push to it meanwhile gets ``GoneException`` and removes it. Filters are fields of the
+connection's hash so one ``HGETALL`` returns the owner and the filters, and ``HSET``/``HDEL``
+change them atomically without a read-modify-write. Sets may briefly name connections whose hash
+has expired; readers skip and remove those.
+
+Pipelines are non-transactional: the keys of one connection hash to different cluster slots,
+and the only cross-key invariant we need ("a set member without a hash is stale") is repaired
+by readers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from shared.adapters.redis.client import RedisGuard
+
+CONNECTION_TTL_S = 7200
+"""API Gateway closes every WebSocket connection after 2 hours."""
+
+_USER = b"user"
+_AT = b"at"
+_ORDER = "o:"
+_SYMBOL = "s:"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """One open connection, its owner and its subscription filters (empty = everything)."""
+
+    connection_id: str
+    user_id: str
+    order_ids: frozenset[str] = frozenset()
+    symbols: frozenset[str] = frozenset()
+
+    @property
+    def filtered(self) -> bool:
+        """True when the connection asked for specific orders or symbols only."""
+        return bool(self.order_ids or self.symbols)
+
+    def wants(self, data: Mapping[str, Any]) -> bool:
+        """Whether an update with this ``data`` should reach the connection.
+
+        A connection without filters receives everything of its owner. With filters, an update
+        passes when its ``orderId``/``order_id`` is among the subscribed orders OR its
+        ``symbol`` among the subscribed symbols; an update carrying neither does not pass.
+        """
+        if not self.filtered:
+            return True
+        order_id = data.get("orderId", data.get("order_id"))
+        if order_id is not None and str(order_id) in self.order_ids:
+            return True
+        symbol = data.get("symbol")
+        return symbol is not None and str(symbol) in self.symbols
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _record(
+    connection_id: str, fields: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
+) -> ConnectionRecord | None:
+    user = fields.get(_USER)
+    if user is None:
+        return None
+    order_ids: set[str] = set()
+    symbols: set[str] = set()
+    for raw_name in fields:
+        name = _decode(raw_name)
+        if name.startswith(_ORDER):
+            order_ids.add(name[len(_ORDER) :])
+        elif name.startswith(_SYMBOL):
+            symbols.add(name[len(_SYMBOL) :])
+    return ConnectionRecord(connection_id, _decode(user), frozenset(order_ids), frozenset(symbols))
+
+
+class RedisConnectionRegistry:
+    """Connection id -> user and filters, user -> connection ids, with a 2-hour TTL.
+
+    Parameters
+    ----------
+    client
+        A redis-py client (bytes responses).
+    prefix
+        ``Settings.redis_key_prefix``.
+    ttl_s
+        Lifetime of a record after its last activity.
+    guard
+        Translates Redis errors into :class:`~shared.domain.errors.CacheUnavailableError`.
+    clock
+        Epoch seconds (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "",
+        ttl_s: int = CONNECTION_TTL_S,
+        guard: RedisGuard | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._guard = guard or RedisGuard()
+        self._clock = clock
+
+    # Keys ---------------------------------------------------------------------------------
+
+    def connection_key(self, connection_id: str) -> str:
+        """The hash of one connection."""
+        return f"{self._prefix}ws:conn:{connection_id}"
+
+    def user_key(self, user_id: str) -> str:
+        """The set of a user's connection ids."""
+        return f"{self._prefix}ws:user:{user_id}"
+
+    def symbol_key(self, symbol: str) -> str:
+        """The set of connection ids subscribed to ``symbol``."""
+        return f"{self._prefix}ws:symbol:{symbol}"
+
+    @property
+    def active_key(self) -> str:
+        """The sorted set of live connection ids scored by expiry."""
+        return f"{self._prefix}ws:active"
+
+    # Writes -------------------------------------------------------------------------------
+
+    def register(self, connection_id: str, user_id: str) -> None:
+        """Record a new connection of ``user_id`` (replacing any record under that id).
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        now = self._clock()
+        key = self.connection_key(connection_id)
+        with self._guard.call():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.delete(key)
+            pipe.hset(key, mapping={_USER: user_id, _AT: int(now)})
+            pipe.expire(key, self._ttl_s)
+            pipe.sadd(self.user_key(user_id), connection_id)
+            pipe.expire(self.user_key(user_id), self._ttl_s)
+            pipe.zadd(self.active_key, {connection_id: now + self._ttl_s})
+            pipe.execute()
+
+    def touch(self, connection_id: str) -> ConnectionRecord | None:
+        """Refresh the TTL of a connection's keys after activity; ``None`` if it is unknown.
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        record = self.get(connection_id)
+        if record is None:
+            return None
+        self._refresh(record)
+        return record
+
+    def subscribe(
+        self,
+        connection_id: str,
+        *,
+        order_ids: Iterable[str] = (),
+        symbols: Iterable[str] = (),
+    ) -> ConnectionRecord | None:
+        """Add filters to a connection; return the updated record (``None`` if unknown).
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        record = self.get(connection_id)
+        if record is None:
+            return None
+        new_orders, new_symbols = frozenset(order_ids), frozenset(symbols)
+        fields: dict[Any, int] = {f"{_ORDER}{o}": 1 for o in new_orders}
+        fields |= {f"{_SYMBOL}{s}": 1 for s in new_symbols}
+        key = self.connection_key(connection_id)
+        with self._guard.call():
+            pipe = self._client.pipeline(transaction=False)
+            if fields:
+                pipe.hset(key, mapping=fields)
+            for symbol in new_symbols:
+                pipe.sadd(self.symbol_key(symbol), connection_id)
+            pipe.execute()
+        updated = ConnectionRecord(
+            connection_id,
+            record.user_id,
+            record.order_ids | new_orders,
+            record.symbols | new_symbols,
+        )
+        self._refresh(updated)
+        return updated
+
+    def unsubscribe(
+        self,
+        connection_id: str,
+        *,
+        order_ids: Collection[str] | None = None,
+        symbols: Collection[str] | None = None,
+    ) -> ConnectionRecord | None:
+        """Remove filters; with neither argument, remove them all (back to "everything").
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        record = self.get(connection_id)
+        if record is None:
+            return None
+        if order_ids is None and symbols is None:
+            drop_orders, drop_symbols = set(record.order_ids), set(record.symbols)
+        else:
+            drop_orders = set(order_ids or ()) & record.order_ids
+            drop_symbols = set(symbols or ()) & record.symbols
+        fields = [f"{_ORDER}{o}" for o in drop_orders] + [f"{_SYMBOL}{s}" for s in drop_symbols]
+        if fields:
+            with self._guard.call():
+                pipe = self._client.pipeline(transaction=False)
+                pipe.hdel(self.connection_key(connection_id), *fields)
+                for symbol in drop_symbols:
+                    pipe.srem(self.symbol_key(symbol), connection_id)
+                pipe.execute()
+        return ConnectionRecord(
+            connection_id,
+            record.user_id,
+            record.order_ids - drop_orders,
+            record.symbols - drop_symbols,
+        )
+
+    def remove(self, connection_id: str) -> str | None:
+        """Forget a connection (``$disconnect`` or ``GoneException``); return its user id.
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        record = self.get(connection_id)
+        with self._guard.call():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.delete(self.connection_key(connection_id))
+            pipe.zrem(self.active_key, connection_id)
+            if record is not None:
+                pipe.srem(self.user_key(record.user_id), connection_id)
+                for symbol in record.symbols:
+                    pipe.srem(self.symbol_key(symbol), connection_id)
+            pipe.execute()
+        return record.user_id if record is not None else None
+
+    # Reads --------------------------------------------------------------------------------
+
+    def get(self, connection_id: str) -> ConnectionRecord | None:
+        """The record of one connection, or ``None``.
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        with self._guard.call():
+            fields: dict[bytes, bytes] = self._client.hgetall(  # type: ignore[assignment]
+                self.connection_key(connection_id)
+            )
+        return _record(connection_id, fields)
+
+    def connections_of(self, user_id: str) -> list[ConnectionRecord]:
+        """Every live connection of ``user_id`` (two round trips, whatever their number).
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        records = self._members(self.user_key(user_id))
+        return [r for r in records if r.user_id == user_id]
+
+    def subscribers_of_symbol(self, symbol: str) -> list[ConnectionRecord]:
+        """Every live connection subscribed to ``symbol``, whoever owns it.
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        return [r for r in self._members(self.symbol_key(symbol)) if symbol in r.symbols]
+
+    def count_active(self) -> int:
+        """How many connections are live (entries past their TTL are dropped first).
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        with self._guard.call():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zremrangebyscore(self.active_key, "-inf", self._clock())
+            pipe.zcard(self.active_key)
+            _, count = pipe.execute()
+        return int(count)
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _members(self, set_key: str) -> list[ConnectionRecord]:
+        with self._guard.call():
+            ids = sorted(_decode(m) for m in self._client.smembers(set_key))
+            if not ids:
+                return []
+            pipe = self._client.pipeline(transaction=False)
+            for connection_id in ids:
+                pipe.hgetall(self.connection_key(connection_id))
+            hashes: list[dict[bytes, bytes]] = pipe.execute()
+            records: list[ConnectionRecord] = []
+            stale: list[str] = []
+            for connection_id, fields in zip(ids, hashes, strict=True):
+                record = _record(connection_id, fields)
+                if record is None:
+                    stale.append(connection_id)
+                else:
+                    records.append(record)
+            if stale:
+                # The hash expired (a lost $disconnect): repair the set while we are here.
+                self._client.srem(set_key, *stale)
+        return records
+
+    def _refresh(self, record: ConnectionRecord) -> None:
+        now = self._clock()
+        with self._guard.call():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.expire(self.connection_key(record.connection_id), self._ttl_s)
+            # A set must outlive every member, so it is extended with each member's activity.
+            pipe.expire(self.user_key(record.user_id), self._ttl_s)
+            for symbol in record.symbols:
+                pipe.expire(self.symbol_key(symbol), self._ttl_s)
+            pipe.zadd(self.active_key, {record.connection_id: now + self._ttl_s}, xx=True)
+            pipe.execute()

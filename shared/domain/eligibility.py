@@ -1,0 +1,84 @@
+"""Which brokers may take an order, and why the others may not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from shared.domain.models import BrokerProfile, BrokerStatus, OrderRequest
+
+EXCLUDED_STATUSES = frozenset({BrokerStatus.OFFLINE, BrokerStatus.MAINTENANCE, BrokerStatus.ERROR})
+LOT_REASON_PREFIX = "quantity is not a whole number of lots"
+
+
+def profile_age_s(profile: BrokerProfile, now: datetime) -> float:
+    """Seconds since the profile was last updated (0 for a timestamp in the future)."""
+    return max(0.0, (now - profile.last_updated).total_seconds())
+
+
+def exclusion_reason(
+    order: OrderRequest,
+    profile: BrokerProfile,
+    *,
+    now: datetime,
+    max_profile_age_s: int,
+    recent_orders: int,
+) -> str | None:
+    """Why ``profile``'s broker cannot take any part of ``order``, or ``None`` if it can.
+
+    Checks, first failing wins: status (OFFLINE, MAINTENANCE, ERROR; BUSY is only penalised),
+    symbol, order type, lot size, minimum order size above the order, maximum order size below
+    one lot, profile older than ``max_profile_age_s``, and the rate limit (``recent_orders``
+    sent in the last second against ``rate_limit_per_s``).
+
+    Parameters
+    ----------
+    order
+        The order.
+    profile
+        The broker's execution profile for the order's symbol.
+    now
+        Current time, tz-aware like ``profile.last_updated``.
+    max_profile_age_s
+        Older profiles are stale: their statistics no longer describe the broker.
+    recent_orders
+        Orders sent to this broker in the last second.
+
+    Returns
+    -------
+    str | None
+        A sentence for the trader, or ``None``.
+    """
+    return next(_reasons(order, profile, now, max_profile_age_s, recent_orders), None)
+
+
+def _reasons(
+    order: OrderRequest,
+    profile: BrokerProfile,
+    now: datetime,
+    max_profile_age_s: int,
+    recent_orders: int,
+) -> Iterator[str]:
+    if profile.status in EXCLUDED_STATUSES:
+        yield f"broker is {profile.status.value}"
+    if profile.symbol != order.symbol:
+        yield f"profile is for {profile.symbol}, not {order.symbol}"
+    if order.order_type not in profile.supported_order_types:
+        yield f"order type {order.order_type.value} not supported"
+    if order.quantity % profile.lot_size:
+        yield f"{LOT_REASON_PREFIX} of {profile.lot_size}"
+    if profile.min_order_size is not None and profile.min_order_size > order.quantity:
+        yield (
+            f"order quantity {order.quantity} is below the broker's minimum of "
+            f"{profile.min_order_size}"
+        )
+    if profile.max_order_size is not None and profile.max_order_size < profile.lot_size:
+        yield f"broker's maximum order size {profile.max_order_size} is below one lot"
+    age = profile_age_s(profile, now)
+    if age > max_profile_age_s:
+        yield f"profile is stale: updated {int(age)} s ago (limit {max_profile_age_s} s)"
+    if profile.rate_limit_per_s is not None and recent_orders >= profile.rate_limit_per_s:
+        yield (
+            f"rate limit exhausted: {recent_orders} of {profile.rate_limit_per_s} orders "
+            "in the last second"
+        )

@@ -1,0 +1,671 @@
+"""The routing engine: score every broker, split the order at least expected cost, explain it.
+
+Pure and deterministic: no I/O (apart from the charges module's one lazy read of its rates file),
+no clock (``now`` comes in), no randomness. Brokers are processed in broker-id order, so the order
+of the list given never changes the decision. See ``docs/routing-engine.md`` for the formulas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.allocation import BrokerCostModel, Optimum, Plan, optimise
+from shared.domain.charges import (
+    LinearCharges,
+    compute_charges,
+    linear_charges,
+    sum_charges,
+)
+from shared.domain.eligibility import LOT_REASON_PREFIX, exclusion_reason, profile_age_s
+from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
+from shared.domain.models import (
+    BrokerageRule,
+    BrokerProfile,
+    BrokerScore,
+    BrokerStatus,
+    ExpectedExecution,
+    OrderAllocation,
+    OrderRequest,
+    OrderType,
+    Product,
+    RoutingDecision,
+    Side,
+)
+from shared.domain.scoring import (
+    FactorScores,
+    cost_score,
+    freshness,
+    liquidity_score,
+    price_quality_score,
+    reliability_score,
+    speed_score,
+)
+from shared.domain.strategies import FactorWeights, OrderTraits, get_strategy
+
+_BPS = 1e-4
+_PRICE_STEP = Decimal("0.0001")
+_INR_STEP = Decimal("0.01")
+_MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_LOSS_MARKET})
+_LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LOSS})
+
+
+class EngineConfig(BaseModel):
+    """Parameters of the routing engine (all have production defaults).
+
+    Attributes
+    ----------
+    max_profile_age_s
+        Profiles older than this are stale and their broker excluded.
+    min_child_lots, min_child_pct
+        A child of a split carries at least ``min_child_lots`` lots and ``min_child_pct`` % of
+        the order, so no broker gets a useless sliver (a single-broker plan is exempt).
+    non_fill_penalty_bps
+        Cost of a share that does not fill, in bps of notional: re-routing it later pays the
+        spread again and the price drifts meanwhile. Charged on ``(1 - p_fill) x q``.
+    busy_fill_factor
+        Multiplies a BUSY broker's fill probability.
+    impact_coefficient
+        ``Y`` of the square-root law ``I = Y sigma sqrt(Q / V)``.
+    volume_windows_per_day
+        ``recent_volume`` covers a 5-minute window; x 75 (a 375-minute session) projects it to
+        a daily volume, the scale of the daily ``volatility_bps``.
+    child_order_cost_inr
+        Fixed cost of one more child order (an API call against the rate limit, one more fill to
+        reconcile, one more partial-fill risk). It is what keeps a small order on one broker.
+    score_premium_bps
+        The objective's say in the split: a broker with total score ``s`` costs
+        ``(1 - s) x premium`` bps more per share. 0 makes the engine a pure cost minimiser.
+    max_brokers
+        Brokers per order when the order does not say.
+    max_split_candidates
+        Splits are searched over this many best brokers (cost per share at an even split).
+    confidence_sample_ref
+        Sample count at which a profile's statistics count half.
+    confidence_margin_ref
+        Relative cost margin to the runner-up plan that counts fully towards confidence.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_profile_age_s: int = Field(default=86_400, gt=0)
+    min_child_lots: int = Field(default=1, ge=1)
+    min_child_pct: float = Field(default=5.0, ge=0, le=50)
+    non_fill_penalty_bps: float = Field(default=50.0, ge=0)
+    busy_fill_factor: float = Field(default=0.8, ge=0, le=1)
+    impact_coefficient: float = Field(default=1.0, ge=0)
+    volume_windows_per_day: float = Field(default=75.0, gt=0)
+    child_order_cost_inr: float = Field(default=10.0, ge=0)
+    score_premium_bps: float = Field(default=10.0, ge=0)
+    max_brokers: int = Field(default=4, ge=1, le=16)
+    max_split_candidates: int = Field(default=4, ge=1, le=16)
+    confidence_sample_ref: int = Field(default=20, ge=1)
+    confidence_margin_ref: float = Field(default=0.02, gt=0)
+
+
+DEFAULT_CONFIG = EngineConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class _Broker:
+    """What the engine derived for one eligible broker."""
+
+    profile: BrokerProfile
+    score: float
+    fill_probability: float
+    liquidity: float
+    premium_per_share: float
+    model: BrokerCostModel
+
+
+def reference_price(order: OrderRequest, profiles: Sequence[BrokerProfile]) -> Decimal:
+    """The price costs and slippage are measured against.
+
+    In order: the quote's mid (bid/ask, else last), a one-sided quote, the limit price, the
+    trigger price, and the median of the profiles' ``last_price`` (lower median, so it is one of
+    the values). An order with none of these cannot be costed.
+
+    Raises
+    ------
+    InvalidOrderError
+        On field ``quote`` when no reference price exists.
+    """
+    quote = order.quote
+    if quote is not None:
+        for value in (quote.mid, quote.ask, quote.bid):
+            if value is not None:
+                return value
+    for value in (order.limit_price, order.trigger_price):
+        if value is not None:
+            return value
+    lasts = sorted(p.last_price for p in profiles if p.last_price is not None)
+    if lasts:
+        return Decimal(str(lasts[(len(lasts) - 1) // 2]))
+    raise InvalidOrderError(
+        "quote",
+        "a reference price is needed: send a quote (bid/ask/last) or a limit price, "
+        "or have a broker profile with a last price",
+    )
+
+
+def liquidity_measure(profile: BrokerProfile, config: EngineConfig) -> float:
+    """``V = order_book_depth + recent_volume x volume_windows_per_day`` (shares).
+
+    The square-root law wants the daily volume the order competes with; the recent window's
+    volume projected to a day estimates it from what this broker sees, and the visible depth
+    adds what can be taken immediately (and keeps ``V > 0`` for a broker that has depth only).
+    """
+    return profile.order_book_depth + profile.recent_volume * config.volume_windows_per_day
+
+
+def _lcm(values: Sequence[int]) -> int:
+    result = 1
+    for v in values:
+        result = result * v // math.gcd(result, v)
+    return result
+
+
+def _fill_probability(profile: BrokerProfile, config: EngineConfig) -> float:
+    p = profile.fill_rate_percentage / 100 * (1 - profile.error_rate_percentage / 100)
+    return p * (config.busy_fill_factor if profile.status is BrokerStatus.BUSY else 1.0)
+
+
+@cache
+def _rule_floats(rule: BrokerageRule) -> tuple[float, float, float | None]:
+    """``(rate per INR, minimum, cap)`` of a brokerage rule as floats (fee schedules repeat)."""
+    cap = None if rule.cap_inr is None else float(rule.cap_inr)
+    return float(rule.rate_pct) / 100, float(rule.min_inr), cap
+
+
+def _own_charges(profile: BrokerProfile, order: OrderRequest, price: float, gst: float) -> float:
+    rate, minimum, cap = _rule_floats(profile.fee_schedule.rule_for(order.product))
+    slices = 1
+    if profile.freeze_quantity is not None:
+        slices = -(-order.quantity // profile.freeze_quantity)
+    per_order = max(rate * price * order.quantity / slices, minimum)
+    if cap is not None:
+        per_order = min(per_order, cap)
+    dp = float(profile.fee_schedule.dp_charge_inr) if _pays_dp(order) else 0.0
+    return per_order * slices * gst + dp
+
+
+def _pays_dp(order: OrderRequest) -> bool:
+    return order.product is Product.CNC and order.side is Side.SELL
+
+
+def _build_model(
+    order: OrderRequest,
+    profile: BrokerProfile,
+    *,
+    rank: int,
+    price: float,
+    lot: int,
+    fill: float,
+    liquidity: float,
+    premium: float,
+    statutory_per_inr: float,
+    gst_factor: float,
+    capacity: int,
+    config: EngineConfig,
+) -> BrokerCostModel:
+    q_total = order.quantity
+    linear = price * (
+        (profile.current_spread_bps / 2 + profile.slippage_bps - profile.price_improvement_bps)
+        * _BPS
+        + (1 - fill) * config.non_fill_penalty_bps * _BPS
+        + statutory_per_inr
+    )
+    # Zero volatility or unbounded liquidity would make impact vanish and water-filling
+    # degenerate; a negligible floor keeps the marginal cost strictly increasing.
+    impact = max(
+        price * config.impact_coefficient * profile.volatility_bps * _BPS / math.sqrt(liquidity),
+        1e-9,
+    )
+    rate, minimum, cap = _rule_floats(profile.fee_schedule.rule_for(order.product))
+    fixed = float(profile.fee_schedule.dp_charge_inr) if _pays_dp(order) else 0.0
+    least_brokerage = 0.0 if cap is None else min(minimum, cap)
+    slice_shares = None
+    if profile.freeze_quantity is not None:
+        slice_shares = max(lot, profile.freeze_quantity // lot * lot)
+    min_size = profile.min_order_size or lot
+    lo_single = -(-min_size // lot) * lot
+    child_floor = max(config.min_child_lots * lot, math.ceil(q_total * config.min_child_pct / 100))
+    lo_split = max(lo_single, -(-child_floor // lot) * lot)
+    hi = min(q_total, profile.max_order_size or q_total, capacity) // lot * lot
+    return BrokerCostModel(
+        broker_id=profile.broker_id,
+        rank=rank,
+        linear=linear + premium,
+        lb_linear=linear + premium + (rate * price * gst_factor if cap is None else 0.0),
+        impact=impact,
+        fixed=fixed,
+        lb_fixed=fixed + config.child_order_cost_inr + least_brokerage * gst_factor,
+        child_cost=config.child_order_cost_inr,
+        rate=rate,
+        minimum=minimum,
+        cap=cap,
+        gst_factor=gst_factor,
+        price=price,
+        slice_shares=slice_shares,
+        lo_single=lo_single,
+        lo_split=lo_split,
+        hi=hi,
+    )
+
+
+def _capacity(profile: BrokerProfile, recent_orders: int, lot: int) -> int:
+    """Shares the broker can take this second: remaining rate budget x slice size."""
+    if profile.rate_limit_per_s is None or profile.freeze_quantity is None:
+        return 10**12
+    remaining = profile.rate_limit_per_s - recent_orders
+    return remaining * max(lot, profile.freeze_quantity // lot * lot)
+
+
+def _traits(order: OrderRequest, profiles: Sequence[BrokerProfile]) -> OrderTraits:
+    depth = max((p.order_book_depth for p in profiles), default=0)
+    return OrderTraits(
+        is_market=order.order_type in _MARKET_TYPES,
+        is_limit=order.order_type in _LIMIT_TYPES,
+        size_to_depth=order.quantity / depth if depth > 0 else math.inf,
+    )
+
+
+def _percentages(quantities: Sequence[int], total: int) -> list[Decimal]:
+    """Percentages in hundredths summing to exactly 100 (largest remainder), each >= 0.01."""
+    units = [q * 10_000 // total for q in quantities]
+    rests = sorted(range(len(quantities)), key=lambda j: (-(quantities[j] * 10_000 % total), j))
+    for j in rests[: 10_000 - sum(units)]:
+        units[j] += 1
+    for j, u in enumerate(units):
+        if u == 0:
+            units[j] = 1
+            units[max(range(len(units)), key=lambda k: (units[k], -k))] -= 1
+    return [(Decimal(u) / 100).quantize(_INR_STEP) for u in units]
+
+
+def _to_price(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(_PRICE_STEP)
+
+
+def _to_inr(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(_INR_STEP)
+
+
+def _derive(
+    order: OrderRequest,
+    p: BrokerProfile,
+    *,
+    price: float,
+    lot: int,
+    weights: FactorWeights,
+    statutory: LinearCharges,
+    rank: int,
+    capacity: int,
+    now: datetime,
+    cfg: EngineConfig,
+) -> tuple[FactorScores, _Broker]:
+    """Factor scores and cost model of one broker for ``order``."""
+    fresh = freshness(p, profile_age_s(p, now), cfg.max_profile_age_s)
+    liquidity = max(liquidity_measure(p, cfg), 1.0)
+    own = _own_charges(p, order, price, statutory.gst_factor)
+    factors = FactorScores(
+        speed=speed_score(p),
+        price=price_quality_score(p),
+        reliability=reliability_score(p, fresh),
+        liquidity=liquidity_score(order.quantity, liquidity),
+        cost=cost_score(own, price * order.quantity),
+    )
+    total = factors.total(weights)
+    fill = _fill_probability(p, cfg)
+    premium = price * (1 - total) * cfg.score_premium_bps * _BPS
+    model = _build_model(
+        order,
+        p,
+        rank=rank,
+        price=price,
+        lot=lot,
+        fill=fill,
+        liquidity=liquidity,
+        premium=premium,
+        statutory_per_inr=statutory.per_inr,
+        gst_factor=statutory.gst_factor,
+        capacity=capacity,
+        config=cfg,
+    )
+    return factors, _Broker(p, total, fill, liquidity, premium, model)
+
+
+def decide_route(
+    order: OrderRequest,
+    profiles: Sequence[BrokerProfile],
+    *,
+    now: datetime,
+    config: EngineConfig | None = None,
+    recent_order_counts: Mapping[str, int] | None = None,
+) -> RoutingDecision:
+    """Route ``order``: which brokers get how many shares, what to expect, and why.
+
+    Parameters
+    ----------
+    order
+        The validated order.
+    profiles
+        Execution profiles of the candidate brokers for the order's symbol (any order; broker
+        ids unique).
+    now
+        Current time (tz-aware), for profile staleness and the charges in force.
+    config
+        Engine parameters; defaults to :data:`DEFAULT_CONFIG`.
+    recent_order_counts
+        Orders sent to each broker in the last second, against its ``rate_limit_per_s``.
+
+    Returns
+    -------
+    RoutingDecision
+        Allocations sorted by priority (1 = best score), eligible unallocated brokers best first
+        as the cascade's fallback list, confidence, expected execution, and every broker's
+        scores (with ``exclusion_reason`` for the excluded).
+
+    Raises
+    ------
+    InvalidOrderError
+        Field ``quantity`` when no broker's lot size divides it; field ``quote`` when there is
+        no reference price.
+    NoEligibleBrokerError
+        When no broker (or no allowed combination of brokers) can take the order; ``reasons``
+        names every broker's reason.
+    ValueError
+        Two profiles share a broker id.
+    """
+    cfg = config or DEFAULT_CONFIG
+    counts = recent_order_counts or {}
+    ordered = sorted(profiles, key=lambda p: p.broker_id)
+    if len({p.broker_id for p in ordered}) != len(ordered):
+        raise ValueError("profiles must have unique broker ids")
+
+    reasons: dict[str, str] = {}
+    for p in ordered:
+        reason = exclusion_reason(
+            order,
+            p,
+            now=now,
+            max_profile_age_s=cfg.max_profile_age_s,
+            recent_orders=counts.get(p.broker_id, 0),
+        )
+        if reason is not None:
+            reasons[p.broker_id] = reason
+    eligible = [p for p in ordered if p.broker_id not in reasons]
+    if not eligible:
+        lot_reasons = [r for r in reasons.values() if r.startswith(LOT_REASON_PREFIX)]
+        if lot_reasons:
+            raise InvalidOrderError("quantity", f"{order.quantity}: {lot_reasons[0]}")
+        raise NoEligibleBrokerError(reasons)
+
+    ref = reference_price(order, ordered)
+    price = float(ref)
+    lot = _lcm([p.lot_size for p in eligible])
+    if order.quantity % lot:
+        raise InvalidOrderError(
+            "quantity", f"{order.quantity} is not a whole number of the brokers' lots of {lot}"
+        )
+    statutory = linear_charges(order.product, order.side, order.exchange, now.date())
+    weights = get_strategy(order.routing_objective).weights(_traits(order, eligible))
+
+    factor_scores: dict[str, FactorScores] = {}
+    derived: list[_Broker] = []
+    for p in ordered:
+        factors, broker = _derive(
+            order,
+            p,
+            price=price,
+            lot=lot,
+            weights=weights,
+            statutory=statutory,
+            rank=len(derived),
+            capacity=_capacity(p, counts.get(p.broker_id, 0), lot),
+            now=now,
+            cfg=cfg,
+        )
+        factor_scores[p.broker_id] = factors
+        if p.broker_id in reasons:
+            continue
+        if broker.model.hi < broker.model.lo_single and broker.model.hi < broker.model.lo_split:
+            reasons[p.broker_id] = (
+                f"cannot take a whole number of lots between its minimum "
+                f"{broker.model.lo_single} and maximum {broker.model.hi}"
+            )
+            continue
+        derived.append(broker)
+    if not derived:
+        raise NoEligibleBrokerError(reasons)
+
+    models = [b.model for b in derived]
+    max_brokers = order.max_brokers or cfg.max_brokers
+    optimum = optimise(
+        models,
+        order.quantity,
+        lot,
+        max_brokers=max_brokers,
+        max_candidates=max(cfg.max_split_candidates, 1),
+    )
+    if optimum is None:
+        capacity_reasons = dict(reasons)
+        for b in derived:
+            capacity_reasons[b.profile.broker_id] = (
+                f"can take at most {b.model.hi} of {order.quantity} shares and no combination "
+                f"of {max_brokers} broker(s) fills the order"
+            )
+        raise NoEligibleBrokerError(capacity_reasons)
+
+    return _decision(
+        order,
+        ref=ref,
+        derived=derived,
+        optimum=optimum,
+        factor_scores=factor_scores,
+        weights=weights,
+        reasons=reasons,
+        now=now,
+        cfg=cfg,
+    )
+
+
+def _decision(
+    order: OrderRequest,
+    *,
+    ref: Decimal,
+    derived: Sequence[_Broker],
+    optimum: Optimum,
+    factor_scores: Mapping[str, FactorScores],
+    weights: FactorWeights,
+    reasons: Mapping[str, str],
+    now: datetime,
+    cfg: EngineConfig,
+) -> RoutingDecision:
+    price = float(ref)
+    sign = order.side.sign
+    plan: Plan = optimum.best
+    chosen = [(derived[rank], shares) for rank, shares in plan.quantities]
+    chosen.sort(key=lambda item: (-item[0].score, item[0].profile.broker_id))
+    percentages = _percentages([s for _, s in chosen], order.quantity)
+
+    allocations: list[OrderAllocation] = []
+    charges = []
+    money_cost = 0.0
+    value = 0.0
+    fill_weighted = 0.0
+    slowest = 0.0
+    limit = float(order.limit_price) if order.limit_price is not None else None
+    for priority, ((b, shares), pct) in enumerate(zip(chosen, percentages, strict=True), 1):
+        p = b.profile
+        impact_bps = cfg.impact_coefficient * p.volatility_bps * math.sqrt(shares / b.liquidity)
+        drift_bps = p.current_spread_bps / 2 + p.slippage_bps - p.price_improvement_bps
+        expected = price * (1 + sign * (drift_bps + impact_bps) * _BPS)
+        if limit is not None:
+            expected = min(expected, limit) if sign > 0 else max(expected, limit)
+        expected_dec = _to_price(expected)
+        slices = b.model.children(shares)
+        child_charges = compute_charges(
+            side=order.side,
+            product=order.product,
+            quantity=shares,
+            price=expected_dec,
+            fee_schedule=p.fee_schedule,
+            exchange=order.exchange,
+            orders=slices,
+            on=now.date(),
+        )
+        charges.append(child_charges)
+        market_cost = (
+            shares
+            * price
+            * (
+                (drift_bps + impact_bps) * _BPS
+                + (1 - b.fill_probability) * cfg.non_fill_penalty_bps * _BPS
+            )
+        )
+        child_cost = float(child_charges.total) + market_cost
+        money_cost += child_cost
+        value += shares * float(expected_dec)
+        fill_weighted += shares * b.fill_probability
+        slowest = max(slowest, p.avg_execution_time_ms)
+        allocations.append(
+            OrderAllocation(
+                broker_id=p.broker_id,
+                quantity=shares,
+                allocation_percentage=pct,
+                expected_execution_price=expected_dec,
+                priority=priority,
+                slices=slices,
+                expected_cost_inr=_to_inr(child_cost),
+            )
+        )
+
+    avg_price = value / order.quantity
+    allocated = {a.broker_id for a in allocations}
+    fallback = sorted(
+        (b for b in derived if b.profile.broker_id not in allocated),
+        key=lambda b: (-b.score, b.profile.broker_id),
+    )
+    scores = []
+    for broker_id, factors in factor_scores.items():
+        scores.append(
+            BrokerScore(
+                broker_id=broker_id,
+                execution_speed_score=factors.speed,
+                price_quality_score=factors.price,
+                reliability_score=factors.reliability,
+                liquidity_score=factors.liquidity,
+                cost_score=factors.cost,
+                total_score=factors.total(weights),
+                exclusion_reason=reasons.get(broker_id),
+            )
+        )
+    execution = ExpectedExecution(
+        price=_to_price(avg_price),
+        slippage_bps=round(sign * (avg_price - price) / price * 10_000, 4),
+        time_ms=slowest,
+        fill_probability=min(1.0, fill_weighted / order.quantity),
+        charges=sum_charges(charges),
+        total_cost_inr=_to_inr(money_cost),
+        objective_inr=_to_inr(plan.cost),
+    )
+    return RoutingDecision(
+        order_id=order.order_id,
+        strategy=order.routing_objective,
+        allocations=tuple(allocations),
+        fallback_broker_ids=tuple(b.profile.broker_id for b in fallback),
+        confidence_score=_confidence(chosen, optimum, now, cfg),
+        expected_execution=execution,
+        broker_scores=tuple(scores),
+    )
+
+
+def _confidence(
+    chosen: Sequence[tuple[_Broker, int]], optimum: Optimum, now: datetime, cfg: EngineConfig
+) -> float:
+    """``data x (0.75 + 0.25 margin)``, see :func:`confidence_score`."""
+    total = sum(shares for _, shares in chosen)
+    data = 0.0
+    for b, shares in chosen:
+        p = b.profile
+        fresh = freshness(p, profile_age_s(p, now), cfg.max_profile_age_s)
+        samples = p.sample_count / (p.sample_count + cfg.confidence_sample_ref)
+        data += shares / total * fresh * samples * (1 - p.error_rate_percentage / 100)
+    return confidence_score(data, optimum.best.cost, optimum.runner_up_cost, cfg)
+
+
+def confidence_score(data: float, best: float, runner_up: float, cfg: EngineConfig) -> float:
+    """Confidence in [0, 1]: how much the decision can be trusted.
+
+    ``confidence = data x (0.75 + 0.25 x margin)`` where ``data`` is the quantity-weighted mean
+    over the allocated brokers of ``freshness x n / (n + 20) x (1 - error_rate)`` (``n`` the
+    profile's sample count), and ``margin = min(1, gap / 0.02)`` with ``gap`` the runner-up
+    plan's cost above the best, relative to the best (0.5 when there was no alternative).
+    Data quality dominates: a decision from stale or thin statistics is a guess however clear
+    the margin; a margin near zero means a close call, costing at most a quarter.
+    """
+    if math.isinf(runner_up):
+        margin = 0.5
+    else:
+        gap = (runner_up - best) / max(abs(best), 1.0)
+        margin = min(1.0, max(0.0, gap / cfg.confidence_margin_ref))
+    return min(1.0, max(0.0, data * (0.75 + 0.25 * margin)))
+
+
+def evaluate_plan(
+    order: OrderRequest,
+    profiles: Sequence[BrokerProfile],
+    quantities: Mapping[str, int],
+    *,
+    now: datetime,
+    config: EngineConfig | None = None,
+) -> float:
+    """The objective (INR) the engine minimises, for a plan given as broker id -> shares.
+
+    For tests and explanations: compares the engine's choice with any other split.
+    ``decide_route``'s ``expected_execution.objective_inr`` is this function at its allocation.
+
+    Raises
+    ------
+    KeyError
+        A broker of ``quantities`` is not eligible for ``order``.
+    """
+    cfg = config or DEFAULT_CONFIG
+    ordered = sorted(profiles, key=lambda p: p.broker_id)
+    price = float(reference_price(order, ordered))
+    eligible = [
+        p
+        for p in ordered
+        if exclusion_reason(
+            order, p, now=now, max_profile_age_s=cfg.max_profile_age_s, recent_orders=0
+        )
+        is None
+    ]
+    lot = _lcm([p.lot_size for p in eligible])
+    statutory = linear_charges(order.product, order.side, order.exchange, now.date())
+    weights = get_strategy(order.routing_objective).weights(_traits(order, eligible))
+    by_id = {p.broker_id: p for p in eligible}
+    costs = []
+    for broker_id, shares in sorted(quantities.items()):
+        if shares > 0:
+            _, broker = _derive(
+                order,
+                by_id[broker_id],
+                price=price,
+                lot=lot,
+                weights=weights,
+                statutory=statutory,
+                rank=0,
+                capacity=10**12,
+                now=now,
+                cfg=cfg,
+            )
+            costs.append(broker.model.cost(shares))
+    return math.fsum(costs)

@@ -1,0 +1,6 @@
+"""Routing strategies: one module per objective behind :class:`RoutingStrategy`, and a registry."""
+
+from shared.domain.strategies.base import FactorWeights, OrderTraits, RoutingStrategy
+from shared.domain.strategies.registry import STRATEGIES, get_strategy
+
+__all__ = ["STRATEGIES", "FactorWeights", "OrderTraits", "RoutingStrategy", "get_strategy"]

@@ -1,0 +1,344 @@
+"""WebSocket connections: authenticate on ``$connect``, forget on ``$disconnect``, answer messages.
+
+Client messages (``$default`` route), JSON with an ``action``:
+
+* ``{"action": "ping"}`` -> ``PONG`` (and the connection's TTL is refreshed);
+* ``{"action": "subscribe", "orderIds": [...], "symbols": [...]}`` -> ``SUBSCRIBED`` with the
+  connection's filters (added to the existing ones);
+* ``{"action": "unsubscribe", "orderIds": [...], "symbols": [...]}`` -> ``SUBSCRIBED``; without
+  lists every filter is removed (the connection receives everything of its owner again);
+* anything else -> ``ERROR`` with a code, to that connection only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from typing import Annotated, Any, Literal, Protocol
+
+import redis
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from shared.adapters.apigw_push import METRICS_NAMESPACE, ApiGatewayNotifier, utc_timestamp
+from shared.adapters.auth.jwt_verifier import JwtVerifier, TraderIdentity
+from shared.adapters.redis.client import RedisGuard, create_redis
+from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
+from shared.domain.errors import CacheUnavailableError
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_CONNECTIONS_METRIC = "ActiveConnections"
+"""The specification's ``broker.connections.active``."""
+MAX_ORDER_FILTERS = 100
+MAX_SYMBOL_FILTERS = 50
+MAX_BODY_CHARS = 16 * 1024
+"""Client messages are tiny; a large one is refused before JSON parsing."""
+
+_Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:&-]+$")
+]
+
+
+class TokenVerifier(Protocol):
+    """Verifies a trader token (``JwtVerifier``)."""
+
+    def verify(self, token: str | None) -> TraderIdentity:
+        """The identity of the token's holder; raises Authentication/ForbiddenError."""
+        ...
+
+
+class ConnectionRegistry(Protocol):
+    """Where connections live (``RedisConnectionRegistry``)."""
+
+    def register(self, connection_id: str, user_id: str) -> None:
+        """Record a new connection."""
+        ...
+
+    def remove(self, connection_id: str) -> str | None:
+        """Forget a connection; return its user id."""
+        ...
+
+    def touch(self, connection_id: str) -> ConnectionRecord | None:
+        """Refresh a connection's TTL; ``None`` if unknown."""
+        ...
+
+    def subscribe(
+        self, connection_id: str, *, order_ids: Iterable[str] = (), symbols: Iterable[str] = ()
+    ) -> ConnectionRecord | None:
+        """Add filters."""
+        ...
+
+    def unsubscribe(
+        self,
+        connection_id: str,
+        *,
+        order_ids: Collection[str] | None = None,
+        symbols: Collection[str] | None = None,
+    ) -> ConnectionRecord | None:
+        """Remove filters (all of them without arguments)."""
+        ...
+
+    def count_active(self) -> int:
+        """How many connections are live."""
+        ...
+
+
+class ReplySender(Protocol):
+    """Sends one message to one connection (``ApiGatewayNotifier.post``)."""
+
+    def post(self, connection_id: str, payload: Mapping[str, Any]) -> bool:
+        """Deliver ``payload``; never raises."""
+        ...
+
+
+class _Ping(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    action: Literal["ping"]
+
+
+class _Filters(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    action: Literal["subscribe", "unsubscribe"]
+    order_ids: list[_Identifier] | None = Field(default=None, alias="orderIds", max_length=100)
+    symbols: list[_Identifier] | None = Field(default=None, max_length=50)
+
+
+class _Envelope(BaseModel):
+    action: str
+
+
+class ConnectionService:
+    """The ``ws_connect`` use cases.
+
+    Parameters
+    ----------
+    verifier
+        Checks the token presented on ``$connect``.
+    registry
+        Stores connections and their filters.
+    replies
+        Sends direct replies to one connection.
+    service_name
+        The ``service`` dimension of the ``ActiveConnections`` metric.
+    """
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        registry: ConnectionRegistry,
+        replies: ReplySender,
+        *,
+        service_name: str = "order-router",
+    ) -> None:
+        self._verifier = verifier
+        self._registry = registry
+        self._replies = replies
+        self._service_name = service_name
+
+    def connect(self, connection_id: str, token: str | None) -> TraderIdentity:
+        """Verify the token and register the connection under the trader's user id.
+
+        Parameters
+        ----------
+        connection_id
+            API Gateway's ``requestContext.connectionId``.
+        token
+            The ``token`` query parameter (browsers cannot set headers on a WebSocket).
+
+        Returns
+        -------
+        TraderIdentity
+            Who connected.
+
+        Raises
+        ------
+        AuthenticationError
+            Invalid token (401); nothing is registered.
+        ForbiddenError
+            Not a trader (403); nothing is registered.
+        IdentityProviderUnavailableError
+            The JWKS could not be fetched (503).
+        CacheUnavailableError
+            Redis is down (503): a connection we cannot push to is refused so the client retries.
+        """
+        identity = self._verifier.verify(token)
+        self._registry.register(connection_id, identity.user_id)
+        logger.info("websocket connected", extra={"user_id": identity.user_id})
+        self._publish_active()
+        return identity
+
+    def disconnect(self, connection_id: str) -> None:
+        """Forget the connection. Never raises: API Gateway ignores the ``$disconnect`` result."""
+        try:
+            self._registry.remove(connection_id)
+        except CacheUnavailableError:
+            # The record expires with its 2-hour TTL, and the first push gets GoneException.
+            logger.warning("websocket disconnect not recorded: registry unavailable")
+            return
+        self._publish_active()
+
+    def handle_message(self, connection_id: str, body: str | None) -> None:
+        """Answer one client message with a reply to that connection only. Never raises."""
+        try:
+            self._handle(connection_id, body)
+        except CacheUnavailableError:
+            self._error(connection_id, "UNAVAILABLE", "try again shortly")
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _handle(self, connection_id: str, body: str | None) -> None:
+        if not body or len(body) > MAX_BODY_CHARS:
+            self._error(connection_id, "INVALID_MESSAGE", "expected a small JSON object")
+            return
+        try:
+            message = json.loads(body)
+            action = _Envelope.model_validate(message).action
+        except (ValueError, ValidationError):
+            self._error(connection_id, "INVALID_MESSAGE", 'expected JSON with an "action"')
+            return
+        if action == "ping":
+            self._ping(connection_id)
+        elif action in ("subscribe", "unsubscribe"):
+            try:
+                filters = _Filters.model_validate(message)
+            except ValidationError as exc:
+                where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+                self._error(connection_id, "INVALID_MESSAGE", f"invalid field {where}")
+                return
+            self._subscribe(connection_id, filters)
+        else:
+            self._error(connection_id, "UNKNOWN_ACTION", f"unknown action {action[:32]!r}")
+
+    def _ping(self, connection_id: str) -> None:
+        if self._registry.touch(connection_id) is None:
+            self._unknown(connection_id)
+            return
+        self._reply(connection_id, "PONG", {})
+
+    def _subscribe(self, connection_id: str, filters: _Filters) -> None:
+        if filters.action == "subscribe":
+            current = self._registry.touch(connection_id)
+            if current is None:
+                self._unknown(connection_id)
+                return
+            orders = current.order_ids | set(filters.order_ids or ())
+            symbols = current.symbols | set(filters.symbols or ())
+            if len(orders) > MAX_ORDER_FILTERS or len(symbols) > MAX_SYMBOL_FILTERS:
+                self._error(
+                    connection_id,
+                    "TOO_MANY_FILTERS",
+                    f"at most {MAX_ORDER_FILTERS} orderIds and {MAX_SYMBOL_FILTERS} symbols",
+                )
+                return
+            record = self._registry.subscribe(
+                connection_id, order_ids=filters.order_ids or (), symbols=filters.symbols or ()
+            )
+        else:
+            record = self._registry.unsubscribe(
+                connection_id, order_ids=filters.order_ids, symbols=filters.symbols
+            )
+        if record is None:
+            self._unknown(connection_id)
+            return
+        self._reply(
+            connection_id,
+            "SUBSCRIBED",
+            {"orderIds": sorted(record.order_ids), "symbols": sorted(record.symbols)},
+        )
+
+    def _unknown(self, connection_id: str) -> None:
+        self._error(connection_id, "UNKNOWN_CONNECTION", "connection expired; reconnect")
+
+    def _error(self, connection_id: str, code: str, message: str) -> None:
+        self._reply(connection_id, "ERROR", {"code": code, "message": message})
+
+    def _reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> None:
+        self._replies.post(
+            connection_id, {"type": message_type, "data": data, "timestamp": utc_timestamp()}
+        )
+
+    def _publish_active(self) -> None:
+        try:
+            active = self._registry.count_active()
+        except CacheUnavailableError:
+            return
+        # A gauge published on every change: CloudWatch's Maximum/Average over a minute is the
+        # number of open connections. single_metric flushes now, with no decorator needed.
+        with single_metric(
+            name=ACTIVE_CONNECTIONS_METRIC,
+            unit=MetricUnit.Count,
+            value=active,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={"service": self._service_name},
+        ):
+            pass
+
+
+def build_notifier(
+    settings: Settings, client: redis.Redis | None = None, *, guard: RedisGuard | None = None
+) -> ApiGatewayNotifier:
+    """The WebSocket push adapter (``shared.ports.Notifier``) for other functions' services.
+
+    Parameters
+    ----------
+    settings
+        Uses ``ws_management_endpoint``, ``aws_region``, ``redis_key_prefix``, ``service_name``
+        (and ``redis_url`` when no client is given).
+    client
+        The container's Redis client, shared with the other Redis adapters.
+    guard
+        The process-wide Redis circuit; a new one when omitted.
+
+    Returns
+    -------
+    ApiGatewayNotifier
+        Creates its boto3 client on the first push (no I/O here).
+    """
+    registry = RedisConnectionRegistry(
+        client if client is not None else create_redis(settings),
+        prefix=settings.redis_key_prefix,
+        guard=guard or RedisGuard(),
+    )
+    return ApiGatewayNotifier(
+        registry,
+        endpoint_url=settings.ws_management_endpoint,
+        region=settings.aws_region,
+        service_name=settings.service_name,
+    )
+
+
+def build_connection_service(
+    settings: Settings, client: redis.Redis | None = None, *, guard: RedisGuard | None = None
+) -> ConnectionService:
+    """Build the service and its adapters from settings (no I/O until first use).
+
+    Parameters
+    ----------
+    settings
+        Uses ``redis_url``, ``redis_key_prefix``, ``ws_management_endpoint``, ``aws_region``,
+        ``jwt_issuer``, ``jwt_audience``, ``jwks_url``, ``local_jwt_secret``, ``service_name``.
+    client
+        The container's Redis client; one is created from ``redis_url`` when omitted.
+    guard
+        The process-wide Redis circuit; a new one when omitted.
+
+    Returns
+    -------
+    ConnectionService
+        Ready to serve ``$connect``/``$disconnect``/``$default``.
+
+    Raises
+    ------
+    ValueError
+        When no token key source is configured, or the local secret is set in dev/prod.
+    """
+    notifier = build_notifier(settings, client, guard=guard)
+    return ConnectionService(
+        JwtVerifier.from_settings(settings),
+        notifier.registry,
+        notifier,
+        service_name=settings.service_name,
+    )

@@ -1,0 +1,495 @@
+"""The smart-order use case: route, persist, place with brokers (cascading on reject), publish."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.domain.engine import EngineConfig, decide_route
+from shared.domain.errors import ConflictError
+from shared.domain.execution import ExecutionReport
+from shared.domain.models import BrokerProfile, OrderRequest, RoutingDecision
+from shared.domain.orders import (
+    SOURCE_ROUTING,
+    ChildOrder,
+    ChildOrderStatus,
+    DomainEvent,
+    execution_reported_event,
+    make_event,
+    split_into_slices,
+)
+from shared.ports import (
+    BrokerGateway,
+    EventPublisher,
+    MarketData,
+    OrderRepository,
+    Outbox,
+    PlacementResult,
+    RateCounter,
+)
+from shared.services.profiles import ProfileService
+from shared.services.schemas import (
+    AllocationResult,
+    Cascade,
+    OrderRoutingResult,
+    RoutingRecommendation,
+    SmartOrderRequest,
+)
+
+_FAILED = (ChildOrderStatus.REJECTED, ChildOrderStatus.TIMED_OUT)
+
+
+def request_fingerprint(request: SmartOrderRequest) -> str:
+    """SHA-256 of the request's canonical JSON: the same key with another body is a conflict."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class RoutingOutcome:
+    """A routing result and the figures the handler reports as metrics."""
+
+    result: OrderRoutingResult
+    rejects: int = 0
+    cascades: int = 0
+    decision_ms: float = 0.0
+
+
+@dataclass
+class _Placement:
+    children: list[ChildOrder] = field(default_factory=list)
+    cascades: list[Cascade] = field(default_factory=list)
+    events: list[DomainEvent] = field(default_factory=list)
+    rejects: int = 0
+
+
+class RoutingService:
+    """Routes orders: the ``route_order`` function's one service.
+
+    Parameters
+    ----------
+    profiles
+        Read-through profile cache.
+    orders
+        The audit trail and child-order store.
+    gateway
+        Sends child orders to brokers.
+    publisher, outbox
+        Events are written to the outbox with the state change and published after commit;
+        what fails to publish stays for the relay.
+    market
+        Arrival quotes (1-second in-process cache).
+    rate_counter
+        Orders sent per broker in the current second (brokers' API rate limits).
+    clock
+        Current time (UTC, tz-aware).
+    engine_config
+        Engine parameters (profile age, minimum child size...).
+    broker_timeout_s
+        Per-broker placement timeout, after which the quantity cascades.
+    replay_wait_s
+        How long a concurrent duplicate waits for the first request's answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        profiles: ProfileService,
+        orders: OrderRepository,
+        gateway: BrokerGateway,
+        publisher: EventPublisher,
+        outbox: Outbox,
+        market: MarketData,
+        rate_counter: RateCounter,
+        clock: Callable[[], datetime],
+        engine_config: EngineConfig,
+        broker_timeout_s: float,
+        replay_wait_s: float = 5.0,
+    ) -> None:
+        self._profiles = profiles
+        self._orders = orders
+        self._gateway = gateway
+        self._publisher = publisher
+        self._outbox = outbox
+        self._market = market
+        self._rates = rate_counter
+        self._clock = clock
+        self._config = engine_config
+        self._timeout_s = broker_timeout_s
+        self._replay_wait_s = replay_wait_s
+
+    # -- analyze -----------------------------------------------------------------------------
+
+    def decide(self, order: OrderRequest) -> tuple[RoutingDecision, list[BrokerProfile]]:
+        """Score and allocate ``order`` against current profiles, quotes and rate limits.
+
+        Raises
+        ------
+        NoEligibleBrokerError, InvalidOrderError
+            From the engine.
+        DataUnavailableError
+            When profiles are needed from Postgres and it cannot be reached.
+        """
+        if order.quote is None:
+            quote = self._market.quote(order.symbol)
+            if quote is not None:
+                order = order.model_copy(update={"quote": quote})
+        profiles = self._profiles.profiles_for(order.symbol)
+        counts = self._rates.counts([p.broker_id for p in profiles])
+        decision = decide_route(
+            order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
+        )
+        return decision, profiles
+
+    def analyze(self, order: OrderRequest) -> RoutingRecommendation:
+        """The decision for ``order`` without storing anything or calling a broker."""
+        decision, _ = self.decide(order)
+        return RoutingRecommendation.from_decision(decision)
+
+    # -- submit ------------------------------------------------------------------------------
+
+    def submit(
+        self, request: SmartOrderRequest, *, user_id: str, key: str | None
+    ) -> RoutingOutcome:
+        """Route and execute an order, exactly once per ``(user_id, key)``.
+
+        Parameters
+        ----------
+        request
+            The validated body.
+        user_id
+            The authenticated trader.
+        key
+            ``clientOrderId`` or the ``Idempotency-Key`` header; ``None`` makes one up.
+
+        Raises
+        ------
+        ConflictError
+            The key was used with another body, or the first request is still being processed.
+        NoEligibleBrokerError, InvalidOrderError, DataUnavailableError
+            Nothing is stored then.
+        """
+        fingerprint = request_fingerprint(request)
+        order_id = f"ord-{uuid.uuid4().hex}"
+        client_order_id = key or order_id
+        stored = self._orders.find_by_client_order_id(user_id, client_order_id)
+        if stored is not None:
+            return self._replay(user_id, client_order_id, fingerprint)
+        order = request.to_order(
+            order_id=order_id, user_id=user_id, client_order_id=client_order_id
+        )
+        started = time.perf_counter()
+        decision, profiles = self.decide(order)
+        decision_ms = (time.perf_counter() - started) * 1000
+        children = self._children(order, decision, profiles)
+        routed = self._order_routed_event(order, decision)
+        decision_id = self._orders.save_routed_order(
+            order, request_hash=fingerprint, decision=decision, children=children, events=[routed]
+        )
+        if decision_id is None:  # a concurrent duplicate committed first
+            return self._replay(user_id, client_order_id, fingerprint)
+        placement = self._place(order, decision, children, profiles)
+        result = self._result(order, decision, decision_id, placement)
+        self._orders.record_placements(
+            order.order_id,
+            placement.children,
+            placement.events,
+            result.model_dump(mode="json", by_alias=True),
+        )
+        self._publish([routed, *placement.events])
+        return RoutingOutcome(
+            result=result,
+            rejects=placement.rejects,
+            cascades=sum(1 for c in placement.cascades if c.to_broker_id is not None),
+            decision_ms=decision_ms,
+        )
+
+    def _replay(self, user_id: str, client_order_id: str, fingerprint: str) -> RoutingOutcome:
+        deadline = time.monotonic() + self._replay_wait_s
+        while True:
+            stored = self._orders.find_by_client_order_id(user_id, client_order_id)
+            if stored is None:  # pragma: no cover - a stored order is never deleted
+                raise ConflictError("the order of this key disappeared")
+            if stored.request_hash != fingerprint:
+                raise ConflictError(
+                    "clientOrderId was already used for a different order; use a new key"
+                )
+            if stored.response is not None:
+                result = OrderRoutingResult.model_validate(stored.response)
+                return RoutingOutcome(result=result.model_copy(update={"replayed": True}))
+            if time.monotonic() >= deadline:
+                raise ConflictError("the first request with this key is still being processed")
+            time.sleep(0.02)
+
+    def _children(
+        self, order: OrderRequest, decision: RoutingDecision, profiles: Sequence[BrokerProfile]
+    ) -> list[ChildOrder]:
+        by_broker = {p.broker_id: p for p in profiles}
+        children: list[ChildOrder] = []
+        for allocation in decision.allocations:
+            profile = by_broker[allocation.broker_id]
+            slices = split_into_slices(
+                allocation.quantity, profile.lot_size, profile.freeze_quantity
+            )
+            for n, quantity in enumerate(slices, start=1):
+                children.append(
+                    self._child(
+                        order,
+                        child_order_id=f"{order.order_id}-{allocation.priority}-{n}",
+                        broker_id=allocation.broker_id,
+                        quantity=quantity,
+                        expected_price=allocation.expected_execution_price,
+                        priority=allocation.priority,
+                    )
+                )
+        return children
+
+    @staticmethod
+    def _child(order: OrderRequest, **values: Any) -> ChildOrder:
+        quote = order.quote
+        return ChildOrder(
+            order_id=order.order_id,
+            user_id=order.user_id,
+            symbol=order.symbol,
+            exchange=order.exchange,
+            side=order.side,
+            order_type=order.order_type,
+            product=order.product,
+            limit_price=order.limit_price,
+            trigger_price=order.trigger_price,
+            arrival_bid=quote.bid if quote else None,
+            arrival_ask=quote.ask if quote else None,
+            **values,
+        )
+
+    def _place(
+        self,
+        order: OrderRequest,
+        decision: RoutingDecision,
+        children: list[ChildOrder],
+        profiles: Sequence[BrokerProfile],
+    ) -> _Placement:
+        """Place children in parallel; cascade rejected or timed-out quantity to the next broker."""
+        placement = _Placement()
+        failed_brokers: set[str] = set()
+        ranked = [a.broker_id for a in decision.allocations] + list(decision.fallback_broker_ids)
+        by_broker = {p.broker_id: p for p in profiles}
+        pending = children
+        cascade_no = 0
+        while pending:
+            next_round: list[ChildOrder] = []
+            for child, outcome in self._place_parallel(pending):
+                placed = child.model_copy(
+                    update={
+                        "status": outcome.status,
+                        "broker_order_id": outcome.broker_order_id,
+                        "status_reason": outcome.reason,
+                    }
+                )
+                placement.children.append(placed)
+                placement.events.append(self._child_placed_event(placed))
+                placement.events.extend(
+                    self._execution_event(placed, report) for report in outcome.reports
+                )
+                if outcome.status not in _FAILED:
+                    continue
+                placement.rejects += 1
+                failed_brokers.add(child.broker_id)
+                target = next(
+                    (
+                        b
+                        for b in ranked
+                        if b not in failed_brokers and _can_take(by_broker.get(b), child.quantity)
+                    ),
+                    None,
+                )
+                placement.cascades.append(
+                    Cascade(
+                        from_broker_id=child.broker_id,
+                        to_broker_id=target,
+                        quantity=child.quantity,
+                        reason=outcome.reason or outcome.status.value,
+                    )
+                )
+                if target is None:
+                    continue
+                profile = by_broker[target]
+                for quantity in split_into_slices(
+                    child.quantity, profile.lot_size, profile.freeze_quantity
+                ):
+                    cascade_no += 1
+                    next_round.append(
+                        self._child(
+                            order,
+                            child_order_id=f"{order.order_id}-c{cascade_no}",
+                            broker_id=target,
+                            quantity=quantity,
+                            expected_price=child.expected_price,
+                            priority=child.priority,
+                            attempt=child.attempt + 1,
+                            cascaded_from=child.broker_id,
+                        )
+                    )
+            pending = next_round
+        return placement
+
+    def _place_parallel(
+        self, children: Sequence[ChildOrder]
+    ) -> list[tuple[ChildOrder, PlacementResult]]:
+        for child in children:
+            self._rates.hit(child.broker_id)
+        if len(children) == 1:
+            return [self._place_one(children[0])]
+        with ThreadPoolExecutor(max_workers=min(8, len(children))) as pool:
+            futures = [pool.submit(self._place_one, c) for c in children]
+            return [f.result() for f in futures]
+
+    def _place_one(self, child: ChildOrder) -> tuple[ChildOrder, PlacementResult]:
+        child = child.model_copy(update={"placed_at": self._clock()})
+        # The adapter enforces the timeout; this guard only catches an adapter that hangs.
+        with ThreadPoolExecutor(max_workers=1) as guard:
+            future = guard.submit(self._gateway.place, child, timeout_s=self._timeout_s)
+            try:
+                return child, future.result(timeout=self._timeout_s + 0.5)
+            except FutureTimeout:
+                return child, PlacementResult(
+                    child_order_id=child.child_order_id,
+                    status=ChildOrderStatus.TIMED_OUT,
+                    reason="broker adapter did not answer in time",
+                )
+
+    def _result(
+        self,
+        order: OrderRequest,
+        decision: RoutingDecision,
+        decision_id: int,
+        placement: _Placement,
+    ) -> OrderRoutingResult:
+        allocations: list[AllocationResult] = []
+        for a in decision.allocations:
+            kids = [c for c in placement.children if c.broker_id == a.broker_id and c.attempt == 1]
+            allocations.append(
+                AllocationResult(
+                    broker_id=a.broker_id,
+                    quantity=a.quantity,
+                    allocation_percentage=a.allocation_percentage,
+                    expected_execution_price=a.expected_execution_price,
+                    priority=a.priority,
+                    child_order_id=kids[0].child_order_id if kids else None,
+                    child_order_ids=tuple(c.child_order_id for c in kids),
+                    status=_aggregate_status(kids),
+                    reason=next((c.status_reason for c in kids if c.status_reason), None),
+                )
+            )
+        cascaded = [c for c in placement.children if c.cascaded_from is not None]
+        for child in cascaded:
+            allocations.append(
+                AllocationResult(
+                    broker_id=child.broker_id,
+                    quantity=child.quantity,
+                    allocation_percentage=_percentage(child.quantity, order.quantity),
+                    expected_execution_price=child.expected_price or Decimal(0),
+                    priority=child.priority,
+                    child_order_id=child.child_order_id,
+                    child_order_ids=(child.child_order_id,),
+                    status=_aggregate_status([child]),
+                    cascaded_from=child.cascaded_from,
+                    reason=child.status_reason,
+                )
+            )
+        live = sum(c.quantity for c in placement.children if c.status not in _FAILED)
+        status = "ROUTED" if live == order.quantity else "PARTIALLY_ROUTED" if live else "REJECTED"
+        base = RoutingRecommendation.from_decision(decision)
+        return OrderRoutingResult(
+            **{k: v for k, v in base if k != "allocations"},
+            allocations=tuple(allocations),
+            order_id=order.order_id,
+            decision_id=decision_id,
+            client_order_id=order.client_order_id or order.order_id,
+            status=status,
+            cascades=tuple(placement.cascades),
+        )
+
+    def _publish(self, events: Sequence[DomainEvent]) -> None:
+        failed = self._publisher.publish(events)
+        failed_ids = {e.event_id for e in failed}
+        self._outbox.mark_published([e.event_id for e in events if e.event_id not in failed_ids])
+        if failed_ids:
+            self._outbox.mark_failed(list(failed_ids), "publish after commit failed")
+
+    # -- events ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _order_routed_event(order: OrderRequest, decision: RoutingDecision) -> DomainEvent:
+        return make_event(
+            event_id=uuid.uuid4(),
+            source=SOURCE_ROUTING,
+            detail_type="OrderRouted",
+            order_id=order.order_id,
+            user_id=order.user_id,
+            idempotency_key=f"OrderRouted:{order.order_id}",
+            payload={
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "quantity": order.quantity,
+                "strategy": decision.strategy.value,
+                "confidenceScore": decision.confidence_score,
+                "allocations": [
+                    {
+                        "brokerId": a.broker_id,
+                        "quantity": a.quantity,
+                        "allocationPercentage": str(a.allocation_percentage),
+                        "priority": a.priority,
+                    }
+                    for a in decision.allocations
+                ],
+            },
+        )
+
+    @staticmethod
+    def _child_placed_event(child: ChildOrder) -> DomainEvent:
+        return make_event(
+            event_id=uuid.uuid4(),
+            source=SOURCE_ROUTING,
+            detail_type="ChildOrderPlaced",
+            order_id=child.order_id,
+            user_id=child.user_id,
+            idempotency_key=f"ChildOrderPlaced:{child.child_order_id}",
+            payload={"child": child.model_dump(mode="json", by_alias=True)},
+        )
+
+    @staticmethod
+    def _execution_event(child: ChildOrder, report: ExecutionReport) -> DomainEvent:
+        return execution_reported_event(child.order_id, child.user_id, report, uuid.uuid4())
+
+
+def _can_take(profile: BrokerProfile | None, quantity: int) -> bool:
+    if profile is None or quantity % profile.lot_size:
+        return False
+    if profile.min_order_size is not None and quantity < profile.min_order_size:
+        return False
+    return profile.max_order_size is None or quantity <= profile.max_order_size
+
+
+def _aggregate_status(children: Sequence[ChildOrder]) -> str:
+    statuses = {c.status for c in children}
+    if not statuses:
+        return "PENDING"
+    if len(statuses) == 1:
+        return next(iter(statuses)).value
+    if statuses <= set(_FAILED):
+        return ChildOrderStatus.REJECTED.value
+    return "PARTIALLY_PLACED"
+
+
+def _percentage(quantity: int, total: int) -> Decimal:
+    return (Decimal(100) * quantity / total).quantize(Decimal("0.01"))

@@ -1,0 +1,233 @@
+"""The execution-tracking use case: metrics, store once, learn, tell the trader."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from cachetools import TTLCache
+
+from shared.domain.charges import compute_charges
+from shared.domain.errors import InvalidExecutionReportError
+from shared.domain.execution import (
+    ChildExecutionState,
+    ExecutionReport,
+    ExecutionStatus,
+    apply_report,
+    compute_execution_metrics,
+    profile_observation,
+)
+from shared.domain.models import FeeSchedule, Quote
+from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.ports import (
+    BrokerRepository,
+    ChildStateUpdate,
+    ExecutionPlan,
+    ExecutionRecord,
+    ExecutionRepository,
+    Notifier,
+    TrackedExecution,
+)
+from shared.services.profiles import ProfileService
+
+# A child we sent but nobody reported on yet is "open with nothing filled" for the state rule.
+_STATE_OF_CHILD = {
+    ChildOrderStatus.PENDING: ExecutionStatus.OPEN,
+    ChildOrderStatus.PLACED: ExecutionStatus.OPEN,
+    ChildOrderStatus.TIMED_OUT: ExecutionStatus.OPEN,
+    ChildOrderStatus.PARTIALLY_FILLED: ExecutionStatus.PARTIALLY_FILLED,
+    ChildOrderStatus.FILLED: ExecutionStatus.FILLED,
+    ChildOrderStatus.CANCELLED: ExecutionStatus.CANCELLED,
+    ChildOrderStatus.REJECTED: ExecutionStatus.REJECTED,
+}
+_CHILD_OF_STATE = {
+    ExecutionStatus.OPEN: ChildOrderStatus.PLACED,
+    ExecutionStatus.PARTIALLY_FILLED: ChildOrderStatus.PARTIALLY_FILLED,
+    ExecutionStatus.FILLED: ChildOrderStatus.FILLED,
+    ExecutionStatus.CANCELLED: ChildOrderStatus.CANCELLED,
+    ExecutionStatus.REJECTED: ChildOrderStatus.REJECTED,
+}
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class ExecutionTracker:
+    """Turns broker reports into execution metrics and better broker profiles.
+
+    Parameters
+    ----------
+    executions
+        Stores a report's effects in one transaction with the child row locked.
+    brokers
+        Fee schedules for the actual charges of a fill (cached in process for a minute).
+    profiles
+        Refreshes the cached profile after each learned report.
+    notifier
+        Pushes ``EXECUTION_UPDATE`` / ``ROUTING_UPDATE`` to the order's owner.
+    alpha
+        Weight of one report in the profile's moving averages.
+    """
+
+    def __init__(
+        self,
+        *,
+        executions: ExecutionRepository,
+        brokers: BrokerRepository,
+        profiles: ProfileService,
+        notifier: Notifier,
+        alpha: float,
+    ) -> None:
+        self._executions = executions
+        self._brokers = brokers
+        self._profiles = profiles
+        self._notifier = notifier
+        self._alpha = alpha
+        self._fees: TTLCache[str, FeeSchedule] = TTLCache(maxsize=256, ttl=60)
+
+    def track(self, report: ExecutionReport) -> TrackedExecution:
+        """Record one report exactly once and learn from it.
+
+        Returns
+        -------
+        TrackedExecution
+            ``recorded``, ``duplicate`` (already stored: nothing changes), or ``unknown_child``
+            (a broker order we did not send: nothing is stored).
+
+        Raises
+        ------
+        InvalidExecutionReportError
+            The report contradicts the child order (another broker, impossible prices);
+            nothing is stored.
+        DataUnavailableError
+            Postgres is unreachable; the event is retried by its source.
+        """
+        child_id = report.child_order_id or self._executions.find_child_id(
+            report.broker_id, report.broker_order_id
+        )
+        if child_id is None:
+            return TrackedExecution(status="unknown_child")
+        planned: list[ExecutionPlan] = []
+
+        def plan(child: ChildOrder) -> ExecutionPlan:
+            decided = self._plan(child, report)
+            planned.append(decided)
+            return decided
+
+        tracked = self._executions.track(
+            child_id, plan, alpha=self._alpha, observed_at=report.event_time
+        )
+        if tracked.status == "recorded" and tracked.child is not None:
+            if tracked.profile is not None:
+                self._profiles.store(tracked.profile)
+            self._notify(tracked.child, report, planned[-1])
+        return tracked
+
+    def _plan(self, child: ChildOrder, report: ExecutionReport) -> ExecutionPlan:
+        if child.broker_id != report.broker_id:
+            raise InvalidExecutionReportError(
+                "brokerId", f"child {child.child_order_id} was sent to {child.broker_id}"
+            )
+        state = ChildExecutionState(
+            status=_STATE_OF_CHILD[child.status],
+            filled_quantity=child.filled_quantity,
+            average_price=child.average_price,
+        )
+        transition = apply_report(state, report)
+        quote = (
+            Quote(bid=child.arrival_bid, ask=child.arrival_ask)
+            if child.arrival_bid is not None and child.arrival_ask is not None
+            else None
+        )
+        metrics = compute_execution_metrics(
+            report,
+            order_time=child.placed_at or report.event_time,
+            expected_price=child.expected_price,
+            arrival_quote=quote,
+        )
+        charges = Decimal(0)
+        # Brokerage is per executed order, so charges are booked once, on the report that
+        # closes the child, for everything it filled.
+        if transition.advanced and report.status.is_terminal and report.filled_quantity > 0:
+            assert report.average_price is not None
+            charges = compute_charges(
+                side=child.side,
+                product=child.product,
+                quantity=report.filled_quantity,
+                price=report.average_price,
+                fee_schedule=self._fee_schedule(child.broker_id),
+                exchange=child.exchange,
+            ).total
+        record = ExecutionRecord(
+            report_key=report.idempotency_key,
+            order_id=child.order_id,
+            child_order_id=child.child_order_id,
+            user_id=child.user_id,
+            broker_id=child.broker_id,
+            symbol=child.symbol,
+            status=report.status.value,
+            filled_quantity=transition.delta.quantity,
+            fill_price=transition.delta.price,
+            execution_latency_ms=metrics.latency_ms,
+            slippage_bps=_float(metrics.slippage_bps),
+            price_improvement_bps=_float(metrics.price_improvement_bps),
+            fill_rate=float(metrics.fill_rate),
+            execution_quality_score=float(metrics.execution_quality_score),
+            charges_inr=charges,
+            market_conditions=dict(metrics.market_conditions),
+        )
+        if not transition.advanced:
+            return ExecutionPlan(record=record, child_state=None, observation=None)
+        new = transition.state
+        return ExecutionPlan(
+            record=record,
+            child_state=ChildStateUpdate(
+                child_order_id=child.child_order_id,
+                status=_CHILD_OF_STATE[new.status],
+                filled_quantity=new.filled_quantity,
+                average_price=new.average_price,
+                broker_order_id=report.broker_order_id,
+            ),
+            observation=profile_observation(metrics, report.status),
+        )
+
+    def _fee_schedule(self, broker_id: str) -> FeeSchedule:
+        fees = self._fees.get(broker_id)
+        if fees is None:
+            broker = self._brokers.get(broker_id)
+            fees = broker.fee_schedule if broker is not None else FeeSchedule()
+            self._fees[broker_id] = fees
+        return fees
+
+    def _notify(self, child: ChildOrder, report: ExecutionReport, plan: ExecutionPlan) -> None:
+        record = plan.record
+        state = plan.child_state
+        data: dict[str, Any] = {
+            "orderId": child.order_id,
+            "childOrderId": child.child_order_id,
+            "brokerId": child.broker_id,
+            "brokerOrderId": report.broker_order_id,
+            "symbol": child.symbol,
+            "side": child.side.value,
+            "status": (state.status if state else _CHILD_OF_STATE[report.status]).value,
+            "quantity": child.quantity,
+            "filledQuantity": state.filled_quantity if state else child.filled_quantity,
+            "averagePrice": str(state.average_price) if state and state.average_price else None,
+            "fillRate": record.fill_rate,
+            "latencyMs": record.execution_latency_ms,
+            "slippageBps": record.slippage_bps,
+            "priceImprovementBps": record.price_improvement_bps,
+            "qualityScore": record.execution_quality_score,
+            "chargesInr": str(record.charges_inr),
+        }
+        self._notifier.notify_user(child.user_id, "EXECUTION_UPDATE", data)
+
+    def order_routed(self, detail: Mapping[str, Any]) -> int:
+        """Tell the order's owner how it was routed (``ROUTING_UPDATE``)."""
+        data = {k: v for k, v in detail.items() if k not in ("schema_version", "idempotency_key")}
+        data["orderId"] = data.pop("order_id", None)
+        user_id = str(detail["user_id"])
+        data.pop("user_id", None)
+        return self._notifier.notify_user(user_id, "ROUTING_UPDATE", data)

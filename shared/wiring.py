@@ -1,0 +1,267 @@
+"""Composition root: validated settings -> adapters -> services, built lazily, once per container.
+
+Handlers ask for the one service they call (``get_wiring().routing``); nothing connects until a
+request needs it, so a cold start does no I/O and pays only for the imports it uses. Tests build
+a :class:`Wiring` from their own settings and may replace any part through ``overrides``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import redis
+
+    from shared.adapters.brokers.registry import BrokerGatewayRegistry
+    from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
+    from shared.adapters.postgres.brokers import PostgresBrokerRepository
+    from shared.adapters.postgres.executions import PostgresExecutionRepository
+    from shared.adapters.postgres.orders import PostgresOrderRepository
+    from shared.adapters.postgres.outbox import PostgresOutbox
+    from shared.adapters.postgres.pool import Database
+    from shared.adapters.postgres.profiles import PostgresProfileRepository
+    from shared.adapters.redis.client import RedisGuard
+    from shared.ports import EventPublisher, MarketData, Notifier, SecretStore
+    from shared.services.analytics import AnalyticsService
+    from shared.services.profiles import ProfileService
+    from shared.services.routing import RoutingService
+    from shared.services.tracking import ExecutionTracker
+    from shared.services.webhooks import WebhookService
+
+
+def utc_now() -> datetime:
+    """The current time, UTC and tz-aware (the one clock the services are given)."""
+    return datetime.now(UTC)
+
+
+class Wiring:
+    """Every adapter and service of one process, each created on first use."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        # Replace a part before first use: a test passes e.g. publisher=FakePublisher().
+        for name, value in overrides.items():
+            if name not in type(self).__dict__:
+                raise AttributeError(f"Wiring has no part called {name}")
+            self.__dict__[name] = value
+
+    # -- drivers ---------------------------------------------------------------------------
+
+    @cached_property
+    def database(self) -> Database:
+        """The Postgres pool (credentials from the URL, or Secrets Manager in AWS)."""
+        from shared.adapters.postgres.pool import Database, create_pool
+
+        secret = None
+        if self.settings.database_url is None and self.settings.db_secret_arn:
+            from aws_lambda_powertools.utilities.parameters import get_secret
+
+            secret = get_secret(self.settings.db_secret_arn, transform="json", max_age=300)
+        return Database(create_pool(self.settings, secret))
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """The Redis client (connects on first command)."""
+        from shared.adapters.redis.client import create_redis
+
+        return create_redis(self.settings)
+
+    @cached_property
+    def redis_guard(self) -> RedisGuard:
+        """One circuit for every Redis adapter of the process."""
+        from shared.adapters.redis.client import RedisGuard
+
+        return RedisGuard()
+
+    # -- repositories ------------------------------------------------------------------------
+
+    @cached_property
+    def brokers(self) -> PostgresBrokerRepository:
+        """Broker configuration."""
+        from shared.adapters.postgres.brokers import PostgresBrokerRepository
+
+        return PostgresBrokerRepository(self.database)
+
+    @cached_property
+    def profile_repository(self) -> PostgresProfileRepository:
+        """Broker profiles in Postgres."""
+        from shared.adapters.postgres.profiles import PostgresProfileRepository
+
+        return PostgresProfileRepository(self.database)
+
+    @cached_property
+    def orders(self) -> PostgresOrderRepository:
+        """Orders, decisions and child orders."""
+        from shared.adapters.postgres.orders import PostgresOrderRepository
+
+        return PostgresOrderRepository(self.database)
+
+    @cached_property
+    def executions(self) -> PostgresExecutionRepository:
+        """Execution metrics."""
+        from shared.adapters.postgres.executions import PostgresExecutionRepository
+
+        return PostgresExecutionRepository(self.database)
+
+    @cached_property
+    def analytics_repository(self) -> PostgresAnalyticsRepository:
+        """Execution analytics queries."""
+        from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
+
+        return PostgresAnalyticsRepository(self.database)
+
+    @cached_property
+    def outbox(self) -> PostgresOutbox:
+        """The event outbox."""
+        from shared.adapters.postgres.outbox import PostgresOutbox
+
+        return PostgresOutbox(self.database)
+
+    # -- other adapters ----------------------------------------------------------------------
+
+    @cached_property
+    def profiles(self) -> ProfileService:
+        """Profiles through the Redis cache."""
+        from shared.adapters.redis.profile_cache import RedisProfileCache
+        from shared.services.profiles import ProfileService
+
+        cache = RedisProfileCache(
+            self.redis,
+            ttl_s=self.settings.profile_cache_ttl_s,
+            prefix=self.settings.redis_key_prefix,
+            guard=self.redis_guard,
+        )
+        return ProfileService(self.profile_repository, cache, self.brokers)
+
+    @cached_property
+    def market(self) -> MarketData:
+        """Arrival quotes: the profiles' last prices, cached in process for one second."""
+        from shared.services.profiles import CachedMarketData, ProfileQuotes
+
+        return CachedMarketData(ProfileQuotes(self.profiles), ttl_s=self.settings.market_data_ttl_s)
+
+    @cached_property
+    def publisher(self) -> EventPublisher:
+        """EventBridge (endpoint from settings, so local mode can point elsewhere)."""
+        from shared.adapters.eventbridge import EventBridgePublisher
+
+        def client() -> Any:
+            import boto3
+
+            return boto3.client(
+                "events",
+                region_name=self.settings.aws_region,
+                endpoint_url=self.settings.event_bus_endpoint_url,
+            )
+
+        return EventBridgePublisher(client, self.settings.event_bus_name)
+
+    @cached_property
+    def gateway(self) -> BrokerGatewayRegistry:
+        """Broker adapters by broker id (paper brokers from their stored behaviour)."""
+        from shared.adapters.brokers.registry import BrokerGatewayRegistry
+
+        return BrokerGatewayRegistry(
+            self.brokers, market=self.market, seed=self.settings.paper_broker_seed, clock=utc_now
+        )
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """Pushes to WebSocket connections through the API Gateway management API."""
+        from shared.services.connections import build_notifier
+
+        return build_notifier(self.settings, self.redis, guard=self.redis_guard)
+
+    # -- services ----------------------------------------------------------------------------
+
+    @cached_property
+    def analytics(self) -> AnalyticsService:
+        """Per-user execution analytics, cached for a minute."""
+        from shared.services.analytics import AnalyticsService
+
+        return AnalyticsService(
+            self.analytics_repository,
+            self.redis,
+            ttl_s=self.settings.analytics_cache_ttl_s,
+            prefix=self.settings.redis_key_prefix,
+            guard=self.redis_guard,
+        )
+
+    @cached_property
+    def tracker(self) -> ExecutionTracker:
+        """The execution-tracking service."""
+        from shared.services.tracking import ExecutionTracker
+
+        return ExecutionTracker(
+            executions=self.executions,
+            brokers=self.brokers,
+            profiles=self.profiles,
+            notifier=self.notifier,
+            alpha=self.settings.ewma_alpha,
+        )
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        """Broker secrets: Secrets Manager in AWS, a JSON setting locally."""
+        from shared.adapters.secrets import JsonSecretStore, SecretsManagerStore
+
+        if self.settings.broker_secrets_arn:
+            return SecretsManagerStore(self.settings.broker_secrets_arn)
+        document = self.settings.broker_secrets_json
+        return JsonSecretStore(document.get_secret_value() if document else None)
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        """Broker webhook ingestion."""
+        from shared.services.webhooks import WebhookService
+
+        return WebhookService(
+            brokers=self.brokers,
+            secrets=self.secrets,
+            orders=self.orders,
+            outbox=self.outbox,
+            publisher=self.publisher,
+            clock=utc_now,
+        )
+
+    @cached_property
+    def routing(self) -> RoutingService:
+        """The smart-order service."""
+        from shared.adapters.redis.rate_counter import RedisRateCounter
+        from shared.domain.engine import EngineConfig
+        from shared.services.routing import RoutingService
+
+        return RoutingService(
+            profiles=self.profiles,
+            orders=self.orders,
+            gateway=self.gateway,
+            publisher=self.publisher,
+            outbox=self.outbox,
+            market=self.market,
+            rate_counter=RedisRateCounter(
+                self.redis, prefix=self.settings.redis_key_prefix, guard=self.redis_guard
+            ),
+            clock=utc_now,
+            engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
+            broker_timeout_s=self.settings.broker_timeout_ms / 1000,
+        )
+
+    def health(self) -> dict[str, bool]:
+        """Whether Postgres and Redis answer right now."""
+        import redis as redis_lib
+
+        try:
+            redis_up = bool(self.redis.ping())
+        except redis_lib.RedisError:
+            redis_up = False
+        return {"postgres": self.database.ping(), "redis": redis_up}
+
+
+@lru_cache(maxsize=1)
+def get_wiring() -> Wiring:
+    """The process's wiring, from settings validated at cold start."""
+    return Wiring(get_settings())

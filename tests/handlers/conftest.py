@@ -1,0 +1,159 @@
+"""Handler tests: real Postgres and Redis, moto for EventBridge, the real handlers and wiring."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+import shared.wiring
+from local import seed
+from local.apigw import http_api_event
+from shared.settings import Settings
+from shared.wiring import Wiring, utc_now
+
+TRADER = {"sub": "trader-1", "cognito:groups": ["TRADER"]}
+OTHER_TRADER = {"sub": "trader-2", "cognito:groups": ["TRADER"]}
+API = "/api/v1/trading/intelligent"
+BUS = "order-router"
+
+# Handler tests need every paper broker to behave predictably; the cascade tests change one.
+RELIABLE = {"rejectRate": 0.0, "timeoutRate": 0.0, "partialFillRate": 0.0, "ackLatencyMs": 20}
+
+
+class RecordingNotifier:
+    """A Notifier that remembers what it pushes (the WebSocket suite tests the real one)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, dict[str, Any]]] = []
+
+    def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
+        self.messages.append((user_id, message_type, dict(data)))
+        return 1
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's EventBridge with our bus and a queue receiving every event on it."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "ap-south-1",
+        "AWS_REGION": "ap-south-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        events = boto3.client("events", region_name="ap-south-1")
+        sqs = boto3.client("sqs", region_name="ap-south-1")
+        events.create_event_bus(Name=BUS)
+        queue_url = sqs.create_queue(QueueName="all-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events.put_rule(
+            Name="all", EventBusName=BUS, EventPattern=json.dumps({"source": [{"prefix": ""}]})
+        )
+        events.put_targets(Rule="all", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+        yield EventSink(sqs, queue_url)
+
+
+class EventSink:
+    """Reads what reached the bus."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self.seen: list[dict[str, Any]] = []
+
+    def drain(self) -> list[dict[str, Any]]:
+        while True:
+            batch = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10)
+            messages = batch.get("Messages", [])
+            if not messages:
+                return self.seen
+            for message in messages:
+                self.seen.append(json.loads(message["Body"]))
+                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+
+    def detail_types(self) -> list[str]:
+        return [e["detail-type"] for e in self.drain()]
+
+
+@pytest.fixture
+def app_settings(database_url: str, redis_url: str, redis_prefix: str) -> Settings:
+    return Settings(
+        stage="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        broker_secrets_json=json.dumps(seed.webhook_secrets()),
+        broker_timeout_ms=500,
+        db_pool_max=12,
+    )
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def wiring(
+    app_settings: Settings,
+    aws: EventSink,
+    notifier: RecordingNotifier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Wiring]:
+    """The handlers' wiring on this test's database, seeded with reliable paper brokers."""
+    built = Wiring(app_settings, notifier=notifier)
+    for broker in seed.seed_brokers():
+        built.brokers.upsert(
+            broker.model_copy(update={"adapter_config": {**broker.adapter_config, **RELIABLE}})
+        )
+    for profile in seed.seed_profiles(utc_now()):
+        built.profile_repository.upsert(profile)
+    monkeypatch.setattr(shared.wiring, "get_wiring", lambda: built)
+    yield built
+    built.database.close()
+
+
+def call(
+    handler: Any,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    claims: Mapping[str, Any] | None = TRADER,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+) -> tuple[int, Any, dict[str, str]]:
+    """Invoke a handler with an HTTP API event; return status, decoded body and headers."""
+    raw = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+    event = http_api_event(
+        method,
+        path,
+        body=raw,
+        headers={"content-type": "application/json", **(headers or {})},
+        query=query,
+        claims=claims,
+    )
+    response = handler.lambda_handler(event, LambdaContextStub())
+    payload = response.get("body")
+    decoded = json.loads(payload) if payload else None
+    return response["statusCode"], decoded, response.get("headers", {})
+
+
+class LambdaContextStub:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name = "test"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:test"
+    aws_request_id = "test-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000

@@ -1,0 +1,295 @@
+"""track_execution with EventBridge events and MSK batches, real Postgres and Redis."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from functions.track_execution import handler
+from shared.domain.execution import ExecutionReport, ExecutionStatus
+from shared.domain.models import Exchange, Side
+from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
+from shared.wiring import Wiring
+from tests import factories
+from tests.handlers.conftest import LambdaContextStub, RecordingNotifier
+
+
+def routed_children(
+    wiring: Wiring, *, children: int = 1, quantity: int = 100, symbol: str = "RELIANCE"
+) -> list[ChildOrder]:
+    """An order of trader-1 split over ``children`` zerodha children, placed and acknowledged."""
+    request = factories.order(quantity=quantity * children, symbol=symbol)
+    routing = factories.decision(request, {"zerodha": quantity * children})
+    kids = [
+        ChildOrder(
+            child_order_id=f"{request.order_id}-{n}",
+            order_id=request.order_id,
+            user_id=request.user_id,
+            broker_id="zerodha",
+            symbol=request.symbol,
+            exchange=Exchange.NSE,
+            side=Side.BUY,
+            quantity=quantity,
+            order_type=request.order_type,
+            product=request.product,
+            expected_price=Decimal("1295.50"),
+            arrival_bid=Decimal("1295.00"),
+            arrival_ask=Decimal("1295.50"),
+            placed_at=factories.NOW,
+        )
+        for n in range(children)
+    ]
+    wiring.orders.save_routed_order(
+        request, request_hash="a" * 64, decision=routing, children=kids, events=[]
+    )
+    placed = [
+        k.model_copy(
+            update={"status": ChildOrderStatus.PLACED, "broker_order_id": f"Z-{k.child_order_id}"}
+        )
+        for k in kids
+    ]
+    wiring.orders.record_placements(request.order_id, placed, [], {"status": "ROUTED"})
+    return placed
+
+
+def report(
+    child: ChildOrder, status: ExecutionStatus, filled: int, price: str | None, ms: int
+) -> ExecutionReport:
+    return ExecutionReport(
+        broker_id=child.broker_id,
+        broker_order_id=child.broker_order_id or "x",
+        child_order_id=child.child_order_id,
+        status=status,
+        quantity=child.quantity,
+        filled_quantity=filled,
+        average_price=Decimal(price) if price else None,
+        symbol=child.symbol,
+        exchange=child.exchange,
+        side=child.side,
+        event_time=factories.NOW + timedelta(milliseconds=ms),
+    )
+
+
+def eventbridge(child: ChildOrder, rep: ExecutionReport) -> dict[str, Any]:
+    event = execution_reported_event(child.order_id, child.user_id, rep, uuid.uuid4())
+    return {
+        "version": "0",
+        "id": str(event.event_id),
+        "detail-type": event.detail_type,
+        "source": event.source,
+        "account": "123456789012",
+        "time": "2026-11-25T09:30:00Z",
+        "region": "ap-south-1",
+        "resources": [],
+        "detail": json.loads(json.dumps(event.detail)),
+    }
+
+
+def msk_batch(values: list[bytes]) -> dict[str, Any]:
+    return {
+        "eventSource": "aws:kafka",
+        "eventSourceArn": "arn:aws:kafka:ap-south-1:123456789012:cluster/c/1",
+        "bootstrapServers": "b-1:9098",
+        "records": {
+            "order-executions-0": [
+                {
+                    "topic": "order-executions",
+                    "partition": 0,
+                    "offset": offset,
+                    "timestamp": 1764063000000,
+                    "timestampType": "CREATE_TIME",
+                    "key": None,
+                    "value": base64.b64encode(value).decode(),
+                    "headers": [],
+                }
+                for offset, value in enumerate(values)
+            ]
+        },
+    }
+
+
+def envelope(child: ChildOrder, rep: ExecutionReport) -> bytes:
+    event = eventbridge(child, rep)
+    return json.dumps({"detail-type": event["detail-type"], "detail": event["detail"]}).encode()
+
+
+def rows(wiring: Wiring, sql: str) -> list[dict[str, Any]]:
+    with wiring.database.connection() as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_fill_is_measured_stored_learned_and_pushed(
+    wiring: Wiring, notifier: RecordingNotifier
+) -> None:
+    # GIVEN a placed child of 100 shares expected at 1295.50
+    [child] = routed_children(wiring)
+    before = wiring.profile_repository.get("zerodha", "RELIANCE")
+    assert before is not None
+    # WHEN the broker reports it filled at 1296.00 after 180 ms
+    result = handler.lambda_handler(
+        eventbridge(child, report(child, ExecutionStatus.FILLED, 100, "1296.00", 180)),
+        LambdaContextStub(),
+    )
+    # THEN the metrics row holds the hand-computed figures
+    assert result == {"outcome": "recorded"}
+    [metric] = rows(wiring, "SELECT * FROM execution_metrics")
+    assert metric["execution_latency_ms"] == 180
+    assert metric["slippage_bps"] == Decimal("3.8595")  # 1e4 * 0.50 / 1295.50
+    assert metric["price_improvement_bps"] == Decimal("-3.8595")  # ask 1295.50 vs 1296.00
+    assert metric["fill_rate"] == Decimal("100.00")
+    assert metric["filled_quantity"] == 100
+    assert metric["charges_inr"] > 0
+    # AND the child is filled, the profile learned one sample, and the owner was told
+    [stored] = rows(wiring, "SELECT status, filled_quantity FROM child_orders")
+    assert stored == {"status": "FILLED", "filled_quantity": 100}
+    after = wiring.profile_repository.get("zerodha", "RELIANCE")
+    assert after is not None
+    assert after.sample_count == before.sample_count + 1
+    assert [(u, t) for u, t, _ in notifier.messages] == [("trader-1", "EXECUTION_UPDATE")]
+    assert notifier.messages[0][2]["filledQuantity"] == 100
+
+
+def test_duplicate_event_is_a_no_op(wiring: Wiring, notifier: RecordingNotifier) -> None:
+    # GIVEN a fill already tracked
+    [child] = routed_children(wiring)
+    event = eventbridge(child, report(child, ExecutionStatus.FILLED, 100, "1296.00", 180))
+    handler.lambda_handler(event, LambdaContextStub())
+    samples = wiring.profile_repository.get("zerodha", "RELIANCE")
+    # WHEN EventBridge delivers it again
+    result = handler.lambda_handler(event, LambdaContextStub())
+    # THEN nothing changes
+    assert result == {"outcome": "duplicate"}
+    assert len(rows(wiring, "SELECT id FROM execution_metrics")) == 1
+    assert wiring.profile_repository.get("zerodha", "RELIANCE") == samples
+    assert len(notifier.messages) == 1
+
+
+def test_rejection_counts_as_an_error(wiring: Wiring) -> None:
+    # GIVEN a placed child and a profile with a known error rate
+    [child] = routed_children(wiring)
+    before = wiring.profile_repository.get("zerodha", "RELIANCE")
+    assert before is not None
+    # WHEN the broker rejects it
+    handler.lambda_handler(
+        eventbridge(child, report(child, ExecutionStatus.REJECTED, 0, None, 40)),
+        LambdaContextStub(),
+    )
+    # THEN fill rate 0 is stored and the error rate rises by alpha towards 100 %
+    [metric] = rows(wiring, "SELECT fill_rate, slippage_bps FROM execution_metrics")
+    assert metric == {"fill_rate": Decimal("0.00"), "slippage_bps": None}
+    after = wiring.profile_repository.get("zerodha", "RELIANCE")
+    assert after is not None
+    expected = before.error_rate_percentage + wiring.settings.ewma_alpha * (
+        100 - before.error_rate_percentage
+    )
+    assert abs(after.error_rate_percentage - expected) < 0.01
+
+
+def test_order_routed_pushes_a_routing_update(wiring: Wiring, notifier: RecordingNotifier) -> None:
+    # GIVEN an OrderRouted event of trader-1
+    event = {
+        "detail-type": "OrderRouted",
+        "source": "order-router.routing",
+        "detail": {
+            "schema_version": 1,
+            "order_id": "ord-1",
+            "user_id": "trader-1",
+            "idempotency_key": "k",
+            "symbol": "TCS",
+        },
+    }
+    # WHEN it is handled
+    handler.lambda_handler(event, LambdaContextStub())
+    # THEN trader-1 gets a ROUTING_UPDATE for that order
+    assert notifier.messages == [
+        ("trader-1", "ROUTING_UPDATE", {"orderId": "ord-1", "symbol": "TCS"})
+    ]
+
+
+def test_msk_batch_reports_exactly_the_poison_records(wiring: Wiring) -> None:
+    # GIVEN a batch of 100 records, 3 of them poison (not JSON, no detail, an impossible report)
+    children = routed_children(wiring, children=97, quantity=10)
+    values = [envelope(c, report(c, ExecutionStatus.FILLED, 10, "1295.55", 150)) for c in children]
+    bad_report = json.loads(values[0])
+    bad_report["detail"]["report"]["filledQuantity"] = 11  # more than ordered
+    poison = [
+        b"{not json",
+        json.dumps({"detail-type": "ExecutionReported"}).encode(),
+        json.dumps(bad_report).encode(),
+    ]
+    positions = [5, 50, 99]
+    for position, value in zip(positions, poison, strict=True):
+        values.insert(position, value)
+    # WHEN the batch is handled
+    result = handler.lambda_handler(msk_batch(values), LambdaContextStub())
+    # THEN 97 are stored and exactly the three poison offsets are reported as failures
+    failures = [f["itemIdentifier"]["offset"] for f in result["batchItemFailures"]]
+    assert sorted(failures) == positions
+    assert len(rows(wiring, "SELECT id FROM execution_metrics")) == 97
+
+
+def test_shuffled_reports_with_duplicates_end_like_the_serial_run(wiring: Wiring) -> None:
+    # GIVEN 400 children each reported partially then completely (800 unique reports) and 200
+    # duplicates: 1,000 reports. Every child fills alike, so the learned averages do not depend
+    # on the order children complete in, only on each report being counted exactly once.
+    def reports_for(children: list[ChildOrder]) -> list[tuple[ChildOrder, ExecutionReport]]:
+        out = []
+        for child in children:
+            out.append((child, report(child, ExecutionStatus.PARTIALLY_FILLED, 4, "1295.50", 100)))
+            out.append((child, report(child, ExecutionStatus.FILLED, 10, "1295.80", 200)))
+        return out
+
+    unique = reports_for(routed_children(wiring, children=400, quantity=10))
+    rng = random.Random(42)
+    shuffled = unique + rng.sample(unique, k=200)
+    rng.shuffle(shuffled)
+    serial = reports_for(routed_children(wiring, children=400, quantity=10, symbol="TCS"))
+    # WHEN the shuffled stream arrives one event per invocation, and the de-duplicated TCS
+    # stream arrives in order
+    outcomes = [
+        handler.lambda_handler(eventbridge(c, r), LambdaContextStub())["outcome"]
+        for c, r in shuffled
+    ]
+    for c, r in serial:
+        handler.lambda_handler(eventbridge(c, r), LambdaContextStub())
+    # THEN every unique report is stored exactly once and every child ends filled at 1295.80
+    assert len(shuffled) == 1000
+    assert outcomes.count("recorded") == 800
+    assert outcomes.count("duplicate") == 200
+    [counted] = rows(
+        wiring, "SELECT count(*) AS n FROM execution_metrics WHERE symbol = 'RELIANCE'"
+    )
+    assert counted["n"] == 800
+    finals = rows(
+        wiring,
+        "SELECT DISTINCT status, filled_quantity, average_price FROM child_orders "
+        "WHERE symbol = 'RELIANCE'",
+    )
+    assert finals == [
+        {"status": "FILLED", "filled_quantity": 10, "average_price": Decimal("1295.8000")}
+    ]
+    [total] = rows(
+        wiring, "SELECT sum(filled_quantity) AS n FROM execution_metrics WHERE symbol = 'RELIANCE'"
+    )
+    assert total["n"] == 4000
+    # AND the learned profile equals the serial run's
+    shuffled_profile = wiring.profile_repository.get("zerodha", "RELIANCE")
+    serial_profile = wiring.profile_repository.get("zerodha", "TCS")
+    assert shuffled_profile is not None
+    assert serial_profile is not None
+    learned = (
+        "avg_execution_time_ms",
+        "fill_rate_percentage",
+        "slippage_bps",
+        "price_improvement_bps",
+        "error_rate_percentage",
+        "sample_count",
+    )
+    assert {f: getattr(shuffled_profile, f) for f in learned} == {
+        f: getattr(serial_profile, f) for f in learned
+    }
