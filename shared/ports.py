@@ -295,3 +295,9 @@ class Notifier(Protocol):
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
         """Push one message to every connection of ``user_id``; return how many received it."""
         ...
+
+    def notify_symbol_subscribers(
+        self, symbol: str, message_type: str, data: Mapping[str, Any]
+    ) -> int:
+        """Push one message to every connection subscribed to ``symbol``."""
+        ...

@@ -120,9 +120,14 @@ class ExecutionTracker:
             child_id, plan, alpha=self._alpha, observed_at=report.event_time
         )
         if tracked.status == "recorded" and tracked.child is not None:
+            self._notify(tracked.child, report, planned[-1])
             if tracked.profile is not None:
                 self._profiles.store(tracked.profile)
-            self._notify(tracked.child, report, planned[-1])
+                self._notifier.notify_symbol_subscribers(
+                    tracked.profile.symbol,
+                    "PROFILE_UPDATE",
+                    tracked.profile.model_dump(mode="json", by_alias=True),
+                )
         return tracked
 
     def _plan(self, child: ChildOrder, report: ExecutionReport) -> ExecutionPlan:

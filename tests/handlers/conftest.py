@@ -30,9 +30,16 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, dict[str, Any]]] = []
+        self.profile_updates: list[tuple[str, str, dict[str, Any]]] = []
 
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
         self.messages.append((user_id, message_type, dict(data)))
+        return 1
+
+    def notify_symbol_subscribers(
+        self, symbol: str, message_type: str, data: Mapping[str, Any]
+    ) -> int:
+        self.profile_updates.append((symbol, message_type, dict(data)))
         return 1
 
 

@@ -152,6 +152,13 @@ def test_fill_is_measured_stored_learned_and_pushed(
     assert after.sample_count == before.sample_count + 1
     assert [(u, t) for u, t, _ in notifier.messages] == [("trader-1", "EXECUTION_UPDATE")]
     assert notifier.messages[0][2]["filledQuantity"] == 100
+    # AND subscribers of RELIANCE see the learned profile
+    [(symbol, kind, profile)] = notifier.profile_updates
+    assert (symbol, kind, profile["sampleCount"]) == (
+        "RELIANCE",
+        "PROFILE_UPDATE",
+        after.sample_count,
+    )
 
 
 def test_duplicate_event_is_a_no_op(wiring: Wiring, notifier: RecordingNotifier) -> None:

@@ -1,0 +1,184 @@
+"""track_execution throughput (MSK batches of 100) and EventBridge latency, in-process.
+
+Run: ``python -m bench.track_execution`` -> ``bench/results/track_execution.json``.
+
+Every report is a real fill of a real child order (stored first), processed through
+``lambda_handler`` with the real Postgres and Redis: metrics row, child update, profile EWMA,
+cache refresh and the notifier's registry lookup (no sockets are open, so nothing is posted).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import time
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import shared.wiring
+from bench.harness import bench_services, summary_ms, time_calls, write_result
+from local import seed
+from shared.domain.execution import ExecutionReport, ExecutionStatus
+from shared.domain.models import Exchange, OrderRequest, OrderType, Side
+from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
+from shared.settings import Settings
+from shared.wiring import Wiring, utc_now
+
+MSK_REPORTS = 5000
+BATCH = 100
+EVENTBRIDGE_REPORTS = 1000
+
+
+class Context:
+    function_name = "bench"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def make_children(wiring: Wiring, count: int) -> list[ChildOrder]:
+    """``count`` placed children of 10 RELIANCE shares, 50 to an order, over the seeded brokers."""
+    brokers = [b.broker_id for b in seed.seed_brokers()]
+    children: list[ChildOrder] = []
+    for start in range(0, count, 50):
+        order_id = f"ord-{uuid.uuid4().hex[:16]}"
+        request = OrderRequest(
+            order_id=order_id,
+            user_id="bench-trader",
+            client_order_id=order_id,
+            symbol="RELIANCE",
+            side=Side.BUY,
+            quantity=10 * min(50, count - start),
+            order_type=OrderType.MARKET,
+        )
+        decision, _ = wiring.routing.decide(request)
+        kids = [
+            ChildOrder(
+                child_order_id=f"{order_id}-{n}",
+                order_id=order_id,
+                user_id=request.user_id,
+                broker_id=brokers[n % len(brokers)],
+                symbol="RELIANCE",
+                exchange=Exchange.NSE,
+                side=Side.BUY,
+                quantity=10,
+                order_type=OrderType.MARKET,
+                product=request.product,
+                expected_price=Decimal("1295.50"),
+                arrival_bid=Decimal("1295.00"),
+                arrival_ask=Decimal("1295.50"),
+                status=ChildOrderStatus.PLACED,
+                broker_order_id=f"B-{order_id}-{n}",
+                placed_at=utc_now(),
+            )
+            for n in range(min(50, count - start))
+        ]
+        wiring.orders.save_routed_order(
+            request, request_hash="b" * 64, decision=decision, children=kids, events=[]
+        )
+        children.extend(kids)
+    return children
+
+
+def fill(child: ChildOrder) -> dict[str, Any]:
+    report = ExecutionReport(
+        broker_id=child.broker_id,
+        broker_order_id=child.broker_order_id or "x",
+        child_order_id=child.child_order_id,
+        status=ExecutionStatus.FILLED,
+        quantity=child.quantity,
+        filled_quantity=child.quantity,
+        average_price=Decimal("1295.75"),
+        symbol=child.symbol,
+        exchange=child.exchange,
+        side=child.side,
+        event_time=(child.placed_at or utc_now()) + timedelta(milliseconds=150),
+    )
+    event = execution_reported_event(child.order_id, child.user_id, report, uuid.uuid4())
+    return {"detail-type": event.detail_type, "source": event.source, "detail": event.detail}
+
+
+def msk_event(envelopes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "eventSource": "aws:kafka",
+        "records": {
+            "order-executions-0": [
+                {
+                    "topic": "order-executions",
+                    "partition": 0,
+                    "offset": i,
+                    "timestamp": 0,
+                    "timestampType": "CREATE_TIME",
+                    "key": None,
+                    "value": base64.b64encode(json.dumps(e, default=str).encode()).decode(),
+                    "headers": [],
+                }
+                for i, e in enumerate(envelopes)
+            ]
+        },
+    }
+
+
+def main() -> None:
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    with bench_services() as services:
+        settings = Settings(
+            stage="test",
+            database_url=services.database_url,
+            redis_url=services.redis_url,
+            redis_key_prefix=services.redis_prefix,
+            ws_management_endpoint="http://127.0.0.1:9",
+        )
+        wiring = Wiring(settings)
+        for broker in seed.seed_brokers():
+            wiring.brokers.upsert(broker)
+        for profile in seed.seed_profiles(utc_now()):
+            wiring.profile_repository.upsert(profile)
+        shared.wiring.get_wiring = lambda: wiring  # type: ignore[assignment]
+        from functions.track_execution import handler
+
+        children = make_children(wiring, MSK_REPORTS + EVENTBRIDGE_REPORTS)
+        batches = [
+            msk_event([fill(c) for c in children[i : i + BATCH]])
+            for i in range(0, MSK_REPORTS, BATCH)
+        ]
+        singles = [
+            {**fill(c), "version": "0", "id": uuid.uuid4().hex} for c in children[MSK_REPORTS:]
+        ]
+        with contextlib.redirect_stdout(io.StringIO()):
+            started = time.perf_counter()
+            failures = sum(
+                len(handler.lambda_handler(b, Context())["batchItemFailures"]) for b in batches
+            )
+            elapsed = time.perf_counter() - started
+            eventbridge = time_calls(
+                lambda i: handler.lambda_handler(singles[i], Context()),
+                EVENTBRIDGE_REPORTS - 50,
+                warmup=0,
+            )
+        with wiring.database.connection() as conn:
+            row = conn.execute("SELECT count(*) AS n FROM execution_metrics").fetchone()
+        stored = int(row["n"]) if row else 0
+        wiring.database.close()
+    results = {
+        "msk_reports_per_s": round(MSK_REPORTS / elapsed, 1),
+        "msk_batches": len(batches),
+        "msk_failures": failures,
+        "eventbridge_p95_ms": summary_ms(eventbridge)["p95_ms"],
+        "eventbridge": summary_ms(eventbridge),
+        "rows_stored": stored,
+        "target_reports_per_s_ge_2000": MSK_REPORTS / elapsed >= 2000,
+    }
+    write_result("track_execution", results)
+
+
+if __name__ == "__main__":
+    main()
