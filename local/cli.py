@@ -1,68 +1,475 @@
-"""``order-router``: the local-mode command line (``make run`` calls ``order-router run``)."""
+"""``order-router``: the local-mode command line (``make run`` calls ``order-router run``).
+
+``run`` starts the whole service on this machine; ``token`` prints a dev JWT; ``submit``,
+``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
 import signal
 import sys
-import threading
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from local.services import EmbeddedPostgres, EmbeddedRedis, ServiceStartError, port_is_free
-from shared.adapters.postgres.migrations import apply_migrations
+if TYPE_CHECKING:
+    from local.runtime import RuntimeConfig
 
+DEFAULT_DATA_DIR = ".local"
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_WS_PORT = 8081
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
+DEFAULT_USER = "trader-1"
+TOKEN_TTL_S = 12 * 3600
+API_PREFIX = "/api/v1/trading/intelligent"
+ENDPOINTS_FILE = "endpoints.json"
+EXAMPLE_ORDER = {
+    "symbol": "RELIANCE",
+    "side": "BUY",
+    "quantity": 100,
+    "orderType": "MARKET",
+    "routingObjective": "SMART_BALANCE",
+}
+
+
+class CliError(Exception):
+    """A failure reported as one ``error: ...`` line and exit status 1 or 2."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- run ---------------------------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    for port, what in ((args.pg_port, "PostgreSQL"), (args.redis_port, "Redis")):
+    import logging
+
+    from local.runtime import RuntimeConfig
+    from local.services import port_is_free
+
+    config = RuntimeConfig(
+        data_dir=Path(args.data_dir).resolve(),
+        http_port=args.http_port,
+        ws_port=args.ws_port,
+        pg_port=args.pg_port,
+        redis_port=args.redis_port,
+        relay_interval_s=args.relay_interval,
+        verbose=args.verbose,
+    )
+    ports = {
+        "HTTP API": config.http_port,
+        "WebSocket": config.ws_port,
+        "PostgreSQL": config.pg_port,
+        "Redis": config.redis_port,
+    }
+    if len(set(ports.values())) < len(ports):
+        raise CliError(f"ports must differ: {ports}", status=2)
+    for what, port in ports.items():
         if not port_is_free(port):
-            print(f"error: port {port} for {what} is busy; free it or choose another port")
-            return 2
-    postgres = EmbeddedPostgres(data_dir / "postgres", port=args.pg_port, durable=True)
-    redis_server = EmbeddedRedis(port=args.redis_port, data_dir=data_dir / "redis")
+            raise CliError(
+                f"port {port} ({what}) is busy: stop what uses it or pass another port", status=2
+            )
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # One line per request and socket event is the useful log; these libraries' INFO is noise.
+    for name in ("yoyo", "botocore", "websockets", "uvicorn.error"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Handlers without metrics of their own make Powertools warn on every invocation.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    # SIGTERM during start-up stops like Ctrl-C: the finally blocks stop what already runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run_services(config)
+    except KeyboardInterrupt:
+        print("stopped during start-up", flush=True)
+        return 130
+
+
+def _run_services(config: RuntimeConfig) -> int:
+    from local.runtime import (
+        LocalRuntime,
+        apply_environment,
+        handler_environment,
+        jwt_secret,
+    )
+    from local.services import EmbeddedPostgres, EmbeddedRedis, ServiceStartError
+
+    secret = jwt_secret(config.data_dir, create=True)
+    postgres = EmbeddedPostgres(config.data_dir / "postgres", port=config.pg_port, durable=True)
+    redis_server = EmbeddedRedis(port=config.redis_port, data_dir=config.data_dir / "redis")
+    endpoints = config.data_dir / ENDPOINTS_FILE
     try:
         postgres.start()
         redis_server.start()
-        database_url = postgres.url_for("postgres")
-        applied = apply_migrations(database_url)
-        print(f"PostgreSQL  {database_url}  (migrations applied now: {applied or 'none'})")
-        print(f"Redis       {redis_server.url}")
-        print("Not there yet: the local HTTP API, WebSocket server and paper brokers (issue #8).")
-        print("Press Ctrl-C to stop.")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-    except ServiceStartError as exc:
-        print(f"error: {exc}")
-        return 1
+        database_url, applied = _prepare_database(postgres)
+        apply_environment(
+            handler_environment(
+                config, database_url=database_url, redis_url=redis_server.url, secret=secret
+            )
+        )
+        brokers, profiles = _seed(redis_server.url)
+        token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
+        lines = [
+            f"order-router local mode, data in {config.data_dir}",
+            f"  PostgreSQL  {database_url}  (migrations applied: {', '.join(applied) or 'none'})",
+            f"  Redis       {redis_server.url}",
+            f"  Seeded      {brokers} paper brokers, {profiles} broker profiles",
+            f"  API         {config.api_url}/api/v1",
+            f"  WebSocket   {config.ws_url}/?token=<JWT>",
+            f"  TRADER token for {DEFAULT_USER} (12 h; more: order-router token --user ID):",
+            token,
+            "",
+            "Try it:",
+            _curl(config.api_url, token),
+            "",
+            f"Live updates:  order-router watch{_data_dir_option(config.data_dir)}",
+            "Ctrl-C stops everything.",
+        ]
+        runtime = LocalRuntime(config)
+
+        def ready() -> None:
+            endpoints.write_text(json.dumps({"api": config.api_url, "ws": config.ws_url}))
+            print("\n".join(lines), flush=True)
+
+        asyncio.run(_serve(runtime, ready))
+        stats = runtime.bus.stats
+        print(
+            f"stopped: {stats.delivered} events delivered, {stats.dead_lettered} dead-lettered",
+            flush=True,
+        )
+    except (ServiceStartError, OSError, RuntimeError) as exc:
+        raise CliError(str(exc) or repr(exc)) from exc
     finally:
+        endpoints.unlink(missing_ok=True)
         redis_server.stop()
         postgres.stop()
     return 0
+
+
+async def _serve(runtime: Any, ready: Callable[[], None]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runtime.serve(stop, ready)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _prepare_database(postgres: Any) -> tuple[str, list[str]]:
+    import psycopg
+
+    from local.runtime import DATABASE
+    from shared.adapters.postgres.migrations import apply_migrations
+
+    with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+        if exists.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    url = str(postgres.url_for(DATABASE))
+    return url, apply_migrations(url)
+
+
+def _seed(redis_url: str) -> tuple[int, int]:
+    import redis
+
+    from local import seed
+    from shared.adapters.postgres.pool import Database, create_pool
+    from shared.settings import get_settings
+
+    # Profiles are re-seeded at every start: they carry last_updated, and a profile older than
+    # profile_max_age_s is excluded from routing, so a laptop's day-old data would route nothing.
+    database = Database(create_pool(get_settings()))
+    try:
+        counts = seed.seed(database, datetime.now(UTC))
+    finally:
+        database.close()
+    # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for pattern in ("profile:*", "ws:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+    return counts
+
+
+def _data_dir_option(data_dir: Path) -> str:
+    default = Path(DEFAULT_DATA_DIR).resolve()
+    return "" if data_dir == default else f" --data-dir {data_dir}"
+
+
+def _curl(api_url: str, token: str) -> str:
+    body = json.dumps(EXAMPLE_ORDER, separators=(",", ":"))
+    return (
+        f"curl -s -X POST {api_url}{API_PREFIX}/orders/smart "
+        f"-H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{body}'"
+    )
+
+
+# -- token -------------------------------------------------------------------------------------
+
+
+def _token(secret: str, user: str, groups: tuple[str, ...], ttl_s: int) -> str:
+    from local.runtime import AUDIENCE, LOCAL_ISSUER
+    from shared.adapters.auth.local_issuer import issue_local_token
+
+    return issue_local_token(
+        secret, user_id=user, groups=groups, issuer=LOCAL_ISSUER, audience=AUDIENCE, ttl_s=ttl_s
+    )
+
+
+def _secret(data_dir: str) -> str:
+    from local.runtime import jwt_secret
+
+    try:
+        return jwt_secret(Path(data_dir).resolve(), create=False)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    groups = tuple(args.group or ["TRADER"])
+    print(_token(_secret(args.data_dir), args.user, groups, args.ttl))
+    return 0
+
+
+# -- API clients -------------------------------------------------------------------------------
+
+
+def _endpoints(args: argparse.Namespace) -> tuple[str, str]:
+    recorded: dict[str, str] = {}
+    path = Path(args.data_dir) / ENDPOINTS_FILE
+    if path.exists():
+        with contextlib.suppress(ValueError):
+            recorded = json.loads(path.read_text())
+    api = args.api or recorded.get("api") or f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
+    ws = args.ws or recorded.get("ws") or f"ws://127.0.0.1:{DEFAULT_WS_PORT}"
+    return api.rstrip("/"), ws.rstrip("/")
+
+
+def _bearer(args: argparse.Namespace) -> str:
+    token: str = args.token or _token(_secret(args.data_dir), args.user, ("TRADER",), 3600)
+    return token
+
+
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> int:
+    import httpx
+
+    api, _ = _endpoints(args)
+    headers = {"Authorization": f"Bearer {_bearer(args)}"}
+    try:
+        response = httpx.request(method, f"{api}{path}", headers=headers, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        raise CliError(f"{api} did not answer ({exc}); is `order-router run` running?") from exc
+    try:
+        print(json.dumps(response.json(), indent=2))
+    except ValueError:
+        print(response.text)
+    if response.status_code >= 400:
+        print(f"HTTP {response.status_code}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _order_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "symbol": args.symbol,
+        "side": args.side,
+        "quantity": args.quantity,
+        "orderType": args.order_type,
+        "routingObjective": args.objective,
+        "product": args.product,
+    }
+    optional = {
+        "limitPrice": args.limit_price,
+        "maxBrokers": args.max_brokers,
+        "clientOrderId": getattr(args, "client_order_id", None),
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    return _request(args, "POST", f"{API_PREFIX}/orders/smart", json=_order_body(args))
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    return _request(args, "POST", f"{API_PREFIX}/orders/analyze", json=_order_body(args))
+
+
+def _cmd_analytics(args: argparse.Namespace) -> int:
+    return _request(
+        args, "GET", f"{API_PREFIX}/analytics/execution", params={"days": str(args.days)}
+    )
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    return _request(args, "GET", f"{API_PREFIX}/brokers/profiles", params={"symbol": args.symbol})
+
+
+def _cmd_order(args: argparse.Namespace) -> int:
+    return _request(args, "GET", f"{API_PREFIX}/orders/{args.order_id}")
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    _, ws = _endpoints(args)
+    url = f"{ws}/?token={_bearer(args)}"
+    received = 0
+    try:
+        with connect(url, open_timeout=10) as socket:
+            print(f"connected to {ws} as {args.user}", file=sys.stderr, flush=True)
+            if args.order_id or args.symbol:
+                filters = {"orderIds": args.order_id or [], "symbols": args.symbol or []}
+                socket.send(json.dumps({"action": "subscribe", **filters}))
+            for message in _messages(socket, args.timeout):
+                print(message, flush=True)
+                received += 1
+                if args.count and received >= args.count:
+                    break
+    except InvalidStatus as exc:
+        raise CliError(f"connection refused: HTTP {exc.response.status_code}") from exc
+    except (OSError, ConnectionClosed) as exc:
+        raise CliError(f"{ws}: {exc}") from exc
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _messages(socket: Any, timeout_s: float | None) -> Iterator[str]:
+    import time
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        try:
+            message = socket.recv(timeout=remaining)
+        except TimeoutError:
+            return
+        yield message if isinstance(message, str) else message.decode()
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where `run` keeps its data")
+    parser.add_argument("--api", help="API base URL (default: the running `order-router run`)")
+    parser.add_argument("--ws", help="WebSocket URL (default: the running `order-router run`)")
+    parser.add_argument("--user", default=DEFAULT_USER, help="trader id for a minted token")
+    parser.add_argument("--token", help="a JWT to use instead of minting one")
+
+
+def _order_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--symbol", default="RELIANCE")
+    parser.add_argument("--side", default="BUY", choices=["BUY", "SELL"])
+    parser.add_argument("--quantity", type=int, default=100)
+    parser.add_argument("--order-type", default="MARKET", help="MARKET, LIMIT, SL, SL-M")
+    parser.add_argument("--objective", default="SMART_BALANCE", help="routing objective")
+    parser.add_argument("--product", default="CNC", help="CNC (delivery) or MIS (intraday)")
+    parser.add_argument("--limit-price", help="limit price (LIMIT and SL orders)")
+    parser.add_argument("--max-brokers", type=int)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="order-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start the service locally")
-    run.add_argument("--data-dir", default=".local")
+
+    run = sub.add_parser("run", help="start the whole service on this machine")
+    run.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    run.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
     run.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
     run.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
+    run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
+    run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
+    run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
     run.set_defaults(handler=_run)
+
+    token = sub.add_parser("token", help="print a dev JWT from the local issuer")
+    token.add_argument("--user", required=True)
+    token.add_argument("--group", action="append", help="repeatable; default TRADER")
+    token.add_argument("--ttl", type=int, default=TOKEN_TTL_S, help="lifetime in seconds")
+    token.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    token.set_defaults(handler=_cmd_token)
+
+    submit = sub.add_parser("submit", help="POST /orders/smart: route and execute an order")
+    _client_options(submit)
+    _order_options(submit)
+    submit.add_argument("--client-order-id")
+    submit.set_defaults(handler=_cmd_submit)
+
+    analyze = sub.add_parser("analyze", help="POST /orders/analyze: the decision, no orders")
+    _client_options(analyze)
+    _order_options(analyze)
+    analyze.set_defaults(handler=_cmd_analyze)
+
+    analytics = sub.add_parser("analytics", help="GET /analytics/execution")
+    _client_options(analytics)
+    analytics.add_argument("--days", type=int, default=30)
+    analytics.set_defaults(handler=_cmd_analytics)
+
+    profiles = sub.add_parser("profiles", help="GET /brokers/profiles for a symbol")
+    _client_options(profiles)
+    profiles.add_argument("--symbol", default="RELIANCE")
+    profiles.set_defaults(handler=_cmd_profiles)
+
+    order = sub.add_parser("order", help="GET /orders/{id}: decision, children, executions")
+    _client_options(order)
+    order.add_argument("order_id")
+    order.set_defaults(handler=_cmd_order)
+
+    watch = sub.add_parser("watch", help="print the WebSocket messages of a trader")
+    _client_options(watch)
+    watch.add_argument("--order-id", action="append", help="only these orders (repeatable)")
+    watch.add_argument("--symbol", action="append", help="only these symbols (repeatable)")
+    watch.add_argument("--count", type=int, help="stop after this many messages")
+    watch.add_argument("--timeout", type=float, help="stop after this many seconds")
+    watch.set_defaults(handler=_cmd_watch)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``order-router`` console script."""
+    """Entry point of the ``order-router`` console script.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name (``sys.argv[1:]`` when omitted).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 on a failure, 2 on a usage error such as a busy port.
+    """
     args = build_parser().parse_args(argv)
-    handler = args.handler
-    return int(handler(args))
+    try:
+        return int(args.handler(args))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import hashlib
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -66,6 +67,9 @@ class PaperBroker:
         self._rng = random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311 - a replayable simulation
         self._lock = threading.Lock()
         self._sequence = 0
+        # Broker order ids must be unique across processes (Lambda containers, restarts of local
+        # mode on kept data): a per-instance random prefix, then a sequence.
+        self._instance = uuid.uuid4().hex[:8].upper()
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Simulate placing ``child``; return the acknowledgement and the postbacks."""
@@ -90,7 +94,7 @@ class PaperBroker:
         if b.simulate_delay:
             time.sleep(ack_ms / 1000)
         placed_at = self._clock()
-        broker_order_id = f"{self.broker_id.upper()}-{sequence:08d}"
+        broker_order_id = f"{self.broker_id.upper()}-{self._instance}-{sequence:06d}"
         if outcome < b.timeout_rate + b.reject_rate:
             reason = "RMS: order rejected by the broker's risk checks"
             report = self._report(

@@ -1,0 +1,271 @@
+"""The local HTTP server: API Gateway HTTP API, the WebSocket management API and EventBridge.
+
+One Starlette app on one port serves three AWS front doors so the production code runs unchanged:
+
+* ``/api/v1/...``: each request becomes an HTTP API v2 event (:func:`local.apigw.http_api_event`)
+  for ``route_order`` or ``broker_webhook``. Trader routes are checked first the way the JWT
+  authorizer checks them (:class:`~shared.adapters.auth.jwt_verifier.JwtVerifier`): no or a bad
+  token answers 401 ``{"message": "Unauthorized"}`` like API Gateway and the function is not
+  invoked; a valid token's claims are injected as the authorizer would. The health route and
+  broker webhooks have no authorizer, as in AWS. Anything else is a 404.
+* ``POST|GET|DELETE /@connections/{id}``: the WebSocket management API, answered from the live
+  sockets of :mod:`local.ws_server` (the notifier's boto3 client points here).
+* ``POST /`` with ``X-Amz-Target: AWSEvents.PutEvents``: EventBridge, answered by
+  :class:`local.bus.LocalEventBus` (the publisher's boto3 client points here).
+
+Handlers are synchronous and call back into this server (PutEvents, ``@connections``), so they
+never run on the event loop: :class:`Invoker` runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from local.apigw import http_api_event
+from local.bus import MAX_ENTRIES, LocalEventBus
+from local.ws_server import MAX_MESSAGE_BYTES, LiveConnections
+from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
+
+logger = logging.getLogger("order_router.local.http")
+
+HEALTH_PATH = "/api/v1/health"
+TRADER_PREFIX = "/api/v1/trading/intelligent/"
+WEBHOOK_PREFIX = "/api/v1/webhooks/"
+AMZ_JSON = "application/x-amz-json-1.1"
+
+Invoke = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+class TokenVerifier(Protocol):
+    """What the authorizer needs (``JwtVerifier``)."""
+
+    def verify(self, token: str | None) -> Any:
+        """Raise Authentication/ForbiddenError unless the token is a valid trader token."""
+        ...
+
+
+def build_app(
+    *,
+    invoke: Invoke,
+    verifier: TokenVerifier,
+    bus: LocalEventBus,
+    connections: LiveConnections,
+) -> Starlette:
+    """The Starlette app of the local HTTP server.
+
+    Parameters
+    ----------
+    invoke
+        ``await invoke(function_name, event)`` runs a Lambda handler in a worker thread.
+    verifier
+        Verifies trader tokens like the API's JWT authorizer.
+    bus
+        Receives ``PutEvents`` calls.
+    connections
+        The live WebSockets the management API writes to.
+
+    Returns
+    -------
+    Starlette
+        Ready to be served by uvicorn.
+    """
+
+    async def api(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await _api(request, invoke, verifier)
+        logger.info(
+            "%s %s -> %d (%.0f ms)",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    async def management(request: Request) -> Response:
+        return await _management(request, connections)
+
+    async def put_events(request: Request) -> Response:
+        return await _put_events(request, bus)
+
+    return Starlette(
+        routes=[
+            Route("/@connections/{connection_id}", management, methods=["POST", "GET", "DELETE"]),
+            Route("/", put_events, methods=["POST"]),
+            Route(
+                "/{path:path}",
+                api,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+            ),
+        ]
+    )
+
+
+# -- the HTTP API ------------------------------------------------------------------------------
+
+
+async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Response:
+    path = request.url.path
+    claims: dict[str, Any] | None = None
+    if path == HEALTH_PATH:
+        function = "route_order"
+    elif path.startswith(WEBHOOK_PREFIX):
+        function = "broker_webhook"
+    elif path.startswith(TRADER_PREFIX):
+        function = "route_order"
+        verified = authorize(request.headers.get("authorization"), verifier)
+        if isinstance(verified, Response):
+            return verified
+        claims = verified
+    else:
+        return JSONResponse({"message": "Not Found"}, status_code=404)
+    body = await request.body()
+    event = http_api_event(
+        request.method,
+        path,
+        body=body or None,
+        # API Gateway joins repeated headers and query parameters with commas.
+        headers={k: ",".join(request.headers.getlist(k)) for k in request.headers},
+        query={k: ",".join(request.query_params.getlist(k)) for k in request.query_params} or None,
+        claims=claims,
+        source_ip=request.client.host if request.client else "127.0.0.1",
+    )
+    try:
+        result = await invoke(function, event)
+    except Exception:  # an unhandled error in a function is API Gateway's bare 500
+        logger.exception("%s failed", function)
+        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+    return lambda_response(result)
+
+
+def authorize(header: str | None, verifier: TokenVerifier) -> dict[str, Any] | Response:
+    """Check a bearer token like the HTTP API JWT authorizer.
+
+    Parameters
+    ----------
+    header
+        The ``Authorization`` header (``Bearer <jwt>``; a bare token is accepted as by AWS).
+    verifier
+        The token verifier.
+
+    Returns
+    -------
+    dict | Response
+        The verified claims, or the 401/503 answer API Gateway would give. A valid token
+        without the TRADER group passes (the authorizer checks no groups): the function itself
+        answers 403.
+    """
+    token = (header or "").strip()
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    try:
+        verifier.verify(token or None)
+    except ForbiddenError:
+        pass
+    except AuthenticationError as exc:
+        return _unauthorized(str(exc))
+    except DomainError:  # the identity provider is unreachable
+        return JSONResponse({"message": "Service Unavailable"}, status_code=503)
+    # The signature, issuer, audience and expiry were verified above; only the payload is read.
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+def _unauthorized(reason: str) -> Response:
+    return JSONResponse(
+        {"message": "Unauthorized"},
+        status_code=401,
+        headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+    )
+
+
+def lambda_response(result: Any) -> Response:
+    """An HTTP response from a Lambda proxy result (payload 2.0 rules).
+
+    A dict with ``statusCode`` is a full response; anything else is a 200 JSON body, as API
+    Gateway treats it.
+    """
+    if not isinstance(result, Mapping) or "statusCode" not in result:
+        return Response(json.dumps(result), status_code=200, media_type="application/json")
+    raw = result.get("body") or ""
+    content = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
+    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[str(name)] = ",".join(str(v) for v in values)
+    response = Response(content, status_code=int(result["statusCode"]), headers=headers)
+    for cookie in result.get("cookies") or []:
+        response.raw_headers.append((b"set-cookie", str(cookie).encode()))
+    return response
+
+
+# -- the WebSocket management API --------------------------------------------------------------
+
+
+def _aws_error(status: int, error_type: str, message: str) -> Response:
+    # botocore reads the error code from x-amzn-ErrorType (GoneException -> ClientError code).
+    return JSONResponse(
+        {"message": message}, status_code=status, headers={"x-amzn-ErrorType": error_type}
+    )
+
+
+async def _management(request: Request, connections: LiveConnections) -> Response:
+    connection_id = request.path_params["connection_id"]
+    if request.method == "POST":
+        data = await request.body()
+        if len(data) > MAX_MESSAGE_BYTES:
+            return _aws_error(413, "PayloadTooLargeException", "Message too long")
+        if await connections.send(connection_id, data):
+            return Response(status_code=200)
+    elif request.method == "DELETE":
+        if await connections.close(connection_id):
+            return Response(status_code=204)
+    else:
+        live = connections.get(connection_id)
+        if live is not None:
+            # The wire names of the GetConnection output (botocore maps them to ConnectedAt...).
+            return JSONResponse(
+                {
+                    "connectedAt": live.connected_at.isoformat(),
+                    "identity": {"sourceIp": live.source_ip, "userAgent": live.user_agent},
+                    "lastActiveAt": live.last_active_at.isoformat(),
+                }
+            )
+    return _aws_error(410, "GoneException", f"connection {connection_id} is gone")
+
+
+# -- EventBridge -------------------------------------------------------------------------------
+
+
+async def _put_events(request: Request, bus: LocalEventBus) -> Response:
+    target = request.headers.get("x-amz-target", "")
+    if target != "AWSEvents.PutEvents":
+        return _amz_error(400, "UnknownOperationException", f"{target or 'no target'}")
+    try:
+        payload = json.loads(await request.body())
+        entries = payload["Entries"]
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ENTRIES:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        return _amz_error(400, "ValidationException", "Entries must hold 1 to 10 entries")
+    # Only queues the entries: delivery runs on the bus's own thread.
+    result = bus.put_events(entries)
+    return Response(json.dumps(result), media_type=AMZ_JSON)
+
+
+def _amz_error(status: int, error_type: str, message: str) -> Response:
+    return Response(
+        json.dumps({"__type": error_type, "message": message}),
+        status_code=status,
+        media_type=AMZ_JSON,
+    )

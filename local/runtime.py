@@ -1,0 +1,402 @@
+"""The local runtime: data services, handler environment, and the servers around the handlers.
+
+``order-router run`` calls :func:`prepare` (Postgres, Redis, migrations, seed, environment) and
+then :meth:`LocalRuntime.serve` (HTTP server, WebSocket server, event bus, outbox relay) on one
+asyncio loop. The Lambda handlers are the production ones, configured like in AWS through
+``ROUTER_*`` environment variables built with :func:`shared.settings.lambda_environment`.
+
+Each function behaves as one warm container with a concurrency of one: a Powertools resolver
+keeps the current event in module state, so two invocations of one function at the same time in
+one process could read each other's event (and caller). Invocations of *different* functions run
+in parallel, in worker threads, never on the event loop: handlers call back into this process
+over HTTP (PutEvents, ``@connections``) and the loop must stay free to answer them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from local.bus import LocalEventBus
+
+logger = logging.getLogger("order_router.local")
+
+HOST = "127.0.0.1"
+LOCAL_ISSUER = "urn:order-router:local-issuer"
+"""``iss`` of local tokens; independent of ports so tokens survive a restart on other ports."""
+AUDIENCE = "order-router"
+BUS_NAME = "order-router"
+DATABASE = "order_router"
+SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
+REGION = "ap-south-1"
+FUNCTIONS = ("route_order", "broker_webhook", "track_execution", "ws_connect", "outbox_relay")
+TIMEOUTS_S = {"route_order": 29, "broker_webhook": 29, "outbox_relay": 60}
+"""Function timeouts as deployed (API Gateway's 29 s integration limit; the relay's minute)."""
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Ports and folders of one local run (all servers bind 127.0.0.1 only)."""
+
+    data_dir: Path
+    http_port: int = 8080
+    ws_port: int = 8081
+    pg_port: int = 54329
+    redis_port: int = 63799
+    relay_interval_s: float = 5.0
+    verbose: bool = False
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP server."""
+        return f"http://{HOST}:{self.http_port}"
+
+    @property
+    def ws_url(self) -> str:
+        """URL of the WebSocket server."""
+        return f"ws://{HOST}:{self.ws_port}"
+
+
+def jwt_secret(data_dir: Path, *, create: bool) -> str:
+    """The local issuer's HS256 secret, kept in ``<data_dir>/jwt-secret`` (mode 0600).
+
+    Parameters
+    ----------
+    data_dir
+        The run's data folder.
+    create
+        Generate and store a secret when there is none (``run``); otherwise raise.
+
+    Returns
+    -------
+    str
+        The secret (64 hex characters: 256 bits, RFC 7518's minimum for HS256).
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no secret and ``create`` is false (``run`` was never started there).
+    """
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    if not create:
+        raise FileNotFoundError(f"{path} not found: start `order-router run` once first")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    # Created 0600 from the start: never readable by others, not even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def handler_environment(
+    config: RuntimeConfig, *, database_url: str, redis_url: str, secret: str
+) -> dict[str, str]:
+    """Every environment variable the handlers read in local mode.
+
+    Parameters
+    ----------
+    config
+        Ports (the event bus and management API endpoints are the HTTP server).
+    database_url, redis_url
+        The embedded servers.
+    secret
+        The local issuer's secret.
+
+    Returns
+    -------
+    dict[str, str]
+        ``ROUTER_*`` settings (built with ``lambda_environment``, as the CDK stack does), dummy
+        AWS credentials so boto3 signs requests to the local endpoints, and Powertools switches.
+    """
+    from local import seed
+    from shared.settings import lambda_environment
+
+    env = lambda_environment(
+        stage="local",
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_key_prefix="",
+        event_bus_name=BUS_NAME,
+        event_bus_endpoint_url=config.api_url,
+        ws_management_endpoint=config.api_url,
+        jwt_issuer=LOCAL_ISSUER,
+        jwt_audience=AUDIENCE,
+        local_jwt_secret=secret,
+        broker_secrets_json=json.dumps(seed.webhook_secrets()),
+        # One process serves every request (Lambda gives each its own container): room for
+        # concurrent requests plus the routing service's parallel placements.
+        db_pool_max=16,
+    )
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",  # a dummy: boto3 must sign, nothing checks
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "false" if config.verbose else "true",
+            "POWERTOOLS_LOG_LEVEL": "INFO" if config.verbose else "WARNING",
+        }
+    )
+    return env
+
+
+def apply_environment(env: dict[str, str]) -> None:
+    """Put ``env`` into ``os.environ`` before the first handler import or call.
+
+    A developer's own AWS session or profile is removed so that nothing this process signs can
+    be valid in a real account.
+    """
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+
+
+# -- Lambda invocation -------------------------------------------------------------------------
+
+
+@dataclass
+class LocalLambdaContext:
+    """The Lambda context attributes Powertools reads."""
+
+    function_name: str
+    timeout_s: float = 30.0
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN in the fake local account."""
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class Invoker:
+    """Runs the production Lambda handlers, one invocation per function at a time.
+
+    Handler modules are imported on first use, after :func:`apply_environment` (Powertools reads
+    its switches at import time).
+    """
+
+    def __init__(self) -> None:
+        self._locks = {name: threading.Lock() for name in FUNCTIONS}
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._import_lock = threading.Lock()
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke ``functions.<function>.handler.lambda_handler`` with ``event`` (blocking)."""
+        handler = self._handler(function)
+        context = LocalLambdaContext(
+            f"order-router-local-{function}", timeout_s=TIMEOUTS_S.get(function, 30)
+        )
+        with self._locks[function]:
+            return handler(event, context)
+
+    async def ainvoke(self, function: str, event: dict[str, Any]) -> Any:
+        """:meth:`invoke` in a worker thread, so the event loop keeps serving meanwhile."""
+        return await asyncio.to_thread(self.invoke, function, event)
+
+    def _handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
+        if function not in self._locks:
+            raise KeyError(f"unknown function {function}")
+        handler = self._handlers.get(function)
+        if handler is None:
+            with self._import_lock:
+                module = importlib.import_module(f"functions.{function}.handler")
+                handler = self._handlers[function] = module.lambda_handler
+        return handler
+
+
+# -- periodic relay ----------------------------------------------------------------------------
+
+
+class RelaySchedule:
+    """Runs ``outbox_relay`` every ``interval_s`` like the one-minute EventBridge schedule."""
+
+    def __init__(self, invoker: Invoker, interval_s: float) -> None:
+        self._invoker = invoker
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+
+    def start(self) -> None:
+        """Start the schedule."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current run."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": [],
+                "detail": {},
+            }
+            try:
+                result = self._invoker.invoke("outbox_relay", event)
+            except Exception:  # a failed run is retried by the next tick, as in AWS
+                logger.exception("outbox relay failed")
+                continue
+            if isinstance(result, dict) and (result.get("published") or result.get("failed")):
+                logger.info("outbox relay: %s", result)
+
+
+# -- the servers -------------------------------------------------------------------------------
+
+
+class LocalRuntime:
+    """HTTP server, WebSocket server, event bus and relay schedule on one event loop.
+
+    Parameters
+    ----------
+    config
+        Ports and intervals.
+    """
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.invoker = Invoker()
+        self.bus = LocalEventBus(
+            BUS_NAME,
+            lambda event: self.invoker.invoke("track_execution", event),
+            region=REGION,
+        )
+
+    async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until ``stop`` is set, then shut down in order.
+
+        Parameters
+        ----------
+        stop
+            Set by the caller (signal handlers) to stop.
+        on_ready
+            Called once every server listens.
+
+        Raises
+        ------
+        RuntimeError
+            When the HTTP server could not start.
+        OSError
+            When the WebSocket port could not be bound.
+        """
+        from local.http_server import build_app
+        from local.ws_server import LiveConnections, WebSocketGateway
+        from shared.adapters.auth.jwt_verifier import JwtVerifier
+        from shared.settings import get_settings
+
+        loop = asyncio.get_running_loop()
+        # Handlers may wait on each other's HTTP calls; a roomy pool keeps a burst of requests
+        # from starving the threads that answer them.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda"))
+        connections = LiveConnections()
+        app = build_app(
+            invoke=self.invoker.ainvoke,
+            verifier=JwtVerifier.from_settings(get_settings()),
+            bus=self.bus,
+            connections=connections,
+        )
+        server = _QuietSignalsServer(
+            uvicorn.Config(
+                app,
+                host=HOST,
+                port=self.config.http_port,
+                lifespan="off",
+                access_log=False,
+                log_config=None,
+                ws="none",
+                server_header=False,
+                timeout_graceful_shutdown=3,
+            )
+        )
+        gateway = WebSocketGateway(
+            self.invoker.ainvoke, connections, host=HOST, port=self.config.ws_port
+        )
+        relay = RelaySchedule(self.invoker, self.config.relay_interval_s)
+        self.bus.start()
+        http_task = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                if http_task.done():
+                    raise RuntimeError(f"the HTTP server did not start on {self.config.api_url}")
+                await asyncio.sleep(0.02)
+            await gateway.start()
+            relay.start()
+            if on_ready is not None:
+                on_ready()
+            await stop.wait()
+        finally:
+            # Sockets first (their $disconnect needs Redis), then HTTP, then the background work.
+            await gateway.stop()
+            server.should_exit = True
+            with contextlib.suppress(BaseException):
+                await http_task
+            relay.stop()
+            await asyncio.to_thread(self.bus.stop)
+            _close_wiring()
+
+
+def _close_wiring() -> None:
+    # Close the handlers' Postgres pool before Postgres stops, so its shutdown is quiet.
+    import shared.wiring
+
+    if shared.wiring.get_wiring.cache_info().currsize:
+        wiring = shared.wiring.get_wiring()
+        if "database" in wiring.__dict__:
+            wiring.database.close()
+
+
+class _QuietSignalsServer(uvicorn.Server):
+    """uvicorn's server without its own signal handling.
+
+    ``uvicorn.Server.serve`` installs SIGINT/SIGTERM handlers and re-raises the signal after
+    shutdown; the CLI owns the signals here and stops every server (and Postgres and Redis) in
+    order, so the HTTP server only stops when told to.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
