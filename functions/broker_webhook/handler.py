@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +19,7 @@ from shared.adapters.brokers.webhooks.errors import UnsupportedPayloadError
 from shared.domain.errors import DomainError
 from shared.domain.models import BROKER_ID_PATTERN
 from shared.http import describe
+from shared.observability import traced
 
 SERVICE = "order-router"
 PREFIX = "/api/v1/webhooks/brokers"
@@ -26,7 +27,6 @@ PREFIX = "/api/v1/webhooks/brokers"
 app = APIGatewayHttpResolver(enable_validation=True)
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="OrderRouter", service=SERVICE)
-tracer = Tracer(service=SERVICE)
 
 BrokerId = Annotated[str, Path(pattern=BROKER_ID_PATTERN)]
 
@@ -84,7 +84,7 @@ def handle_domain_error(error: DomainError) -> Response[dict[str, Any]]:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""

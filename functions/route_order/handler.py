@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
@@ -23,6 +23,7 @@ from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.errors import DomainError, NotFoundError
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
 from shared.http import RETRY_AFTER_S, describe, error_body
+from shared.observability import traced
 from shared.services.schemas import OrderRoutingResult, RoutingRecommendation, SmartOrderRequest
 
 PREFIX = "/api/v1/trading/intelligent"
@@ -31,7 +32,6 @@ SERVICE = "order-router"
 app = APIGatewayHttpResolver(enable_validation=True)
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="OrderRouter", service=SERVICE)
-tracer = Tracer(service=SERVICE)
 
 
 def _wiring() -> Any:
@@ -200,7 +200,7 @@ def openapi_document() -> str:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -22,11 +22,11 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.domain.execution import ExecutionReport
+from shared.observability import traced
 
 SERVICE = "order-router"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="OrderRouter", service=SERVICE)
-tracer = Tracer(service=SERVICE)
 processor = BatchProcessor(event_type=EventType.Kafka)
 
 KAFKA_SOURCES = ("aws:kafka", "SelfManagedKafka")
@@ -58,7 +58,7 @@ def _record_handler(record: KafkaEventRecord) -> str:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for both event sources."""

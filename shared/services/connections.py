@@ -22,7 +22,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.adapters.apigw_push import METRICS_NAMESPACE, ApiGatewayNotifier, utc_timestamp
-from shared.adapters.auth.jwt_verifier import JwtVerifier, TraderIdentity
+from shared.adapters.auth.claims import TraderIdentity
+from shared.adapters.auth.jwt_verifier import JwtVerifier
 from shared.adapters.redis.client import RedisGuard, create_redis
 from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
 from shared.domain.errors import CacheUnavailableError

@@ -1,12 +1,23 @@
-"""The trader behind an API Gateway request, from the claims its JWT authorizer verified."""
+"""Trader identity from verified claims (light: no JOSE library, imported by every handler)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from shared.adapters.auth.jwt_verifier import GROUPS_CLAIM, TRADER_GROUP, TraderIdentity
 from shared.domain.errors import AuthenticationError, ForbiddenError
+
+TRADER_GROUP = "TRADER"
+GROUPS_CLAIM = "cognito:groups"
+
+
+@dataclass(frozen=True, slots=True)
+class TraderIdentity:
+    """A verified caller: ``user_id`` is the token's ``sub``."""
+
+    user_id: str
+    groups: tuple[str, ...]
 
 
 def parse_groups(raw: Any) -> tuple[str, ...]:

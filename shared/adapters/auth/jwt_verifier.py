@@ -18,19 +18,17 @@ configured audience or, when it has no ``aud``, when ``client_id`` equals it.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from shared.adapters.auth.claims import GROUPS_CLAIM, TRADER_GROUP, TraderIdentity, parse_groups
 from shared.adapters.auth.local_issuer import MIN_SECRET_BYTES
 from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
 
 if TYPE_CHECKING:
     from shared.settings import Settings
 
-TRADER_GROUP = "TRADER"
-GROUPS_CLAIM = "cognito:groups"
 MAX_TOKEN_CHARS = 8192
 """Cognito tokens are 1-2 KB; anything far larger is refused before parsing."""
 
@@ -39,14 +37,6 @@ class IdentityProviderUnavailableError(DomainError):
     """The JWKS endpoint cannot be reached: the caller may be legitimate, retry later (503)."""
 
     code = "IDENTITY_PROVIDER_UNAVAILABLE"
-
-
-@dataclass(frozen=True, slots=True)
-class TraderIdentity:
-    """A verified caller: ``user_id`` is the token's ``sub``."""
-
-    user_id: str
-    groups: tuple[str, ...]
 
 
 class JwtVerifier:
@@ -167,7 +157,7 @@ class JwtVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise AuthenticationError("token has no subject")
-        groups = _groups(claims)
+        groups = parse_groups(claims.get(GROUPS_CLAIM))
         if self._required_group not in groups:
             raise ForbiddenError(f"the {self._required_group} group is required")
         return TraderIdentity(user_id=subject, groups=groups)
@@ -226,13 +216,3 @@ class JwtVerifier:
                         timeout=self._jwks_timeout_s,
                     )
         return self._jwks_client
-
-
-def _groups(claims: dict[str, Any]) -> tuple[str, ...]:
-    raw = claims.get(GROUPS_CLAIM)
-    if isinstance(raw, str):
-        # Some issuers send a single group as a string (or space-separated).
-        return tuple(raw.split())
-    if isinstance(raw, list):
-        return tuple(g for g in raw if isinstance(g, str))
-    return ()

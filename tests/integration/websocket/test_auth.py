@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions.ws_connect.handler import handle_event
 from shared.adapters.apigw_push import ApiGatewayNotifier
-from shared.adapters.auth import JwtVerifier, issue_local_token
-from shared.adapters.auth.jwt_verifier import IdentityProviderUnavailableError
+from shared.adapters.auth.jwt_verifier import IdentityProviderUnavailableError, JwtVerifier
+from shared.adapters.auth.local_issuer import issue_local_token
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.errors import AuthenticationError, ForbiddenError
 from shared.services.connections import ConnectionService

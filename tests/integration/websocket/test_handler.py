@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from functions.ws_connect import handler
 from functions.ws_connect.handler import handle_event, lambda_handler
 from shared.adapters.apigw_push import ApiGatewayNotifier
-from shared.adapters.auth import issue_local_token
+from shared.adapters.auth.local_issuer import issue_local_token
 from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
 from shared.services.connections import ConnectionService, build_connection_service
 from shared.settings import Settings
