@@ -15,8 +15,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from shared.adapters.auth.claims import trader_from_claims
 from shared.domain.analytics import ExecutionAnalytics
@@ -45,6 +47,20 @@ def _user_id() -> str:
     return trader_from_claims(claims).user_id
 
 
+def _documented(model: Any) -> dict[int, OpenAPIResponse]:
+    # OpenAPI documents the model; at run time the already validated model is serialised once
+    # by pydantic instead of being validated again and walked by jsonable_encoder.
+    return {200: {"description": "OK", "content": {"application/json": {"model": model}}}}
+
+
+def _ok(model: BaseModel) -> Response[Any]:
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=model.model_dump_json(by_alias=True),
+    )
+
+
 def _respond(status: int, body: dict[str, Any]) -> Response[Any]:
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     return Response(status_code=status, content_type="application/json", body=body, headers=headers)
@@ -53,11 +69,11 @@ def _respond(status: int, body: dict[str, Any]) -> Response[Any]:
 # -- routes ----------------------------------------------------------------------------------
 
 
-@app.post(f"{PREFIX}/orders/smart")
+@app.post(f"{PREFIX}/orders/smart", responses=_documented(OrderRoutingResult))
 def handle_post_smart_order(
     request: Annotated[SmartOrderRequest, Body()],
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=64)] = None,
-) -> OrderRoutingResult:
+) -> Response[Any]:
     """Route AND execute an order; the same ``clientOrderId`` again returns the first answer."""
     user_id = _user_id()
     started = time.perf_counter()
@@ -73,13 +89,13 @@ def handle_post_smart_order(
         metrics.add_metric("OrdersCascaded", MetricUnit.Count, outcome.cascades)
         _count_decision(result.strategy.value)
     logger.info("order routed", status=result.status, replayed=result.replayed)
-    return result
+    return _ok(result)
 
 
-@app.post(f"{PREFIX}/orders/analyze")
+@app.post(f"{PREFIX}/orders/analyze", responses=_documented(RoutingRecommendation))
 def handle_post_analyze_order(
     request: Annotated[SmartOrderRequest, Body()],
-) -> RoutingRecommendation:
+) -> Response[Any]:
     """The routing decision for an order, without placing anything."""
     user_id = _user_id()
     started = time.perf_counter()
@@ -88,7 +104,7 @@ def handle_post_analyze_order(
     )
     recommendation: RoutingRecommendation = _wiring().routing.analyze(order)
     metrics.add_metric("RoutingLatency", MetricUnit.Milliseconds, _ms_since(started))
-    return recommendation
+    return _ok(recommendation)
 
 
 @app.get(f"{PREFIX}/orders/<order_id>")
@@ -102,13 +118,13 @@ def handle_get_order(
     return view
 
 
-@app.get(f"{PREFIX}/analytics/execution")
+@app.get(f"{PREFIX}/analytics/execution", responses=_documented(ExecutionAnalytics))
 def handle_get_execution_analytics(
     days: Annotated[int, Query(ge=1, le=365)] = 30,
-) -> ExecutionAnalytics:
+) -> Response[Any]:
     """The caller's execution analytics over the last ``days`` days."""
     analytics: ExecutionAnalytics = _wiring().analytics.execution_analytics(_user_id(), days)
-    return analytics
+    return _ok(analytics)
 
 
 @app.get(f"{PREFIX}/brokers/profiles")

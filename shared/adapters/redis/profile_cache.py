@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import redis
+from cachetools import LRUCache
 
 from shared.adapters.redis.client import RedisGuard
 from shared.domain.models import BrokerProfile
@@ -49,6 +50,9 @@ class RedisProfileCache:
         self._prefix = prefix
         self._guard = guard or RedisGuard()
         self._put_if_newer = client.register_script(_PUT_IF_NEWER)
+        # Parsing a profile costs more than fetching it; most reads return the bytes the last
+        # read returned, so keep the parsed model per key and reuse it while the bytes match.
+        self._parsed: LRUCache[str, tuple[bytes | str, BrokerProfile]] = LRUCache(maxsize=4096)
 
     def key(self, broker_id: str, symbol: str) -> str:
         """The cache key of one profile."""
@@ -64,10 +68,17 @@ class RedisProfileCache:
         for broker_id, raw in zip(broker_ids, values, strict=True):
             if raw is None:
                 continue
-            found[broker_id] = (
-                None if raw == _NO_PROFILE else BrokerProfile.model_validate_json(raw)
-            )
+            found[broker_id] = None if raw == _NO_PROFILE else self._parse(broker_id, symbol, raw)
         return found
+
+    def _parse(self, broker_id: str, symbol: str, raw: bytes | str) -> BrokerProfile:
+        key = f"{broker_id}:{symbol}"
+        memo = self._parsed.get(key)
+        if memo is not None and memo[0] == raw:
+            return memo[1]
+        profile = BrokerProfile.model_validate_json(raw)
+        self._parsed[key] = (raw, profile)
+        return profile
 
     def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
         """Write entries with the TTL in one round trip, never replacing a newer profile."""
