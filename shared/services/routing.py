@@ -126,6 +126,9 @@ class RoutingService:
         self._config = engine_config
         self._timeout_s = broker_timeout_s
         self._replay_wait_s = replay_wait_s
+        # Long-lived: a container places orders for its whole life, and starting threads per
+        # request would cost more than placing a paper order.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="place")
 
     # -- analyze -----------------------------------------------------------------------------
 
@@ -181,9 +184,8 @@ class RoutingService:
         fingerprint = request_fingerprint(request)
         order_id = f"ord-{uuid.uuid4().hex}"
         client_order_id = key or order_id
-        stored = self._orders.find_by_client_order_id(user_id, client_order_id)
-        if stored is not None:
-            return self._replay(user_id, client_order_id, fingerprint)
+        # No look-up first: the unique key in the insert below is the check, and a repeat finds
+        # its original answer through the replay path (a retry pays for one decision, not us).
         order = request.to_order(
             order_id=order_id, user_id=user_id, client_order_id=client_order_id
         )
@@ -345,27 +347,27 @@ class RoutingService:
     def _place_parallel(
         self, children: Sequence[ChildOrder]
     ) -> list[tuple[ChildOrder, PlacementResult]]:
-        for child in children:
+        """Send children at once; the per-broker timeout bounds the wait for each answer."""
+        stamped = [c.model_copy(update={"placed_at": self._clock()}) for c in children]
+        futures = []
+        for child in stamped:
             self._rates.hit(child.broker_id)
-        if len(children) == 1:
-            return [self._place_one(children[0])]
-        with ThreadPoolExecutor(max_workers=min(8, len(children))) as pool:
-            futures = [pool.submit(self._place_one, c) for c in children]
-            return [f.result() for f in futures]
-
-    def _place_one(self, child: ChildOrder) -> tuple[ChildOrder, PlacementResult]:
-        child = child.model_copy(update={"placed_at": self._clock()})
-        # The adapter enforces the timeout; this guard only catches an adapter that hangs.
-        with ThreadPoolExecutor(max_workers=1) as guard:
-            future = guard.submit(self._gateway.place, child, timeout_s=self._timeout_s)
+            futures.append(self._pool.submit(self._gateway.place, child, timeout_s=self._timeout_s))
+        # Adapters enforce the timeout themselves; this deadline only catches one that hangs,
+        # whose thread is then abandoned rather than waited for.
+        deadline = time.monotonic() + self._timeout_s + 0.5
+        results = []
+        for child, future in zip(stamped, futures, strict=True):
             try:
-                return child, future.result(timeout=self._timeout_s + 0.5)
+                result = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
-                return child, PlacementResult(
+                result = PlacementResult(
                     child_order_id=child.child_order_id,
                     status=ChildOrderStatus.TIMED_OUT,
                     reason="broker adapter did not answer in time",
                 )
+            results.append((child, result))
+        return results
 
     def _result(
         self,

@@ -13,22 +13,25 @@ from shared.domain.models import OrderRequest, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
 from shared.ports import StoredOrder
 
-INSERT_ORDER = """
-INSERT INTO orders (order_id, user_id, client_order_id, request_hash, symbol, exchange, side,
-    quantity, order_type, limit_price, trigger_price, product, routing_objective, max_brokers)
-VALUES (%(order_id)s, %(user_id)s, %(client_order_id)s, %(request_hash)s, %(symbol)s,
-    %(exchange)s, %(side)s, %(quantity)s, %(order_type)s, %(limit_price)s, %(trigger_price)s,
-    %(product)s, %(routing_objective)s, %(max_brokers)s)
-ON CONFLICT (user_id, client_order_id) DO NOTHING
-RETURNING order_id
-"""
-
-INSERT_DECISION = """
+# The order and its decision in one statement: the decision is inserted only when the order
+# row is new, so a concurrent duplicate (blocked on the unique key until the first commits)
+# gets no row back and writes nothing.
+INSERT_ORDER_AND_DECISION = """
+WITH new_order AS (
+    INSERT INTO orders (order_id, user_id, client_order_id, request_hash, symbol, exchange, side,
+        quantity, order_type, limit_price, trigger_price, product, routing_objective, max_brokers)
+    VALUES (%(order_id)s, %(user_id)s, %(client_order_id)s, %(request_hash)s, %(symbol)s,
+        %(exchange)s, %(side)s, %(quantity)s, %(order_type)s, %(limit_price)s, %(trigger_price)s,
+        %(product)s, %(routing_objective)s, %(max_brokers)s)
+    ON CONFLICT (user_id, client_order_id) DO NOTHING
+    RETURNING order_id, user_id
+)
 INSERT INTO order_routing_decisions (order_id, user_id, routing_strategy, confidence_score,
     expected_execution_time_ms, expected_slippage_bps, expected_price, expected_fill_probability,
     expected_charges_inr, expected_total_cost_inr, fallback_broker_ids, broker_scores)
-VALUES (%(order_id)s, %(user_id)s, %(strategy)s, %(confidence)s, %(time_ms)s, %(slippage)s,
-    %(price)s, %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s)
+SELECT order_id, user_id, %(strategy)s, %(confidence)s, %(time_ms)s, %(slippage)s, %(price)s,
+    %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s
+FROM new_order
 RETURNING id
 """
 
@@ -39,6 +42,17 @@ INSERT INTO order_allocations (routing_decision_id, broker_id, allocation_percen
 VALUES (%(decision_id)s, %(broker_id)s, %(pct)s, %(price)s, %(priority)s, %(status)s,
     %(quantity)s, %(slices)s, %(cost)s, %(cascaded_from)s)
 RETURNING id, broker_id
+"""
+
+# A cascaded allocation finds its decision and derives its percentage in SQL, so recording
+# placements needs no read first and stays one pipelined round trip.
+INSERT_CASCADED_ALLOCATION = """
+INSERT INTO order_allocations (routing_decision_id, broker_id, allocation_percentage,
+    expected_execution_price, priority, status, quantity, slices, cascaded_from)
+SELECT d.id, %(broker_id)s, round(100.0 * %(quantity)s / o.quantity, 2), %(price)s,
+    %(priority)s, 'PENDING', %(quantity)s, 1, %(cascaded_from)s
+FROM order_routing_decisions d JOIN orders o USING (order_id)
+WHERE d.order_id = %(order_id)s
 """
 
 UPSERT_CHILD = """
@@ -78,11 +92,6 @@ ON CONFLICT (event_id) DO NOTHING
 SELECT_BY_CLIENT_ORDER = """
 SELECT order_id, user_id, client_order_id, request_hash, response
 FROM orders WHERE user_id = %s AND client_order_id = %s
-"""
-
-SELECT_DECISION_OF_ORDER = """
-SELECT d.id, o.quantity FROM order_routing_decisions d JOIN orders o USING (order_id)
-WHERE d.order_id = %s
 """
 
 UPDATE_ORDER_RESPONSE = """
@@ -241,8 +250,8 @@ class PostgresOrderRepository:
         """
         expected = decision.expected_execution
         with self._db.connection() as conn:
-            inserted = conn.execute(
-                INSERT_ORDER,
+            decision_row = conn.execute(
+                INSERT_ORDER_AND_DECISION,
                 {
                     "order_id": order.order_id,
                     "user_id": order.user_id,
@@ -258,15 +267,6 @@ class PostgresOrderRepository:
                     "product": order.product.value,
                     "routing_objective": order.routing_objective.value,
                     "max_brokers": order.max_brokers,
-                },
-            ).fetchone()
-            if inserted is None:
-                return None
-            decision_row = conn.execute(
-                INSERT_DECISION,
-                {
-                    "order_id": order.order_id,
-                    "user_id": order.user_id,
                     "strategy": decision.strategy.value,
                     "confidence": round(decision.confidence_score, 3),
                     "time_ms": round(expected.time_ms),
@@ -281,9 +281,11 @@ class PostgresOrderRepository:
                     ),
                 },
             ).fetchone()
-            assert decision_row is not None  # RETURNING of a successful INSERT
+            if decision_row is None:
+                return None
             decision_id = int(decision_row["id"])
-            with conn.cursor() as cur:
+            # One pipeline for the rest: allocations, children and events cost one round trip.
+            with conn.pipeline(), conn.cursor() as cur:
                 cur.executemany(
                     INSERT_ALLOCATION,
                     [
@@ -315,25 +317,19 @@ class PostgresOrderRepository:
         response: dict[str, Any],
     ) -> None:
         """Store what the brokers answered, cascaded children, events and the final response."""
-        with self._db.connection() as conn, conn.cursor() as cur:
-            decision = conn.execute(SELECT_DECISION_OF_ORDER, (order_id,)).fetchone()
-            if decision is None:
-                raise LookupError(f"no decision for order {order_id}")
-            cascaded = [c for c in children if c.cascaded_from is not None]
+        cascaded = [c for c in children if c.cascaded_from is not None]
+        with self._db.connection() as conn, conn.pipeline(), conn.cursor() as cur:
+            # Every write in one pipeline: one round trip however many children there are.
             if cascaded:
                 cur.executemany(
-                    INSERT_ALLOCATION,
+                    INSERT_CASCADED_ALLOCATION,
                     [
                         {
-                            "decision_id": decision["id"],
+                            "order_id": order_id,
                             "broker_id": c.broker_id,
-                            "pct": _percentage(c.quantity, decision["quantity"]),
+                            "quantity": c.quantity,
                             "price": c.expected_price,
                             "priority": c.priority,
-                            "status": "PENDING",
-                            "quantity": c.quantity,
-                            "slices": 1,
-                            "cost": None,
                             "cascaded_from": c.cascaded_from,
                         }
                         for c in cascaded
@@ -391,7 +387,3 @@ class PostgresOrderRepository:
                 SELECT_CHILD_BY_BROKER_ORDER, (broker_id, broker_order_id)
             ).fetchone()
         return child_from_row(row) if row else None
-
-
-def _percentage(quantity: int, total: int) -> Decimal:
-    return (Decimal(100) * quantity / total).quantize(Decimal("0.01"))
