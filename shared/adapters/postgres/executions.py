@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.orders import SELECT_CHILD, child_from_row
@@ -16,7 +15,6 @@ from shared.adapters.postgres.profiles import (
     observation_params,
     profile_from_row,
 )
-from shared.domain.models import BrokerProfile
 from shared.domain.orders import ChildOrder
 from shared.ports import ExecutionPlan, ExecutionRecord, TrackedExecution
 
@@ -132,33 +130,33 @@ class PostgresExecutionRepository:
             if inserted is None:
                 return TrackedExecution(status="duplicate", child=child)
             state = decided.child_state
-            if state is not None:
-                conn.execute(
-                    UPDATE_CHILD_STATE,
-                    {
-                        "child_order_id": state.child_order_id,
-                        "status": state.status.value,
-                        "filled": state.filled_quantity,
-                        "average": state.average_price,
-                        "broker_order_id": state.broker_order_id,
-                    },
-                )
-                conn.execute(UPDATE_ORDER_STATUS, {"order_id": child.order_id})
-            profile: BrokerProfile | None = None
-            if decided.observation is not None:
-                try:
-                    with conn.transaction():
-                        learned = conn.execute(
-                            APPLY_OBSERVATION,
-                            observation_params(
-                                child.broker_id,
-                                child.symbol,
-                                decided.observation,
-                                alpha=alpha,
-                                observed_at=observed_at,
-                            ),
-                        ).fetchone()
-                except psycopg.errors.ForeignKeyViolation:
-                    learned = None
-                profile = profile_from_row(learned) if learned else None
+            learned = None
+            # The writes that follow the insert go out in one pipelined round trip. The child's
+            # broker exists (a foreign key of child_orders), so learning cannot fail on it.
+            with conn.pipeline():
+                if state is not None:
+                    conn.execute(
+                        UPDATE_CHILD_STATE,
+                        {
+                            "child_order_id": state.child_order_id,
+                            "status": state.status.value,
+                            "filled": state.filled_quantity,
+                            "average": state.average_price,
+                            "broker_order_id": state.broker_order_id,
+                        },
+                    )
+                    conn.execute(UPDATE_ORDER_STATUS, {"order_id": child.order_id})
+                if decided.observation is not None:
+                    learned = conn.execute(
+                        APPLY_OBSERVATION,
+                        observation_params(
+                            child.broker_id,
+                            child.symbol,
+                            decided.observation,
+                            alpha=alpha,
+                            observed_at=observed_at,
+                        ),
+                    )
+            row = learned.fetchone() if learned is not None else None
+            profile = profile_from_row(row) if row else None
         return TrackedExecution(status="recorded", child=child, profile=profile)
