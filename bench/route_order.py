@@ -28,7 +28,7 @@ import redis
 import shared.wiring
 from bench.harness import bench_services, summary_ms, time_calls, write_result
 from local import seed
-from local.apigw import http_api_event
+from local.apigw import LocalLambdaContext, http_api_event
 from shared.adapters.eventbridge import EventBridgePublisher
 from shared.domain.orders import DomainEvent
 from shared.settings import Settings
@@ -52,16 +52,6 @@ class NullPublisher:
 
     def publish(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
         return []
-
-
-class Context:
-    function_name = "bench"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 class _PutEvents(BaseHTTPRequestHandler):
@@ -112,7 +102,7 @@ def invoke(module: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
         headers={"content-type": "application/json"},
         claims=TRADER,
     )
-    response: dict[str, Any] = module.lambda_handler(event, Context())
+    response: dict[str, Any] = module.lambda_handler(event, LocalLambdaContext("bench"))
     if response["statusCode"] != 200:
         raise RuntimeError(f"{path} answered {response['statusCode']}: {response.get('body')}")
     return response

@@ -23,6 +23,7 @@ from typing import Any
 import shared.wiring
 from bench.harness import bench_services, summary_ms, time_calls, write_result
 from local import seed
+from local.apigw import LocalLambdaContext
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, OrderRequest, OrderType, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
@@ -32,16 +33,6 @@ from shared.wiring import Wiring, utc_now
 MSK_REPORTS = 5000
 BATCH = 100
 EVENTBRIDGE_REPORTS = 1000
-
-
-class Context:
-    function_name = "bench"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 def make_children(wiring: Wiring, count: int) -> list[ChildOrder]:
@@ -156,11 +147,12 @@ def main() -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             started = time.perf_counter()
             failures = sum(
-                len(handler.lambda_handler(b, Context())["batchItemFailures"]) for b in batches
+                len(handler.lambda_handler(b, LocalLambdaContext("bench"))["batchItemFailures"])
+                for b in batches
             )
             elapsed = time.perf_counter() - started
             eventbridge = time_calls(
-                lambda i: handler.lambda_handler(singles[i], Context()),
+                lambda i: handler.lambda_handler(singles[i], LocalLambdaContext("bench")),
                 EVENTBRIDGE_REPORTS - 50,
                 warmup=0,
             )

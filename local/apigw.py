@@ -1,4 +1,4 @@
-"""API Gateway event shapes, built the way API Gateway builds them (HTTP API payload v2.0).
+"""API Gateway events and the Lambda context, shaped the way AWS delivers them.
 
 The local HTTP server turns each request into one of these for the same handlers that run in
 Lambda; the handler tests use them too, so both exercise exactly what AWS would send.
@@ -10,6 +10,7 @@ import base64
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -178,3 +179,30 @@ def websocket_event(
         request_context["disconnectStatusCode"] = disconnect_status_code or 1005
         request_context["disconnectReason"] = ""
     return event
+
+
+@dataclass
+class LocalLambdaContext:
+    """The Lambda context attributes Powertools reads."""
+
+    function_name: str
+    timeout_s: float = 30.0
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN in the fake local account."""
+        return f"arn:aws:lambda:ap-south-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -22,17 +22,17 @@ import logging
 import os
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from local.apigw import LocalLambdaContext
 from local.bus import LocalEventBus
 
 logger = logging.getLogger("order_router.local")
@@ -176,33 +176,6 @@ def apply_environment(env: dict[str, str]) -> None:
 
 
 # -- Lambda invocation -------------------------------------------------------------------------
-
-
-@dataclass
-class LocalLambdaContext:
-    """The Lambda context attributes Powertools reads."""
-
-    function_name: str
-    timeout_s: float = 30.0
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    function_version: str = "$LATEST"
-    _deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_s
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        """The function's ARN in the fake local account."""
-        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the function's timeout."""
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 class Invoker:

@@ -19,14 +19,13 @@ from shared.adapters.brokers.webhooks.errors import UnsupportedPayloadError
 from shared.domain.errors import DomainError
 from shared.domain.models import BROKER_ID_PATTERN
 from shared.http import describe
-from shared.observability import traced
+from shared.observability import NAMESPACE, SERVICE, traced
 
-SERVICE = "order-router"
 PREFIX = "/api/v1/webhooks/brokers"
 
 app = APIGatewayHttpResolver(enable_validation=True)
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="OrderRouter", service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 BrokerId = Annotated[str, Path(pattern=BROKER_ID_PATTERN)]
 

@@ -10,9 +10,10 @@ from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.postgres.migrations import apply_migrations
+from shared.observability import SERVICE
 from shared.settings import Settings, get_settings
 
-logger = Logger(service="order-router")
+logger = Logger(service=SERVICE)
 PHYSICAL_ID = "order-router-schema"
 
 

@@ -8,10 +8,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.observability import NAMESPACE, SERVICE
 from shared.wiring import get_wiring
 
-logger = Logger(service="order-router")
-metrics = Metrics(namespace="OrderRouter", service="order-router")
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 BATCH = 100
 MIN_REMAINING_MS = 10_000

@@ -25,15 +25,14 @@ from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.errors import DomainError, NotFoundError
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
 from shared.http import RETRY_AFTER_S, describe, error_body
-from shared.observability import traced
+from shared.observability import NAMESPACE, SERVICE, traced
 from shared.services.schemas import OrderRoutingResult, RoutingRecommendation, SmartOrderRequest
 
 PREFIX = "/api/v1/trading/intelligent"
-SERVICE = "order-router"
 
 app = APIGatewayHttpResolver(enable_validation=True)
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="OrderRouter", service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def _wiring() -> Any:
@@ -200,7 +199,7 @@ def _count_decision(strategy: str) -> None:
         name="RoutingDecisions",
         unit=MetricUnit.Count,
         value=1,
-        namespace="OrderRouter",
+        namespace=NAMESPACE,
         default_dimensions={"service": SERVICE},
     ) as metric:
         metric.add_dimension(name="strategy", value=strategy)

@@ -22,11 +22,10 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.domain.execution import ExecutionReport
-from shared.observability import traced
+from shared.observability import NAMESPACE, SERVICE, traced
 
-SERVICE = "order-router"
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="OrderRouter", service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 processor = BatchProcessor(event_type=EventType.Kafka)
 
 KAFKA_SOURCES = ("aws:kafka", "SelfManagedKafka")

@@ -18,10 +18,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.auth.jwt_verifier import IdentityProviderUnavailableError
 from shared.domain.errors import AuthenticationError, CacheUnavailableError, ForbiddenError
+from shared.observability import SERVICE
 from shared.services.connections import ConnectionService, build_connection_service
 from shared.settings import get_settings
 
-logger = Logger(service="order-router")
+logger = Logger(service=SERVICE)
 
 
 @lru_cache(maxsize=1)

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
 from shared.domain.errors import CacheUnavailableError
+from shared.observability import NAMESPACE
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 128 * 1024
 """API Gateway's WebSocket message limit (``postToConnection`` returns 413 above it)."""
 UPDATE_TYPES = frozenset({"ROUTING_UPDATE", "EXECUTION_UPDATE", "PROFILE_UPDATE"})
-METRICS_NAMESPACE = "OrderRouter"
+METRICS_NAMESPACE = NAMESPACE
 PUSH_FAILURES_METRIC = "WebSocketPushFailures"
 _LONG_STRING_CHARS = 256
 

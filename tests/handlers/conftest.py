@@ -12,7 +12,7 @@ from moto import mock_aws
 
 import shared.wiring
 from local import seed
-from local.apigw import http_api_event
+from local.apigw import LocalLambdaContext, http_api_event
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
 
@@ -148,19 +148,7 @@ def call(
         query=query,
         claims=claims,
     )
-    response = handler.lambda_handler(event, LambdaContextStub())
+    response = handler.lambda_handler(event, LocalLambdaContext("test"))
     payload = response.get("body")
     decoded = json.loads(payload) if payload else None
     return response["statusCode"], decoded, response.get("headers", {})
-
-
-class LambdaContextStub:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name = "test"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:ap-south-1:123456789012:function:test"
-    aws_request_id = "test-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000

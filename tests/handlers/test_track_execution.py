@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from functions.track_execution import handler
+from local.apigw import LocalLambdaContext
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
 from shared.wiring import Wiring
 from tests import factories
-from tests.handlers.conftest import LambdaContextStub, RecordingNotifier
+from tests.handlers.conftest import RecordingNotifier
 
 
 def routed_children(
@@ -133,7 +134,7 @@ def test_fill_is_measured_stored_learned_and_pushed(
     # WHEN the broker reports it filled at 1296.00 after 180 ms
     result = handler.lambda_handler(
         eventbridge(child, report(child, ExecutionStatus.FILLED, 100, "1296.00", 180)),
-        LambdaContextStub(),
+        LocalLambdaContext("test"),
     )
     # THEN the metrics row holds the hand-computed figures
     assert result == {"outcome": "recorded"}
@@ -165,10 +166,10 @@ def test_duplicate_event_is_a_no_op(wiring: Wiring, notifier: RecordingNotifier)
     # GIVEN a fill already tracked
     [child] = routed_children(wiring)
     event = eventbridge(child, report(child, ExecutionStatus.FILLED, 100, "1296.00", 180))
-    handler.lambda_handler(event, LambdaContextStub())
+    handler.lambda_handler(event, LocalLambdaContext("test"))
     samples = wiring.profile_repository.get("zerodha", "RELIANCE")
     # WHEN EventBridge delivers it again
-    result = handler.lambda_handler(event, LambdaContextStub())
+    result = handler.lambda_handler(event, LocalLambdaContext("test"))
     # THEN nothing changes
     assert result == {"outcome": "duplicate"}
     assert len(rows(wiring, "SELECT id FROM execution_metrics")) == 1
@@ -184,7 +185,7 @@ def test_rejection_counts_as_an_error(wiring: Wiring) -> None:
     # WHEN the broker rejects it
     handler.lambda_handler(
         eventbridge(child, report(child, ExecutionStatus.REJECTED, 0, None, 40)),
-        LambdaContextStub(),
+        LocalLambdaContext("test"),
     )
     # THEN fill rate 0 is stored and the error rate rises by alpha towards 100 %
     [metric] = rows(wiring, "SELECT fill_rate, slippage_bps FROM execution_metrics")
@@ -211,7 +212,7 @@ def test_order_routed_pushes_a_routing_update(wiring: Wiring, notifier: Recordin
         },
     }
     # WHEN it is handled
-    handler.lambda_handler(event, LambdaContextStub())
+    handler.lambda_handler(event, LocalLambdaContext("test"))
     # THEN trader-1 gets a ROUTING_UPDATE for that order
     assert notifier.messages == [
         ("trader-1", "ROUTING_UPDATE", {"orderId": "ord-1", "symbol": "TCS"})
@@ -233,7 +234,7 @@ def test_msk_batch_reports_exactly_the_poison_records(wiring: Wiring) -> None:
     for position, value in zip(positions, poison, strict=True):
         values.insert(position, value)
     # WHEN the batch is handled
-    result = handler.lambda_handler(msk_batch(values), LambdaContextStub())
+    result = handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
     # THEN 97 are stored and exactly the three poison offsets are reported as failures
     failures = [f["itemIdentifier"]["offset"] for f in result["batchItemFailures"]]
     assert sorted(failures) == positions
@@ -259,11 +260,11 @@ def test_shuffled_reports_with_duplicates_end_like_the_serial_run(wiring: Wiring
     # WHEN the shuffled stream arrives one event per invocation, and the de-duplicated TCS
     # stream arrives in order
     outcomes = [
-        handler.lambda_handler(eventbridge(c, r), LambdaContextStub())["outcome"]
+        handler.lambda_handler(eventbridge(c, r), LocalLambdaContext("test"))["outcome"]
         for c, r in shuffled
     ]
     for c, r in serial:
-        handler.lambda_handler(eventbridge(c, r), LambdaContextStub())
+        handler.lambda_handler(eventbridge(c, r), LocalLambdaContext("test"))
     # THEN every unique report is stored exactly once and every child ends filled at 1295.80
     assert len(shuffled) == 1000
     assert outcomes.count("recorded") == 800
