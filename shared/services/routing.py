@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.domain.engine import EngineConfig, decide_route
-from shared.domain.errors import ConflictError
+from shared.domain.errors import ConflictError, InvalidOrderError, NoEligibleBrokerError
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerProfile, OrderRequest, RoutingDecision
 from shared.domain.orders import (
@@ -185,12 +185,20 @@ class RoutingService:
         order_id = f"ord-{uuid.uuid4().hex}"
         client_order_id = key or order_id
         # No look-up first: the unique key in the insert below is the check, and a repeat finds
-        # its original answer through the replay path (a retry pays for one decision, not us).
+        # its original answer through the replay path. A retry costs one extra decision, which
+        # is cheaper than a look-up on every order.
         order = request.to_order(
             order_id=order_id, user_id=user_id, client_order_id=client_order_id
         )
         started = time.perf_counter()
-        decision, profiles = self.decide(order)
+        try:
+            decision, profiles = self.decide(order)
+        except (NoEligibleBrokerError, InvalidOrderError):
+            # The world may have changed since the first request (its own placements used up a
+            # broker's rate limit): a repeat still gets the original answer.
+            if self._orders.find_by_client_order_id(user_id, client_order_id) is not None:
+                return self._replay(user_id, client_order_id, fingerprint)
+            raise
         decision_ms = (time.perf_counter() - started) * 1000
         children = self._children(order, decision, profiles)
         routed = self._order_routed_event(order, decision)

@@ -121,6 +121,25 @@ def test_ten_concurrent_duplicates_make_one_decision(wiring: Wiring) -> None:
     )
 
 
+def test_retry_returns_the_original_answer_even_when_routing_would_now_fail(
+    wiring: Wiring,
+) -> None:
+    # GIVEN an order routed under a client order id
+    body = {**MARKET_BUY, "clientOrderId": "retry-1"}
+    first, original, _ = call(handler, "POST", SMART, body=body)
+    # AND every broker then going offline
+    with wiring.database.connection() as conn:
+        conn.execute("UPDATE broker_execution_profiles SET status = 'OFFLINE'")
+    stale = list(wiring.redis.scan_iter(f"{wiring.settings.redis_key_prefix}profile:*"))
+    wiring.redis.delete(*stale)
+    # WHEN the client retries the same request
+    again, replay, _ = call(handler, "POST", SMART, body=body)
+    # THEN it gets the original answer, not a routing error
+    assert (first, again) == (200, 200)
+    assert replay["orderId"] == original["orderId"]
+    assert replay["replayed"] is True
+
+
 def test_same_key_with_another_body_is_a_conflict(wiring: Wiring) -> None:
     # GIVEN an order submitted with an Idempotency-Key header
     headers = {"idempotency-key": "key-42"}
