@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from decimal import Decimal
+from typing import cast
 
 from cachetools import TTLCache
 
@@ -78,17 +81,31 @@ class ProfileService:
             self._cache.put_many(profile.symbol, {profile.broker_id: profile})
 
 
+_MISSING = object()
+
+
 class CachedMarketData:
     """The specification's in-process market-data cache with a 1-second TTL."""
 
-    def __init__(self, source: MarketData, *, ttl_s: float = 1.0, maxsize: int = 4096) -> None:
+    def __init__(
+        self,
+        source: MarketData,
+        *,
+        ttl_s: float = 1.0,
+        maxsize: int = 4096,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._source = source
-        self._quotes: TTLCache[str, Quote | None] = TTLCache(maxsize=maxsize, ttl=ttl_s)
+        self._quotes: TTLCache[str, Quote | None] = TTLCache(
+            maxsize=maxsize, ttl=ttl_s, timer=timer
+        )
 
     def quote(self, symbol: str) -> Quote | None:
         """The quote of ``symbol``, from the source at most once a second."""
-        if symbol in self._quotes:
-            return self._quotes[symbol]
+        # One look-up, never "in" then "[]": the entry can expire between the two.
+        cached = self._quotes.get(symbol, _MISSING)
+        if cached is not _MISSING:
+            return cast("Quote | None", cached)
         quote = self._source.quote(symbol)
         self._quotes[symbol] = quote
         return quote

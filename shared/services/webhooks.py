@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from cachetools import TTLCache
 
@@ -24,6 +25,9 @@ from shared.ports import BrokerRepository, EventPublisher, OrderRepository, Outb
 # Event ids derive from the report's idempotency key, so a broker retrying the same postback
 # produces the same id and the outbox stores (and publishes) it once.
 _EVENT_NAMESPACE = uuid.UUID("9d5c3f4e-59a4-4f0e-9a53-0c6b8e7e2f10")
+
+
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +118,14 @@ class WebhookService:
         return WebhookOutcome(status="accepted", idempotency_key=report.idempotency_key)
 
     def _broker(self, broker_id: str) -> BrokerConfig:
-        if broker_id in self._configs:
-            broker = self._configs[broker_id]
-        else:
+        # One look-up, never "in" then "[]": the entry can expire between the two.
+        cached = self._configs.get(broker_id, _UNKNOWN)
+        broker: BrokerConfig | None
+        if cached is _UNKNOWN:
             broker = self._brokers.get(broker_id)
             self._configs[broker_id] = broker
+        else:
+            broker = cast("BrokerConfig | None", cached)
         if broker is None or not broker.enabled:
             raise NotFoundError(f"unknown broker {broker_id}")
         return broker
