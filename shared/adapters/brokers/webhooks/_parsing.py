@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -269,3 +270,108 @@ def build_report(
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "body"
         raise MalformedPayloadError(source_fields.get(name, name), first["msg"]) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class FillState:
+    """Status and cumulative quantities of an update, read the same way for every broker."""
+
+    raw_status: str
+    status: ExecutionStatus
+    quantity: int
+    filled: int
+    average_price: Decimal | None
+
+
+def fill_state(
+    payload: Mapping[str, Any],
+    *,
+    table: Mapping[str, Phase],
+    status_key: str,
+    quantity_key: str,
+    filled_key: str,
+    average_key: str,
+    upper_case: bool,
+    done_means_filled: bool = False,
+) -> FillState:
+    """Read a broker's status label and cumulative fill, and refine the status by quantities.
+
+    Parameters
+    ----------
+    payload
+        The decoded body.
+    table
+        The broker's status labels.
+    status_key, quantity_key, filled_key, average_key
+        The broker's names of those fields.
+    upper_case
+        Whether the broker's labels are upper case (Kite, Dhan) or lower case (Upstox).
+    done_means_filled
+        A broker that may omit the filled quantity (Dhan) reports a finished order as filled.
+    """
+    raw = required_text(payload, status_key)
+    raw = raw.upper() if upper_case else raw.lower()
+    phase_ = phase(raw, status_key, table)
+    quantity = integer(payload, quantity_key)
+    default = quantity if done_means_filled and phase_ is Phase.DONE else 0
+    filled = integer(payload, filled_key, default=default)
+    return FillState(
+        raw_status=raw,
+        status=status_for(phase_, quantity, filled),
+        quantity=quantity,
+        filled=filled,
+        average_price=fill_price(payload, average_key, filled),
+    )
+
+
+# Report field -> field in a Kite-shaped body, so a structural error names what was sent.
+KITE_SHAPED_FIELDS = {
+    "broker_order_id": "order_id",
+    "child_order_id": "tag",
+    "exchange_order_id": "exchange_order_id",
+    "status_message": "status_message",
+}
+
+
+def kite_shaped_report(
+    payload: Mapping[str, Any],
+    *,
+    broker_id: str,
+    table: Mapping[str, Phase],
+    upper_case: bool,
+    symbol_keys: Sequence[str],
+    time_keys: Sequence[str],
+) -> ExecutionReport:
+    """A report from an order update shaped like Kite's (Kite itself, and Upstox after it).
+
+    Both use ``order_id``, ``tag``, ``exchange_order_id``, ``status``, ``quantity``,
+    ``filled_quantity``, ``average_price``, ``exchange``, ``transaction_type`` and
+    ``status_message``; they differ in the status labels, the symbol and the timestamp fields.
+    """
+    state = fill_state(
+        payload,
+        table=table,
+        status_key="status",
+        quantity_key="quantity",
+        filled_key="filled_quantity",
+        average_key="average_price",
+        upper_case=upper_case,
+    )
+    return build_report(
+        lambda: ExecutionReport(
+            broker_id=broker_id,
+            broker_order_id=required_text(payload, "order_id"),
+            child_order_id=text(payload, "tag", required=False),
+            exchange_order_id=text(payload, "exchange_order_id", required=False),
+            status=state.status,
+            quantity=state.quantity,
+            filled_quantity=state.filled,
+            average_price=state.average_price,
+            symbol=symbol(payload, *symbol_keys),
+            exchange=exchange(payload, "exchange"),
+            side=side(payload, "transaction_type"),
+            event_time=timestamp(payload, *time_keys),
+            status_message=text(payload, "status_message", required=False),
+        ),
+        KITE_SHAPED_FIELDS,
+    )

@@ -74,15 +74,18 @@ def normalise_dhan(
     InvalidExecutionReportError
         Figures that cannot be true.
     """
-    raw_status = p.required_text(payload, "orderStatus").upper()
-    phase = p.phase(raw_status, "orderStatus", DHAN_STATUSES)
-    quantity = p.integer(payload, "quantity")
-    default_filled = quantity if phase is p.Phase.DONE else 0
-    filled = p.integer(payload, "filledQty", default=default_filled)
-    average_price = p.fill_price(payload, "averageTradedPrice", filled)
-    status = p.status_for(phase, quantity, filled)
+    state = p.fill_state(
+        payload,
+        table=DHAN_STATUSES,
+        status_key="orderStatus",
+        quantity_key="quantity",
+        filled_key="filledQty",
+        average_key="averageTradedPrice",
+        upper_case=True,
+        done_means_filled=True,
+    )
     message = p.text(payload, "omsErrorDescription", required=False)
-    if raw_status == "EXPIRED":
+    if state.raw_status == "EXPIRED":
         message = f"EXPIRED: {message}" if message else "EXPIRED"
     return p.build_report(
         lambda: ExecutionReport(
@@ -90,10 +93,10 @@ def normalise_dhan(
             broker_order_id=p.required_text(payload, "orderId"),
             child_order_id=p.text(payload, "correlationId", required=False),
             exchange_order_id=p.text(payload, "exchangeOrderId", required=False),
-            status=status,
-            quantity=quantity,
-            filled_quantity=filled,
-            average_price=average_price,
+            status=state.status,
+            quantity=state.quantity,
+            filled_quantity=state.filled,
+            average_price=state.average_price,
             symbol=_symbol(payload, symbols_by_security_id),
             exchange=p.exchange(payload, "exchangeSegment"),
             side=p.side(payload, "transactionType"),

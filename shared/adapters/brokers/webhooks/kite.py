@@ -34,15 +34,6 @@ KITE_STATUSES: Mapping[str, p.Phase] = {
 }
 
 
-# Report field -> field in the body, so a structural error names what Kite sent.
-_KITE_FIELDS = {
-    "broker_order_id": "order_id",
-    "child_order_id": "tag",
-    "exchange_order_id": "exchange_order_id",
-    "status_message": "status_message",
-}
-
-
 def normalise_kite(payload: Mapping[str, Any], *, broker_id: str) -> ExecutionReport:
     """Normalise one Kite postback.
 
@@ -69,29 +60,11 @@ def normalise_kite(payload: Mapping[str, Any], *, broker_id: str) -> ExecutionRe
     InvalidExecutionReportError
         Figures that cannot be true (filled more than ordered, a non-positive average price...).
     """
-    raw_status = p.required_text(payload, "status").upper()
-    phase = p.phase(raw_status, "status", KITE_STATUSES)
-    quantity = p.integer(payload, "quantity")
-    filled = p.integer(payload, "filled_quantity", default=0)
-    average_price = p.fill_price(payload, "average_price", filled)
-    status = p.status_for(phase, quantity, filled)
-    return p.build_report(
-        lambda: ExecutionReport(
-            broker_id=broker_id,
-            broker_order_id=p.required_text(payload, "order_id"),
-            child_order_id=p.text(payload, "tag", required=False),
-            exchange_order_id=p.text(payload, "exchange_order_id", required=False),
-            status=status,
-            quantity=quantity,
-            filled_quantity=filled,
-            average_price=average_price,
-            symbol=p.symbol(payload, "tradingsymbol"),
-            exchange=p.exchange(payload, "exchange"),
-            side=p.side(payload, "transaction_type"),
-            event_time=p.timestamp(
-                payload, "exchange_update_timestamp", "exchange_timestamp", "order_timestamp"
-            ),
-            status_message=p.text(payload, "status_message", required=False),
-        ),
-        _KITE_FIELDS,
+    return p.kite_shaped_report(
+        payload,
+        broker_id=broker_id,
+        table=KITE_STATUSES,
+        upper_case=True,
+        symbol_keys=("tradingsymbol",),
+        time_keys=("exchange_update_timestamp", "exchange_timestamp", "order_timestamp"),
     )

@@ -37,15 +37,6 @@ UPSTOX_STATUSES: Mapping[str, p.Phase] = {
 }
 
 
-# Report field -> field in the body, so a structural error names what Upstox sent.
-_UPSTOX_FIELDS = {
-    "broker_order_id": "order_id",
-    "child_order_id": "tag",
-    "exchange_order_id": "exchange_order_id",
-    "status_message": "status_message",
-}
-
-
 def normalise_upstox(payload: Mapping[str, Any], *, broker_id: str) -> ExecutionReport:
     """Normalise one Upstox order update.
 
@@ -75,27 +66,11 @@ def normalise_upstox(payload: Mapping[str, Any], *, broker_id: str) -> Execution
     update_type = p.text(payload, "update_type", required=False)
     if update_type is not None and update_type.lower() != "order":
         raise UnsupportedPayloadError("update_type", f"{update_type!r} is not an order update")
-    raw_status = p.required_text(payload, "status").lower()
-    phase = p.phase(raw_status, "status", UPSTOX_STATUSES)
-    quantity = p.integer(payload, "quantity")
-    filled = p.integer(payload, "filled_quantity", default=0)
-    average_price = p.fill_price(payload, "average_price", filled)
-    status = p.status_for(phase, quantity, filled)
-    return p.build_report(
-        lambda: ExecutionReport(
-            broker_id=broker_id,
-            broker_order_id=p.required_text(payload, "order_id"),
-            child_order_id=p.text(payload, "tag", required=False),
-            exchange_order_id=p.text(payload, "exchange_order_id", required=False),
-            status=status,
-            quantity=quantity,
-            filled_quantity=filled,
-            average_price=average_price,
-            symbol=p.symbol(payload, "trading_symbol", "tradingsymbol"),
-            exchange=p.exchange(payload, "exchange"),
-            side=p.side(payload, "transaction_type"),
-            event_time=p.timestamp(payload, "exchange_timestamp", "order_timestamp"),
-            status_message=p.text(payload, "status_message", required=False),
-        ),
-        _UPSTOX_FIELDS,
+    return p.kite_shaped_report(
+        payload,
+        broker_id=broker_id,
+        table=UPSTOX_STATUSES,
+        upper_case=False,
+        symbol_keys=("trading_symbol", "tradingsymbol"),
+        time_keys=("exchange_timestamp", "order_timestamp"),
     )
