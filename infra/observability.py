@@ -103,62 +103,43 @@ class Observability(Construct):
         latency_p95 = service_metric("RoutingLatency", "p95")
         push_failures = service_metric("WebSocketPushFailures", period_s=300)
 
-        self.alarms = {
-            "RoutingLatencyP95": cw.Alarm(
-                self,
-                "RoutingLatencyP95",
-                alarm_description=f"Routing p95 above {ROUTING_LATENCY_P95_MS} ms (3 of 5 min)",
-                metric=latency_p95,
-                threshold=ROUTING_LATENCY_P95_MS,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        # (metric, threshold, description, datapoints of 5 that must breach; None = 1 of 1)
+        specs: dict[str, tuple[cw.IMetric, float, str, int | None]] = {
+            "RoutingLatencyP95": (
+                latency_p95,
+                ROUTING_LATENCY_P95_MS,
+                f"Routing p95 above {ROUTING_LATENCY_P95_MS} ms (3 of 5 min)",
+                3,
             ),
-            "Http5xxRate": cw.Alarm(
-                self,
-                "Http5xxRate",
-                alarm_description=f"HTTP API 5xx above {HTTP_5XX_RATE_PERCENT}% (3 of 5 min)",
-                metric=five_xx_rate,
-                threshold=HTTP_5XX_RATE_PERCENT,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            "Http5xxRate": (
+                five_xx_rate,
+                HTTP_5XX_RATE_PERCENT,
+                f"HTTP API 5xx above {HTTP_5XX_RATE_PERCENT}% (3 of 5 min)",
+                3,
             ),
-            "DlqDepth": cw.Alarm(
-                self,
-                "DlqDepth",
-                alarm_description="Events or records the tracker could not process",
-                metric=dlq_depth,
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-            "TrackExecutionErrors": cw.Alarm(
-                self,
-                "TrackExecutionErrors",
-                alarm_description="track_execution invocations failed",
-                metric=tracker_errors,
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
+            "DlqDepth": (dlq_depth, 0, "Events or records the tracker could not process", None),
+            "TrackExecutionErrors": (tracker_errors, 0, "track_execution invocations failed", None),
             # A few failures are normal (a client vanished between lookup and push).
-            "WebSocketPushFailures": cw.Alarm(
-                self,
-                "WebSocketPushFailures",
-                alarm_description=(
-                    f"More than {WS_PUSH_FAILURES_PER_5_MIN} WebSocket pushes failed in 5 min"
-                ),
-                metric=push_failures,
-                threshold=WS_PUSH_FAILURES_PER_5_MIN,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            "WebSocketPushFailures": (
+                push_failures,
+                WS_PUSH_FAILURES_PER_5_MIN,
+                f"More than {WS_PUSH_FAILURES_PER_5_MIN} WebSocket pushes failed in 5 min",
+                None,
             ),
+        }
+        self.alarms = {
+            name: cw.Alarm(
+                self,
+                name,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=5 if datapoints else 1,
+                datapoints_to_alarm=datapoints,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            for name, (metric, threshold, description, datapoints) in specs.items()
         }
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)
