@@ -6,7 +6,8 @@ Gateway); tests may pass in-memory fakes that implement the same Protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -174,6 +175,8 @@ class ExecutionPlan:
     record: ExecutionRecord
     child_state: ChildStateUpdate | None
     observation: ProfileObservation | None
+    observed_at: datetime
+    """When the execution happened (the profile's ``last_updated`` never moves backwards)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,27 +184,38 @@ class TrackedExecution:
     """Outcome of tracking one report."""
 
     status: str
-    """``recorded``, ``duplicate``, ``ignored`` (nothing to store) or ``unknown_child``."""
+    """``recorded``, ``duplicate`` (already stored: nothing changes) or ``unknown_child``."""
     child: ChildOrder | None = None
+    """The child as it was before this report."""
     profile: BrokerProfile | None = None
+    """The broker profile after the report's batch was learned from."""
+
+
+ProfileKey = tuple[str, str]
+"""``(broker_id, symbol)``."""
+
+BatchFold = Callable[[Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan]]
+"""Given the locked children by id and the report keys already stored, the plans to store."""
 
 
 class ExecutionRepository(Protocol):
     """Execution metrics, stored exactly once per report, with child state and learning."""
 
-    def find_child_id(self, broker_id: str, broker_order_id: str) -> str | None:
-        """Our child order id of a broker's order id."""
+    def find_child_ids(
+        self, broker_orders: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """Our child order ids of ``(broker_id, broker_order_id)`` pairs; unknown ones absent."""
         ...
 
-    def track(
+    def track_batch(
         self,
-        child_order_id: str,
-        plan: Callable[[ChildOrder], ExecutionPlan | None],
+        child_order_ids: Collection[str],
+        report_keys: Collection[str],
+        fold: BatchFold,
         *,
         alpha: float,
-        observed_at: datetime,
-    ) -> TrackedExecution:
-        """Store a report's plan atomically with the child row locked (see the adapter)."""
+    ) -> dict[ProfileKey, BrokerProfile]:
+        """Store a batch's plans atomically with its children locked (see the adapter)."""
         ...
 
 
@@ -289,11 +303,19 @@ class SecretStore(Protocol):
         ...
 
 
+UserMessage = tuple[str, str, Mapping[str, Any]]
+"""``(user_id, message_type, data)`` of one push."""
+
+
 class Notifier(Protocol):
     """Pushes live updates to a trader's open connections."""
 
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
         """Push one message to every connection of ``user_id``; return how many received it."""
+        ...
+
+    def notify_users(self, messages: Sequence[UserMessage]) -> int:
+        """Push several ``(user_id, message_type, data)`` messages, looking each user up once."""
         ...
 
     def notify_symbol_subscribers(

@@ -1,14 +1,17 @@
 """track_execution: ``ExecutionReported`` and ``OrderRouted`` events from EventBridge or MSK.
 
 EventBridge invokes with one event; the MSK event source with a batch whose record values carry
-the same JSON envelope (``detail-type`` + ``detail``). A batch answers ``batchItemFailures`` so one
-poison record is retried (and dead-lettered) alone instead of replaying the whole batch.
+the same JSON envelope (``detail-type`` + ``detail``). A batch's execution reports are tracked
+together in one transaction (the throughput target needs round trips per batch, not per report),
+and it answers ``batchItemFailures`` so one poison record is retried (and dead-lettered) alone
+instead of replaying the whole batch.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,9 +21,10 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
-from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventRecord
+from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.domain.errors import DataUnavailableError
 from shared.domain.execution import ExecutionReport
 from shared.observability import NAMESPACE, SERVICE, traced
 
@@ -41,8 +45,7 @@ def handle_event(detail_type: str, detail: Mapping[str, Any]) -> str:
 
     tracker = get_wiring().tracker
     if detail_type == "ExecutionReported":
-        report = ExecutionReport.model_validate(detail["report"])
-        outcome = tracker.track(report).status
+        outcome = tracker.track(ExecutionReport.model_validate(detail["report"])).status
         metrics.add_metric(f"Executions_{outcome}", MetricUnit.Count, 1)
         return outcome
     if detail_type == "OrderRouted":
@@ -51,9 +54,50 @@ def handle_event(detail_type: str, detail: Mapping[str, Any]) -> str:
     raise UnknownEventError(f"unhandled detail-type {detail_type!r}")
 
 
-def _record_handler(record: KafkaEventRecord) -> str:
-    envelope = json.loads(record.decoded_value)
-    return handle_event(envelope["detail-type"], envelope["detail"])
+RecordKey = tuple[str, int, int]
+Outcome = str | Exception
+
+
+def _key(record: KafkaEventRecord) -> RecordKey:
+    return (record.topic, record.partition, record.offset)
+
+
+def track_kafka_batch(records: Iterable[KafkaEventRecord]) -> dict[RecordKey, Outcome]:
+    """Handle a whole MSK batch: its execution reports in one tracker call, in record order.
+
+    Reports are folded together (a handful of round trips per batch, see
+    ``ExecutionTracker.track_batch``); any other event is handled on its own. Every record gets
+    its own outcome: what happened, or the exception that makes it a batch item failure.
+    """
+    from shared.wiring import get_wiring
+
+    outcomes: dict[RecordKey, Outcome] = {}
+    reports: list[tuple[RecordKey, ExecutionReport]] = []
+    for record in records:
+        key = _key(record)
+        # Like the batch processor, any failure of one record fails that record only.
+        try:
+            envelope = json.loads(record.decoded_value)
+            detail_type, detail = envelope["detail-type"], envelope["detail"]
+            if detail_type == "ExecutionReported":
+                reports.append((key, ExecutionReport.model_validate(detail["report"])))
+            else:
+                outcomes[key] = handle_event(detail_type, detail)
+        except Exception as exc:  # reported as this record's failure
+            outcomes[key] = exc
+    if reports:
+        try:
+            tracked: Sequence[Outcome] = [
+                t if isinstance(t, Exception) else t.status
+                for t in get_wiring().tracker.track_batch([r for _, r in reports])
+            ]
+        except DataUnavailableError as exc:
+            tracked = [exc] * len(reports)
+        for (key, _), outcome in zip(reports, tracked, strict=True):
+            outcomes[key] = outcome
+        for status, count in Counter(o for o in tracked if isinstance(o, str)).items():
+            metrics.add_metric(f"Executions_{status}", MetricUnit.Count, count)
+    return outcomes
 
 
 @logger.inject_lambda_context
@@ -62,9 +106,19 @@ def _record_handler(record: KafkaEventRecord) -> str:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point for both event sources."""
     if event.get("eventSource") in KAFKA_SOURCES:
+        outcomes = track_kafka_batch(KafkaEvent(event).records)
+
+        def replay(record: KafkaEventRecord) -> str:
+            # The batch processor only reports what track_kafka_batch decided, so the response
+            # keeps its exact shape (and its "every record failed" error) for the event source.
+            outcome = outcomes[_key(record)]
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
         return dict(
             process_partial_response(
-                event=event, record_handler=_record_handler, processor=processor, context=context
+                event=event, record_handler=replay, processor=processor, context=context
             )
         )
     logger.append_keys(order_id=event.get("detail", {}).get("order_id"))

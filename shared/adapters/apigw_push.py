@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
 from shared.domain.errors import CacheUnavailableError
 from shared.observability import NAMESPACE
+from shared.ports import UserMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -201,13 +202,37 @@ class ApiGatewayNotifier:
         int
             How many connections received it (0 on any failure; never raises).
         """
+        return self.notify_users([(user_id, message_type, data)])
+
+    def notify_users(self, messages: Sequence[UserMessage]) -> int:
+        """Push several updates, reading each distinct user's connections once.
+
+        A batch of execution reports mostly concerns a handful of traders, so the registry is
+        asked once per trader rather than once per message.
+
+        Parameters
+        ----------
+        messages
+            ``(user_id, message_type, data)`` in the order they are pushed.
+
+        Returns
+        -------
+        int
+            How many deliveries succeeded (never raises).
+        """
         try:
-            records = self._registry.connections_of(user_id)
+            connections = {
+                user_id: self._registry.connections_of(user_id)
+                for user_id in sorted({user_id for user_id, _, _ in messages})
+            }
         except CacheUnavailableError:
             logger.warning("websocket push skipped: registry unavailable", exc_info=True)
-            self._count_failures(1)
+            self._count_failures(len(messages))
             return 0
-        return self._fan_out([r for r in records if r.wants(data)], message_type, data)
+        return sum(
+            self._fan_out([r for r in connections[user_id] if r.wants(data)], message_type, data)
+            for user_id, message_type, data in messages
+        )
 
     def notify_symbol_subscribers(
         self, symbol: str, message_type: str, data: Mapping[str, Any]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from decimal import Decimal
 from typing import cast
@@ -74,11 +75,18 @@ class ProfileService:
             self._cache.put_many(symbol, by_broker)
         return profiles
 
-    def store(self, profile: BrokerProfile) -> None:
-        """Write one updated profile to the cache (after the database write committed)."""
+    def store(self, profiles: Iterable[BrokerProfile]) -> None:
+        """Write updated profiles to the cache (after the database write committed).
+
+        One round trip per symbol: a batch of reports mostly touches one or two symbols.
+        """
+        by_symbol: dict[str, dict[str, BrokerProfile | None]] = defaultdict(dict)
+        for profile in profiles:
+            by_symbol[profile.symbol][profile.broker_id] = profile
         # Postgres holds the truth; a stale entry expires within the TTL.
         with suppress(CacheUnavailableError):
-            self._cache.put_many(profile.symbol, {profile.broker_id: profile})
+            for symbol, by_broker in by_symbol.items():
+                self._cache.put_many(symbol, by_broker)
 
 
 _MISSING = object()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from shared.domain.execution import (
     compute_execution_metrics,
     profile_observation,
 )
-from shared.domain.models import FeeSchedule, Quote
+from shared.domain.models import BrokerProfile, FeeSchedule, Quote
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.ports import (
     BrokerRepository,
@@ -27,7 +28,9 @@ from shared.ports import (
     ExecutionRecord,
     ExecutionRepository,
     Notifier,
+    ProfileKey,
     TrackedExecution,
+    UserMessage,
 )
 from shared.services.profiles import ProfileService
 
@@ -52,6 +55,19 @@ _CHILD_OF_STATE = {
 
 def _float(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
+
+
+def _advanced(child: ChildOrder, state: ChildStateUpdate) -> ChildOrder:
+    # What the child row will say once the state is written: the next report of the batch
+    # for this child must see it, as it would after a commit.
+    return child.model_copy(
+        update={
+            "status": state.status,
+            "filled_quantity": state.filled_quantity,
+            "average_price": state.average_price,
+            "broker_order_id": child.broker_order_id or state.broker_order_id,
+        }
+    )
 
 
 class ExecutionTracker:
@@ -88,13 +104,7 @@ class ExecutionTracker:
         self._fees: TTLCache[str, FeeSchedule] = TTLCache(maxsize=256, ttl=60)
 
     def track(self, report: ExecutionReport) -> TrackedExecution:
-        """Record one report exactly once and learn from it.
-
-        Returns
-        -------
-        TrackedExecution
-            ``recorded``, ``duplicate`` (already stored: nothing changes), or ``unknown_child``
-            (a broker order we did not send: nothing is stored).
+        """Record one report exactly once and learn from it (a batch of one).
 
         Raises
         ------
@@ -104,31 +114,97 @@ class ExecutionTracker:
         DataUnavailableError
             Postgres is unreachable; the event is retried by its source.
         """
-        child_id = report.child_order_id or self._executions.find_child_id(
-            report.broker_id, report.broker_order_id
-        )
-        if child_id is None:
-            return TrackedExecution(status="unknown_child")
-        planned: list[ExecutionPlan] = []
+        [outcome] = self.track_batch([report])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        def plan(child: ChildOrder) -> ExecutionPlan:
-            decided = self._plan(child, report)
-            planned.append(decided)
-            return decided
+    def track_batch(
+        self, reports: Sequence[ExecutionReport]
+    ) -> list[TrackedExecution | InvalidExecutionReportError]:
+        """Record a batch of reports exactly once each, in order, in one transaction.
 
-        tracked = self._executions.track(
-            child_id, plan, alpha=self._alpha, observed_at=report.event_time
-        )
-        if tracked.status == "recorded" and tracked.child is not None:
-            self._notify(tracked.child, report, planned[-1])
-            if tracked.profile is not None:
-                self._profiles.store(tracked.profile)
-                self._notifier.notify_symbol_subscribers(
-                    tracked.profile.symbol,
-                    "PROFILE_UPDATE",
-                    tracked.profile.model_dump(mode="json", by_alias=True),
-                )
-        return tracked
+        The outcome of every report is the one it would have had alone, in that order: a
+        report sees the child as every earlier report (of this batch or before) left it, a
+        report key seen before is a duplicate, and the profile learns each observation in
+        order. Only the round trips are shared: a handful per batch instead of per report.
+
+        Returns
+        -------
+        list[TrackedExecution | InvalidExecutionReportError]
+            Per report, in order: ``recorded``, ``duplicate`` (already stored: nothing
+            changes) or ``unknown_child`` (a broker order we did not send: nothing stored); or
+            the error of a report that contradicts its child order (nothing stored for it).
+
+        Raises
+        ------
+        DataUnavailableError
+            Postgres is unreachable; nothing of the batch is stored, and its source retries it.
+        """
+        unresolved = {(r.broker_id, r.broker_order_id) for r in reports if r.child_order_id is None}
+        found = self._executions.find_child_ids(unresolved)
+        child_ids = [
+            r.child_order_id or found.get((r.broker_id, r.broker_order_id)) for r in reports
+        ]
+        outcomes: list[TrackedExecution | InvalidExecutionReportError] = [
+            TrackedExecution(status="unknown_child")
+        ] * len(reports)
+        recorded: list[tuple[int, ChildOrder, ExecutionPlan]] = []
+
+        def fold(
+            children: Mapping[str, ChildOrder], stored: AbstractSet[str]
+        ) -> list[ExecutionPlan]:
+            current = dict(children)
+            seen = set(stored)
+            for index, (report, child_id) in enumerate(zip(reports, child_ids, strict=True)):
+                child = current.get(child_id) if child_id else None
+                if child is None:
+                    continue
+                if report.idempotency_key in seen:
+                    outcomes[index] = TrackedExecution(status="duplicate", child=child)
+                    continue
+                try:
+                    plan = self._plan(child, report)
+                except InvalidExecutionReportError as exc:
+                    outcomes[index] = exc
+                    continue
+                seen.add(report.idempotency_key)
+                outcomes[index] = TrackedExecution(status="recorded", child=child)
+                recorded.append((index, child, plan))
+                if plan.child_state is not None:
+                    current[child.child_order_id] = _advanced(child, plan.child_state)
+            return [plan for _, _, plan in recorded]
+
+        if any(child_ids):
+            learned = self._executions.track_batch(
+                {c for c in child_ids if c},
+                {r.idempotency_key for r in reports},
+                fold,
+                alpha=self._alpha,
+            )
+            self._after_commit(reports, outcomes, recorded, learned)
+        return outcomes
+
+    def _after_commit(
+        self,
+        reports: Sequence[ExecutionReport],
+        outcomes: list[TrackedExecution | InvalidExecutionReportError],
+        recorded: Sequence[tuple[int, ChildOrder, ExecutionPlan]],
+        learned: Mapping[ProfileKey, BrokerProfile],
+    ) -> None:
+        # Pushes and the cache come after the commit: a trader is never told of a fill that a
+        # rollback then erased, and a cache entry never runs ahead of Postgres.
+        messages: list[UserMessage] = []
+        for index, child, plan in recorded:
+            profile = learned.get((plan.record.broker_id, plan.record.symbol))
+            outcomes[index] = TrackedExecution(status="recorded", child=child, profile=profile)
+            messages.append(self._update_message(child, reports[index], plan))
+        self._notifier.notify_users(messages)
+        self._profiles.store(learned.values())
+        for profile in learned.values():
+            self._notifier.notify_symbol_subscribers(
+                profile.symbol, "PROFILE_UPDATE", profile.model_dump(mode="json", by_alias=True)
+            )
 
     def _plan(self, child: ChildOrder, report: ExecutionReport) -> ExecutionPlan:
         if child.broker_id != report.broker_id:
@@ -184,7 +260,9 @@ class ExecutionTracker:
             market_conditions=dict(metrics.market_conditions),
         )
         if not transition.advanced:
-            return ExecutionPlan(record=record, child_state=None, observation=None)
+            return ExecutionPlan(
+                record=record, child_state=None, observation=None, observed_at=report.event_time
+            )
         new = transition.state
         return ExecutionPlan(
             record=record,
@@ -196,6 +274,7 @@ class ExecutionTracker:
                 broker_order_id=report.broker_order_id,
             ),
             observation=profile_observation(metrics, report.status),
+            observed_at=report.event_time,
         )
 
     def _fee_schedule(self, broker_id: str) -> FeeSchedule:
@@ -206,7 +285,9 @@ class ExecutionTracker:
             self._fees[broker_id] = fees
         return fees
 
-    def _notify(self, child: ChildOrder, report: ExecutionReport, plan: ExecutionPlan) -> None:
+    def _update_message(
+        self, child: ChildOrder, report: ExecutionReport, plan: ExecutionPlan
+    ) -> UserMessage:
         record = plan.record
         state = plan.child_state
         data: dict[str, Any] = {
@@ -227,7 +308,7 @@ class ExecutionTracker:
             "qualityScore": record.execution_quality_score,
             "chargesInr": str(record.charges_inr),
         }
-        self._notifier.notify_user(child.user_id, "EXECUTION_UPDATE", data)
+        return (child.user_id, "EXECUTION_UPDATE", data)
 
     def order_routed(self, detail: Mapping[str, Any]) -> int:
         """Tell the order's owner how it was routed (``ROUTING_UPDATE``)."""

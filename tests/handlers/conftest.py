@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -13,6 +13,7 @@ from moto import mock_aws
 import shared.wiring
 from local import seed
 from local.apigw import LocalLambdaContext, http_api_event
+from local.services import free_port
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
 
@@ -35,6 +36,11 @@ class RecordingNotifier:
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
         self.messages.append((user_id, message_type, dict(data)))
         return 1
+
+    def notify_users(self, messages: Sequence[tuple[str, str, Mapping[str, Any]]]) -> int:
+        for user_id, message_type, data in messages:
+            self.notify_user(user_id, message_type, data)
+        return len(messages)
 
     def notify_symbol_subscribers(
         self, symbol: str, message_type: str, data: Mapping[str, Any]
@@ -100,6 +106,18 @@ def app_settings(database_url: str, redis_url: str, redis_prefix: str) -> Settin
         broker_secrets_json=json.dumps(seed.webhook_secrets()),
         broker_timeout_ms=500,
         db_pool_max=12,
+    )
+
+
+@pytest.fixture
+def unreachable_postgres(app_settings: Settings) -> Settings:
+    """The same settings with a Postgres address nobody listens on."""
+    return Settings(
+        **{
+            **app_settings.model_dump(),
+            "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+            "db_connect_timeout_s": 1.0,
+        }
     )
 
 

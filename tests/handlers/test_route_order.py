@@ -297,17 +297,10 @@ def test_profiles_route_lists_current_profiles(wiring: Wiring) -> None:
 
 
 def test_health_is_503_when_postgres_does_not_answer(
-    app_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    unreachable_postgres: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a service whose Postgres is unreachable
-    dead = Settings(
-        **{
-            **app_settings.model_dump(),
-            "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
-            "db_connect_timeout_s": 1.0,
-        }
-    )
-    down = Wiring(dead)
+    down = Wiring(unreachable_postgres)
     monkeypatch.setattr(shared.wiring, "get_wiring", lambda: down)
     # WHEN health and an order are requested
     health, body, _ = call(handler, "GET", "/api/v1/health", claims=None)

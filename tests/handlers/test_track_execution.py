@@ -10,11 +10,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+import shared.wiring
 from functions.track_execution import handler
 from local.apigw import LocalLambdaContext
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
+from shared.settings import Settings
 from shared.wiring import Wiring
 from tests import factories
 from tests.handlers.conftest import RecordingNotifier
@@ -241,7 +246,10 @@ def test_msk_batch_reports_exactly_the_poison_records(wiring: Wiring) -> None:
     assert len(rows(wiring, "SELECT id FROM execution_metrics")) == 97
 
 
-def test_shuffled_reports_with_duplicates_end_like_the_serial_run(wiring: Wiring) -> None:
+@pytest.mark.parametrize("transport", ["eventbridge", "msk"])
+def test_shuffled_reports_with_duplicates_end_like_the_serial_run(
+    wiring: Wiring, transport: str
+) -> None:
     # GIVEN 400 children each reported partially then completely (800 unique reports) and 200
     # duplicates: 1,000 reports. Every child fills alike, so the learned averages do not depend
     # on the order children complete in, only on each report being counted exactly once.
@@ -257,18 +265,25 @@ def test_shuffled_reports_with_duplicates_end_like_the_serial_run(wiring: Wiring
     shuffled = unique + rng.sample(unique, k=200)
     rng.shuffle(shuffled)
     serial = reports_for(routed_children(wiring, children=400, quantity=10, symbol="TCS"))
-    # WHEN the shuffled stream arrives one event per invocation, and the de-duplicated TCS
-    # stream arrives in order
-    outcomes = [
-        handler.lambda_handler(eventbridge(c, r), LocalLambdaContext("test"))["outcome"]
-        for c, r in shuffled
-    ]
+    # WHEN the shuffled stream arrives one event per invocation or in MSK batches of 100 (so
+    # a child's two reports, and a report and its duplicate, often share a batch), and the
+    # de-duplicated TCS stream arrives in order, one event per invocation
+    if transport == "eventbridge":
+        outcomes = [
+            handler.lambda_handler(eventbridge(c, r), LocalLambdaContext("test"))["outcome"]
+            for c, r in shuffled
+        ]
+        assert outcomes.count("recorded") == 800
+        assert outcomes.count("duplicate") == 200
+    else:
+        for start in range(0, len(shuffled), 100):
+            values = [envelope(c, r) for c, r in shuffled[start : start + 100]]
+            result = handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
+            assert result["batchItemFailures"] == []
     for c, r in serial:
         handler.lambda_handler(eventbridge(c, r), LocalLambdaContext("test"))
     # THEN every unique report is stored exactly once and every child ends filled at 1295.80
     assert len(shuffled) == 1000
-    assert outcomes.count("recorded") == 800
-    assert outcomes.count("duplicate") == 200
     [counted] = rows(
         wiring, "SELECT count(*) AS n FROM execution_metrics WHERE symbol = 'RELIANCE'"
     )
@@ -301,3 +316,76 @@ def test_shuffled_reports_with_duplicates_end_like_the_serial_run(wiring: Wiring
     assert {f: getattr(shuffled_profile, f) for f in learned} == {
         f: getattr(serial_profile, f) for f in learned
     }
+
+
+def test_batch_folds_a_childs_reports_in_order_and_fails_only_the_contradiction(
+    wiring: Wiring, notifier: RecordingNotifier
+) -> None:
+    # GIVEN one batch holding, for child A, its fill before its partial (out of order) and a
+    # duplicate of the partial; for child B a partial then its fill; a report claiming child C
+    # from another broker; and a broker order we never sent
+    a, b, c = routed_children(wiring, children=3, quantity=10)
+    forged = report(c, ExecutionStatus.FILLED, 10, "1295.60", 150).model_copy(
+        update={"broker_id": "upstox"}
+    )
+    stranger = report(a, ExecutionStatus.FILLED, 10, "1295.60", 150).model_copy(
+        update={"child_order_id": None, "broker_order_id": "Z-never-sent"}
+    )
+    values = [
+        envelope(a, report(a, ExecutionStatus.FILLED, 10, "1295.80", 200)),
+        envelope(a, report(a, ExecutionStatus.PARTIALLY_FILLED, 4, "1295.50", 100)),
+        envelope(a, report(a, ExecutionStatus.PARTIALLY_FILLED, 4, "1295.50", 100)),
+        envelope(b, report(b, ExecutionStatus.PARTIALLY_FILLED, 4, "1295.50", 100)),
+        envelope(b, report(b, ExecutionStatus.FILLED, 10, "1295.80", 200)),
+        envelope(c, forged),
+        envelope(a, stranger),
+    ]
+    # WHEN the batch is handled
+    result = handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
+    # THEN only the contradiction is a failure, C is untouched, and A and B end filled at 1295.80
+    assert [f["itemIdentifier"]["offset"] for f in result["batchItemFailures"]] == [5]
+    children = rows(
+        wiring,
+        "SELECT child_order_id, status, filled_quantity, average_price FROM child_orders "
+        "ORDER BY child_order_id",
+    )
+    assert [(r["status"], r["filled_quantity"], r["average_price"]) for r in children] == [
+        ("FILLED", 10, Decimal("1295.8000")),
+        ("FILLED", 10, Decimal("1295.8000")),
+        ("PLACED", 0, None),
+    ]
+    # AND A's late partial is stored once with nothing filled (the fill already counted it),
+    # B's two reports add up to the child, and C and the stranger left no row
+    stored = rows(
+        wiring,
+        "SELECT child_order_id, status, filled_quantity FROM execution_metrics ORDER BY id",
+    )
+    assert [(r["child_order_id"], r["status"], r["filled_quantity"]) for r in stored] == [
+        (a.child_order_id, "FILLED", 10),
+        (a.child_order_id, "PARTIALLY_FILLED", 0),
+        (b.child_order_id, "PARTIALLY_FILLED", 4),
+        (b.child_order_id, "FILLED", 6),
+    ]
+    # AND the trader heard of each stored report once, after the commit, and the profile
+    # learned four observations
+    assert [m[2]["childOrderId"] for m in notifier.messages] == [
+        r["child_order_id"] for r in stored
+    ]
+    profile = wiring.profile_repository.get("zerodha", "RELIANCE")
+    assert profile is not None
+    assert [u[2]["sampleCount"] for u in notifier.profile_updates] == [profile.sample_count]
+
+
+def test_batch_fails_every_report_when_postgres_is_unreachable(
+    unreachable_postgres: Settings, monkeypatch: pytest.MonkeyPatch, wiring: Wiring
+) -> None:
+    # GIVEN two well-formed reports and a service whose Postgres does not answer
+    children = routed_children(wiring, children=2, quantity=10)
+    values = [envelope(c, report(c, ExecutionStatus.FILLED, 10, "1295.55", 150)) for c in children]
+    monkeypatch.setattr(shared.wiring, "get_wiring", lambda: Wiring(unreachable_postgres))
+    # WHEN the batch is handled
+    # THEN the invocation fails as a whole (the event source retries the batch) and nothing
+    # was stored
+    with pytest.raises(BatchProcessingError):
+        handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
+    assert rows(wiring, "SELECT id FROM execution_metrics") == []

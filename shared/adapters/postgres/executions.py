@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from shared.adapters.postgres.orders import SELECT_CHILD, child_from_row
+from shared.adapters.postgres.orders import CHILD_COLUMNS, child_from_row
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import (
-    APPLY_OBSERVATION,
+    LEARN,
+    SELECT_MANY,
     observation_params,
     profile_from_row,
 )
-from shared.domain.orders import ChildOrder
-from shared.ports import ExecutionPlan, ExecutionRecord, TrackedExecution
+from shared.domain.errors import DataUnavailableError
+from shared.domain.models import BrokerProfile
+from shared.ports import (
+    BatchFold,
+    ChildStateUpdate,
+    ExecutionPlan,
+    ExecutionRecord,
+    ProfileKey,
+)
 
 INSERT_ONCE = """
 INSERT INTO execution_metrics (order_id, broker_id, symbol, execution_latency_ms, slippage_bps,
@@ -29,10 +37,17 @@ ON CONFLICT (report_key) DO NOTHING
 RETURNING id
 """
 
-LOCK_CHILD = SELECT_CHILD + " FOR UPDATE OF c"
-LOCK_CHILD_BY_BROKER_ORDER = (
-    "SELECT child_order_id FROM child_orders WHERE broker_id = %s AND broker_order_id = %s"
+# Children are locked in id order, so two batches that share children never deadlock.
+LOCK_CHILDREN = (
+    f"SELECT {CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
+    "WHERE c.child_order_id = ANY(%s) ORDER BY c.child_order_id FOR UPDATE OF c"
 )
+STORED_KEYS = "SELECT report_key FROM execution_metrics WHERE report_key = ANY(%s)"
+FIND_CHILD_IDS = """
+SELECT c.broker_id, c.broker_order_id, c.child_order_id
+FROM child_orders c JOIN unnest(%s::text[], %s::text[]) AS k(broker_id, broker_order_id)
+    ON c.broker_id = k.broker_id AND c.broker_order_id = k.broker_order_id
+"""
 
 UPDATE_CHILD_STATE = """
 UPDATE child_orders SET status = %(status)s, filled_quantity = %(filled)s,
@@ -84,6 +99,14 @@ def record_params(record: ExecutionRecord) -> dict[str, Any]:
     }
 
 
+class ReportRaceError(DataUnavailableError):
+    """A report key was stored by a concurrent transaction that did not lock the same child.
+
+    Only a report naming another child than its broker order's can do this; the batch is rolled
+    back and retried, and the retry sees the key as a duplicate.
+    """
+
+
 class PostgresExecutionRepository:
     """:class:`shared.ports.ExecutionRepository` over ``execution_metrics`` and ``child_orders``."""
 
@@ -95,68 +118,90 @@ class PostgresExecutionRepository:
         with self._db.connection() as conn:
             return conn.execute(INSERT_ONCE, record_params(record)).fetchone() is not None
 
-    def find_child_id(self, broker_id: str, broker_order_id: str) -> str | None:
-        """Our child order id of a broker's order id, or ``None``."""
+    def find_child_ids(
+        self, broker_orders: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """Our child order ids of ``(broker_id, broker_order_id)`` pairs, in one query."""
+        if not broker_orders:
+            return {}
+        brokers, orders = zip(*broker_orders, strict=True)
         with self._db.connection() as conn:
-            row = conn.execute(LOCK_CHILD_BY_BROKER_ORDER, (broker_id, broker_order_id)).fetchone()
-        return None if row is None else str(row["child_order_id"])
+            rows = conn.execute(FIND_CHILD_IDS, (list(brokers), list(orders))).fetchall()
+        return {(r["broker_id"], r["broker_order_id"]): r["child_order_id"] for r in rows}
 
-    def track(
+    def track_batch(
         self,
-        child_order_id: str,
-        plan: Callable[[ChildOrder], ExecutionPlan | None],
+        child_order_ids: Collection[str],
+        report_keys: Collection[str],
+        fold: BatchFold,
         *,
         alpha: float,
-        observed_at: datetime,
-    ) -> TrackedExecution:
-        """Fold one report into its child order in ONE transaction, with the child row locked.
+    ) -> dict[ProfileKey, BrokerProfile]:
+        """Fold a batch of reports into their children in ONE transaction, children locked.
 
-        ``plan`` sees the child as committed by every earlier report (the row lock serialises
-        reports of the same child, so cumulative-to-delta arithmetic never double counts) and
-        returns what to store, or ``None`` to store nothing. The metrics row is inserted once by
-        its report key: a duplicate rolls nothing forward. The child's state and the broker
-        profile's moving averages change in the same commit, so a crash can never leave a
-        report stored but not learned from.
+        ``fold`` sees every child as committed by all earlier reports (the row locks serialise
+        batches that share a child, so cumulative-to-delta arithmetic never double counts) and
+        the report keys already stored, and returns the plans to store, in report order. Then,
+        in one pipelined round trip: the metrics rows, each child's final state, the orders'
+        status, and every observation folded into its profile by the one-statement moving
+        average, in report order per profile (profiles in key order, so concurrent batches
+        cannot deadlock on them). A crash can never leave a report stored but not learned from.
+
+        Returns
+        -------
+        dict[ProfileKey, BrokerProfile]
+            The profiles that learned something, as committed.
+
+        Raises
+        ------
+        ReportRaceError
+            A metrics row already existed although its key was not stored when checked.
+        DataUnavailableError
+            Postgres is unreachable.
         """
         with self._db.connection() as conn:
-            row = conn.execute(LOCK_CHILD, (child_order_id,)).fetchone()
-            if row is None:
-                return TrackedExecution(status="unknown_child")
-            child = child_from_row(row)
-            decided = plan(child)
-            if decided is None:
-                return TrackedExecution(status="ignored", child=child)
-            inserted = conn.execute(INSERT_ONCE, record_params(decided.record)).fetchone()
-            if inserted is None:
-                return TrackedExecution(status="duplicate", child=child)
-            state = decided.child_state
-            learned = None
-            # The writes that follow the insert go out in one pipelined round trip. The child's
-            # broker exists (a foreign key of child_orders), so learning cannot fail on it.
             with conn.pipeline():
-                if state is not None:
-                    conn.execute(
-                        UPDATE_CHILD_STATE,
-                        {
-                            "child_order_id": state.child_order_id,
-                            "status": state.status.value,
-                            "filled": state.filled_quantity,
-                            "average": state.average_price,
-                            "broker_order_id": state.broker_order_id,
-                        },
-                    )
-                    conn.execute(UPDATE_ORDER_STATUS, {"order_id": child.order_id})
-                if decided.observation is not None:
-                    learned = conn.execute(
-                        APPLY_OBSERVATION,
-                        observation_params(
-                            child.broker_id,
-                            child.symbol,
-                            decided.observation,
-                            alpha=alpha,
-                            observed_at=observed_at,
-                        ),
-                    )
-            row = learned.fetchone() if learned is not None else None
-            profile = profile_from_row(row) if row else None
-        return TrackedExecution(status="recorded", child=child, profile=profile)
+                locked = conn.execute(LOCK_CHILDREN, (sorted(set(child_order_ids)),))
+                stored = conn.execute(STORED_KEYS, (list(report_keys),))
+            children = {r["child_order_id"]: child_from_row(r) for r in locked.fetchall()}
+            plans = fold(children, {r["report_key"] for r in stored.fetchall()})
+            if not plans:
+                return {}
+            finals = {p.child_state.child_order_id: p.child_state for p in plans if p.child_state}
+            learned: dict[ProfileKey, list[ExecutionPlan]] = defaultdict(list)
+            for p in plans:
+                if p.observation is not None:
+                    learned[(p.record.broker_id, p.record.symbol)].append(p)
+            orders = sorted({children[c].order_id for c in finals})
+            observations = [
+                observation_params(*key, p.observation, alpha=alpha, observed_at=p.observed_at)
+                for key in sorted(learned)
+                for p in learned[key]
+                if p.observation is not None
+            ]
+            with conn.pipeline():
+                inserts = conn.cursor()
+                inserts.executemany(INSERT_ONCE, [record_params(p.record) for p in plans])
+                writes = conn.cursor()
+                writes.executemany(
+                    UPDATE_CHILD_STATE, [_state_params(finals[c]) for c in sorted(finals)]
+                )
+                writes.executemany(UPDATE_ORDER_STATUS, [{"order_id": o} for o in orders])
+                writes.executemany(LEARN, observations)
+                profiles = conn.execute(
+                    SELECT_MANY, ([b for b, _ in learned], [s for _, s in learned])
+                )
+            # Read after the pipeline's sync: before it, executemany has counted nothing yet.
+            if inserts.rowcount != len(plans):
+                raise ReportRaceError("a report key was stored concurrently; retry the batch")
+            return {(r["broker_id"], r["symbol"]): profile_from_row(r) for r in profiles}
+
+
+def _state_params(state: ChildStateUpdate) -> dict[str, Any]:
+    return {
+        "child_order_id": state.child_order_id,
+        "status": state.status.value,
+        "filled": state.filled_quantity,
+        "average": state.average_price,
+        "broker_order_id": state.broker_order_id,
+    }

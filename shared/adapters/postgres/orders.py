@@ -99,16 +99,16 @@ UPDATE orders SET response = %(response)s, status = %(status)s, updated_at = now
 WHERE order_id = %(order_id)s
 """
 
-_CHILD_COLUMNS = """c.child_order_id, c.order_id, c.user_id, c.broker_id, c.broker_order_id,
+CHILD_COLUMNS = """c.child_order_id, c.order_id, c.user_id, c.broker_id, c.broker_order_id,
     c.symbol, o.exchange, c.side, c.quantity, c.order_type, o.product, c.limit_price,
     o.trigger_price, c.expected_price, c.arrival_bid, c.arrival_ask, c.status, c.attempt,
     c.status_reason, c.filled_quantity, c.average_price, c.placed_at"""
 SELECT_CHILD = (
-    f"SELECT {_CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
+    f"SELECT {CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
     "WHERE c.child_order_id = %s"
 )
 SELECT_CHILD_BY_BROKER_ORDER = (
-    f"SELECT {_CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
+    f"SELECT {CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
     "WHERE c.broker_id = %s AND c.broker_order_id = %s"
 )
 

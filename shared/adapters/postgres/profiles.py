@@ -57,9 +57,7 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
 # One statement per report: the row lock taken by the UPDATE serialises concurrent writers, and
 # each reads the value the previous one committed, so no update is lost (no read-modify-write in
 # the application). An observation of NULL leaves that average unchanged.
-APPLY_OBSERVATION = (
-    """
-WITH updated AS (
+LEARN = """
 INSERT INTO broker_execution_profiles AS p (broker_id, symbol, avg_execution_time_ms,
     fill_rate_percentage, slippage_bps, price_improvement_bps, error_rate_percentage,
     response_time_ms, sample_count, last_updated)
@@ -97,11 +95,17 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
     sample_count = p.sample_count + 1,
     last_updated = GREATEST(p.last_updated, EXCLUDED.last_updated),
     updated_at = CURRENT_TIMESTAMP
-RETURNING *
-)
 """
+APPLY_OBSERVATION = (
+    "WITH updated AS (\n"
+    + LEARN
+    + "RETURNING *\n)\n"
     + _PROFILE_COLUMNS
     + "FROM updated p JOIN brokers b USING (broker_id)"
+)
+SELECT_MANY = (
+    _PROFILE_SELECT
+    + "WHERE (p.broker_id, p.symbol) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
 )
 
 

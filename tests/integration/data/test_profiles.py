@@ -191,7 +191,7 @@ def test_profile_write_refreshes_the_cache(
         "zerodha", "RELIANCE", observation(0), alpha=0.5, observed_at=factories.NOW
     )
     assert updated is not None
-    service.store(updated)
+    service.store([updated])
     # THEN the cached profile is the new one, and an older copy cannot overwrite it
     cache = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix)
     assert cache.get_many("RELIANCE", ["zerodha"])["zerodha"] == updated
