@@ -290,8 +290,8 @@ class RateCounter(Protocol):
         """Orders sent to each broker this second; empty when the counter is unavailable."""
         ...
 
-    def hit(self, broker_id: str) -> None:
-        """Count one order sent to ``broker_id`` now."""
+    def hit(self, broker_ids: Sequence[str]) -> None:
+        """Count one order sent now to each entry of ``broker_ids`` (repeats count again)."""
         ...
 
 

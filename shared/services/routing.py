@@ -357,10 +357,11 @@ class RoutingService:
     ) -> list[tuple[ChildOrder, PlacementResult]]:
         """Send children at once; the per-broker timeout bounds the wait for each answer."""
         stamped = [c.model_copy(update={"placed_at": self._clock()}) for c in children]
-        futures = []
-        for child in stamped:
-            self._rates.hit(child.broker_id)
-            futures.append(self._pool.submit(self._gateway.place, child, timeout_s=self._timeout_s))
+        self._rates.hit([c.broker_id for c in stamped])
+        futures = [
+            self._pool.submit(self._gateway.place, child, timeout_s=self._timeout_s)
+            for child in stamped
+        ]
         # Adapters enforce the timeout themselves; this deadline only catches one that hangs,
         # whose thread is then abandoned rather than waited for.
         deadline = time.monotonic() + self._timeout_s + 0.5

@@ -146,6 +146,7 @@ class ExecutionTracker:
         child_ids = [
             r.child_order_id or found.get((r.broker_id, r.broker_order_id)) for r in reports
         ]
+        keys = [r.idempotency_key for r in reports]
         outcomes: list[TrackedExecution | InvalidExecutionReportError] = [
             TrackedExecution(status="unknown_child")
         ] * len(reports)
@@ -160,7 +161,7 @@ class ExecutionTracker:
                 child = current.get(child_id) if child_id else None
                 if child is None:
                     continue
-                if report.idempotency_key in seen:
+                if keys[index] in seen:
                     outcomes[index] = TrackedExecution(status="duplicate", child=child)
                     continue
                 try:
@@ -168,7 +169,7 @@ class ExecutionTracker:
                 except InvalidExecutionReportError as exc:
                     outcomes[index] = exc
                     continue
-                seen.add(report.idempotency_key)
+                seen.add(keys[index])
                 outcomes[index] = TrackedExecution(status="recorded", child=child)
                 recorded.append((index, child, plan))
                 if plan.child_state is not None:
@@ -178,7 +179,7 @@ class ExecutionTracker:
         if any(child_ids):
             learned = self._executions.track_batch(
                 {c for c in child_ids if c},
-                {r.idempotency_key for r in reports},
+                set(keys),
                 fold,
                 alpha=self._alpha,
             )
