@@ -147,6 +147,8 @@ class ExecutionTracker:
             r.child_order_id or found.get((r.broker_id, r.broker_order_id)) for r in reports
         ]
         keys = [r.idempotency_key for r in reports]
+        # Read before the transaction: the fold runs while the batch holds its connection.
+        fees = {b: self._fee_schedule(b) for b in {r.broker_id for r in reports}}
         outcomes: list[TrackedExecution | InvalidExecutionReportError] = [
             TrackedExecution(status="unknown_child")
         ] * len(reports)
@@ -165,7 +167,7 @@ class ExecutionTracker:
                     outcomes[index] = TrackedExecution(status="duplicate", child=child)
                     continue
                 try:
-                    plan = self._plan(child, report)
+                    plan = self._plan(child, report, fees[report.broker_id])
                 except InvalidExecutionReportError as exc:
                     outcomes[index] = exc
                     continue
@@ -207,7 +209,7 @@ class ExecutionTracker:
                 profile.symbol, "PROFILE_UPDATE", profile.model_dump(mode="json", by_alias=True)
             )
 
-    def _plan(self, child: ChildOrder, report: ExecutionReport) -> ExecutionPlan:
+    def _plan(self, child: ChildOrder, report: ExecutionReport, fees: FeeSchedule) -> ExecutionPlan:
         if child.broker_id != report.broker_id:
             raise InvalidExecutionReportError(
                 "brokerId", f"child {child.child_order_id} was sent to {child.broker_id}"
@@ -239,7 +241,7 @@ class ExecutionTracker:
                 product=child.product,
                 quantity=report.filled_quantity,
                 price=report.average_price,
-                fee_schedule=self._fee_schedule(child.broker_id),
+                fee_schedule=fees,
                 exchange=child.exchange,
             ).total
         record = ExecutionRecord(
