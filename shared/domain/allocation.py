@@ -16,11 +16,14 @@ cost ``a_b + 1.5 k_b sqrt(q_b)`` across the brokers used (water-filling), solved
 form per active set. The per-order terms make it non-convex, so broker subsets are enumerated by
 branch and bound: a subset's lower bound is its certain fixed costs plus the continuous
 water-filling optimum; only subsets whose bound beats the best exact plan so far are turned into
-whole lots and refined by pairwise lot exchanges.
+whole lots and refined by pairwise lot exchanges. Subsets are queued under a closed-form key below
+their bound and solved only when they reach the front, which takes the same subsets as solving
+them all (see ``_SubsetQueue``).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +31,10 @@ from itertools import combinations
 
 _INF = math.inf
 _EPS = 1e-9
+_KEY_SLACK = 1e-3
+"""Relative slack of a subset's closed-form key below its bound (see ``_SubsetQueue``)."""
+_CONDITION = 1e6
+"""Largest ``A^2 w / lo`` for which keys are used (see ``_SubsetQueue._well_conditioned``)."""
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses build 3x slower, and this is per call
@@ -211,12 +218,17 @@ def _integerise(
     highs: Sequence[int],
     lot: int,
     total: int,
-) -> Plan:
+) -> tuple[float, tuple[tuple[int, int], ...]]:
     """Whole lots near ``start``, then pairwise lot exchanges while the exact cost falls.
 
     ``lows``/``highs``/``total`` are in lots. Rounding down and handing out the remainder by
     exact marginal cost is optimal for the convex part; the exchanges (steps of 4^k lots down to
     one) repair what the per-order brokerage and slicing terms change.
+
+    Returns
+    -------
+    tuple[float, tuple[tuple[int, int], ...]]
+        The plan's exact cost and its ``(rank, shares)`` pairs sorted by rank.
     """
     size = len(members)
     ms = [models[i] for i in members]
@@ -226,21 +238,22 @@ def _integerise(
     while deficit:
         step = max(1, abs(deficit) // size)
         sign = 1 if deficit > 0 else -1
-        best_j, best_delta = -1, _INF
+        best_j, best_delta, best_cost = -1, _INF, 0.0
         for j in range(size):
             nxt = x[j] + sign * step
             if lows[j] <= nxt <= highs[j]:
-                delta = ms[j].cost(nxt * lot) - costs[j]
-                if sign * delta < best_delta:
-                    best_j, best_delta = j, sign * delta
+                cost = ms[j].cost(nxt * lot)
+                delta = sign * (cost - costs[j])
+                if delta < best_delta:
+                    best_j, best_delta, best_cost = j, delta, cost
         if best_j < 0:  # pragma: no cover - feasibility was checked before
             break
         x[best_j] += sign * step
-        costs[best_j] = ms[best_j].cost(x[best_j] * lot)
+        costs[best_j] = best_cost
         deficit -= sign * step
     _exchange(ms, x, costs, lows=lows, highs=highs, lot=lot)
     pairs = tuple(sorted((ms[j].rank, x[j] * lot) for j in range(size)))
-    return Plan(quantities=pairs, cost=math.fsum(costs))
+    return math.fsum(costs), pairs
 
 
 def _exchange(
@@ -257,9 +270,21 @@ def _exchange(
     Starting from the rounded water-filling optimum, one-lot exchanges reach the integer optimum
     of the convex part; they also repair small non-convex effects (brokerage minimum and cap)
     but not a jump across a freeze-quantity boundary (at most one child's cost). At most 16
-    sweeps of O(size^2) evaluations.
+    sweeps of O(size^2) comparisons.
     """
     size = len(ms)
+
+    # Each broker's cost one lot down and one lot up (inf where its bounds forbid the move),
+    # kept current as lots move: a sweep compares every ordered pair, but only a move changes
+    # what a cost evaluation would return.
+    def down(k: int) -> float:
+        return ms[k].cost((x[k] - 1) * lot) if x[k] - 1 >= lows[k] else _INF
+
+    def up(k: int) -> float:
+        return ms[k].cost((x[k] + 1) * lot) if x[k] + 1 <= highs[k] else _INF
+
+    downs = [down(k) for k in range(size)]
+    ups = [up(k) for k in range(size)]
     for _ in range(16):
         moved = False
         for i in range(size):
@@ -268,17 +293,139 @@ def _exchange(
             for j in range(size):
                 if i == j or x[j] + 1 > highs[j]:
                     continue
-                ci = ms[i].cost((x[i] - 1) * lot)
-                cj = ms[j].cost((x[j] + 1) * lot)
-                if ci + cj < costs[i] + costs[j] - _EPS:
+                if downs[i] + ups[j] < costs[i] + costs[j] - _EPS:
                     x[i] -= 1
                     x[j] += 1
-                    costs[i], costs[j] = ci, cj
+                    costs[i], costs[j] = downs[i], ups[j]
+                    downs[i], ups[i], downs[j], ups[j] = down(i), up(i), down(j), up(j)
                     moved = True
                     if x[i] - 1 < lows[i]:
                         break
         if not moved:
             return
+
+
+def _ranked_candidates(
+    models: Sequence[BrokerCostModel],
+    pool: Sequence[int],
+    *,
+    total: int,
+    lot: int,
+    parts: int,
+    count: int,
+) -> list[int]:
+    """The ``count`` brokers of ``pool`` cheapest per share at an even ``parts``-way split.
+
+    Returned in rank order.
+    """
+    even = max(lot, total // parts // lot * lot)
+
+    def per_share(i: int) -> tuple[float, int]:
+        m = models[i]
+        q = min(max(even, m.lo_split), m.hi)
+        return (m.cost(q) / q, m.rank)
+
+    return sorted(sorted(pool, key=per_share)[:count])
+
+
+class _SubsetQueue:
+    """Subsets of 2 to ``largest`` candidates in order of their water-filling bound, solved lazily.
+
+    The search takes subsets in order of ``(bound, subset)`` and stops at the first bound that
+    reaches the best exact plan, so most subsets' water-filling would be solved only to be
+    dropped. Each subset first enters the queue under a closed-form key below its bound, and is
+    solved (re-entering under its bound) only when that key comes first. A subset is therefore
+    taken exactly when the search that solves every subset would take it, provided the key is
+    below the bound *as computed*. That holds when water-filling is well conditioned; when it is
+    not (an impact near the 1e-9 floor makes ``w`` huge and the computed bound can fall far below
+    the true one), every key is ``-inf`` and all subsets are solved before any is taken.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[BrokerCostModel],
+        candidates: Sequence[int],
+        total: int,
+        largest: int,
+        incumbent: float | None,
+    ) -> None:
+        self._candidates = candidates
+        self._total = float(total)
+        self._levels = [models[i].lb_linear for i in candidates]
+        self._weights = [models[i].weight for i in candidates]
+        self._lows = [float(models[i].lo_split) for i in candidates]
+        self._highs = [float(models[i].hi) for i in candidates]
+        relaxed_all = waterfill(
+            self._levels, self._weights, [0.0] * len(candidates), self._highs, self._total
+        )
+        # Any subset's convex part costs at least the optimum over all candidates without
+        # minimum child sizes: a bound that is free to compute and prunes whole subsets.
+        floor_all = _INF if relaxed_all is None else relaxed_all[1]
+        keyed = self._well_conditioned()
+        lb_fixed = [models[i].lb_fixed for i in candidates]
+        terms = list(zip(lb_fixed, self._levels, self._weights, strict=True))
+        # Entries are (key, positions into the sorted candidates, fixed, solution or None);
+        # positions order like the model indices, and (key, positions) is unique in the queue.
+        self._queue: list[tuple[float, tuple[int, ...], float, list[float] | None]] = []
+        for r in range(2, largest + 1):
+            for chosen in combinations(range(len(candidates)), r):
+                fixed, least, weight = 0.0, _INF, 0.0
+                for k in chosen:
+                    broker_fixed, level, w = terms[k]
+                    fixed += broker_fixed
+                    least = min(least, level)
+                    weight += w
+                if incumbent is not None and fixed + floor_all >= incumbent:
+                    continue
+                key = fixed + self._key(least, weight) if keyed else -_INF
+                self._queue.append((key, chosen, fixed, None))
+        heapq.heapify(self._queue)
+
+    def _well_conditioned(self) -> bool:
+        """Whether rounding moves every computed bound by far less than the key's slack.
+
+        With ``A`` the largest ``|a|``, rounding in water-filling can move the quantity it hands
+        out by about ``A^2 w / lo`` ulps of a broker's smallest child ``lo``. Up to
+        ``_CONDITION`` (about 1e-10 relative) the computed bound stays far inside
+        ``_KEY_SLACK``; errors only become visible near ``1e11``.
+        """
+        scale = max(abs(a) for a in self._levels) ** 2
+        return all(
+            scale * w <= _CONDITION * lo for w, lo in zip(self._weights, self._lows, strict=True)
+        )
+
+    def _key(self, least: float, weight: float) -> float:
+        """A closed-form value below ``waterfill``'s cost for a subset, without solving it.
+
+        For ``q >= 0`` summing to ``Q``: ``sum(a q) >= min(a) Q`` (``least`` is the smallest
+        ``a``) and, by Holder's inequality, ``sum(k q^1.5) >= Q^1.5 / (1.5 sqrt(sum(w)))``
+        (``weight`` is ``sum(w)``); less a relative slack for rounding.
+        """
+        total = self._total
+        impact = total * math.sqrt(total / weight) / 1.5
+        return least * total + impact - _KEY_SLACK * (abs(least) * total + impact)
+
+    def pop(self, limit: float | None) -> tuple[tuple[int, ...], list[float]] | None:
+        """The next subset (model indices) and its continuous optimum.
+
+        ``None`` when no bound is below ``limit``, the best exact plan's cost (``None`` before
+        there is one).
+        """
+        queue = self._queue
+        while queue and (limit is None or queue[0][0] < limit):
+            _, chosen, fixed, start = heapq.heappop(queue)
+            if start is not None:
+                return tuple([self._candidates[k] for k in chosen]), start
+            relaxed = waterfill(
+                [self._levels[k] for k in chosen],
+                [self._weights[k] for k in chosen],
+                [self._lows[k] for k in chosen],
+                [self._highs[k] for k in chosen],
+                self._total,
+            )
+            if relaxed is not None:
+                heapq.heappush(queue, (fixed + relaxed[1], chosen, fixed, relaxed[0]))
+        return None
 
 
 def optimise(
@@ -309,76 +456,49 @@ def optimise(
     Optimum | None
         ``None`` when no plan can fill the order (capacities too small).
     """
-    best: Plan | None = None
+    # Plans are compared as (cost, quantities) and only the best becomes a ``Plan``.
+    best: tuple[float, tuple[tuple[int, int], ...]] | None = None
     runner_up = _INF
 
-    def offer(plan: Plan) -> None:
+    def offer(plan: tuple[float, tuple[tuple[int, int], ...]]) -> None:
         nonlocal best, runner_up
-        if best is None or (plan.cost, plan.quantities) < (best.cost, best.quantities):
+        if best is None or plan < best:
             if best is not None:
-                runner_up = min(runner_up, best.cost)
+                runner_up = min(runner_up, best[0])
             best = plan
         else:
-            runner_up = min(runner_up, plan.cost)
+            runner_up = min(runner_up, plan[0])
 
     for m in models:
         if m.lo_single <= total <= m.hi:
-            offer(Plan(quantities=((m.rank, total),), cost=m.cost(total)))
+            offer((m.cost(total), ((m.rank, total),)))
     evaluated = len(models)
 
     pool = [i for i, m in enumerate(models) if m.lo_split <= min(m.hi, total)]
     largest = min(max_brokers, len(pool), max_candidates)
     if largest >= 2:
-        even = max(lot, total // largest // lot * lot)
-
-        def per_share(i: int) -> tuple[float, int]:
-            m = models[i]
-            q = min(max(even, m.lo_split), m.hi)
-            return (m.cost(q) / q, m.rank)
-
-        candidates = sorted(sorted(pool, key=per_share)[:max_candidates])
-        levels = {i: models[i].lb_linear for i in candidates}
-        weights = {i: models[i].weight for i in candidates}
-        relaxed_all = waterfill(
-            [levels[i] for i in candidates],
-            [weights[i] for i in candidates],
-            [0.0] * len(candidates),
-            [float(models[i].hi) for i in candidates],
-            float(total),
+        candidates = _ranked_candidates(
+            models, pool, total=total, lot=lot, parts=largest, count=max_candidates
         )
-        # Any subset's convex part costs at least the optimum over all candidates without
-        # minimum child sizes: a bound that is free to compute and prunes whole subsets.
-        floor_all = _INF if relaxed_all is None else relaxed_all[1]
-        subsets: list[tuple[float, tuple[int, ...], list[float]]] = []
-        for r in range(2, largest + 1):
-            for subset in combinations(candidates, r):
-                fixed = sum(models[i].lb_fixed for i in subset)
-                if best is not None and fixed + floor_all >= best.cost:
-                    continue
-                relaxed = waterfill(
-                    [levels[i] for i in subset],
-                    [weights[i] for i in subset],
-                    [float(models[i].lo_split) for i in subset],
-                    [float(models[i].hi) for i in subset],
-                    float(total),
+        queue = _SubsetQueue(models, candidates, total, largest, None if best is None else best[0])
+        while (entry := queue.pop(None if best is None else best[0])) is not None:
+            subset, start = entry
+            offer(
+                _integerise(
+                    models,
+                    subset,
+                    start,
+                    lows=[models[i].lo_split // lot for i in subset],
+                    highs=[models[i].hi // lot for i in subset],
+                    lot=lot,
+                    total=total // lot,
                 )
-                if relaxed is not None:
-                    subsets.append((fixed + relaxed[1], subset, relaxed[0]))
-        subsets.sort(key=lambda entry: (entry[0], entry[1]))
-        for bound, subset, start in subsets:
-            if best is not None and bound >= best.cost:
-                break
-            plan = _integerise(
-                models,
-                subset,
-                start,
-                lows=[models[i].lo_split // lot for i in subset],
-                highs=[models[i].hi // lot for i in subset],
-                lot=lot,
-                total=total // lot,
             )
             evaluated += 1
-            offer(plan)
     if best is None:
         return None
-    return Optimum(best=best, runner_up_cost=runner_up, subsets_evaluated=evaluated)
+    return Optimum(
+        best=Plan(quantities=best[1], cost=best[0]),
+        runner_up_cost=runner_up,
+        subsets_evaluated=evaluated,
+    )

@@ -12,6 +12,7 @@ print it.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -33,6 +34,10 @@ _PAISA = Decimal("0.01")
 _RUPEE = Decimal(1)
 _HUNDRED = Decimal(100)
 _CRORE = Decimal(10_000_000)
+
+ChargeItems = tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]
+"""A contract note's items in :class:`~shared.domain.models.ChargeBreakdown` field order:
+brokerage, STT, exchange transaction charge, SEBI fee, stamp duty, GST, DP charge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +129,9 @@ def rates_on(day: date | None = None) -> StatutoryRates:
 
 
 def _round(amount: Decimal, item: str, rates: StatutoryRates) -> Decimal:
-    step = _RUPEE if item in rates.round_to_rupee else _PAISA
-    return amount.quantize(step, rounding=ROUND_HALF_UP).quantize(_PAISA)
+    if item in rates.round_to_rupee:
+        return amount.quantize(_RUPEE, rounding=ROUND_HALF_UP).quantize(_PAISA)
+    return amount.quantize(_PAISA, rounding=ROUND_HALF_UP)
 
 
 def brokerage_per_order(rule: BrokerageRule, turnover: Decimal) -> Decimal:
@@ -177,6 +183,42 @@ def compute_charges(
     ValueError
         ``quantity`` or ``orders`` is not positive, or ``price`` is not positive.
     """
+    brokerage, stt, exchange_txn, sebi, stamp_duty, gst, dp = charge_items(
+        side=side,
+        product=product,
+        quantity=quantity,
+        price=price,
+        fee_schedule=fee_schedule,
+        exchange=exchange,
+        orders=orders,
+        on=on,
+    )
+    return ChargeBreakdown(
+        brokerage=brokerage,
+        stt=stt,
+        exchange_txn=exchange_txn,
+        sebi=sebi,
+        stamp_duty=stamp_duty,
+        gst=gst,
+        dp=dp,
+    )
+
+
+def charge_items(
+    *,
+    side: Side,
+    product: Product,
+    quantity: int,
+    price: Decimal,
+    fee_schedule: FeeSchedule,
+    exchange: Exchange = Exchange.NSE,
+    orders: int = 1,
+    on: date | None = None,
+) -> ChargeItems:
+    """:func:`compute_charges` as a tuple of items, for summing several notes in one model.
+
+    Takes the same parameters and raises the same errors as :func:`compute_charges`.
+    """
     if quantity <= 0 or orders <= 0:
         raise ValueError("quantity and orders must be positive")
     if price <= 0:
@@ -196,27 +238,22 @@ def compute_charges(
     dp = (
         fee_schedule.dp_charge_inr if (product is Product.CNC and side is Side.SELL) else Decimal(0)
     )
+    return brokerage, stt, exchange_txn, sebi, stamp, gst, dp
+
+
+def sum_charges(notes: Sequence[ChargeItems]) -> ChargeBreakdown:
+    """Item-by-item sum of one or more brokers' notes (each already rounded on its own)."""
+    brokerage, stt, exchange_txn, sebi, stamp_duty, gst, dp = (
+        sum(column, Decimal(0)) for column in zip(*notes, strict=True)
+    )
     return ChargeBreakdown(
         brokerage=brokerage,
         stt=stt,
         exchange_txn=exchange_txn,
         sebi=sebi,
-        stamp_duty=stamp,
+        stamp_duty=stamp_duty,
         gst=gst,
         dp=dp,
-    )
-
-
-def sum_charges(items: list[ChargeBreakdown]) -> ChargeBreakdown:
-    """Item-by-item sum of several brokers' charges (each already rounded on its own note)."""
-    return ChargeBreakdown(
-        brokerage=sum((c.brokerage for c in items), Decimal(0)),
-        stt=sum((c.stt for c in items), Decimal(0)),
-        exchange_txn=sum((c.exchange_txn for c in items), Decimal(0)),
-        sebi=sum((c.sebi for c in items), Decimal(0)),
-        stamp_duty=sum((c.stamp_duty for c in items), Decimal(0)),
-        gst=sum((c.gst for c in items), Decimal(0)),
-        dp=sum((c.dp for c in items), Decimal(0)),
     )
 
 

@@ -23,6 +23,7 @@ COST_REF_BPS = 2.0
 """The broker's own charges (bps of notional) scoring 0.5."""
 BUSY_RELIABILITY_FACTOR = 0.5
 """A BUSY broker still takes orders, but they queue and reject more often."""
+_STATUS_RELIABILITY = {BrokerStatus.AVAILABLE: 1.0, BrokerStatus.BUSY: BUSY_RELIABILITY_FACTOR}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,7 @@ def reliability_score(profile: BrokerProfile, fresh: float) -> float:
     Rates as fractions; ``status`` is 1 when AVAILABLE, 0.5 when BUSY, 0 otherwise; ``freshness``
     (see :func:`freshness`) discounts what an old profile claims.
     """
-    status = {BrokerStatus.AVAILABLE: 1.0, BrokerStatus.BUSY: BUSY_RELIABILITY_FACTOR}.get(
-        profile.status, 0.0
-    )
+    status = _STATUS_RELIABILITY.get(profile.status, 0.0)
     fill = profile.fill_rate_percentage / 100
     errors = 1 - profile.error_rate_percentage / 100
     return fill * errors * status * fresh
