@@ -15,7 +15,10 @@ from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.orders import PostgresOrderRepository
 from shared.adapters.postgres.pool import Database, create_pool
 from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
+from shared.adapters.redis.rate_counter import RedisRateCounter
+from shared.adapters.redis.routing_inputs import RedisRoutingInputs
 from shared.services.profiles import ProfileService
 from shared.settings import Settings
 from tests import factories
@@ -39,10 +42,13 @@ def main() -> None:
         for broker_id in BROKERS:
             brokers.upsert(factories.broker(broker_id))
             profiles.upsert(factories.profile(broker_id))
+        cache = RedisProfileCache(client, ttl_s=300, prefix=services.redis_prefix)
+        rates = RedisRateCounter(client, prefix=services.redis_prefix)
         service = ProfileService(
             profiles,
-            RedisProfileCache(client, ttl_s=300, prefix=services.redis_prefix),
+            cache,
             brokers,
+            inputs=RedisRoutingInputs(client, cache, rates, guard=RedisGuard()),
         )
         orders = PostgresOrderRepository(db)
         results: dict[str, dict[str, float]] = {}
@@ -61,6 +67,10 @@ def main() -> None:
         service.profiles_for("RELIANCE")  # warm the cache
         results["profile_read_cached"] = summary_us(
             time_calls(lambda _: service.profiles_for("RELIANCE"), N)
+        )
+        # What routing reads per order: the profiles and the rate counts, in one MGET.
+        results["routing_inputs_cached"] = summary_us(
+            time_calls(lambda _: service.profiles_and_counts("RELIANCE"), N)
         )
         results["profile_read_db"] = summary_us(
             time_calls(lambda _: profiles.list_for_symbol("RELIANCE"), N)

@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,26 @@ def time_calls(fn: Callable[[int], Any], iterations: int, warmup: int = 50) -> l
         start = time.perf_counter()
         fn(i)
         samples.append(time.perf_counter() - start)
+    return samples
+
+
+def time_interleaved(
+    fns: Sequence[Callable[[int], Any]], iterations: int, warmup: int = 50
+) -> list[list[float]]:
+    """Time several calls in turn, ``iterations`` rounds; return each one's seconds.
+
+    For a ratio between two measures: each round runs both, so a machine that slows down for a
+    while (a noisy neighbour on a 2-core VM) slows both alike instead of skewing one of them.
+    """
+    for i in range(warmup):
+        for fn in fns:
+            fn(-1 - i)
+    samples: list[list[float]] = [[] for _ in fns]
+    for i in range(iterations):
+        for fn, taken in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            fn(i)
+            taken.append(time.perf_counter() - start)
     return samples
 
 

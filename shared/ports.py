@@ -70,6 +70,19 @@ class ProfileCache(Protocol):
         ...
 
 
+class RoutingInputs(Protocol):
+    """What routing reads from the cache for one order, in one round trip."""
+
+    def read(
+        self, symbol: str, broker_ids: Sequence[str]
+    ) -> tuple[dict[str, BrokerProfile | None], dict[str, int]]:
+        """Cached profiles (as :meth:`ProfileCache.get_many`) and this second's order counts.
+
+        Raises ``CacheUnavailableError`` when the cache cannot be reached.
+        """
+        ...
+
+
 class MarketData(Protocol):
     """Arrival quotes."""
 
@@ -285,10 +298,6 @@ class BrokerGateway(Protocol):
 
 class RateCounter(Protocol):
     """Orders sent per broker in the current second (brokers' API rate limits)."""
-
-    def counts(self, broker_ids: Sequence[str]) -> dict[str, int]:
-        """Orders sent to each broker this second; empty when the counter is unavailable."""
-        ...
 
     def hit(self, broker_ids: Sequence[str]) -> None:
         """Count one order sent now to each entry of ``broker_ids`` (repeats count again)."""

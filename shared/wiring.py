@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.pool import Database
     from shared.adapters.postgres.profiles import PostgresProfileRepository
     from shared.adapters.redis.client import RedisGuard
+    from shared.adapters.redis.rate_counter import RedisRateCounter
     from shared.ports import EventPublisher, MarketData, Notifier, SecretStore
     from shared.services.analytics import AnalyticsService
     from shared.services.profiles import ProfileService
@@ -124,9 +125,19 @@ class Wiring:
     # -- other adapters ----------------------------------------------------------------------
 
     @cached_property
+    def rate_counter(self) -> RedisRateCounter:
+        """Orders sent per broker and second, shared by every container."""
+        from shared.adapters.redis.rate_counter import RedisRateCounter
+
+        return RedisRateCounter(
+            self.redis, prefix=self.settings.redis_key_prefix, guard=self.redis_guard
+        )
+
+    @cached_property
     def profiles(self) -> ProfileService:
-        """Profiles through the Redis cache."""
+        """Profiles through the Redis cache (read with the rate counts for routing)."""
         from shared.adapters.redis.profile_cache import RedisProfileCache
+        from shared.adapters.redis.routing_inputs import RedisRoutingInputs
         from shared.services.profiles import ProfileService
 
         cache = RedisProfileCache(
@@ -135,7 +146,8 @@ class Wiring:
             prefix=self.settings.redis_key_prefix,
             guard=self.redis_guard,
         )
-        return ProfileService(self.profile_repository, cache, self.brokers)
+        inputs = RedisRoutingInputs(self.redis, cache, self.rate_counter, guard=self.redis_guard)
+        return ProfileService(self.profile_repository, cache, self.brokers, inputs=inputs)
 
     @cached_property
     def market(self) -> MarketData:
@@ -231,7 +243,6 @@ class Wiring:
     @cached_property
     def routing(self) -> RoutingService:
         """The smart-order service."""
-        from shared.adapters.redis.rate_counter import RedisRateCounter
         from shared.domain.engine import EngineConfig
         from shared.services.routing import RoutingService
 
@@ -242,9 +253,7 @@ class Wiring:
             publisher=self.publisher,
             outbox=self.outbox,
             market=self.market,
-            rate_counter=RedisRateCounter(
-                self.redis, prefix=self.settings.redis_key_prefix, guard=self.redis_guard
-            ),
+            rate_counter=self.rate_counter,
             clock=utc_now,
             engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
             broker_timeout_s=self.settings.broker_timeout_ms / 1000,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from decimal import Decimal
 from typing import cast
@@ -14,7 +14,13 @@ from cachetools import TTLCache
 from shared.domain.errors import CacheUnavailableError
 from shared.domain.models import BrokerProfile, Quote
 from shared.domain.orders import TICK_SIZE, round_to_tick
-from shared.ports import BrokerRepository, MarketData, ProfileCache, ProfileRepository
+from shared.ports import (
+    BrokerRepository,
+    MarketData,
+    ProfileCache,
+    ProfileRepository,
+    RoutingInputs,
+)
 
 
 class ProfileService:
@@ -31,11 +37,13 @@ class ProfileService:
         cache: ProfileCache,
         brokers: BrokerRepository,
         *,
+        inputs: RoutingInputs,
         broker_list_ttl_s: float = 60.0,
     ) -> None:
         self._profiles = profiles
         self._cache = cache
         self._brokers = brokers
+        self._inputs = inputs
         self._broker_ids: TTLCache[str, tuple[str, ...]] = TTLCache(
             maxsize=1, ttl=broker_list_ttl_s
         )
@@ -61,6 +69,29 @@ class ProfileService:
             cached = self._cache.get_many(symbol, broker_ids)
         except CacheUnavailableError:
             return self._profiles.list_for_symbol(symbol)
+        return self._complete(symbol, broker_ids, cached)
+
+    def profiles_and_counts(self, symbol: str) -> tuple[list[BrokerProfile], dict[str, int]]:
+        """:meth:`profiles_for` and the orders sent to each broker this second, read together.
+
+        With Redis down the counts are empty: rate limits protect the broker relationship, and
+        a broker's own limit still answers with a reject, which cascades.
+
+        Raises
+        ------
+        DataUnavailableError
+            Only when Postgres is needed (a cache miss or Redis down) and cannot be reached.
+        """
+        broker_ids = self.broker_ids()
+        try:
+            cached, counts = self._inputs.read(symbol, broker_ids)
+        except CacheUnavailableError:
+            return self._profiles.list_for_symbol(symbol), {}
+        return self._complete(symbol, broker_ids, cached), counts
+
+    def _complete(
+        self, symbol: str, broker_ids: Sequence[str], cached: Mapping[str, BrokerProfile | None]
+    ) -> list[BrokerProfile]:
         if len(cached) == len(broker_ids):
             return [p for b in broker_ids if (p := cached[b]) is not None]
         return self.refresh(symbol)

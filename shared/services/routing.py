@@ -146,8 +146,7 @@ class RoutingService:
             quote = self._market.quote(order.symbol)
             if quote is not None:
                 order = order.model_copy(update={"quote": quote})
-        profiles = self._profiles.profiles_for(order.symbol)
-        counts = self._rates.counts([p.broker_id for p in profiles])
+        profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         decision = decide_route(
             order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
         )

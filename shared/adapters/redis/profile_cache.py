@@ -63,7 +63,17 @@ class RedisProfileCache:
         if not broker_ids:
             return {}
         with self._guard.call():
-            values = self._client.mget([self.key(b, symbol) for b in broker_ids])
+            values = self._client.mget(self.keys(symbol, broker_ids))
+        return self.decode(symbol, broker_ids, values)
+
+    def keys(self, symbol: str, broker_ids: Sequence[str]) -> list[str]:
+        """The cache keys of ``broker_ids``' profiles of ``symbol``, in order."""
+        return [self.key(b, symbol) for b in broker_ids]
+
+    def decode(
+        self, symbol: str, broker_ids: Sequence[str], values: Sequence[bytes | str | None]
+    ) -> dict[str, BrokerProfile | None]:
+        """The entries of an MGET of :meth:`keys` (a missing key is absent from the result)."""
         found: dict[str, BrokerProfile | None] = {}
         for broker_id, raw in zip(broker_ids, values, strict=True):
             if raw is None:

@@ -15,9 +15,10 @@ from shared.domain.errors import CacheUnavailableError
 class RedisRateCounter:
     """:class:`shared.ports.RateCounter`: one key per broker and second, expiring after 2 s.
 
-    Rate limits protect the broker relationship, not our data: when Redis is down the counter
-    reports nothing and routing goes on (the broker's own limit still answers with a reject,
-    which cascades).
+    Rate limits protect the broker relationship, not our data: when Redis is down nothing is
+    counted and routing goes on (the broker's own limit still answers with a reject, which
+    cascades). The counts are read with the profiles, in one MGET
+    (:class:`shared.adapters.redis.routing_inputs.RedisRoutingInputs`).
     """
 
     def __init__(
@@ -36,16 +37,14 @@ class RedisRateCounter:
     def _key(self, broker_id: str, second: int) -> str:
         return f"{self._prefix}rate:{broker_id}:{second}"
 
-    def counts(self, broker_ids: Sequence[str]) -> dict[str, int]:
-        """Orders sent to each broker in the current second."""
-        if not broker_ids:
-            return {}
+    def keys(self, broker_ids: Sequence[str]) -> list[str]:
+        """The counter keys of ``broker_ids`` for the current second, in order."""
         second = int(self._clock())
-        try:
-            with self._guard.call():
-                values = self._client.mget([self._key(b, second) for b in broker_ids])
-        except CacheUnavailableError:
-            return {}
+        return [self._key(b, second) for b in broker_ids]
+
+    @staticmethod
+    def decode(broker_ids: Sequence[str], values: Sequence[bytes | str | None]) -> dict[str, int]:
+        """Counts from an MGET of :meth:`keys` (brokers sent nothing this second are absent)."""
         return {b: int(v) for b, v in zip(broker_ids, values, strict=True) if v is not None}
 
     def hit(self, broker_ids: Sequence[str]) -> None:

@@ -16,6 +16,8 @@ from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
+from shared.adapters.redis.rate_counter import RedisRateCounter
+from shared.adapters.redis.routing_inputs import RedisRoutingInputs
 from shared.domain.execution import ProfileObservation as Observation
 from shared.domain.models import BrokerProfile
 from shared.services.profiles import ProfileService
@@ -131,10 +133,14 @@ def test_observation_for_an_unknown_broker_changes_nothing(db: Database) -> None
 def make_service(
     db: Database, client: redis.Redis, prefix: str, ttl_s: int = 300
 ) -> ProfileService:
+    guard = RedisGuard(cooldown_s=0)
+    cache = RedisProfileCache(client, ttl_s=ttl_s, prefix=prefix, guard=guard)
+    rates = RedisRateCounter(client, prefix=prefix, guard=guard)
     return ProfileService(
         PostgresProfileRepository(db),
-        RedisProfileCache(client, ttl_s=ttl_s, prefix=prefix, guard=RedisGuard(cooldown_s=0)),
+        cache,
         PostgresBrokerRepository(db),
+        inputs=RedisRoutingInputs(client, cache, rates, guard=guard),
     )
 
 
@@ -222,11 +228,27 @@ def test_profile_read_answers_from_postgres_when_redis_is_stopped(
     service = make_service(db, client, redis_prefix)
     service.profiles_for("RELIANCE")
     server.stop()
-    # WHEN profiles are read
+    # WHEN profiles are read, alone and with the rate counts
     profiles = service.profiles_for("RELIANCE")
-    # THEN Postgres answers with every profile
+    with_counts = service.profiles_and_counts("RELIANCE")
+    # THEN Postgres answers with every profile, and nothing counts against a rate limit
     assert profiles == eight_profiles
+    assert with_counts == (eight_profiles, {})
     client.close()
+
+
+def test_routing_reads_profiles_and_rate_counts_together(
+    db: Database, redis_client: redis.Redis, redis_prefix: str, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN a warm cache and two orders sent to zerodha this second
+    service = make_service(db, redis_client, redis_prefix)
+    service.profiles_for("RELIANCE")
+    RedisRateCounter(redis_client, prefix=redis_prefix).hit(["zerodha", "zerodha"])
+    # WHEN routing reads its inputs
+    profiles, counts = service.profiles_and_counts("RELIANCE")
+    # THEN it gets the cached profiles and the counts
+    assert profiles == eight_profiles
+    assert counts == {"zerodha": 2}
 
 
 def test_settings_point_the_cache_at_the_key_prefix(settings: Settings) -> None:
