@@ -102,6 +102,7 @@ class Observability(Construct):
         )
         latency_p95 = service_metric("RoutingLatency", "p95")
         push_failures = service_metric("WebSocketPushFailures", period_s=300)
+        late_fills = service_metric("LateFillsAfterTimeout", period_s=300)
 
         # (metric, threshold, description, datapoints of 5 that must breach; None = 1 of 1)
         specs: dict[str, tuple[cw.IMetric, float, str, int | None]] = {
@@ -119,6 +120,14 @@ class Observability(Construct):
             ),
             "DlqDepth": (dlq_depth, 0, "Events or records the tracker could not process", None),
             "TrackExecutionErrors": (tracker_errors, 0, "track_execution invocations failed", None),
+            # A broker filled a child after we timed it out and sent its quantity elsewhere:
+            # the order may hold more than the trader asked for (orders.status OVERFILLED).
+            "LateFillsAfterTimeout": (
+                late_fills,
+                0,
+                "A broker filled after its timeout; check OVERFILLED orders",
+                None,
+            ),
             # A few failures are normal (a client vanished between lookup and push).
             "WebSocketPushFailures": (
                 push_failures,

@@ -203,6 +203,15 @@ class TrackedExecution:
     profile: BrokerProfile | None = None
     """The broker profile after the report's batch was learned from."""
 
+    @property
+    def late(self) -> bool:
+        """A report stored for a child that had timed out (its quantity went elsewhere)."""
+        return (
+            self.status == "recorded"
+            and self.child is not None
+            and self.child.status is ChildOrderStatus.TIMED_OUT
+        )
+
 
 ProfileKey = tuple[str, str]
 """``(broker_id, symbol)``."""

@@ -27,12 +27,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.domain.errors import DataUnavailableError
 from shared.domain.execution import ExecutionReport
 from shared.observability import NAMESPACE, SERVICE, traced
+from shared.ports import TrackedExecution
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 processor = BatchProcessor(event_type=EventType.Kafka)
 
 KAFKA_SOURCES = ("aws:kafka", "SelfManagedKafka")
+LATE_FILLS_METRIC = "LateFillsAfterTimeout"
+"""Reports for children that had timed out and whose quantity was cascaded."""
 
 
 class UnknownEventError(ValueError):
@@ -45,9 +48,9 @@ def handle_event(detail_type: str, detail: Mapping[str, Any]) -> str:
 
     tracker = get_wiring().tracker
     if detail_type == "ExecutionReported":
-        outcome = tracker.track(ExecutionReport.model_validate(detail["report"])).status
-        metrics.add_metric(f"Executions_{outcome}", MetricUnit.Count, 1)
-        return outcome
+        tracked = tracker.track(ExecutionReport.model_validate(detail["report"]))
+        _count([tracked])
+        return tracked.status
     if detail_type == "OrderRouted":
         tracker.order_routed(detail)
         return "notified"
@@ -87,17 +90,24 @@ def track_kafka_batch(records: Iterable[KafkaEventRecord]) -> dict[RecordKey, Ou
             outcomes[key] = exc
     if reports:
         try:
-            tracked: Sequence[Outcome] = [
-                t if isinstance(t, Exception) else t.status
-                for t in get_wiring().tracker.track_batch([r for _, r in reports])
-            ]
+            tracked: Sequence[TrackedExecution | Exception] = get_wiring().tracker.track_batch(
+                [r for _, r in reports]
+            )
         except DataUnavailableError as exc:
             tracked = [exc] * len(reports)
         for (key, _), outcome in zip(reports, tracked, strict=True):
-            outcomes[key] = outcome
-        for status, count in Counter(o for o in tracked if isinstance(o, str)).items():
-            metrics.add_metric(f"Executions_{status}", MetricUnit.Count, count)
+            outcomes[key] = outcome if isinstance(outcome, Exception) else outcome.status
+        _count([t for t in tracked if isinstance(t, TrackedExecution)])
     return outcomes
+
+
+def _count(tracked: Sequence[TrackedExecution]) -> None:
+    for status, count in Counter(t.status for t in tracked).items():
+        metrics.add_metric(f"Executions_{status}", MetricUnit.Count, count)
+    # Alarm material: each one may have over-filled its order (see UPDATE_ORDER_STATUS).
+    late = sum(t.late for t in tracked)
+    if late:
+        metrics.add_metric(LATE_FILLS_METRIC, MetricUnit.Count, late)
 
 
 @logger.inject_lambda_context

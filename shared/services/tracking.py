@@ -310,6 +310,9 @@ class ExecutionTracker:
             "priceImprovementBps": record.price_improvement_bps,
             "qualityScore": record.execution_quality_score,
             "chargesInr": str(record.charges_inr),
+            # The broker answered after we gave up on it and sent the quantity elsewhere: the
+            # trader may now hold more than ordered (the order turns OVERFILLED).
+            "lateAfterTimeout": child.status is ChildOrderStatus.TIMED_OUT,
         }
         return (child.user_id, "EXECUTION_UPDATE", data)
 

@@ -389,3 +389,47 @@ def test_batch_fails_every_report_when_postgres_is_unreachable(
     with pytest.raises(BatchProcessingError):
         handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
     assert rows(wiring, "SELECT id FROM execution_metrics") == []
+
+
+def test_a_fill_after_a_timeout_is_stored_and_marks_the_order_overfilled(
+    wiring: Wiring, notifier: RecordingNotifier, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an order of 10 whose zerodha child timed out, its quantity cascaded to upstox
+    [first] = routed_children(wiring, children=1, quantity=10)
+    timed_out = first.model_copy(update={"status": ChildOrderStatus.TIMED_OUT})
+    cascaded = first.model_copy(
+        update={
+            "child_order_id": f"{first.order_id}-c1",
+            "broker_id": "upstox",
+            "broker_order_id": f"U-{first.order_id}",
+            "attempt": 2,
+            "cascaded_from": "zerodha",
+        }
+    )
+    wiring.orders.record_placements(first.order_id, [timed_out, cascaded], [], {})
+    # WHEN upstox fills the order, and then zerodha fills the child it had timed out on
+    handler.lambda_handler(
+        eventbridge(cascaded, report(cascaded, ExecutionStatus.FILLED, 10, "1295.60", 150)),
+        LocalLambdaContext("test"),
+    )
+    [order_after_cascade] = rows(wiring, "SELECT status FROM orders")
+    capsys.readouterr()
+    outcome = handler.lambda_handler(
+        eventbridge(timed_out, report(timed_out, ExecutionStatus.FILLED, 10, "1295.70", 900)),
+        LocalLambdaContext("test"),
+    )
+    # THEN the cascade completed the order, and the late fill is stored (it happened), turns
+    # the order OVERFILLED, is flagged to the trader and counted for the alarm
+    assert order_after_cascade["status"] == "COMPLETED"
+    assert outcome == {"outcome": "recorded"}
+    [order] = rows(wiring, "SELECT status FROM orders")
+    assert order["status"] == "OVERFILLED"
+    fills = rows(wiring, "SELECT broker_id, filled_quantity FROM execution_metrics ORDER BY id")
+    assert fills == [
+        {"broker_id": "upstox", "filled_quantity": 10},
+        {"broker_id": "zerodha", "filled_quantity": 10},
+    ]
+    assert [m[2]["lateAfterTimeout"] for m in notifier.messages] == [False, True]
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    late = [e[handler.LATE_FILLS_METRIC] for e in emitted if handler.LATE_FILLS_METRIC in e]
+    assert late == [[1.0]]

@@ -1,4 +1,4 @@
-"""Observability: the five alarms, the alarm topic and the dashboard."""
+"""Observability: the six alarms, the alarm topic and the dashboard."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
+from functions.track_execution.handler import LATE_FILLS_METRIC
 from infra.observability import ROUTING_LATENCY_P95_MS
 from tests.infra.conftest import function_by_handler, one, resources
 
@@ -25,8 +26,9 @@ def test_routing_latency_p95_alarm(dev: Template) -> None:
 
 
 def test_failure_alarms(dev: Template) -> None:
-    # GIVEN the failure signals WHEN synthesized THEN 5xx rate, DLQ depth, tracker errors and
-    # WebSocket push failures each have an alarm that notifies the topic
+    # GIVEN the failure signals WHEN synthesized THEN 5xx rate, DLQ depth, tracker errors,
+    # late fills after a timeout and WebSocket push failures each have an alarm that notifies
+    # the topic
     alarms = _alarms(dev)
     topic_id, _ = one(dev, "AWS::SNS::Topic")
     tracker_id, _ = function_by_handler(dev, "track_execution")
@@ -39,7 +41,8 @@ def test_failure_alarms(dev: Template) -> None:
     (rate,) = [a for a in alarms if "Metrics" in a]
     expressions = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
     assert expressions == ["IF(requests > 0, 100 * errors / requests, 0)"]
-    assert len(alarms) == 5
+    assert by_metric[LATE_FILLS_METRIC]["Threshold"] == 0
+    assert len(alarms) == 6
     assert all(a["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
 
 

@@ -56,13 +56,18 @@ UPDATE child_orders SET status = %(status)s, filled_quantity = %(filled)s,
 WHERE child_order_id = %(child_order_id)s
 """
 
+# An order is COMPLETED when none of its children can fill any more, and OVERFILLED when its
+# children filled more than it asked for: a broker that timed out (its quantity went to the next
+# broker) and then filled anyway. That fill is real, so it is stored; the status makes it visible.
 UPDATE_ORDER_STATUS = """
-UPDATE orders SET status = CASE
-        WHEN NOT EXISTS (SELECT 1 FROM child_orders c WHERE c.order_id = %(order_id)s
+UPDATE orders o SET status = CASE
+        WHEN (SELECT COALESCE(sum(c.filled_quantity), 0) FROM child_orders c
+              WHERE c.order_id = o.order_id) > o.quantity THEN 'OVERFILLED'
+        WHEN NOT EXISTS (SELECT 1 FROM child_orders c WHERE c.order_id = o.order_id
                          AND c.status IN ('PENDING', 'PLACED', 'PARTIALLY_FILLED')) THEN 'COMPLETED'
-        ELSE status END,
+        ELSE o.status END,
     updated_at = now()
-WHERE order_id = %(order_id)s
+WHERE o.order_id = %(order_id)s
 """
 
 
