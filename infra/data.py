@@ -11,6 +11,7 @@ from constructs import Construct
 from infra import nag
 from infra.config import DeployConfig
 from infra.network import POSTGRES_PORT, REDIS_PORT, Network
+from shared.settings import APP_DB_ROLE
 
 #: A current Aurora PostgreSQL release (cfn-lint rejects deprecated ones such as 16.4).
 AURORA_VERSION = rds.AuroraPostgresEngineVersion.VER_17_7
@@ -101,9 +102,27 @@ class Database(Construct):
             vpc_subnets=network.app_subnets,
         )
 
+        # The services log in as router_app (rows only; the migrate function creates and grants
+        # the role); the admin secret is read by migrate alone. Multi-user rotation alternates
+        # router_app and a clone that is a member of it, so a rotation never locks clients out.
+        self.app_secret: sm.ISecret = rds.DatabaseSecret(
+            self,
+            "AppSecret",
+            username=APP_DB_ROLE,
+            secret_name=f"order-router/{config.stage}/db-app",
+            master_secret=self.admin_secret,
+        ).attach(self.cluster)
+        self.app_rotation = self.cluster.add_rotation_multi_user(
+            "AppRotation",
+            secret=self.app_secret,
+            automatically_after=cdk.Duration.days(30),
+            security_group=network.rotation_sg,
+            vpc_subnets=network.app_subnets,
+        )
+
         self.proxy = self.cluster.add_proxy(
             "Proxy",
-            secrets=[self.admin_secret],
+            secrets=[self.admin_secret, self.app_secret],
             vpc=network.vpc,
             vpc_subnets=network.app_subnets,
             security_groups=[network.proxy_sg],

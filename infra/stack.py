@@ -68,7 +68,7 @@ class OrderRouterStack(cdk.Stack):
         )
         app_sgs: list[ec2.ISecurityGroup] = [network.functions_sg]
         postgres: SettingValues = {
-            "db_secret_arn": database.admin_secret.secret_arn,
+            "db_secret_arn": database.app_secret.secret_arn,
             "db_host": database.proxy.endpoint,
             "db_port": POSTGRES_PORT,
             "db_name": DATABASE_NAME,
@@ -142,14 +142,18 @@ class OrderRouterStack(cdk.Stack):
             timeout=cdk.Duration.minutes(5),
             settings={
                 **postgres,
-                # Migrations talk to the writer, not the proxy (long DDL transactions).
+                # Migrations run as the schema owner, on the writer rather than the proxy (long
+                # DDL transactions), and grant the services' role.
+                "db_secret_arn": database.admin_secret.secret_arn,
+                "db_app_secret_arn": database.app_secret.secret_arn,
                 "db_host": database.cluster.cluster_endpoint.hostname,
             },
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
         for fn in (route_order, broker_webhook, track_execution, outbox_relay, migrate):
-            database.admin_secret.grant_read(fn)
+            database.app_secret.grant_read(fn)
+        database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay):
             bus.bus.grant_put_events_to(fn)
         for fn in (route_order, broker_webhook):
@@ -201,6 +205,10 @@ class OrderRouterStack(cdk.Stack):
             "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
             "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),
             "DatabaseSecretArn": (database.admin_secret.secret_arn, "Admin secret (rotated)"),
+            "DatabaseAppSecretArn": (
+                database.app_secret.secret_arn,
+                "The services' router_app secret (rotated)",
+            ),
             "TrackerDlqUrl": (bus.dlq.queue_url, "Dead-letter queue of the tracker"),
         }
         for name, (value, description) in outputs.items():

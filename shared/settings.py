@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ROUTER_"
+APP_DB_ROLE = "router_app"
+"""The services' database login role (created and granted by ``migrate``; the stack's secret)."""
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
     # Postgres
     database_url: SecretStr | None = None
     db_secret_arn: str | None = None
+    db_app_secret_arn: str | None = None
+    """``migrate`` only: the services' credentials, whose role it creates and grants."""
     db_host: str | None = None
     db_port: int = Field(default=5432, ge=1, le=65535)
     db_name: str = "order_router"

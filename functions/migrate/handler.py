@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parameters import get_secret
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.postgres.migrations import apply_migrations
+from shared.adapters.postgres.migrations import apply_migrations, ensure_app_role
 from shared.observability import SERVICE
 from shared.settings import Settings, get_settings
 
@@ -33,10 +33,21 @@ def database_url(settings: Settings) -> str:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Apply pending migrations on Create and Update; nothing on Delete (data outlives stacks)."""
+    """Apply pending migrations and the app role's grants on Create and Update.
+
+    Nothing happens on Delete: data outlives stacks.
+    """
     request_type = event.get("RequestType", "Create")
     if request_type == "Delete":
         return {"PhysicalResourceId": event.get("PhysicalResourceId", PHYSICAL_ID)}
-    applied = apply_migrations(database_url(get_settings()))
+    settings = get_settings()
+    url = database_url(settings)
+    applied = apply_migrations(url)
     logger.info("migrations applied", applied=applied)
+    if settings.db_app_secret_arn is not None:
+        # The services log in as this role (through the proxy); only this function holds the
+        # owner's secret.
+        app = get_secret(settings.db_app_secret_arn, transform="json")
+        ensure_app_role(url, username=app["username"], password=app["password"])
+        logger.info("application role granted", username=app["username"])
     return {"PhysicalResourceId": PHYSICAL_ID, "Data": {"Applied": ",".join(applied) or "none"}}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk.assertions import Match, Template
 
-from tests.infra.conftest import function_by_handler, one
+from shared.settings import APP_DB_ROLE
+from tests.infra.conftest import function_by_handler, one, policy_statements, resources
 
 
 def test_aurora_postgres_serverless_v2_encrypted(dev: Template) -> None:
@@ -77,3 +80,34 @@ def test_migrations_run_at_deploy_after_the_database(dev: Template) -> None:
             }
         },
     )
+
+
+def _secret_reads(template: Template, function: str) -> str:
+    statements = policy_statements(template, function_by_handler(template, function)[0])
+    return json.dumps([s["Resource"] for s in statements if "GetSecretValue" in str(s["Action"])])
+
+
+def test_services_log_in_as_the_app_role_and_only_migrate_holds_the_owner(dev: Template) -> None:
+    # GIVEN the database secrets WHEN synthesized THEN the app role's secret is rotated
+    # (multi-user, by the admin secret), served by the proxy and read by the services; the
+    # admin secret is read by migrate alone
+    secrets = {
+        v["Properties"]["Name"]: json.dumps(v["Properties"])
+        for v in resources(dev, "AWS::SecretsManager::Secret").values()
+    }
+    assert f'\\"username\\":\\"{APP_DB_ROLE}\\"' in secrets["order-router/dev/db-app"]
+    # The admin secret and its attachment are both named after the cluster's secret.
+    admin = "DatabaseClusterSecret"
+    schedules = resources(dev, "AWS::SecretsManager::RotationSchedule").values()
+    assert len(list(schedules)) == 2
+    _, proxy = one(dev, "AWS::RDS::DBProxy")
+    assert len(proxy["Properties"]["Auth"]) == 2
+    for function in ("route_order", "broker_webhook", "track_execution", "outbox_relay"):
+        reads = _secret_reads(dev, function)
+        assert admin not in reads, function
+        assert "DatabaseAppSecret" in reads, function
+        env = function_by_handler(dev, function)[1]["Properties"]["Environment"]["Variables"]
+        assert "DatabaseAppSecret" in json.dumps(env["ROUTER_DB_SECRET_ARN"])
+    migrate_reads = _secret_reads(dev, "migrate")
+    assert admin in migrate_reads
+    assert "DatabaseAppSecret" in migrate_reads

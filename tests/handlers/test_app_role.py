@@ -1,0 +1,87 @@
+"""The services run as ``router_app``: rows in and out, and nothing else."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from functions.route_order import handler as route_order
+from functions.track_execution import handler as track_execution
+from local import seed
+from local.apigw import LocalLambdaContext
+from shared.adapters.postgres.migrations import APP_ROLE, ensure_app_role
+from shared.settings import Settings
+from tests.handlers.conftest import API, EventSink, call
+
+
+def as_user(url: str, user: str) -> str:
+    """``url`` with another user (the throwaway server trusts local connections)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+@pytest.fixture
+def app_settings(database_url: str, redis_url: str, redis_prefix: str) -> Settings:
+    """The handlers' settings, connecting as the application role the deploy creates."""
+    ensure_app_role(database_url, username=APP_ROLE, password="not-checked-locally")
+    return Settings(
+        stage="test",
+        database_url=as_user(database_url, APP_ROLE),
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        broker_secrets_json=json.dumps(seed.webhook_secrets()),
+        broker_timeout_ms=500,
+    )
+
+
+@pytest.mark.usefixtures("wiring")
+def test_the_whole_order_loop_runs_as_the_app_role(aws: EventSink) -> None:
+    # GIVEN brokers and profiles seeded as the app role (the wiring fixture)
+    # WHEN an order is routed and executed, and its fills are tracked
+    status, body, _ = call(
+        route_order,
+        "POST",
+        f"{API}/orders/smart",
+        body={"symbol": "RELIANCE", "side": "BUY", "quantity": 100, "orderType": "MARKET"},
+    )
+    reports = [e for e in aws.drain() if e["detail-type"] == "ExecutionReported"]
+    outcomes = [
+        track_execution.lambda_handler(e, LocalLambdaContext("test"))["outcome"] for e in reports
+    ]
+    analytics_status, analytics, _ = call(route_order, "GET", f"{API}/analytics/execution")
+    # THEN every step had the rights it needed
+    assert status == 200
+    assert body["status"] == "ROUTED"
+    assert reports
+    assert set(outcomes) == {"recorded"}
+    assert analytics_status == 200
+    assert analytics["summary"]["orders"] == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM orders",
+        "TRUNCATE execution_metrics",
+        "DROP TABLE child_orders",
+        "ALTER TABLE orders ADD COLUMN x int",
+        "CREATE TABLE sneaky (id int)",
+        "UPDATE _yoyo_migration SET migration_hash = 'x'",
+    ],
+)
+def test_the_app_role_cannot_remove_rows_or_change_the_schema(
+    database_url: str, statement: str
+) -> None:
+    # GIVEN the application role on a migrated database
+    ensure_app_role(database_url, username=APP_ROLE, password="not-checked-locally")
+    # WHEN it tries to delete, truncate or change the schema
+    # THEN Postgres refuses
+    with (
+        psycopg.connect(as_user(database_url, APP_ROLE)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute(statement)
