@@ -112,13 +112,22 @@ class Database(Construct):
             secret_name=f"order-router/{config.stage}/db-app",
             master_secret=self.admin_secret,
         ).attach(self.cluster)
-        self.app_rotation = self.cluster.add_rotation_multi_user(
+        # Beside the cluster rather than under it (cluster.add_rotation_multi_user): the stack
+        # makes this rotation wait for the migrations, which wait for the cluster.
+        sm.SecretRotation(
+            self,
             "AppRotation",
+            application=sm.SecretRotationApplication.POSTGRES_ROTATION_MULTI_USER,
             secret=self.app_secret,
-            automatically_after=cdk.Duration.days(30),
-            security_group=network.rotation_sg,
+            master_secret=self.admin_secret,
+            target=self.cluster,
+            vpc=network.vpc,
             vpc_subnets=network.app_subnets,
+            security_group=network.rotation_sg,
+            automatically_after=cdk.Duration.days(30),
         )
+        # SecretRotation puts its schedule under the secret (the attachment).
+        self.app_rotation_schedule = self.app_secret.node.find_child("RotationSchedule")
 
         self.proxy = self.cluster.add_proxy(
             "Proxy",

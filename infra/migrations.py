@@ -50,6 +50,8 @@ class Migrations(Construct):
         The ``migrate`` function (it receives CloudFormation custom resource events).
     after
         What must exist first (the database writer).
+    app_secret_arn
+        The services' database secret, whose role ``migrate`` creates and grants.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class Migrations(Construct):
         *,
         migrate: lambda_.IFunction,
         after: list[IDependable],
+        app_secret_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         provider = cr.Provider(
@@ -77,7 +80,9 @@ class Migrations(Construct):
             "Apply",
             service_token=provider.service_token,
             resource_type="Custom::Migrations",
-            properties={"MigrationsHash": migrations_hash()},
+            # The app secret is a property so that the role is (re)granted when it first appears
+            # or is replaced, even if no migration file changed.
+            properties={"MigrationsHash": migrations_hash(), "AppSecretArn": app_secret_arn},
         )
         for dependency in after:
             self.resource.node.add_dependency(dependency)

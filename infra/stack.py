@@ -166,12 +166,15 @@ class OrderRouterStack(cdk.Stack):
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 
-        Migrations(
+        migrations = Migrations(
             self,
             "Migrations",
             migrate=migrate,
             after=[database.cluster],
+            app_secret_arn=database.app_secret.secret_arn,
         )
+        # Rotating the app secret clones router_app: the role must exist first.
+        database.app_rotation_schedule.node.add_dependency(migrations.resource)
 
         http = HttpApi(
             self,

@@ -111,3 +111,12 @@ def test_services_log_in_as_the_app_role_and_only_migrate_holds_the_owner(dev: T
     migrate_reads = _secret_reads(dev, "migrate")
     assert admin in migrate_reads
     assert "DatabaseAppSecret" in migrate_reads
+    # AND the role exists before its first rotation, and a new secret re-runs migrate
+    migrations_id, migrations = one(dev, "Custom::Migrations")
+    assert "DatabaseAppSecret" in json.dumps(migrations["Properties"]["AppSecretArn"])
+    [app_schedule] = [
+        s
+        for s in resources(dev, "AWS::SecretsManager::RotationSchedule").values()
+        if "DatabaseAppSecret" in json.dumps(s["Properties"]["SecretId"])
+    ]
+    assert migrations_id in app_schedule.get("DependsOn", [])
