@@ -59,11 +59,10 @@ class ProfileRepository(Protocol):
 
 
 class ProfileCache(Protocol):
-    """A cache of profiles keyed by broker and symbol. Failures raise ``CacheUnavailableError``."""
+    """Writes to the profile cache (read with :class:`RoutingInputs`).
 
-    def get_many(self, symbol: str, broker_ids: Sequence[str]) -> dict[str, BrokerProfile | None]:
-        """Cached entries for the brokers that have one; a cached ``None`` means "no profile"."""
-        ...
+    Failures raise ``CacheUnavailableError``.
+    """
 
     def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
         """Cache profiles (``None`` remembers that a broker has no profile for the symbol)."""
@@ -76,7 +75,10 @@ class RoutingInputs(Protocol):
     def read(
         self, symbol: str, broker_ids: Sequence[str]
     ) -> tuple[dict[str, BrokerProfile | None], dict[str, int]]:
-        """Cached profiles (as :meth:`ProfileCache.get_many`) and this second's order counts.
+        """Cached profiles and this second's order counts of ``broker_ids``.
+
+        A broker without a cache entry is absent from the profiles; one cached as ``None`` is
+        known to have no profile for the symbol.
 
         Raises ``CacheUnavailableError`` when the cache cannot be reached.
         """

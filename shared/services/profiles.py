@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from decimal import Decimal
 from typing import cast
@@ -64,12 +64,8 @@ class ProfileService:
         DataUnavailableError
             Only when Postgres is needed (a cache miss or Redis down) and cannot be reached.
         """
-        broker_ids = self.broker_ids()
-        try:
-            cached = self._cache.get_many(symbol, broker_ids)
-        except CacheUnavailableError:
-            return self._profiles.list_for_symbol(symbol)
-        return self._complete(symbol, broker_ids, cached)
+        # One read path: the rate counts come along in the same MGET and cost a few bytes.
+        return self.profiles_and_counts(symbol)[0]
 
     def profiles_and_counts(self, symbol: str) -> tuple[list[BrokerProfile], dict[str, int]]:
         """:meth:`profiles_for` and the orders sent to each broker this second, read together.
@@ -87,14 +83,9 @@ class ProfileService:
             cached, counts = self._inputs.read(symbol, broker_ids)
         except CacheUnavailableError:
             return self._profiles.list_for_symbol(symbol), {}
-        return self._complete(symbol, broker_ids, cached), counts
-
-    def _complete(
-        self, symbol: str, broker_ids: Sequence[str], cached: Mapping[str, BrokerProfile | None]
-    ) -> list[BrokerProfile]:
         if len(cached) == len(broker_ids):
-            return [p for b in broker_ids if (p := cached[b]) is not None]
-        return self.refresh(symbol)
+            return [p for b in broker_ids if (p := cached[b]) is not None], counts
+        return self.refresh(symbol), counts
 
     def refresh(self, symbol: str) -> list[BrokerProfile]:
         """Load the symbol's profiles from Postgres and rewrite the cache (refresh-on-write)."""
