@@ -14,7 +14,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +126,8 @@ def _run_services(config: RuntimeConfig) -> int:
             f"order-router local mode, data in {config.data_dir}",
             f"  PostgreSQL  {database_url}  (migrations applied: {', '.join(applied) or 'none'})",
             f"  Redis       {redis_server.url}",
-            f"  Seeded      {brokers} paper brokers, {profiles} broker profiles",
+            f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
+            "(fresher ones keep what the last run learned)",
             f"  API         {config.api_url}/api/v1",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  TRADER token for {DEFAULT_USER} (12 h; more: order-router token --user ID):",
@@ -192,11 +193,14 @@ def _seed(redis_url: str) -> tuple[int, int]:
     from shared.adapters.postgres.pool import Database, create_pool
     from shared.settings import get_settings
 
-    # Profiles are re-seeded at every start: they carry last_updated, and a profile older than
-    # profile_max_age_s is excluded from routing, so a laptop's day-old data would route nothing.
-    database = Database(create_pool(get_settings()))
+    # A profile older than profile_max_age_s is excluded from routing, so a laptop's day-old
+    # profiles are re-seeded; fresher ones keep what the last run learned.
+    settings = get_settings()
+    database = Database(create_pool(settings))
     try:
-        counts = seed.seed(database, datetime.now(UTC))
+        counts = seed.seed(
+            database, datetime.now(UTC), keep_for=timedelta(seconds=settings.profile_max_age_s)
+        )
     finally:
         database.close()
     # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.

@@ -10,7 +10,7 @@ start close to but not exactly at that truth, as if learned from a few dozen fil
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -196,13 +196,28 @@ def webhook_secrets() -> dict[str, str]:
     return {f"{broker_id}/webhook": f"local-{broker_id}-webhook-secret" for broker_id in BROKERS}
 
 
-def seed(database: Database, now: datetime) -> tuple[int, int]:
-    """Write the brokers and profiles (idempotent: upserts). Returns (brokers, profiles)."""
+def seed(
+    database: Database, now: datetime, *, keep_for: timedelta = timedelta(0)
+) -> tuple[int, int]:
+    """Write the brokers, and the profiles that are missing or older than ``keep_for``.
+
+    Brokers are upserted. A profile updated within ``keep_for`` (the routing engine's maximum
+    profile age) is kept as it is, so what a previous run learned survives a restart; an older
+    one would be excluded from routing as stale, so it starts again from the seed.
+
+    Returns
+    -------
+    tuple[int, int]
+        Brokers written, profiles written.
+    """
     brokers = PostgresBrokerRepository(database)
     for broker in seed_brokers():
         brokers.upsert(broker)
     profiles = PostgresProfileRepository(database)
-    rows = seed_profiles(now)
-    for profile in rows:
-        profiles.upsert(profile)
-    return len(BROKERS), len(rows)
+    written = 0
+    for profile in seed_profiles(now):
+        current = profiles.get(profile.broker_id, profile.symbol) if keep_for else None
+        if current is None or now - current.last_updated >= keep_for:
+            profiles.upsert(profile)
+            written += 1
+    return len(BROKERS), written

@@ -1,0 +1,47 @@
+"""Local mode's seed keeps what a previous run learned, unless it has gone stale."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from local import seed
+from shared.adapters.postgres.pool import Database
+from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.domain.execution import ProfileObservation
+from tests import factories
+
+
+def test_restart_keeps_fresh_learned_profiles_and_reseeds_stale_ones(db: Database) -> None:
+    # GIVEN a seeded database whose zerodha RELIANCE profile learned from a slow fill
+    start = factories.NOW
+    day = timedelta(days=1)
+    brokers, written = seed.seed(db, start, keep_for=day)
+    repo = PostgresProfileRepository(db)
+    learned = repo.apply_observation(
+        "zerodha",
+        "RELIANCE",
+        ProfileObservation(
+            latency_ms=5_000,
+            fill_rate_pct=100,
+            slippage_bps=None,
+            price_improvement_bps=None,
+            is_error=False,
+        ),
+        alpha=0.5,
+        observed_at=start,
+    )
+    assert learned is not None
+    # WHEN local mode restarts an hour later, and again two days later
+    _, rewritten_soon = seed.seed(db, start + timedelta(hours=1), keep_for=day)
+    after_an_hour = repo.get("zerodha", "RELIANCE")
+    _, rewritten_later = seed.seed(db, start + 2 * day, keep_for=day)
+    after_two_days = repo.get("zerodha", "RELIANCE")
+    # THEN the hour-old profiles (all of them) are kept with what was learned, and two days
+    # later every profile starts again from the seed, fresh
+    assert (brokers, written) == (5, 110)
+    assert rewritten_soon == 0
+    assert after_an_hour == learned
+    assert rewritten_later == 110
+    assert after_two_days is not None
+    assert after_two_days.sample_count < learned.sample_count
+    assert after_two_days.last_updated > start + day
