@@ -6,6 +6,7 @@ import base64
 import json
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,7 @@ from local.apigw import LocalLambdaContext
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
+from shared.ports import TrackedExecution
 from shared.settings import Settings
 from shared.wiring import Wiring
 from tests import factories
@@ -433,3 +435,28 @@ def test_a_fill_after_a_timeout_is_stored_and_marks_the_order_overfilled(
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     late = [e[handler.LATE_FILLS_METRIC] for e in emitted if handler.LATE_FILLS_METRIC in e]
     assert late == [[1.0]]
+
+
+def test_concurrent_batches_sharing_children_neither_deadlock_nor_double_count(
+    wiring: Wiring,
+) -> None:
+    # GIVEN 60 children, and two batches that both report on every one of them in opposite
+    # orders: one with each child's partial fill, one with its fill and a repeat of the partial
+    children = routed_children(wiring, children=60, quantity=10)
+    partials = [report(c, ExecutionStatus.PARTIALLY_FILLED, 4, "1295.50", 100) for c in children]
+    fills = [report(c, ExecutionStatus.FILLED, 10, "1295.80", 200) for c in children]
+    first = partials
+    second = list(reversed(fills)) + partials[::7]
+    # WHEN two consumers track them at the same time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(wiring.tracker.track_batch, [first, second]))
+    # THEN both commit, every unique report is stored once and every child ends filled
+    statuses = [o.status for batch in outcomes for o in batch if isinstance(o, TrackedExecution)]
+    assert len(statuses) == len(first) + len(second)
+    assert statuses.count("recorded") == 120
+    [stored] = rows(
+        wiring, "SELECT count(*) AS n, sum(filled_quantity) AS q FROM execution_metrics"
+    )
+    assert (stored["n"], stored["q"]) == (120, 600)
+    finals = rows(wiring, "SELECT DISTINCT status, filled_quantity FROM child_orders")
+    assert finals == [{"status": "FILLED", "filled_quantity": 10}]
