@@ -460,3 +460,29 @@ def test_concurrent_batches_sharing_children_neither_deadlock_nor_double_count(
     assert (stored["n"], stored["q"]) == (120, 600)
     finals = rows(wiring, "SELECT DISTINCT status, filled_quantity FROM child_orders")
     assert finals == [{"status": "FILLED", "filled_quantity": 10}]
+
+
+def test_msk_batch_mixes_routing_updates_and_reports_known_by_broker_order_id_only(
+    wiring: Wiring, notifier: RecordingNotifier
+) -> None:
+    # GIVEN a batch with an OrderRouted event and a fill that names only the broker's order id
+    # (a broker that does not echo our child id)
+    [child] = routed_children(wiring, children=1, quantity=10)
+    anonymous = report(child, ExecutionStatus.FILLED, 10, "1295.60", 150).model_copy(
+        update={"child_order_id": None}
+    )
+    routed = {
+        "detail-type": "OrderRouted",
+        "detail": {"order_id": child.order_id, "user_id": child.user_id, "symbol": "RELIANCE"},
+    }
+    values = [json.dumps(routed).encode(), envelope(child, anonymous)]
+    # WHEN the batch is handled
+    result = handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
+    # THEN both succeed: the trader hears of the routing and of the fill of the right child
+    assert result["batchItemFailures"] == []
+    assert [(m[1], m[2].get("childOrderId")) for m in notifier.messages] == [
+        ("ROUTING_UPDATE", None),
+        ("EXECUTION_UPDATE", child.child_order_id),
+    ]
+    [stored] = rows(wiring, "SELECT child_order_id FROM execution_metrics")
+    assert stored["child_order_id"] == child.child_order_id
