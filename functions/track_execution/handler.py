@@ -69,8 +69,19 @@ def track_kafka_batch(records: Iterable[KafkaEventRecord]) -> dict[RecordKey, Ou
     """Handle a whole MSK batch: its execution reports in one tracker call, in record order.
 
     Reports are folded together (a handful of round trips per batch, see
-    ``ExecutionTracker.track_batch``); any other event is handled on its own. Every record gets
-    its own outcome: what happened, or the exception that makes it a batch item failure.
+    ``ExecutionTracker.track_batch``); any other event is handled on its own.
+
+    Parameters
+    ----------
+    records
+        The batch's records, in partition and offset order.
+
+    Returns
+    -------
+    dict[RecordKey, Outcome]
+        Per ``(topic, partition, offset)``: what happened (``recorded``, ``duplicate``...), or
+        the exception that makes the record a batch item failure. When Postgres is unreachable,
+        every report's outcome is that error, so the whole batch is retried.
     """
     from shared.wiring import get_wiring
 
