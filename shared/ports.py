@@ -44,19 +44,6 @@ class ProfileRepository(Protocol):
         """Create or replace the profile of ``(profile.broker_id, profile.symbol)``."""
         ...
 
-    def apply_observation(
-        self,
-        broker_id: str,
-        symbol: str,
-        observation: ProfileObservation,
-        *,
-        alpha: float,
-        observed_at: datetime,
-        response_time_ms: float | None = None,
-    ) -> BrokerProfile | None:
-        """Fold one observation into the profile atomically; return the updated profile."""
-        ...
-
 
 class ProfileCache(Protocol):
     """Writes to the profile cache (read with :class:`RoutingInputs`).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
@@ -10,18 +9,12 @@ from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.orders import CHILD_COLUMNS, child_from_row
 from shared.adapters.postgres.pool import Database
-from shared.adapters.postgres.profiles import (
-    LEARN,
-    SELECT_MANY,
-    observation_params,
-    profile_from_row,
-)
+from shared.adapters.postgres.profiles import Observed, learned_profiles, send_learning
 from shared.domain.errors import DataUnavailableError
 from shared.domain.models import BrokerProfile
 from shared.ports import (
     BatchFold,
     ChildStateUpdate,
-    ExecutionPlan,
     ExecutionRecord,
     ProfileKey,
 )
@@ -173,15 +166,10 @@ class PostgresExecutionRepository:
             if not plans:
                 return {}
             finals = {p.child_state.child_order_id: p.child_state for p in plans if p.child_state}
-            learned: dict[ProfileKey, list[ExecutionPlan]] = defaultdict(list)
-            for p in plans:
-                if p.observation is not None:
-                    learned[(p.record.broker_id, p.record.symbol)].append(p)
             orders = sorted({children[c].order_id for c in finals})
-            observations = [
-                observation_params(*key, p.observation, alpha=alpha, observed_at=p.observed_at)
-                for key in sorted(learned)
-                for p in learned[key]
+            observed = [
+                Observed(p.record.broker_id, p.record.symbol, p.observation, p.observed_at)
+                for p in plans
                 if p.observation is not None
             ]
             with conn.pipeline():
@@ -192,14 +180,11 @@ class PostgresExecutionRepository:
                     UPDATE_CHILD_STATE, [_state_params(finals[c]) for c in sorted(finals)]
                 )
                 writes.executemany(UPDATE_ORDER_STATUS, [{"order_id": o} for o in orders])
-                writes.executemany(LEARN, observations)
-                profiles = conn.execute(
-                    SELECT_MANY, ([b for b, _ in learned], [s for _, s in learned])
-                )
+                profiles = send_learning(conn, observed, alpha=alpha)
             # Read after the pipeline's sync: before it, executemany has counted nothing yet.
             if inserts.rowcount != len(plans):
                 raise ReportRaceError("a report key was stored concurrently; retry the batch")
-            return {(r["broker_id"], r["symbol"]): profile_from_row(r) for r in profiles}
+            return learned_profiles(profiles)
 
 
 def _state_params(state: ChildStateUpdate) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -11,6 +13,7 @@ from shared.adapters.postgres.pool import Database
 from shared.domain.brokers import BrokerConfig
 from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
+from shared.ports import ProfileKey
 
 # Priors for a profile column that has never been measured: a new profile starts cautious
 # (slow, not quite reliable) and its sample_count of 0 lowers the engine's confidence.
@@ -54,17 +57,18 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
     last_price = EXCLUDED.last_price, updated_at = CURRENT_TIMESTAMP
 """
 
-# One statement per report: the row lock taken by the UPDATE serialises concurrent writers, and
-# each reads the value the previous one committed, so no update is lost (no read-modify-write in
-# the application). An observation of NULL leaves that average unchanged.
+# One statement per observation: the row lock taken by the upsert serialises concurrent writers,
+# and each reads the value the previous one committed, so no update is lost (no read-modify-write
+# in the application). An observation of NULL leaves that average unchanged; one for a broker we
+# do not know inserts nothing (rather than failing the batch it came in).
 LEARN = """
 INSERT INTO broker_execution_profiles AS p (broker_id, symbol, avg_execution_time_ms,
     fill_rate_percentage, slippage_bps, price_improvement_bps, error_rate_percentage,
-    response_time_ms, sample_count, last_updated)
-VALUES (%(broker_id)s, %(symbol)s,
+    sample_count, last_updated)
+SELECT %(broker_id)s::varchar, %(symbol)s::varchar,
     %(latency)s::numeric, %(fill)s::numeric, %(slip)s::numeric, %(pi)s::numeric,
-    CASE WHEN %(err)s THEN 100 ELSE 0 END, %(resp)s::numeric,
-    1, %(at)s)
+    CASE WHEN %(err)s THEN 100 ELSE 0 END, 1, %(at)s
+WHERE EXISTS (SELECT 1 FROM brokers WHERE broker_id = %(broker_id)s::varchar)
 ON CONFLICT (broker_id, symbol) DO UPDATE SET
     avg_execution_time_ms = CASE
         WHEN EXCLUDED.avg_execution_time_ms IS NULL THEN p.avg_execution_time_ms
@@ -87,22 +91,10 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
              + %(a)s::numeric * EXCLUDED.price_improvement_bps END,
     error_rate_percentage = (1 - %(a)s::numeric) * COALESCE(p.error_rate_percentage, 0)
         + %(a)s::numeric * EXCLUDED.error_rate_percentage,
-    response_time_ms = CASE
-        WHEN EXCLUDED.response_time_ms IS NULL THEN p.response_time_ms
-        WHEN p.response_time_ms IS NULL THEN EXCLUDED.response_time_ms
-        ELSE round((1 - %(a)s::numeric) * p.response_time_ms
-                   + %(a)s::numeric * EXCLUDED.response_time_ms) END,
     sample_count = p.sample_count + 1,
     last_updated = GREATEST(p.last_updated, EXCLUDED.last_updated),
     updated_at = CURRENT_TIMESTAMP
 """
-APPLY_OBSERVATION = (
-    "WITH updated AS (\n"
-    + LEARN
-    + "RETURNING *\n)\n"
-    + _PROFILE_COLUMNS
-    + "FROM updated p JOIN brokers b USING (broker_id)"
-)
 SELECT_MANY = (
     _PROFILE_SELECT
     + "WHERE (p.broker_id, p.symbol) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
@@ -183,28 +175,59 @@ def profile_params(profile: BrokerProfile) -> dict[str, Any]:
     }
 
 
-def observation_params(
-    broker_id: str,
-    symbol: str,
-    observation: ProfileObservation,
-    *,
-    alpha: float,
-    observed_at: datetime,
-    response_time_ms: float | None = None,
-) -> dict[str, Any]:
-    """Parameters of :data:`APPLY_OBSERVATION`, clamped to the column ranges."""
+class Observed(NamedTuple):
+    """One observation of a broker on a symbol, as the moving averages learn it."""
+
+    broker_id: str
+    symbol: str
+    observation: ProfileObservation
+    observed_at: datetime
+    """When the execution happened; ``last_updated`` never moves backwards."""
+
+
+def _learn_params(observed: Observed, alpha: float) -> dict[str, Any]:
+    # Clamped to the column ranges: one absurd report must not fail the statement.
+    observation = observed.observation
     return {
-        "broker_id": broker_id,
-        "symbol": symbol,
+        "broker_id": observed.broker_id,
+        "symbol": observed.symbol,
         "latency": _clamp(observation.latency_ms, 0, MAX_MS),
         "fill": _clamp(observation.fill_rate_pct, 0, 100),
         "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
         "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
         "err": observation.is_error,
-        "resp": _clamp(response_time_ms, 0, MAX_MS),
         "a": alpha,
-        "at": _naive_utc(observed_at),
+        "at": _naive_utc(observed.observed_at),
     }
+
+
+def send_learning(
+    conn: psycopg.Connection[dict[str, Any]], observed: Sequence[Observed], *, alpha: float
+) -> psycopg.Cursor[dict[str, Any]]:
+    """Send the moving-average updates of ``observed`` and the read-back of the profiles.
+
+    Profiles are updated in key order, so transactions that learn about several profiles cannot
+    deadlock on them; each profile's observations keep their order, so the result is the one of
+    applying them one at a time. Inside ``conn.pipeline()`` everything goes in one round trip.
+
+    Returns
+    -------
+    psycopg.Cursor
+        The touched profiles, for :func:`learned_profiles` (read it after the pipeline's sync).
+    """
+    by_profile: dict[ProfileKey, list[Observed]] = defaultdict(list)
+    for item in observed:
+        by_profile[(item.broker_id, item.symbol)].append(item)
+    keys = sorted(by_profile)
+    conn.cursor().executemany(
+        LEARN, [_learn_params(item, alpha) for key in keys for item in by_profile[key]]
+    )
+    return conn.execute(SELECT_MANY, ([b for b, _ in keys], [s for _, s in keys]))
+
+
+def learned_profiles(cursor: psycopg.Cursor[dict[str, Any]]) -> dict[ProfileKey, BrokerProfile]:
+    """The profiles read back by :func:`send_learning`, by ``(broker_id, symbol)``."""
+    return {(r["broker_id"], r["symbol"]): profile_from_row(r) for r in cursor.fetchall()}
 
 
 class PostgresProfileRepository:
@@ -230,50 +253,31 @@ class PostgresProfileRepository:
         with self._db.connection() as conn:
             conn.execute(UPSERT, profile_params(profile))
 
-    def apply_observation(
-        self,
-        broker_id: str,
-        symbol: str,
-        observation: ProfileObservation,
-        *,
-        alpha: float,
-        observed_at: datetime,
-        response_time_ms: float | None = None,
-    ) -> BrokerProfile | None:
-        """Fold one observation into the moving averages in one statement; return the result.
+    def learn(
+        self, observed: Sequence[Observed], *, alpha: float
+    ) -> dict[ProfileKey, BrokerProfile]:
+        """Fold observations into the moving averages atomically, in one round trip.
+
+        The execution tracker does the same inside its batch transaction
+        (:func:`send_learning`); this is the standalone form.
 
         Parameters
         ----------
-        broker_id, symbol
-            The profile's key; a missing profile is created from the observation.
-        observation
-            What the report contributes; ``None`` fields leave their average unchanged.
+        observed
+            Observations in the order they happened; ``None`` fields leave their average
+            unchanged, and a missing profile is created from the first observation.
         alpha
-            Weight of the new observation in the exponentially weighted averages, in (0, 1].
-        observed_at
-            When the execution happened; ``last_updated`` never moves backwards.
-        response_time_ms
-            The broker's placement acknowledgement time, when this observation has one.
+            Weight of one observation in the exponentially weighted averages, in (0, 1].
 
         Returns
         -------
-        BrokerProfile | None
-            The updated profile, or ``None`` when the broker is unknown or disabled.
+        dict[ProfileKey, BrokerProfile]
+            The updated profiles; brokers we do not know are absent (nothing is created).
         """
-        params = observation_params(
-            broker_id,
-            symbol,
-            observation,
-            alpha=alpha,
-            observed_at=observed_at,
-            response_time_ms=response_time_ms,
-        )
-        try:
-            with self._db.connection() as conn:
-                row = conn.execute(APPLY_OBSERVATION, params).fetchone()
-        except psycopg.errors.ForeignKeyViolation:
-            return None
-        return profile_from_row(row) if row else None
+        with self._db.connection() as conn:
+            with conn.pipeline():
+                cursor = send_learning(conn, observed, alpha=alpha)
+            return learned_profiles(cursor)
 
 
 def profile_with_broker(profile: BrokerProfile, broker: BrokerConfig) -> BrokerProfile:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from local import seed
 from shared.adapters.postgres.pool import Database
-from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.adapters.postgres.profiles import Observed, PostgresProfileRepository
 from shared.domain.execution import ProfileObservation
 from tests import factories
 
@@ -17,18 +17,15 @@ def test_restart_keeps_fresh_learned_profiles_and_reseeds_stale_ones(db: Databas
     day = timedelta(days=1)
     brokers, written = seed.seed(db, start, keep_for=day)
     repo = PostgresProfileRepository(db)
-    learned = repo.apply_observation(
-        "zerodha",
-        "RELIANCE",
-        ProfileObservation(
-            latency_ms=5_000,
-            fill_rate_pct=100,
-            slippage_bps=None,
-            price_improvement_bps=None,
-            is_error=False,
-        ),
-        alpha=0.5,
-        observed_at=start,
+    slow_fill = ProfileObservation(
+        latency_ms=5_000,
+        fill_rate_pct=100,
+        slippage_bps=None,
+        price_improvement_bps=None,
+        is_error=False,
+    )
+    learned = repo.learn([Observed("zerodha", "RELIANCE", slow_fill, start)], alpha=0.5).get(
+        ("zerodha", "RELIANCE")
     )
     assert learned is not None
     # WHEN local mode restarts an hour later, and again two days later

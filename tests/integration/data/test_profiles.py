@@ -13,7 +13,7 @@ import redis
 from local.services import EmbeddedRedis
 from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.pool import Database
-from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.adapters.postgres.profiles import Observed, PostgresProfileRepository
 from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
 from shared.adapters.redis.rate_counter import RedisRateCounter
@@ -51,23 +51,24 @@ def test_concurrent_writers_lose_no_update(db: Database) -> None:
     repo.upsert(start.model_copy(update={"symbol": "TCS"}))
     alpha = 0.001
     updates = 1_000
-    # WHEN 8 threads apply 1,000 updates to one profile, and the same updates run serially
+    # WHEN 8 threads apply 1,000 updates to one profile one at a time, and the same updates go
+    # to the other profile in one batch
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
             pool.map(
-                lambda i: repo.apply_observation(
-                    "zerodha", "RELIANCE", observation(i), alpha=alpha, observed_at=factories.NOW
+                lambda i: repo.learn(
+                    [Observed("zerodha", "RELIANCE", observation(i), factories.NOW)], alpha=alpha
                 ),
                 range(updates),
             )
         )
-    for i in range(updates):
-        repo.apply_observation(
-            "zerodha", "TCS", observation(i), alpha=alpha, observed_at=factories.NOW
-        )
+    repo.learn(
+        [Observed("zerodha", "TCS", observation(i), factories.NOW) for i in range(updates)],
+        alpha=alpha,
+    )
     concurrent = repo.get("zerodha", "RELIANCE")
     serial = repo.get("zerodha", "TCS")
-    # THEN the concurrent result equals the serial one: same count, same averages
+    # THEN the concurrent result equals the batched one: same count, same averages
     assert concurrent is not None
     assert serial is not None
     assert concurrent.sample_count == serial.sample_count == updates
@@ -95,19 +96,15 @@ def test_observation_updates_every_average_and_the_error_rate(db: Database) -> N
     )
     # WHEN a rejection (no price, an error) is applied with alpha 0.5
     later = factories.NOW + timedelta(minutes=5)
-    updated = repo.apply_observation(
-        "zerodha",
-        "RELIANCE",
-        Observation(
-            latency_ms=300.0,
-            fill_rate_pct=0.0,
-            slippage_bps=None,
-            price_improvement_bps=None,
-            is_error=True,
-        ),
-        alpha=0.5,
-        observed_at=later,
+    rejection = Observation(
+        latency_ms=300.0,
+        fill_rate_pct=0.0,
+        slippage_bps=None,
+        price_improvement_bps=None,
+        is_error=True,
     )
+    learned = repo.learn([Observed("zerodha", "RELIANCE", rejection, later)], alpha=0.5)
+    updated = learned.get(("zerodha", "RELIANCE"))
     # THEN the averages move half way, price averages stay, and the error rate rises
     assert updated is not None
     assert updated.avg_execution_time_ms == 200.0
@@ -122,11 +119,9 @@ def test_observation_for_an_unknown_broker_changes_nothing(db: Database) -> None
     # GIVEN no broker called "ghost"
     repo = PostgresProfileRepository(db)
     # WHEN an observation arrives for it
-    result = repo.apply_observation(
-        "ghost", "RELIANCE", observation(0), alpha=0.1, observed_at=factories.NOW
-    )
+    result = repo.learn([Observed("ghost", "RELIANCE", observation(0), factories.NOW)], alpha=0.1)
     # THEN nothing is created
-    assert result is None
+    assert result == {}
     assert repo.get("ghost", "RELIANCE") is None
 
 
@@ -193,9 +188,10 @@ def test_profile_write_refreshes_the_cache(
     service.profiles_for("RELIANCE")
     repo = PostgresProfileRepository(db)
     # WHEN an observation is applied and the service stores the result
-    updated = repo.apply_observation(
-        "zerodha", "RELIANCE", observation(0), alpha=0.5, observed_at=factories.NOW
+    learned = repo.learn(
+        [Observed("zerodha", "RELIANCE", observation(0), factories.NOW)], alpha=0.5
     )
+    updated = learned.get(("zerodha", "RELIANCE"))
     assert updated is not None
     service.store([updated])
     # THEN the cached profile is the new one, and an older copy cannot overwrite it
