@@ -20,7 +20,6 @@ from shared.adapters.redis.profile_cache import RedisProfileCache
 from shared.adapters.redis.rate_counter import RedisRateCounter
 from shared.adapters.redis.routing_inputs import RedisRoutingInputs
 from shared.services.profiles import ProfileService
-from shared.settings import Settings
 from tests import factories
 
 BROKERS = ("angel", "dhan", "fyers", "groww", "icici", "kotak", "upstox", "zerodha")
@@ -29,13 +28,7 @@ N = 3000
 
 def main() -> None:
     with bench_services() as services:
-        settings = Settings(
-            stage="test",
-            database_url=services.database_url,
-            redis_url=services.redis_url,
-            redis_key_prefix=services.redis_prefix,
-        )
-        db = Database(create_pool(settings))
+        db = Database(create_pool(services.settings()))
         client = redis.Redis.from_url(services.redis_url)
         brokers = PostgresBrokerRepository(db)
         profiles = PostgresProfileRepository(db)

@@ -24,6 +24,7 @@ import psycopg
 
 from local.services import EmbeddedPostgres, EmbeddedRedis
 from shared.adapters.postgres.migrations import apply_migrations
+from shared.settings import Settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -35,6 +36,16 @@ class BenchServices:
     database_url: str
     redis_url: str
     redis_prefix: str
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Test-stage settings pointing at these servers (``overrides`` for the rest)."""
+        return Settings(
+            stage="test",
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            redis_key_prefix=self.redis_prefix,
+            **overrides,
+        )
 
 
 @contextmanager

@@ -41,7 +41,6 @@ from local import seed
 from local.apigw import LocalLambdaContext, http_api_event
 from shared.adapters.eventbridge import EventBridgePublisher
 from shared.domain.orders import DomainEvent
-from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
 
 ORDERS = 2000
@@ -126,13 +125,7 @@ def main() -> None:
         os.environ.setdefault(name, "bench")
     results: dict[str, Any] = {}
     with bench_services() as services:
-        settings = Settings(
-            stage="test",
-            database_url=services.database_url,
-            redis_url=services.redis_url,
-            redis_key_prefix=services.redis_prefix,
-        )
-        wiring = Wiring(settings, publisher=NullPublisher())
+        wiring = Wiring(services.settings(), publisher=NullPublisher())
         for broker in seed.seed_brokers():
             # 2,000 orders in seconds would exhaust the brokers' real per-second rate limits,
             # which is the behaviour under test elsewhere; here we measure the code path.

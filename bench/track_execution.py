@@ -27,7 +27,6 @@ from local.apigw import LocalLambdaContext
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, OrderRequest, OrderType, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
-from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
 
 MSK_REPORTS = 5000
@@ -121,14 +120,7 @@ def msk_event(envelopes: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     with bench_services() as services:
-        settings = Settings(
-            stage="test",
-            database_url=services.database_url,
-            redis_url=services.redis_url,
-            redis_key_prefix=services.redis_prefix,
-            ws_management_endpoint="http://127.0.0.1:9",
-        )
-        wiring = Wiring(settings)
+        wiring = Wiring(services.settings(ws_management_endpoint="http://127.0.0.1:9"))
         for broker in seed.seed_brokers():
             wiring.brokers.upsert(broker)
         for profile in seed.seed_profiles(utc_now()):

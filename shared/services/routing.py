@@ -388,12 +388,8 @@ class RoutingService:
         for a in decision.allocations:
             kids = [c for c in placement.children if c.broker_id == a.broker_id and c.attempt == 1]
             allocations.append(
-                AllocationResult(
-                    broker_id=a.broker_id,
-                    quantity=a.quantity,
-                    allocation_percentage=a.allocation_percentage,
-                    expected_execution_price=a.expected_execution_price,
-                    priority=a.priority,
+                AllocationResult.planned(
+                    a,
                     child_order_id=kids[0].child_order_id if kids else None,
                     child_order_ids=tuple(c.child_order_id for c in kids),
                     status=_aggregate_status(kids),

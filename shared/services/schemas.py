@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -14,6 +14,7 @@ from shared.domain.models import (
     Exchange,
     ExpectedExecution,
     FrozenModel,
+    OrderAllocation,
     OrderRequest,
     OrderType,
     Price,
@@ -104,6 +105,18 @@ class AllocationResult(FrozenModel):
     cascaded_from: str | None = None
     reason: str | None = None
 
+    @classmethod
+    def planned(cls, allocation: OrderAllocation, **placement: Any) -> AllocationResult:
+        """The engine's allocation, with what placing it produced (``placement`` fields)."""
+        return cls(
+            broker_id=allocation.broker_id,
+            quantity=allocation.quantity,
+            allocation_percentage=allocation.allocation_percentage,
+            expected_execution_price=allocation.expected_execution_price,
+            priority=allocation.priority,
+            **placement,
+        )
+
 
 class Cascade(FrozenModel):
     """Quantity moved from a broker that rejected or timed out to the next-ranked one."""
@@ -129,16 +142,7 @@ class RoutingRecommendation(FrozenModel):
         """The recommendation of a decision."""
         return cls(
             strategy=decision.strategy,
-            allocations=tuple(
-                AllocationResult(
-                    broker_id=a.broker_id,
-                    quantity=a.quantity,
-                    allocation_percentage=a.allocation_percentage,
-                    expected_execution_price=a.expected_execution_price,
-                    priority=a.priority,
-                )
-                for a in decision.allocations
-            ),
+            allocations=tuple(AllocationResult.planned(a) for a in decision.allocations),
             fallback_broker_ids=decision.fallback_broker_ids,
             confidence_score=decision.confidence_score,
             expected_execution=decision.expected_execution,
