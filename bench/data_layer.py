@@ -71,13 +71,11 @@ def main() -> None:
 
         def write_decision(_: int) -> None:
             request = factories.order(order_id=f"o-{uuid.uuid4().hex[:16]}", quantity=300)
-            routing = factories.decision(request, {"zerodha": 200, "upstox": 100})
-            orders.save_routed_order(
+            factories.store(
+                orders,
                 request,
-                request_hash="a" * 64,
-                decision=routing,
-                children=factories.children(request, routing),
-                events=[factories.routed_event(request)],
+                {"zerodha": 200, "upstox": 100},
+                [factories.routed_event(request)],
             )
 
         results["decision_write"] = summary_us(time_calls(write_decision, N // 3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from shared.domain.models import (
     Side,
 )
 from shared.domain.orders import SOURCE_ROUTING, ChildOrder, DomainEvent, make_event
+from shared.ports import OrderRepository
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 
@@ -165,4 +167,22 @@ def routed_event(request: OrderRequest) -> DomainEvent:
         user_id=request.user_id,
         idempotency_key=f"routed:{request.order_id}",
         payload={"symbol": request.symbol},
+    )
+
+
+def store(
+    orders: OrderRepository,
+    request: OrderRequest,
+    split: dict[str, int] | None = None,
+    events: Sequence[DomainEvent] = (),
+    request_hash: str = "a" * 64,
+) -> int | None:
+    """Save ``request`` routed by :func:`decision` with :func:`children`; the decision's id."""
+    routing = decision(request, split)
+    return orders.save_routed_order(
+        request,
+        request_hash=request_hash,
+        decision=routing,
+        children=children(request, routing),
+        events=list(events),
     )

@@ -126,22 +126,11 @@ def test_same_client_order_id_writes_nothing_the_second_time(db: Database) -> No
     seed_brokers(db, "zerodha")
     repo = PostgresOrderRepository(db)
     request = factories.order(client_order_id="cli-1")
-    routing = factories.decision(request)
-    repo.save_routed_order(
-        request,
-        request_hash="a" * 64,
-        decision=routing,
-        children=factories.children(request, routing),
-        events=[],
-    )
+    factories.store(repo, request)
     # WHEN another order arrives with the same client order id
     again = factories.order(client_order_id="cli-1")
-    result = repo.save_routed_order(
-        again,
-        request_hash="b" * 64,
-        decision=factories.decision(again),
-        children=factories.children(again, factories.decision(again)),
-        events=[factories.routed_event(again)],
+    result = factories.store(
+        repo, again, events=[factories.routed_event(again)], request_hash="b" * 64
     )
     # THEN nothing is written and the first order is what the key finds
     assert result is None
@@ -162,15 +151,10 @@ def test_failed_transaction_leaves_nothing_half_written(db: Database) -> None:
     seed_brokers(db, "zerodha")
     repo = PostgresOrderRepository(db)
     request = factories.order()
-    routing = factories.decision(request, {"ghost": request.quantity})
     # WHEN saving it fails
     try:
-        repo.save_routed_order(
-            request,
-            request_hash="a" * 64,
-            decision=routing,
-            children=factories.children(request, routing),
-            events=[factories.routed_event(request)],
+        factories.store(
+            repo, request, {"ghost": request.quantity}, [factories.routed_event(request)]
         )
     except psycopg.errors.ForeignKeyViolation:
         pass
@@ -234,14 +218,7 @@ def test_execution_metrics_are_recorded_once(db: Database) -> None:
     # GIVEN a stored order
     seed_brokers(db, "zerodha")
     request = factories.order()
-    routing = factories.decision(request)
-    PostgresOrderRepository(db).save_routed_order(
-        request,
-        request_hash="a" * 64,
-        decision=routing,
-        children=factories.children(request, routing),
-        events=[],
-    )
+    factories.store(PostgresOrderRepository(db), request)
     repo = PostgresExecutionRepository(db)
     record = execution_record(request.order_id)
     # WHEN the same report is recorded twice
@@ -258,15 +235,8 @@ def test_outbox_relay_keeps_failed_events_for_the_next_pass(db: Database) -> Non
     # GIVEN two events in the outbox
     seed_brokers(db, "zerodha")
     request = factories.order()
-    routing = factories.decision(request)
     first, second = factories.routed_event(request), factories.routed_event(request)
-    PostgresOrderRepository(db).save_routed_order(
-        request,
-        request_hash="a" * 64,
-        decision=routing,
-        children=factories.children(request, routing),
-        events=[first, second],
-    )
+    factories.store(PostgresOrderRepository(db), request, events=[first, second])
     outbox = PostgresOutbox(db)
     # WHEN a relay pass publishes the first and fails the second
     result = outbox.relay(lambda es: [e for e in es if e.event_id == second.event_id], min_age_s=0)
@@ -287,14 +257,7 @@ def test_outbox_relay_leaves_fresh_events_to_their_writer(db: Database) -> None:
     # GIVEN an event written just now
     seed_brokers(db, "zerodha")
     request = factories.order()
-    routing = factories.decision(request)
-    PostgresOrderRepository(db).save_routed_order(
-        request,
-        request_hash="a" * 64,
-        decision=routing,
-        children=factories.children(request, routing),
-        events=[factories.routed_event(request)],
-    )
+    factories.store(PostgresOrderRepository(db), request, events=[factories.routed_event(request)])
     # WHEN the relay runs with its default minimum age
     result = PostgresOutbox(db).relay(lambda es: [])
     # THEN it leaves the event alone
@@ -327,14 +290,7 @@ def test_analytics_aggregate_per_user_broker_and_strategy(db: Database) -> None:
         (second, {"zerodha": 100}),
         (other, {"zerodha": 50}),
     ):
-        routing = factories.decision(request, split)
-        orders_repo.save_routed_order(
-            request,
-            request_hash="a" * 64,
-            decision=routing,
-            children=factories.children(request, routing),
-            events=[],
-        )
+        factories.store(orders_repo, request, split)
     fills = [
         (first, "zerodha", 1, 200, 100, 1.0),
         (first, "upstox", 2, 50, 300, 3.0),
