@@ -18,7 +18,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.domain.models import (
     BrokerageRule,
@@ -35,9 +35,26 @@ _RUPEE = Decimal(1)
 _HUNDRED = Decimal(100)
 _CRORE = Decimal(10_000_000)
 
-ChargeItems = tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal, Decimal]
-"""A contract note's items in :class:`~shared.domain.models.ChargeBreakdown` field order:
-brokerage, STT, exchange transaction charge, SEBI fee, stamp duty, GST, DP charge."""
+
+class ContractNote(NamedTuple):
+    """One broker's charges for one execution, itemised and rounded as on its contract note.
+
+    A tuple rather than a model: the engine prices several notes per decision and sums them
+    into one :class:`~shared.domain.models.ChargeBreakdown` (:func:`sum_charges`).
+    """
+
+    brokerage: Decimal
+    stt: Decimal
+    exchange_txn: Decimal
+    sebi: Decimal
+    stamp_duty: Decimal
+    gst: Decimal
+    dp: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of every item."""
+        return sum(self, Decimal(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +169,7 @@ def compute_charges(
     exchange: Exchange = Exchange.NSE,
     orders: int = 1,
     on: date | None = None,
-) -> ChargeBreakdown:
+) -> ContractNote:
     """Charges of executing ``quantity`` at ``price`` at one broker, as its contract note shows.
 
     Parameters
@@ -174,7 +191,7 @@ def compute_charges(
 
     Returns
     -------
-    ChargeBreakdown
+    ContractNote
         Every item rounded as on a contract note (STT and stamp duty to the rupee, the rest to
         the paisa). The DP charge is levied once (one scrip) on a delivery sell.
 
@@ -182,42 +199,6 @@ def compute_charges(
     ------
     ValueError
         ``quantity`` or ``orders`` is not positive, or ``price`` is not positive.
-    """
-    brokerage, stt, exchange_txn, sebi, stamp_duty, gst, dp = charge_items(
-        side=side,
-        product=product,
-        quantity=quantity,
-        price=price,
-        fee_schedule=fee_schedule,
-        exchange=exchange,
-        orders=orders,
-        on=on,
-    )
-    return ChargeBreakdown(
-        brokerage=brokerage,
-        stt=stt,
-        exchange_txn=exchange_txn,
-        sebi=sebi,
-        stamp_duty=stamp_duty,
-        gst=gst,
-        dp=dp,
-    )
-
-
-def charge_items(
-    *,
-    side: Side,
-    product: Product,
-    quantity: int,
-    price: Decimal,
-    fee_schedule: FeeSchedule,
-    exchange: Exchange = Exchange.NSE,
-    orders: int = 1,
-    on: date | None = None,
-) -> ChargeItems:
-    """:func:`compute_charges` as a tuple of items, for summing several notes in one model.
-
-    Takes the same parameters and raises the same errors as :func:`compute_charges`.
     """
     if quantity <= 0 or orders <= 0:
         raise ValueError("quantity and orders must be positive")
@@ -238,23 +219,13 @@ def charge_items(
     dp = (
         fee_schedule.dp_charge_inr if (product is Product.CNC and side is Side.SELL) else Decimal(0)
     )
-    return brokerage, stt, exchange_txn, sebi, stamp, gst, dp
+    return ContractNote(brokerage, stt, exchange_txn, sebi, stamp, gst, dp)
 
 
-def sum_charges(notes: Sequence[ChargeItems]) -> ChargeBreakdown:
+def sum_charges(notes: Sequence[ContractNote]) -> ChargeBreakdown:
     """Item-by-item sum of one or more brokers' notes (each already rounded on its own)."""
-    brokerage, stt, exchange_txn, sebi, stamp_duty, gst, dp = (
-        sum(column, Decimal(0)) for column in zip(*notes, strict=True)
-    )
-    return ChargeBreakdown(
-        brokerage=brokerage,
-        stt=stt,
-        exchange_txn=exchange_txn,
-        sebi=sebi,
-        stamp_duty=stamp_duty,
-        gst=gst,
-        dp=dp,
-    )
+    columns = (sum(column, Decimal(0)) for column in zip(*notes, strict=True))
+    return ChargeBreakdown(**dict(zip(ContractNote._fields, columns, strict=True)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.allocation import BrokerCostModel, Optimum, Plan, optimise
 from shared.domain.charges import (
-    ChargeItems,
+    ContractNote,
     LinearCharges,
-    charge_items,
+    compute_charges,
     linear_charges,
     sum_charges,
 )
@@ -497,7 +497,7 @@ def _decision(
     # The output models are validated in one call from plain data: pydantic-core builds the
     # nested models faster than one Python constructor call per model.
     allocations: list[dict[str, object]] = []
-    notes: list[ChargeItems] = []
+    notes: list[ContractNote] = []
     money_cost = 0.0
     value = 0.0
     fill_weighted = 0.0
@@ -512,7 +512,7 @@ def _decision(
             expected = min(expected, limit) if sign > 0 else max(expected, limit)
         expected_dec = _to_price(expected)
         slices = b.model.children(shares)
-        note = charge_items(
+        note = compute_charges(
             side=order.side,
             product=order.product,
             quantity=shares,

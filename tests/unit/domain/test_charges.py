@@ -7,10 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from shared.domain.charges import compute_charges, load_rates, parse_rates, rates_on
+from shared.domain.charges import (
+    ContractNote,
+    compute_charges,
+    load_rates,
+    parse_rates,
+    rates_on,
+)
 from shared.domain.models import (
     BrokerageRule,
-    ChargeBreakdown,
     Exchange,
     FeeSchedule,
     Product,
@@ -38,7 +43,7 @@ def test_delivery_buy_matches_a_contract_note_computed_by_hand() -> None:
         on=date(2026, 11, 25),
     )
     # THEN
-    assert charges == ChargeBreakdown(
+    assert charges == ContractNote(
         brokerage=Decimal("0.00"),
         stt=Decimal("250.00"),
         exchange_txn=Decimal("7.43"),
