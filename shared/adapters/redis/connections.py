@@ -192,28 +192,10 @@ class RedisConnectionRegistry:
         CacheUnavailableError
             Redis cannot be reached.
         """
-        record = self.get(connection_id)
-        if record is None:
-            return None
-        new_orders, new_symbols = frozenset(order_ids), frozenset(symbols)
-        fields: dict[Any, int] = {f"{_ORDER}{o}": 1 for o in new_orders}
-        fields |= {f"{_SYMBOL}{s}": 1 for s in new_symbols}
-        key = self.connection_key(connection_id)
-        with self._guard.call():
-            pipe = self._client.pipeline(transaction=False)
-            if fields:
-                pipe.hset(key, mapping=fields)
-            for symbol in new_symbols:
-                pipe.sadd(self.symbol_key(symbol), connection_id)
-            pipe.execute()
-        updated = ConnectionRecord(
-            connection_id,
-            record.user_id,
-            record.order_ids | new_orders,
-            record.symbols | new_symbols,
+        more_orders, more_symbols = frozenset(order_ids), frozenset(symbols)
+        return self._refilter(
+            connection_id, lambda r: (r.order_ids | more_orders, r.symbols | more_symbols)
         )
-        self._refresh(updated)
-        return updated
 
     def unsubscribe(
         self,
@@ -229,27 +211,11 @@ class RedisConnectionRegistry:
         CacheUnavailableError
             Redis cannot be reached.
         """
-        record = self.get(connection_id)
-        if record is None:
-            return None
         if order_ids is None and symbols is None:
-            drop_orders, drop_symbols = set(record.order_ids), set(record.symbols)
-        else:
-            drop_orders = set(order_ids or ()) & record.order_ids
-            drop_symbols = set(symbols or ()) & record.symbols
-        fields = [f"{_ORDER}{o}" for o in drop_orders] + [f"{_SYMBOL}{s}" for s in drop_symbols]
-        if fields:
-            with self._guard.call():
-                pipe = self._client.pipeline(transaction=False)
-                pipe.hdel(self.connection_key(connection_id), *fields)
-                for symbol in drop_symbols:
-                    pipe.srem(self.symbol_key(symbol), connection_id)
-                pipe.execute()
-        return ConnectionRecord(
-            connection_id,
-            record.user_id,
-            record.order_ids - drop_orders,
-            record.symbols - drop_symbols,
+            return self._refilter(connection_id, lambda r: (frozenset(), frozenset()))
+        fewer_orders, fewer_symbols = frozenset(order_ids or ()), frozenset(symbols or ())
+        return self._refilter(
+            connection_id, lambda r: (r.order_ids - fewer_orders, r.symbols - fewer_symbols)
         )
 
     def remove(self, connection_id: str) -> str | None:
@@ -347,6 +313,37 @@ class RedisConnectionRegistry:
                 # The hash expired (a lost $disconnect): repair the set while we are here.
                 self._client.srem(set_key, *stale)
         return records
+
+    def _refilter(
+        self,
+        connection_id: str,
+        change: Callable[[ConnectionRecord], tuple[frozenset[str], frozenset[str]]],
+    ) -> ConnectionRecord | None:
+        """Give a connection the ``(order_ids, symbols)`` filters ``change`` makes of its own."""
+        record = self.get(connection_id)
+        if record is None:
+            return None
+        orders, symbols = change(record)
+        added = [f"{_ORDER}{o}" for o in orders - record.order_ids]
+        added += [f"{_SYMBOL}{s}" for s in symbols - record.symbols]
+        dropped = [f"{_ORDER}{o}" for o in record.order_ids - orders]
+        dropped += [f"{_SYMBOL}{s}" for s in record.symbols - symbols]
+        key = self.connection_key(connection_id)
+        with self._guard.call():
+            pipe = self._client.pipeline(transaction=False)
+            if added:
+                pipe.hset(key, mapping=dict.fromkeys(added, 1))
+            if dropped:
+                pipe.hdel(key, *dropped)
+            # The symbol sets index who to tell about a symbol's profile updates.
+            for symbol in symbols - record.symbols:
+                pipe.sadd(self.symbol_key(symbol), connection_id)
+            for symbol in record.symbols - symbols:
+                pipe.srem(self.symbol_key(symbol), connection_id)
+            pipe.execute()
+        updated = ConnectionRecord(connection_id, record.user_id, orders, symbols)
+        self._refresh(updated)
+        return updated
 
     def _refresh(self, record: ConnectionRecord) -> None:
         now = self._clock()
