@@ -18,11 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-
-from local.services import EmbeddedPostgres, EmbeddedRedis
+from local.services import EmbeddedPostgres, EmbeddedRedis, scratch_database
 from shared.adapters.postgres.migrations import apply_migrations
 from shared.settings import Settings
 
@@ -62,16 +59,11 @@ def bench_services() -> Iterator[BenchServices]:
         if not redis_url:
             rd = EmbeddedRedis().start()
             redis_url = rd.url
-        name = f"router_bench_{uuid.uuid4().hex[:8]}"
-        database_url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
         try:
-            apply_migrations(database_url)
-            yield BenchServices(database_url, redis_url, f"bench:{uuid.uuid4().hex[:8]}:")
+            with scratch_database(admin_url, "router_bench") as database_url:
+                apply_migrations(database_url)
+                yield BenchServices(database_url, redis_url, f"bench:{uuid.uuid4().hex[:8]}:")
         finally:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             if rd is not None:
                 rd.stop()
             if pg is not None:

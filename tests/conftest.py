@@ -12,22 +12,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import redis
 
-from local.services import EmbeddedPostgres, EmbeddedRedis
+from local.services import EmbeddedPostgres, EmbeddedRedis, scratch_database
 from shared.adapters.postgres.migrations import apply_migrations
 from shared.adapters.postgres.pool import Database, create_pool
 from shared.settings import Settings
-
-
-def url_with_database(url: str, database: str) -> str:
-    """The same server URL pointing at another database."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")
@@ -46,42 +38,24 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 @pytest.fixture(scope="session")
 def template_database(postgres_admin_url: str) -> Iterator[str]:
-    """A migrated database that every test database is copied from (fast: a file copy)."""
-    name = f"router_template_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(url_with_database(postgres_admin_url, name))
-    try:
-        yield name
-    finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """URL of a migrated database that every test database is copied from (a file copy)."""
+    with scratch_database(postgres_admin_url, "router_template") as url:
+        apply_migrations(url)
+        yield url
 
 
 @pytest.fixture
 def database_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
     """URL of a fresh, fully migrated database of this test's own."""
-    name = f"router_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield url_with_database(postgres_admin_url, name)
-    finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_url, "router_test", template=template_database) as url:
+        yield url
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
     """URL of a new database with no schema at all (for migration tests)."""
-    name = f"router_empty_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url_with_database(postgres_admin_url, name)
-    finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_url, "router_empty") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -96,28 +96,33 @@ class EventSink:
         return [e["detail-type"] for e in self.drain()]
 
 
-@pytest.fixture
-def app_settings(database_url: str, redis_url: str, redis_prefix: str) -> Settings:
+def handler_settings(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with the paper brokers' webhook secrets, a short broker timeout and
+    ``changes`` (validated again, as at a cold start)."""
     return Settings(
-        stage="test",
-        database_url=database_url,
-        redis_url=redis_url,
-        redis_key_prefix=redis_prefix,
-        broker_secrets_json=json.dumps(seed.webhook_secrets()),
-        broker_timeout_ms=500,
-        db_pool_max=12,
+        **{
+            **settings.model_dump(),
+            "broker_secrets_json": json.dumps(seed.webhook_secrets()),
+            "broker_timeout_ms": 500,
+            "db_pool_max": 12,
+            **changes,
+        }
     )
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """The handlers' settings on this test's database and key prefix."""
+    return handler_settings(settings)
 
 
 @pytest.fixture
 def unreachable_postgres(app_settings: Settings) -> Settings:
     """The same settings with a Postgres address nobody listens on."""
-    return Settings(
-        **{
-            **app_settings.model_dump(),
-            "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
-            "db_connect_timeout_s": 1.0,
-        }
+    return handler_settings(
+        app_settings,
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+        db_connect_timeout_s=1.0,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -10,11 +9,10 @@ import pytest
 
 from functions.route_order import handler as route_order
 from functions.track_execution import handler as track_execution
-from local import seed
 from local.apigw import LocalLambdaContext
 from shared.adapters.postgres.migrations import APP_ROLE, ensure_app_role
 from shared.settings import Settings
-from tests.handlers.conftest import API, EventSink, call
+from tests.handlers.conftest import API, EventSink, call, handler_settings
 
 
 def as_user(url: str, user: str) -> str:
@@ -25,17 +23,10 @@ def as_user(url: str, user: str) -> str:
 
 
 @pytest.fixture
-def app_settings(database_url: str, redis_url: str, redis_prefix: str) -> Settings:
+def app_settings(settings: Settings, database_url: str) -> Settings:
     """The handlers' settings, connecting as the application role the deploy creates."""
     ensure_app_role(database_url, username=APP_ROLE, password="not-checked-locally")
-    return Settings(
-        stage="test",
-        database_url=as_user(database_url, APP_ROLE),
-        redis_url=redis_url,
-        redis_key_prefix=redis_prefix,
-        broker_secrets_json=json.dumps(seed.webhook_secrets()),
-        broker_timeout_ms=500,
-    )
+    return handler_settings(settings, database_url=as_user(database_url, APP_ROLE))
 
 
 @pytest.mark.usefixtures("wiring")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from local.services import scratch_database
 from shared.adapters.postgres.migrations import apply_migrations, migration_ids
 
 SPEC_DDL = Path(__file__).parents[1] / "spec" / "V2__Add_intelligent_routing_tables.sql"
@@ -88,19 +90,10 @@ def spec_database_url(empty_database_url: str) -> str:
 
 
 @pytest.fixture
-def v2_database_url(postgres_admin_url: str) -> Any:
-    import uuid
-
-    from tests.conftest import url_with_database
-
-    name = f"router_v2_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = url_with_database(postgres_admin_url, name)
-    apply_migrations(url, up_to="V002")
-    yield url
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+def v2_database_url(postgres_admin_url: str) -> Iterator[str]:
+    with scratch_database(postgres_admin_url, "router_v2") as url:
+        apply_migrations(url, up_to="V002")
+        yield url
 
 
 @pytest.mark.parametrize("table", SPEC_TABLES)
