@@ -35,7 +35,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
+from shared.adapters.redis.connections import RedisConnectionRegistry
+from shared.domain.connections import ConnectionRecord
 from shared.domain.errors import CacheUnavailableError
 from shared.observability import NAMESPACE
 from shared.ports import UserMessage
@@ -48,7 +49,6 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 128 * 1024
 """API Gateway's WebSocket message limit (``postToConnection`` returns 413 above it)."""
 UPDATE_TYPES = frozenset({"ROUTING_UPDATE", "EXECUTION_UPDATE", "PROFILE_UPDATE"})
-METRICS_NAMESPACE = NAMESPACE
 PUSH_FAILURES_METRIC = "WebSocketPushFailures"
 _LONG_STRING_CHARS = 256
 
@@ -178,11 +178,6 @@ class ApiGatewayNotifier:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    @property
-    def registry(self) -> RedisConnectionRegistry:
-        """The registry this notifier reads connections from and prunes."""
-        return self._registry
-
     # Notifier port ------------------------------------------------------------------------
 
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
@@ -252,17 +247,17 @@ class ApiGatewayNotifier:
             return 0
         return self._fan_out(records, message_type, data)
 
-    def post(self, connection_id: str, payload: Mapping[str, Any]) -> bool:
-        """Send an already built message (a reply: pong, error) to one connection.
+    def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
+        """Send a direct reply (``PONG``, ``SUBSCRIBED``, ``ERROR``) to one connection.
 
         Returns
         -------
         bool
             Whether it was delivered (never raises).
         """
-        body = _encode(payload)
-        if len(body) > MAX_MESSAGE_BYTES:
-            logger.error("websocket reply of %d bytes not sent: over the limit", len(body))
+        body = encode_message(message_type, data)
+        if body is None:
+            logger.error("websocket %s reply not sent: over the size limit", message_type)
             self._count_failures(1)
             return False
         outcome = self._send(connection_id, body)
@@ -365,7 +360,7 @@ class ApiGatewayNotifier:
             name=PUSH_FAILURES_METRIC,
             unit=MetricUnit.Count,
             value=count,
-            namespace=METRICS_NAMESPACE,
+            namespace=NAMESPACE,
             default_dimensions={"service": self._service_name},
         ):
             pass

@@ -22,21 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from shared.adapters.auth.claims import GROUPS_CLAIM, TRADER_GROUP, TraderIdentity, parse_groups
 from shared.adapters.auth.local_issuer import MIN_SECRET_BYTES
-from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
+from shared.domain.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    IdentityProviderUnavailableError,
+)
+from shared.domain.identity import GROUPS_CLAIM, TRADER_GROUP, TraderIdentity, parse_groups
 
 if TYPE_CHECKING:
     from shared.settings import Settings
 
 MAX_TOKEN_CHARS = 8192
 """Cognito tokens are 1-2 KB; anything far larger is refused before parsing."""
-
-
-class IdentityProviderUnavailableError(DomainError):
-    """The JWKS endpoint cannot be reached: the caller may be legitimate, retry later (503)."""
-
-    code = "IDENTITY_PROVIDER_UNAVAILABLE"
 
 
 class JwtVerifier:

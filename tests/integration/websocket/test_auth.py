@@ -17,10 +17,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions.ws_connect.handler import handle_event
 from shared.adapters.apigw_push import ApiGatewayNotifier
-from shared.adapters.auth.jwt_verifier import IdentityProviderUnavailableError, JwtVerifier
+from shared.adapters.auth.jwt_verifier import JwtVerifier
 from shared.adapters.auth.local_issuer import issue_local_token
 from shared.adapters.redis.connections import RedisConnectionRegistry
-from shared.domain.errors import AuthenticationError, ForbiddenError
+from shared.domain.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    IdentityProviderUnavailableError,
+)
 from shared.services.connections import ConnectionService
 from shared.settings import Settings
 from tests.integration.websocket.conftest import (
