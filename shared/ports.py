@@ -240,6 +240,18 @@ class AnalyticsRepository(Protocol):
         ...
 
 
+class AnalyticsCache(Protocol):
+    """Recently computed analytics. Failures raise ``CacheUnavailableError``."""
+
+    def get(self, user_id: str, days: int) -> ExecutionAnalytics | None:
+        """The cached analytics of ``user_id`` over ``days`` days, or ``None``."""
+        ...
+
+    def put(self, user_id: str, days: int, analytics: ExecutionAnalytics) -> None:
+        """Remember ``analytics`` for the cache's time to live."""
+        ...
+
+
 class Outbox(Protocol):
     """The transactional outbox."""
 

@@ -230,15 +230,16 @@ class Wiring:
     @cached_property
     def analytics(self) -> AnalyticsService:
         """Per-user execution analytics, cached for a minute."""
+        from shared.adapters.redis.analytics_cache import RedisAnalyticsCache
         from shared.services.analytics import AnalyticsService
 
-        return AnalyticsService(
-            self.analytics_repository,
+        cache = RedisAnalyticsCache(
             self.redis,
             ttl_s=self.settings.analytics_cache_ttl_s,
             prefix=self.settings.redis_key_prefix,
             guard=self.redis_guard,
         )
+        return AnalyticsService(self.analytics_repository, cache)
 
     @cached_property
     def tracker(self) -> ExecutionTracker:
