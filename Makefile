@@ -14,7 +14,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 help:
 	@echo "make run    - start the service locally (Postgres, Redis, API, WebSocket, paper brokers)"
 	@echo "make test   - lint, type-check and run every test suite (what CI runs)"
-	@echo "make lint   - ruff (lint + format check) and mypy"
+	@echo "make lint   - ruff (lint + format check), mypy and the dependency rule (import-linter)"
 	@echo "make bench  - run every benchmark, results in bench/results/*.json"
 	@echo "make synth  - synthesise the CloudFormation templates with the pinned CDK CLI"
 
@@ -46,6 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
