@@ -8,7 +8,7 @@ cold start is the same; what changes is that nothing pays for tracing that is ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache, wraps
 from typing import Any
 
@@ -37,3 +37,30 @@ def traced(handler: Handler) -> Handler:
         return wrapped[0](event, context)
 
     return invoke
+
+
+def emit_metric(
+    name: str,
+    value: float,
+    *,
+    service: str = SERVICE,
+    dimensions: Mapping[str, str] | None = None,
+    unit: str = "Count",
+) -> None:
+    """Publish one metric now, with its own dimensions (an EMF line on stdout).
+
+    For code that runs inside any handler (the notifier, the connection service) and so cannot
+    rely on that handler's ``@log_metrics`` flush, and for a metric whose dimension (a
+    strategy, a reason) must not be added to the invocation's other metrics.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=name,
+        unit=MetricUnit(unit),
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": service},
+    ) as metric:
+        for key, dimension in (dimensions or {}).items():
+            metric.add_dimension(name=key, value=dimension)

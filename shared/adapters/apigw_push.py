@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
@@ -38,7 +37,7 @@ from pydantic import BaseModel
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.connections import ConnectionRecord
 from shared.domain.errors import CacheUnavailableError
-from shared.observability import NAMESPACE
+from shared.observability import emit_metric
 from shared.ports import UserMessage
 
 if TYPE_CHECKING:
@@ -354,13 +353,6 @@ class ApiGatewayNotifier:
         return self._pool
 
     def _count_failures(self, count: int) -> None:
-        # single_metric flushes at once: the notifier runs inside other functions' handlers and
-        # must not depend on their @log_metrics decorator to publish its failures.
-        with single_metric(
-            name=PUSH_FAILURES_METRIC,
-            unit=MetricUnit.Count,
-            value=count,
-            namespace=NAMESPACE,
-            default_dimensions={"service": self._service_name},
-        ):
-            pass
+        # Published at once: the notifier runs inside other functions' handlers and must not
+        # depend on their @log_metrics decorator to publish its failures.
+        emit_metric(PUSH_FAILURES_METRIC, count, service=self._service_name)

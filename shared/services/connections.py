@@ -17,12 +17,11 @@ import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.domain.errors import CacheUnavailableError
 from shared.domain.identity import TraderIdentity
-from shared.observability import NAMESPACE
+from shared.observability import emit_metric
 from shared.ports import ConnectionRegistry, ReplySender, TokenVerifier
 
 logger = logging.getLogger(__name__)
@@ -204,12 +203,5 @@ class ConnectionService:
         except CacheUnavailableError:
             return
         # A gauge published on every change: CloudWatch's Maximum/Average over a minute is the
-        # number of open connections. single_metric flushes now, with no decorator needed.
-        with single_metric(
-            name=ACTIVE_CONNECTIONS_METRIC,
-            unit=MetricUnit.Count,
-            value=active,
-            namespace=NAMESPACE,
-            default_dimensions={"service": self._service_name},
-        ):
-            pass
+        # number of open connections.
+        emit_metric(ACTIVE_CONNECTIONS_METRIC, active, service=self._service_name)
