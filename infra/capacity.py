@@ -4,7 +4,7 @@ Every number that bounds how many database connections the functions can open li
 that the arithmetic in ``docs/infrastructure.md`` ("Capacity") can be checked against one table:
 the cluster's maximum ACU gives Aurora's ``max_connections``, the RDS Proxy may use
 ``proxy_max_connections_percent`` of it, and each function behind the proxy may hold at most
-``reserved_concurrency × db_pool_max`` of those connections at peak. :func:`for_stage` refuses
+``reserved_concurrency * db_pool_max`` of those connections at peak. :func:`for_stage` refuses
 a table whose peak exceeds the budget, so an over-committed edit fails synthesis.
 """
 

@@ -20,7 +20,7 @@ ENHANCED_MONITORING_POLICY = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 )
 #: Why the secrets use Secrets Manager's AWS-managed key (checkov CKV_AWS_149).
-SECRET_KEY_REASON = (
+MANAGED_KEY_REASON = (
     "Encrypted with the AWS-managed Secrets Manager key: the secrets are never shared across "
     "accounts, each function's IAM grant already names the secrets it reads, and a customer "
     "key would have to be granted to the proxy and both rotation functions as well."
@@ -183,7 +183,7 @@ class Database(Construct):
                     "monitoring (60 s) on every instance.",
                 )
             if isinstance(node, sm.CfnSecret):
-                nag.skip_checkov(node, "CKV_AWS_149", SECRET_KEY_REASON)
+                nag.skip_checkov(node, "CKV_AWS_149", MANAGED_KEY_REASON)
 
 
 class Cache(Construct):
@@ -253,7 +253,7 @@ class BrokerSecrets(Construct):
                 cdk.RemovalPolicy.RETAIN if config.is_prod else cdk.RemovalPolicy.DESTROY
             ),
         )
-        nag.skip_checkov(self.secret, "CKV_AWS_149", SECRET_KEY_REASON)
+        nag.skip_checkov(self.secret, "CKV_AWS_149", MANAGED_KEY_REASON)
         nag.acknowledge(
             self.secret,
             "SMG4",

@@ -167,6 +167,7 @@ class FunctionFactory(Construct):
         """
         if dead_letter_queue is None and not no_dlq_reason:
             raise ValueError(f"{name}: give a dead_letter_queue or the no_dlq_reason")
+        limits = self._capacity.function(name)
         scope = Construct(self, _pascal(name))
         log_group = logs.LogGroup(
             scope,
@@ -174,7 +175,6 @@ class FunctionFactory(Construct):
             retention=self.log_retention,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        limits = self._capacity.function(name)
         environment = {
             **lambda_environment(
                 stage=self._config.stage, db_pool_max=limits.db_pool_max, **settings

@@ -79,10 +79,8 @@ def test_no_unacknowledged_failure(scan: dict[str, Any]) -> None:
         for r in _results(scan, "failed_checks")
         if not _is_canary(r)
     ]
-    assert failures == [], "\n".join(
-        ["unacknowledged checkov findings (fix them, or infra.nag.skip_checkov with a reason):"]
-        + failures
-    )
+    header = "unacknowledged checkov findings (fix them, or infra.nag.skip_checkov + reason):"
+    assert failures == [], "\n".join([header, *failures])
 
 
 def test_an_unacknowledged_finding_is_reported(scan: dict[str, Any]) -> None:
