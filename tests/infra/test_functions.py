@@ -130,7 +130,7 @@ def test_factory_refuses_an_unsized_function_or_one_without_a_dlq_decision(
     with pytest.raises(ValueError, match="no_dlq_reason"):
         factory.create("route_order", settings={}, security_groups=[], description="d")
     # WHEN a function has no row in the capacity table THEN it is refused before deployment
-    with pytest.raises(KeyError, match="no row in infra/capacity.py"):
+    with pytest.raises(KeyError, match=r"no row in infra/capacity\.py"):
         factory.create(
             "unsized", settings={}, security_groups=[], description="d", no_dlq_reason="sync"
         )
