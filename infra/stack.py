@@ -152,6 +152,8 @@ class OrderRouterStack(cdk.Stack):
             "reconcile",
             description="Finishes orders whose placement never happened (a crash mid-order)",
             security_groups=app_sgs,
+            no_dlq_reason="Started every minute by a schedule without retries: a failed run "
+            "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",
             timeout=cdk.Duration.seconds(50),
             settings={
                 **postgres,
