@@ -14,7 +14,7 @@ from typing import Any
 from functions.route_order import handler
 from local import seed
 from shared.domain.execution import ExecutionReport
-from shared.domain.models import BrokerProfile, Side
+from shared.domain.models import BrokerProfile, Quote, Side
 from shared.services.schemas import SmartOrderRequest
 from shared.wiring import Wiring
 from tests.handlers.conftest import API, OTHER_TRADER, RELIABLE, TRADER, call
@@ -65,7 +65,7 @@ def submit(wiring: Wiring, symbol: str, n: int, *, quote: dict[str, str] | None 
         side=Side.BUY,
         quantity=1,
         client_order_id=f"learn-{n}",
-        quote=quote,  # type: ignore[arg-type]
+        quote=Quote.model_validate(quote) if quote else None,
     )
     outcome = wiring.routing.submit(request, user_id="trader-1", key=request.client_order_id)
     track_reports(wiring, outcome.result.order_id)
@@ -146,7 +146,8 @@ def test_an_in_band_client_quote_steers_the_order_but_learning_uses_the_servers(
     # GIVEN one broker and the server's ITC quote
     only_broker(wiring, "zerodha")
     server = wiring.market.quote("ITC")
-    assert server is not None and server.ask is not None
+    assert server is not None
+    assert server.ask is not None
     # WHEN a trader routes 15 orders quoting a market 0.9 % lower (inside the 1 % band)
     skewed = {"bid": "414.90", "ask": "415.00"}
     order_ids = [submit(wiring, "ITC", n, quote=skewed) for n in range(15)]
