@@ -15,8 +15,8 @@ from shared.adapters.postgres.outbox import PostgresOutbox
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.domain.models import BrokerStatus, OrderType
-from shared.domain.orders import ChildOrderStatus, DomainEvent
-from shared.ports import ExecutionRecord
+from shared.domain.orders import ChildOrderStatus, DomainEvent, placement_observation
+from shared.ports import ExecutionRecord, Observed
 from tests import factories
 
 
@@ -212,6 +212,68 @@ def test_placements_update_children_and_record_cascades(db: Database) -> None:
     assert found is not None
     assert found.child_order_id == cascaded.child_order_id
     assert repo.find_by_client_order_id("trader-1", request.client_order_id or "") is not None
+
+
+def test_placement_outcomes_are_learned_once_even_if_recorded_twice(db: Database) -> None:
+    # GIVEN a stored order whose zerodha child was rejected in 35 ms and cascaded to upstox,
+    #       which acknowledged in 80 ms, and both brokers' RELIANCE profiles
+    seed_brokers(db, "zerodha", "upstox")
+    profiles = PostgresProfileRepository(db)
+    for broker_id in ("zerodha", "upstox"):
+        profiles.upsert(factories.profile(broker_id, error_rate_percentage=1.0))
+    repo = PostgresOrderRepository(db)
+    request = factories.order(quantity=100)
+    routing = factories.decision(request)
+    [child] = factories.children(request, routing)
+    repo.save_routed_order(
+        request, request_hash="a" * 64, decision=routing, children=[child], events=[]
+    )
+    rejected = child.model_copy(update={"status": ChildOrderStatus.REJECTED})
+    cascaded = child.model_copy(
+        update={
+            "child_order_id": f"{request.order_id}-c1",
+            "broker_id": "upstox",
+            "attempt": 2,
+            "cascaded_from": "zerodha",
+            "status": ChildOrderStatus.PLACED,
+        }
+    )
+    observed = [
+        Observed(
+            "zerodha",
+            "RELIANCE",
+            placement_observation(ChildOrderStatus.REJECTED, 35.0),  # type: ignore[arg-type]
+            factories.NOW,
+            rejected.child_order_id,
+        ),
+        Observed(
+            "upstox",
+            "RELIANCE",
+            placement_observation(ChildOrderStatus.PLACED, 80.0),  # type: ignore[arg-type]
+            factories.NOW,
+            cascaded.child_order_id,
+        ),
+    ]
+    # WHEN the placements are recorded, and then recorded again (a retry after a lost answer)
+    learned = repo.record_placements(
+        request.order_id, [rejected, cascaded], [], {}, observed=observed, alpha=0.5
+    )
+    again = repo.record_placements(
+        request.order_id, [rejected, cascaded], [], {}, observed=observed, alpha=0.5
+    )
+    # THEN the reject was one error sample: error rate 1 % -> 50.5 %, ack time 40 -> 37.5 ms
+    zerodha = profiles.get("zerodha", "RELIANCE")
+    assert zerodha is not None
+    assert (zerodha.error_rate_percentage, zerodha.sample_count) == (50.5, 251)
+    assert zerodha.response_time_ms == 38  # round(37.5), INTEGER column
+    # AND the acknowledgement taught upstox its ack time only, no outcome sample
+    upstox = profiles.get("upstox", "RELIANCE")
+    assert upstox is not None
+    assert (upstox.error_rate_percentage, upstox.sample_count) == (1.0, 250)
+    assert upstox.response_time_ms == 60
+    # AND the first call returned the learned profiles; the repeat learned nothing new
+    assert learned[("zerodha", "RELIANCE")] == zerodha
+    assert again[("zerodha", "RELIANCE")] == zerodha
 
 
 def test_execution_metrics_are_recorded_once(db: Database) -> None:
