@@ -7,7 +7,9 @@ execution tracker as ``track_execution`` would. Learned profiles are read back f
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -288,3 +290,49 @@ def test_analytics_fill_rate_includes_failed_children(wiring: Wiring) -> None:
     assert broker["filledQuantity"] == filled["n"] < 20
     assert broker["fillRatePercentage"] == round(100 * filled["n"] / 20, 2)
     assert json.dumps(body)  # serialisable, unknowns as null
+
+
+class SlowGateway:
+    """Wraps the real gateway: ``broker_id`` answers after ``delay_s`` without timing itself
+    (as an adapter that gives no ``response_time_ms``), or never within the bound."""
+
+    def __init__(self, real: Any, broker_id: str, delay_s: float) -> None:
+        self._real = real
+        self._broker_id = broker_id
+        self._delay_s = delay_s
+
+    def place(self, child: Any, *, timeout_s: float) -> Any:
+        result = self._real.place(child, timeout_s=timeout_s)
+        if child.broker_id != self._broker_id:
+            return result
+        time.sleep(self._delay_s)
+        return dataclasses.replace(result, response_time_ms=None)
+
+
+def test_without_an_adapter_figure_the_measured_call_time_is_learned(wiring: Wiring) -> None:
+    # GIVEN one broker whose adapter answers after 150 ms and does not time itself
+    only_broker(wiring, "zerodha")
+    wiring.__dict__["gateway"] = SlowGateway(wiring.gateway, "zerodha", 0.15)
+    before = profile(wiring, "zerodha", "SBIN")
+    # WHEN 3 orders are routed to it
+    for n in range(3):
+        submit(wiring, "SBIN", n)
+    # THEN the learned ack time moved toward the measured >= 150 ms, by alpha per placement
+    after = profile(wiring, "zerodha", "SBIN")
+    assert after.response_time_ms >= ewma(before.response_time_ms, [150.0] * 3, places=0)
+
+
+def test_a_hung_adapter_is_a_timeout_learned_at_the_bound(wiring: Wiring) -> None:
+    # GIVEN the one broker's adapter hanging past the 500 ms bound
+    only_broker(wiring, "upstox")
+    wiring.__dict__["gateway"] = SlowGateway(wiring.gateway, "upstox", 1.5)
+    before = profile(wiring, "upstox", "SBIN")
+    # WHEN an order is routed to it
+    order_id = submit(wiring, "SBIN", 0)
+    # THEN its child timed out and was learned once: an error, its ack time at the bound
+    [child] = rows(wiring, "SELECT status FROM child_orders WHERE order_id = %s", order_id)
+    assert child["status"] == "TIMED_OUT"
+    after = profile(wiring, "upstox", "SBIN")
+    assert after.sample_count == before.sample_count + 1
+    assert after.error_rate_percentage == ewma(before.error_rate_percentage, [100.0])
+    assert after.response_time_ms == ewma(before.response_time_ms, [500.0], places=0)
