@@ -11,7 +11,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from shared.domain.analytics import ExecutionAnalytics
@@ -123,8 +123,16 @@ class OrderRepository(Protocol):
         children: Sequence[ChildOrder],
         events: Sequence[DomainEvent],
         response: dict[str, Any],
-    ) -> None:
-        """Store placement outcomes (cascaded children too), events and the response at once."""
+        *,
+        observed: Sequence[Observed] = (),
+        alpha: float | None = None,
+    ) -> dict[ProfileKey, BrokerProfile]:
+        """Store placement outcomes (cascaded children too), events and the response at once.
+
+        ``observed`` (placement rejects, timeouts, acknowledgement times) is learned in the
+        same transaction, by the same moving-average statement as execution reports, with
+        weight ``alpha``; the profiles it changed are returned.
+        """
         ...
 
     def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
@@ -207,6 +215,20 @@ class TrackedExecution:
 
 ProfileKey = tuple[str, str]
 """``(broker_id, symbol)``."""
+
+
+class Observed(NamedTuple):
+    """One observation of a broker on a symbol, as the moving averages learn it."""
+
+    broker_id: str
+    symbol: str
+    observation: ProfileObservation
+    observed_at: datetime
+    """When it happened; ``last_updated`` never moves backwards."""
+    child_order_id: str | None = None
+    """For a placement: the child placed, learned only while it is not yet stored as placed
+    (so a repeated recording teaches nothing twice); ``None`` for a report."""
+
 
 BatchFold = Callable[[Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan]]
 """Given the locked children by id and the report keys already stored, the plans to store."""

@@ -304,6 +304,7 @@ class Wiring:
             clock=utc_now,
             engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
             broker_timeout_s=self.settings.broker_timeout_ms / 1000,
+            alpha=self.settings.ewma_alpha,
         )
 
     @cached_property
