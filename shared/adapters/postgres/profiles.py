@@ -10,7 +10,6 @@ from typing import Any
 import psycopg
 
 from shared.adapters.postgres.pool import Database
-from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
 from shared.ports import Observed, ProfileKey
 
