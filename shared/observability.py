@@ -8,7 +8,8 @@ cold start is the same; what changes is that nothing pays for tracing that is ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import cache, wraps
 from typing import Any
 
@@ -37,3 +38,35 @@ def traced(handler: Handler) -> Handler:
         return wrapped[0](event, context)
 
     return invoke
+
+
+QUARANTINED_REPORTS_METRIC = "QuarantinedReports"
+"""Execution reports held in quarantine (the webhook's and the tracker's), alarmed on."""
+
+
+def count_quarantined(metrics: Any, reasons: Iterable[str]) -> None:
+    """Count quarantined reports by service (what the alarm watches) and by reason.
+
+    An alarm needs one exact dimension set, while an operator wants the reasons apart, so each
+    count is emitted twice: on the handler's ``Metrics`` (``service``) and as a single metric
+    with ``service`` and ``reason``.
+
+    Parameters
+    ----------
+    metrics
+        The handler's Powertools ``Metrics``.
+    reasons
+        One quarantine reason per quarantined report.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    for reason, count in Counter(reasons).items():
+        metrics.add_metric(QUARANTINED_REPORTS_METRIC, MetricUnit.Count, count)
+        with single_metric(
+            name=QUARANTINED_REPORTS_METRIC,
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
+            metric.add_dimension("reason", reason)
