@@ -175,8 +175,10 @@ class WebhookService:
         """
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        if reason is not None:
-            reason = QuarantineReason(reason).value
+        if reason is not None and reason not in QuarantineReason.__members__:
+            raise ValueError(
+                f"unknown reason {reason!r}; one of {', '.join(QuarantineReason.__members__)}"
+            )
         return self._quarantine.list_recent(limit=limit, reason=reason)
 
     def _child_of(self, report: ExecutionReport) -> ChildOrder | None:

@@ -19,7 +19,7 @@ import pytest
 
 from functions.broker_webhook import handler
 from functions.track_execution import handler as tracker_handler
-from local import seed
+from local import cli, seed
 from local.apigw import LocalLambdaContext
 from shared.adapters.brokers.webhooks import compute_kite_checksum, sign_webhook
 from shared.adapters.brokers.webhooks._parsing import MAX_BODY_BYTES
@@ -742,3 +742,33 @@ def test_an_order_holds_more_than_its_quantity_only_after_a_cascade_marked_overf
         )
     statuses = rows(wiring, "SELECT status FROM orders ORDER BY status")
     assert [r["status"] for r in statuses] == ["OVERFILLED", "ROUTED"]
+
+
+# --------------------------------------------------------------------------------------------
+# An operator lists what is held
+
+
+def test_the_cli_lists_quarantined_reports_newest_first_by_reason(
+    wiring: Wiring, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN three quarantined reports of two reasons
+    [child] = routed(wiring)
+    post_report(generic(child, symbol="TCS"))
+    post_report(generic(child, quantity=1000, filledQuantity=1000))
+    post_report(generic(child, quantity=101, filledQuantity=101))
+    assert wiring.settings.database_url is not None
+    url = wiring.settings.database_url.get_secret_value()
+    capsys.readouterr()
+    # WHEN an operator lists the over-fills, then everything, then asks for a made-up reason
+    overfills = cli.main(["quarantine", "--database-url", url, "--reason", "OVERFILL"])
+    listed = json.loads(capsys.readouterr().out)
+    everything = cli.main(["quarantine", "--database-url", url, "--limit", "10"])
+    every = json.loads(capsys.readouterr().out)
+    unknown = cli.main(["quarantine", "--database-url", url, "--reason", "NOPE"])
+    # THEN the over-fills come newest first with their reason, message and report
+    assert (overfills, everything, unknown) == (0, 0, 2)
+    assert [r["report"]["filledQuantity"] for r in listed] == [101, 1000]
+    assert {r["reason"] for r in listed} == {"OVERFILL"}
+    assert all(r["childOrderId"] == child.child_order_id and r["message"] for r in listed)
+    assert [r["reason"] for r in every] == ["OVERFILL", "OVERFILL", "SYMBOL_MISMATCH"]
+    assert "unknown reason 'NOPE'; one of IMPOSSIBLE_REPORT" in capsys.readouterr().err
