@@ -81,12 +81,17 @@ BEGIN
 END;
 $$;
 
+-- Only rows that can break the rule are checked: a child gaining fills, an order leaving
+-- OVERFILLED or shrinking (routing's inserts and status changes pay nothing).
 CREATE CONSTRAINT TRIGGER trg_child_orders_fill_within_order
     AFTER INSERT OR UPDATE OF filled_quantity ON child_orders
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION check_order_fill();
+    FOR EACH ROW WHEN (NEW.filled_quantity > 0)
+    EXECUTE FUNCTION check_order_fill();
 
 CREATE CONSTRAINT TRIGGER trg_orders_fill_within_quantity
     AFTER UPDATE OF status, quantity ON orders
     DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION check_order_fill();
+    FOR EACH ROW WHEN ((OLD.status = 'OVERFILLED' AND NEW.status <> 'OVERFILLED')
+                       OR NEW.quantity < OLD.quantity)
+    EXECUTE FUNCTION check_order_fill();
