@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from infra import layer
+from infra import layer, nag
 from infra.apis import HttpApi, WebSocketApi
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
@@ -21,6 +21,12 @@ from infra.observability import Observability
 
 #: Settings field names and values, as :func:`shared.settings.lambda_environment` takes them.
 SettingValues = dict[str, str | int | float | None]
+
+#: Why a function called synchronously needs no dead-letter queue (checkov CKV_AWS_116).
+SYNCHRONOUS = (
+    "Invoked synchronously (API Gateway, or CloudFormation's provider for migrate): the caller "
+    "gets the error, and a dead-letter queue only receives failed asynchronous invocations."
+)
 
 
 class OrderRouterStack(cdk.Stack):
@@ -58,6 +64,8 @@ class OrderRouterStack(cdk.Stack):
         auth = TraderAuth(self, "Auth", config=config)
         bus = EventBus(self, "Events", config=config)
 
+        # Stack-wide compliance decisions that hold for every resource of a kind.
+        cdk.Aspects.of(self).add(nag.LogGroupsWithServiceKeys())
         factory = FunctionFactory(
             self,
             "Functions",
@@ -80,6 +88,7 @@ class OrderRouterStack(cdk.Stack):
             "ws_connect",
             description="WebSocket $connect/$disconnect/$default: JWT check, connection registry",
             security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
             settings={
                 **redis,
                 "jwt_issuer": auth.issuer,
@@ -97,6 +106,7 @@ class OrderRouterStack(cdk.Stack):
             "route_order",
             description="Trader HTTP routes: smart orders, analysis, analytics, profiles",
             security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
             memory_size=1024,
             timeout=cdk.Duration.seconds(15),
             settings={
@@ -113,6 +123,7 @@ class OrderRouterStack(cdk.Stack):
             "broker_webhook",
             description="Broker postbacks: verify, normalise, de-duplicate, publish",
             security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
             settings={
                 **postgres,
                 **redis,
@@ -132,6 +143,8 @@ class OrderRouterStack(cdk.Stack):
             "outbox_relay",
             description="Re-publishes outbox rows that were not published at commit",
             security_groups=app_sgs,
+            no_dlq_reason="Started every minute by a schedule without retries: a failed run "
+            "leaves its rows in the outbox and the next run publishes them.",
             timeout=cdk.Duration.seconds(50),
             settings={**postgres, "event_bus_name": bus.bus.event_bus_name},
         )
@@ -139,6 +152,7 @@ class OrderRouterStack(cdk.Stack):
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
             security_groups=[network.migrations_sg],
+            no_dlq_reason=SYNCHRONOUS,
             timeout=cdk.Duration.minutes(5),
             settings={
                 **postgres,

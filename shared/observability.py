@@ -9,7 +9,7 @@ cold start is the same; what changes is that nothing pays for tracing that is ne
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache, wraps
 from typing import Any
 
@@ -40,6 +40,33 @@ def traced(handler: Handler) -> Handler:
     return invoke
 
 
+def emit_metric(
+    name: str,
+    value: float,
+    *,
+    service: str = SERVICE,
+    dimensions: Mapping[str, str] | None = None,
+    unit: str = "Count",
+) -> None:
+    """Publish one metric now, with its own dimensions (an EMF line on stdout).
+
+    For code that runs inside any handler (the notifier, the connection service) and so cannot
+    rely on that handler's ``@log_metrics`` flush, and for a metric whose dimension (a
+    strategy, a reason) must not be added to the invocation's other metrics.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=name,
+        unit=MetricUnit(unit),
+        value=value,
+        namespace=NAMESPACE,
+        default_dimensions={"service": service},
+    ) as metric:
+        for key, dimension in (dimensions or {}).items():
+            metric.add_dimension(name=key, value=dimension)
+
+
 QUARANTINED_REPORTS_METRIC = "QuarantinedReports"
 """Execution reports held in quarantine (the webhook's and the tracker's), alarmed on."""
 
@@ -48,8 +75,8 @@ def count_quarantined(metrics: Any, reasons: Iterable[str]) -> None:
     """Count quarantined reports by service (what the alarm watches) and by reason.
 
     An alarm needs one exact dimension set, while an operator wants the reasons apart, so each
-    count is emitted twice: on the handler's ``Metrics`` (``service``) and as a single metric
-    with ``service`` and ``reason``.
+    count is emitted twice: on the handler's ``Metrics`` (``service``) and with
+    :func:`emit_metric` (``service`` and ``reason``).
 
     Parameters
     ----------
@@ -58,15 +85,8 @@ def count_quarantined(metrics: Any, reasons: Iterable[str]) -> None:
     reasons
         One quarantine reason per quarantined report.
     """
-    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    from aws_lambda_powertools.metrics import MetricUnit
 
     for reason, count in Counter(reasons).items():
         metrics.add_metric(QUARANTINED_REPORTS_METRIC, MetricUnit.Count, count)
-        with single_metric(
-            name=QUARANTINED_REPORTS_METRIC,
-            unit=MetricUnit.Count,
-            value=count,
-            namespace=NAMESPACE,
-            default_dimensions={"service": SERVICE},
-        ) as metric:
-            metric.add_dimension("reason", reason)
+        emit_metric(QUARANTINED_REPORTS_METRIC, count, dimensions={"reason": reason})

@@ -6,7 +6,7 @@ Gateway); tests may pass in-memory fakes that implement the same Protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +16,9 @@ from uuid import UUID
 
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.brokers import BrokerConfig
+from shared.domain.connections import ConnectionRecord
 from shared.domain.execution import ExecutionReport, ProfileObservation
+from shared.domain.identity import TraderIdentity
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
 
@@ -293,6 +295,18 @@ class AnalyticsRepository(Protocol):
         ...
 
 
+class AnalyticsCache(Protocol):
+    """Recently computed analytics. Failures raise ``CacheUnavailableError``."""
+
+    def get(self, user_id: str, days: int) -> ExecutionAnalytics | None:
+        """The cached analytics of ``user_id`` over ``days`` days, or ``None``."""
+        ...
+
+    def put(self, user_id: str, days: int, analytics: ExecutionAnalytics) -> None:
+        """Remember ``analytics`` for the cache's time to live."""
+        ...
+
+
 class Outbox(Protocol):
     """The transactional outbox."""
 
@@ -384,4 +398,66 @@ class Notifier(Protocol):
         self, symbol: str, message_type: str, data: Mapping[str, Any]
     ) -> int:
         """Push one message to every connection subscribed to ``symbol``."""
+        ...
+
+
+# -- WebSocket connections (ws_connect) ---------------------------------------------------------
+
+
+class TokenVerifier(Protocol):
+    """Verifies a trader token (``JwtVerifier``)."""
+
+    def verify(self, token: str | None) -> TraderIdentity:
+        """The identity of the token's holder.
+
+        Raises ``AuthenticationError`` (401), ``ForbiddenError`` (403) or
+        ``IdentityProviderUnavailableError`` (503).
+        """
+        ...
+
+
+class ConnectionRegistry(Protocol):
+    """Where connections and their filters live (``RedisConnectionRegistry``).
+
+    Failures raise ``CacheUnavailableError``.
+    """
+
+    def register(self, connection_id: str, user_id: str) -> None:
+        """Record a new connection."""
+        ...
+
+    def remove(self, connection_id: str) -> str | None:
+        """Forget a connection; return its user id."""
+        ...
+
+    def touch(self, connection_id: str) -> ConnectionRecord | None:
+        """Refresh a connection's TTL; ``None`` if unknown."""
+        ...
+
+    def subscribe(
+        self, connection_id: str, *, order_ids: Iterable[str] = (), symbols: Iterable[str] = ()
+    ) -> ConnectionRecord | None:
+        """Add filters."""
+        ...
+
+    def unsubscribe(
+        self,
+        connection_id: str,
+        *,
+        order_ids: Collection[str] | None = None,
+        symbols: Collection[str] | None = None,
+    ) -> ConnectionRecord | None:
+        """Remove filters (all of them without arguments)."""
+        ...
+
+    def count_active(self) -> int:
+        """How many connections are live."""
+        ...
+
+
+class ReplySender(Protocol):
+    """Sends a direct reply to one connection (``ApiGatewayNotifier.reply``)."""
+
+    def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
+        """Deliver one ``{"type", "data", "timestamp"}`` message; never raises."""
         ...

@@ -28,7 +28,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    stage: Literal["local", "test", "dev", "prod"] = "local"
+    stage: Literal["local", "test", "dev", "prod"] | None = None
+    """``ROUTER_STAGE``. Unset means unknown, and unknown is trusted with nothing: the local
+    token secret is refused unless the stage is explicitly ``local`` or ``test`` (the stack
+    writes ``dev``/``prod``, local mode and the tests write theirs)."""
     service_name: str = "order-router"
 
     # Postgres

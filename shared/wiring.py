@@ -16,6 +16,8 @@ from shared.settings import Settings, get_settings
 if TYPE_CHECKING:
     import redis
 
+    from shared.adapters.apigw_push import ApiGatewayNotifier
+    from shared.adapters.auth.jwt_verifier import JwtVerifier
     from shared.adapters.brokers.registry import BrokerGatewayRegistry
     from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
     from shared.adapters.postgres.brokers import PostgresBrokerRepository
@@ -26,9 +28,11 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.profiles import PostgresProfileRepository
     from shared.adapters.postgres.quarantine import PostgresQuarantineRepository
     from shared.adapters.redis.client import RedisGuard
+    from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.rate_counter import RedisRateCounter
-    from shared.ports import EventPublisher, MarketData, Notifier, SecretStore
+    from shared.ports import EventPublisher, MarketData, SecretStore
     from shared.services.analytics import AnalyticsService
+    from shared.services.connections import ConnectionService
     from shared.services.profiles import ProfileService
     from shared.services.routing import RoutingService
     from shared.services.tracking import ExecutionTracker
@@ -190,26 +194,60 @@ class Wiring:
         )
 
     @cached_property
-    def notifier(self) -> Notifier:
-        """Pushes to WebSocket connections through the API Gateway management API."""
-        from shared.services.connections import build_notifier
+    def connection_registry(self) -> RedisConnectionRegistry:
+        """WebSocket connections and their filters, in Redis."""
+        from shared.adapters.redis.connections import RedisConnectionRegistry
 
-        return build_notifier(self.settings, self.redis, guard=self.redis_guard)
+        return RedisConnectionRegistry(
+            self.redis, prefix=self.settings.redis_key_prefix, guard=self.redis_guard
+        )
+
+    @cached_property
+    def notifier(self) -> ApiGatewayNotifier:
+        """Pushes to WebSocket connections through the API Gateway management API."""
+        from shared.adapters.apigw_push import ApiGatewayNotifier
+
+        return ApiGatewayNotifier(
+            self.connection_registry,
+            endpoint_url=self.settings.ws_management_endpoint,
+            region=self.settings.aws_region,
+            service_name=self.settings.service_name,
+        )
+
+    @cached_property
+    def token_verifier(self) -> JwtVerifier:
+        """Trader tokens: RS256 from the user pool's JWKS, or the local secret in local mode."""
+        from shared.adapters.auth.jwt_verifier import JwtVerifier
+
+        return JwtVerifier.from_settings(self.settings)
 
     # -- services ----------------------------------------------------------------------------
 
     @cached_property
+    def connections(self) -> ConnectionService:
+        """The WebSocket routes' service (``ws_connect``)."""
+        from shared.services.connections import ConnectionService
+
+        return ConnectionService(
+            self.token_verifier,
+            self.connection_registry,
+            self.notifier,
+            service_name=self.settings.service_name,
+        )
+
+    @cached_property
     def analytics(self) -> AnalyticsService:
         """Per-user execution analytics, cached for a minute."""
+        from shared.adapters.redis.analytics_cache import RedisAnalyticsCache
         from shared.services.analytics import AnalyticsService
 
-        return AnalyticsService(
-            self.analytics_repository,
+        cache = RedisAnalyticsCache(
             self.redis,
             ttl_s=self.settings.analytics_cache_ttl_s,
             prefix=self.settings.redis_key_prefix,
             guard=self.redis_guard,
         )
+        return AnalyticsService(self.analytics_repository, cache)
 
     @cached_property
     def tracker(self) -> ExecutionTracker:

@@ -20,9 +20,9 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from shared.adapters.auth.claims import trader_from_claims
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.errors import DomainError, NotFoundError
+from shared.domain.identity import trader_from_claims
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
 from shared.http import RETRY_AFTER_S, describe, error_body
 from shared.observability import NAMESPACE, SERVICE, traced

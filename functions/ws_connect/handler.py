@@ -9,26 +9,29 @@ messages travel through the management API, never in the return value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.auth.jwt_verifier import IdentityProviderUnavailableError
-from shared.domain.errors import AuthenticationError, CacheUnavailableError, ForbiddenError
+from shared.domain.errors import (
+    AuthenticationError,
+    CacheUnavailableError,
+    ForbiddenError,
+    IdentityProviderUnavailableError,
+)
 from shared.observability import SERVICE
-from shared.services.connections import ConnectionService, build_connection_service
-from shared.settings import get_settings
+from shared.services.connections import ConnectionService
 
 logger = Logger(service=SERVICE)
 
 
-@lru_cache(maxsize=1)
 def get_service() -> ConnectionService:
     """The container's service, built on the first invocation (tests replace this function)."""
-    return build_connection_service(get_settings())
+    from shared.wiring import get_wiring
+
+    return get_wiring().connections
 
 
 def _status(code: int) -> dict[str, Any]:

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
+from shared.adapters.redis.connections import RedisConnectionRegistry
+from shared.domain.connections import ConnectionRecord
 from shared.domain.errors import CacheUnavailableError
-from shared.observability import NAMESPACE
+from shared.observability import emit_metric
 from shared.ports import UserMessage
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 128 * 1024
 """API Gateway's WebSocket message limit (``postToConnection`` returns 413 above it)."""
 UPDATE_TYPES = frozenset({"ROUTING_UPDATE", "EXECUTION_UPDATE", "PROFILE_UPDATE"})
-METRICS_NAMESPACE = NAMESPACE
 PUSH_FAILURES_METRIC = "WebSocketPushFailures"
 _LONG_STRING_CHARS = 256
 
@@ -178,11 +177,6 @@ class ApiGatewayNotifier:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    @property
-    def registry(self) -> RedisConnectionRegistry:
-        """The registry this notifier reads connections from and prunes."""
-        return self._registry
-
     # Notifier port ------------------------------------------------------------------------
 
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
@@ -252,17 +246,17 @@ class ApiGatewayNotifier:
             return 0
         return self._fan_out(records, message_type, data)
 
-    def post(self, connection_id: str, payload: Mapping[str, Any]) -> bool:
-        """Send an already built message (a reply: pong, error) to one connection.
+    def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
+        """Send a direct reply (``PONG``, ``SUBSCRIBED``, ``ERROR``) to one connection.
 
         Returns
         -------
         bool
             Whether it was delivered (never raises).
         """
-        body = _encode(payload)
-        if len(body) > MAX_MESSAGE_BYTES:
-            logger.error("websocket reply of %d bytes not sent: over the limit", len(body))
+        body = encode_message(message_type, data)
+        if body is None:
+            logger.error("websocket %s reply not sent: over the size limit", message_type)
             self._count_failures(1)
             return False
         outcome = self._send(connection_id, body)
@@ -359,13 +353,6 @@ class ApiGatewayNotifier:
         return self._pool
 
     def _count_failures(self, count: int) -> None:
-        # single_metric flushes at once: the notifier runs inside other functions' handlers and
-        # must not depend on their @log_metrics decorator to publish its failures.
-        with single_metric(
-            name=PUSH_FAILURES_METRIC,
-            unit=MetricUnit.Count,
-            value=count,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": self._service_name},
-        ):
-            pass
+        # Published at once: the notifier runs inside other functions' handlers and must not
+        # depend on their @log_metrics decorator to publish its failures.
+        emit_metric(PUSH_FAILURES_METRIC, count, service=self._service_name)

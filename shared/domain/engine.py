@@ -16,7 +16,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain.allocation import BrokerCostModel, Optimum, Plan, optimise
+from shared.domain.allocation import BrokerCostModel, Optimum, optimise
 from shared.domain.charges import (
     ContractNote,
     LinearCharges,
@@ -363,6 +363,99 @@ def _derive(profile: BrokerProfile, terms: _Terms, *, rank: int, capacity: int) 
     return _Broker(profile, factors, total, fill, liquidity, fresh, model)
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """One order's brokers, derived once: what decide_route optimises and evaluate_plan costs."""
+
+    terms: _Terms
+    every: list[_Broker]
+    """Every broker, eligible or not, in broker-id order (the decision's broker scores)."""
+    derived: list[_Broker]
+    """The brokers that can take part of the order; ``model.rank`` is the index here."""
+    reasons: dict[str, str]
+    """Why each other broker was excluded."""
+
+
+def _exclusions(
+    order: OrderRequest,
+    ordered: Sequence[BrokerProfile],
+    *,
+    now: datetime,
+    cfg: EngineConfig,
+    counts: Mapping[str, int],
+) -> dict[str, str]:
+    reasons: dict[str, str] = {}
+    for p in ordered:
+        reason = exclusion_reason(
+            order,
+            p,
+            now=now,
+            max_profile_age_s=cfg.max_profile_age_s,
+            recent_orders=counts.get(p.broker_id, 0),
+        )
+        if reason is not None:
+            reasons[p.broker_id] = reason
+    return reasons
+
+
+def _common_lot(order: OrderRequest, eligible: Sequence[BrokerProfile]) -> int:
+    lot = _lcm([p.lot_size for p in eligible])
+    if order.quantity % lot:
+        raise InvalidOrderError(
+            "quantity", f"{order.quantity} is not a whole number of the brokers' lots of {lot}"
+        )
+    return lot
+
+
+def _prepare(
+    order: OrderRequest,
+    profiles: Sequence[BrokerProfile],
+    *,
+    now: datetime,
+    cfg: EngineConfig,
+    counts: Mapping[str, int],
+) -> _Prepared:
+    """Eligibility, the order's terms and every broker's scores and cost model.
+
+    Raises what :func:`decide_route` documents, except the optimiser's capacity error.
+    """
+    ordered = sorted(profiles, key=lambda p: p.broker_id)
+    if len({p.broker_id for p in ordered}) != len(ordered):
+        raise ValueError("profiles must have unique broker ids")
+    reasons = _exclusions(order, ordered, now=now, cfg=cfg, counts=counts)
+    eligible = [p for p in ordered if p.broker_id not in reasons]
+    if not eligible:
+        lot_reasons = [r for r in reasons.values() if r.startswith(LOT_REASON_PREFIX)]
+        if lot_reasons:
+            raise InvalidOrderError("quantity", f"{order.quantity}: {lot_reasons[0]}")
+        raise NoEligibleBrokerError(reasons)
+    ref = reference_price(order, ordered)
+    lot = _common_lot(order, eligible)
+    terms = _terms(order, eligible, price=float(ref), lot=lot, now=now, cfg=cfg)
+    prepared = _Prepared(terms, [], [], reasons)
+    for p in ordered:
+        broker = _derive(
+            p,
+            terms,
+            rank=len(prepared.derived),
+            capacity=_capacity(p, counts.get(p.broker_id, 0), lot),
+        )
+        prepared.every.append(broker)
+        if p.broker_id in reasons:
+            continue
+        model = broker.model
+        if model.hi < model.lo_single and model.hi < model.lo_split:
+            reasons[p.broker_id] = (
+                f"cannot take a whole number of lots between its minimum "
+                f"{model.lo_single} and maximum {model.hi}"
+            )
+            continue
+        prepared.derived.append(broker)
+    if not prepared.derived:
+        raise NoEligibleBrokerError(reasons)
+    return prepared
+
+
 def decide_route(
     order: OrderRequest,
     profiles: Sequence[BrokerProfile],
@@ -406,183 +499,130 @@ def decide_route(
         Two profiles share a broker id.
     """
     cfg = config or DEFAULT_CONFIG
-    counts = recent_order_counts or {}
-    ordered = sorted(profiles, key=lambda p: p.broker_id)
-    if len({p.broker_id for p in ordered}) != len(ordered):
-        raise ValueError("profiles must have unique broker ids")
-
-    reasons: dict[str, str] = {}
-    for p in ordered:
-        reason = exclusion_reason(
-            order,
-            p,
-            now=now,
-            max_profile_age_s=cfg.max_profile_age_s,
-            recent_orders=counts.get(p.broker_id, 0),
-        )
-        if reason is not None:
-            reasons[p.broker_id] = reason
-    eligible = [p for p in ordered if p.broker_id not in reasons]
-    if not eligible:
-        lot_reasons = [r for r in reasons.values() if r.startswith(LOT_REASON_PREFIX)]
-        if lot_reasons:
-            raise InvalidOrderError("quantity", f"{order.quantity}: {lot_reasons[0]}")
-        raise NoEligibleBrokerError(reasons)
-
-    ref = reference_price(order, ordered)
-    lot = _lcm([p.lot_size for p in eligible])
-    if order.quantity % lot:
-        raise InvalidOrderError(
-            "quantity", f"{order.quantity} is not a whole number of the brokers' lots of {lot}"
-        )
-    terms = _terms(order, eligible, price=float(ref), lot=lot, now=now, cfg=cfg)
-
-    every: list[_Broker] = []
-    derived: list[_Broker] = []
-    for p in ordered:
-        broker = _derive(
-            p, terms, rank=len(derived), capacity=_capacity(p, counts.get(p.broker_id, 0), lot)
-        )
-        every.append(broker)
-        if p.broker_id in reasons:
-            continue
-        if broker.model.hi < broker.model.lo_single and broker.model.hi < broker.model.lo_split:
-            reasons[p.broker_id] = (
-                f"cannot take a whole number of lots between its minimum "
-                f"{broker.model.lo_single} and maximum {broker.model.hi}"
-            )
-            continue
-        derived.append(broker)
-    if not derived:
-        raise NoEligibleBrokerError(reasons)
-
+    prepared = _prepare(order, profiles, now=now, cfg=cfg, counts=recent_order_counts or {})
     max_brokers = order.max_brokers or cfg.max_brokers
     optimum = optimise(
-        [b.model for b in derived],
+        [b.model for b in prepared.derived],
         order.quantity,
-        lot,
+        prepared.terms.lot,
         max_brokers=max_brokers,
         max_candidates=max(cfg.max_split_candidates, 1),
     )
     if optimum is None:
-        capacity_reasons = dict(reasons)
-        for b in derived:
+        capacity_reasons = dict(prepared.reasons)
+        for b in prepared.derived:
             capacity_reasons[b.profile.broker_id] = (
                 f"can take at most {b.model.hi} of {order.quantity} shares and no combination "
                 f"of {max_brokers} broker(s) fills the order"
             )
         raise NoEligibleBrokerError(capacity_reasons)
+    return _decision(order, prepared, optimum)
 
-    return _decision(order, terms, derived=derived, every=every, optimum=optimum, reasons=reasons)
+
+@dataclass(slots=True)
+class _Priced:
+    """One allocated broker's child: its expected price, charges and expected money cost."""
+
+    row: dict[str, object]
+    note: ContractNote
+    cost: float
+    value: float
 
 
-def _decision(
-    order: OrderRequest,
-    terms: _Terms,
-    *,
-    derived: Sequence[_Broker],
-    every: Sequence[_Broker],
-    optimum: Optimum,
-    reasons: Mapping[str, str],
-) -> RoutingDecision:
+def _price_child(
+    order: OrderRequest, terms: _Terms, broker: _Broker, shares: int, *, priority: int
+) -> _Priced:
+    """Expected execution price, contract note and all-in expected cost of one child."""
     cfg = terms.cfg
-    price = terms.price
+    p = broker.profile
     sign = order.side.sign
-    on = terms.now.date()
-    plan: Plan = optimum.best
-    chosen = [(derived[rank], shares) for rank, shares in plan.quantities]
+    impact_bps = cfg.impact_coefficient * p.volatility_bps * math.sqrt(shares / broker.liquidity)
+    drift_bps = p.current_spread_bps / 2 + p.slippage_bps - p.price_improvement_bps
+    expected = terms.price * (1 + sign * (drift_bps + impact_bps) * _BPS)
+    if order.limit_price is not None:
+        limit = float(order.limit_price)
+        expected = min(expected, limit) if sign > 0 else max(expected, limit)
+    expected_dec = _to_price(expected)
+    slices = broker.model.children(shares)
+    note = compute_charges(
+        side=order.side,
+        product=order.product,
+        quantity=shares,
+        price=expected_dec,
+        fee_schedule=p.fee_schedule,
+        exchange=order.exchange,
+        orders=slices,
+        on=terms.now.date(),
+    )
+    market_bps = drift_bps + impact_bps + (1 - broker.fill_probability) * cfg.non_fill_penalty_bps
+    cost = float(sum(note)) + shares * terms.price * market_bps * _BPS
+    row: dict[str, object] = {
+        "broker_id": p.broker_id,
+        "quantity": shares,
+        "expected_execution_price": expected_dec,
+        "priority": priority,
+        "slices": slices,
+        "expected_cost_inr": _to_inr(cost),
+    }
+    return _Priced(row, note, cost, shares * float(expected_dec))
+
+
+def _broker_score_rows(prepared: _Prepared) -> list[dict[str, object]]:
+    return [
+        {
+            "broker_id": b.profile.broker_id,
+            "execution_speed_score": b.factors.speed,
+            "price_quality_score": b.factors.price,
+            "reliability_score": b.factors.reliability,
+            "liquidity_score": b.factors.liquidity,
+            "cost_score": b.factors.cost,
+            "total_score": b.score,
+            "exclusion_reason": prepared.reasons.get(b.profile.broker_id),
+        }
+        for b in prepared.every
+    ]
+
+
+def _decision(order: OrderRequest, prepared: _Prepared, optimum: Optimum) -> RoutingDecision:
+    terms = prepared.terms
+    chosen = [(prepared.derived[rank], shares) for rank, shares in optimum.best.quantities]
     chosen.sort(key=lambda item: (-item[0].score, item[0].profile.broker_id))
     percentages = _percentages([s for _, s in chosen], order.quantity)
-
-    # The output models are validated in one call from plain data: pydantic-core builds the
-    # nested models faster than one Python constructor call per model.
-    allocations: list[dict[str, object]] = []
-    notes: list[ContractNote] = []
-    money_cost = 0.0
-    value = 0.0
-    fill_weighted = 0.0
-    slowest = 0.0
-    limit = float(order.limit_price) if order.limit_price is not None else None
-    for priority, ((b, shares), pct) in enumerate(zip(chosen, percentages, strict=True), 1):
-        p = b.profile
-        impact_bps = cfg.impact_coefficient * p.volatility_bps * math.sqrt(shares / b.liquidity)
-        drift_bps = p.current_spread_bps / 2 + p.slippage_bps - p.price_improvement_bps
-        expected = price * (1 + sign * (drift_bps + impact_bps) * _BPS)
-        if limit is not None:
-            expected = min(expected, limit) if sign > 0 else max(expected, limit)
-        expected_dec = _to_price(expected)
-        slices = b.model.children(shares)
-        note = compute_charges(
-            side=order.side,
-            product=order.product,
-            quantity=shares,
-            price=expected_dec,
-            fee_schedule=p.fee_schedule,
-            exchange=order.exchange,
-            orders=slices,
-            on=on,
-        )
-        notes.append(note)
-        market_cost = (
-            shares
-            * price
-            * (
-                (drift_bps + impact_bps) * _BPS
-                + (1 - b.fill_probability) * cfg.non_fill_penalty_bps * _BPS
-            )
-        )
-        child_cost = float(sum(note)) + market_cost
-        money_cost += child_cost
-        value += shares * float(expected_dec)
-        fill_weighted += shares * b.fill_probability
-        slowest = max(slowest, p.avg_execution_time_ms)
-        allocations.append(
-            {
-                "broker_id": p.broker_id,
-                "quantity": shares,
-                "allocation_percentage": pct,
-                "expected_execution_price": expected_dec,
-                "priority": priority,
-                "slices": slices,
-                "expected_cost_inr": _to_inr(child_cost),
-            }
-        )
-
-    avg_price = value / order.quantity
+    priced = [
+        _price_child(order, terms, b, shares, priority=priority)
+        for priority, (b, shares) in enumerate(chosen, 1)
+    ]
+    for child, pct in zip(priced, percentages, strict=True):
+        child.row["allocation_percentage"] = pct
+    avg_price = sum(c.value for c in priced) / order.quantity
     allocated = {b.profile.broker_id for b, _ in chosen}
     fallback = sorted(
-        (b for b in derived if b.profile.broker_id not in allocated),
+        (b for b in prepared.derived if b.profile.broker_id not in allocated),
         key=lambda b: (-b.score, b.profile.broker_id),
     )
+    # The output models are validated in one call from plain data: pydantic-core builds the
+    # nested models faster than one Python constructor call per model.
     return RoutingDecision.model_validate(
         {
             "order_id": order.order_id,
             "strategy": order.routing_objective,
-            "allocations": allocations,
+            "allocations": [c.row for c in priced],
             "fallback_broker_ids": [b.profile.broker_id for b in fallback],
-            "confidence_score": _confidence(chosen, optimum, cfg),
+            "confidence_score": _confidence(chosen, optimum, terms.cfg),
             "expected_execution": {
                 "price": _to_price(avg_price),
-                "slippage_bps": round(sign * (avg_price - price) / price * 10_000, 4),
-                "time_ms": slowest,
-                "fill_probability": min(1.0, fill_weighted / order.quantity),
-                "charges": sum_charges(notes),
-                "total_cost_inr": _to_inr(money_cost),
-                "objective_inr": _to_inr(plan.cost),
+                "slippage_bps": round(
+                    order.side.sign * (avg_price - terms.price) / terms.price * 10_000, 4
+                ),
+                "time_ms": max(b.profile.avg_execution_time_ms for b, _ in chosen),
+                "fill_probability": min(
+                    1.0, sum(s * b.fill_probability for b, s in chosen) / order.quantity
+                ),
+                "charges": sum_charges([c.note for c in priced]),
+                "total_cost_inr": _to_inr(sum(c.cost for c in priced)),
+                "objective_inr": _to_inr(optimum.best.cost),
             },
-            "broker_scores": [
-                {
-                    "broker_id": b.profile.broker_id,
-                    "execution_speed_score": b.factors.speed,
-                    "price_quality_score": b.factors.price,
-                    "reliability_score": b.factors.reliability,
-                    "liquidity_score": b.factors.liquidity,
-                    "cost_score": b.factors.cost,
-                    "total_score": b.score,
-                    "exclusion_reason": reasons.get(b.profile.broker_id),
-                }
-                for b in every
-            ],
+            "broker_scores": _broker_score_rows(prepared),
         }
     )
 
@@ -628,32 +668,19 @@ def evaluate_plan(
 ) -> float:
     """The objective (INR) the engine minimises, for a plan given as broker id -> shares.
 
-    For tests and explanations: compares the engine's choice with any other split.
-    ``decide_route``'s ``expected_execution.objective_inr`` is this function at its allocation.
+    For tests and explanations: compares the engine's choice with any other split. It shares
+    :func:`decide_route`'s preparation (eligibility, terms, cost models), so the two cannot
+    drift: ``expected_execution.objective_inr`` is this function at the engine's allocation.
 
     Raises
     ------
     KeyError
-        A broker of ``quantities`` is not eligible for ``order``.
+        A broker of ``quantities`` cannot take part of ``order``.
     """
-    cfg = config or DEFAULT_CONFIG
-    ordered = sorted(profiles, key=lambda p: p.broker_id)
-    price = float(reference_price(order, ordered))
-    eligible = [
-        p
-        for p in ordered
-        if exclusion_reason(
-            order, p, now=now, max_profile_age_s=cfg.max_profile_age_s, recent_orders=0
-        )
-        is None
-    ]
-    terms = _terms(
-        order, eligible, price=price, lot=_lcm([p.lot_size for p in eligible]), now=now, cfg=cfg
+    prepared = _prepare(order, profiles, now=now, cfg=config or DEFAULT_CONFIG, counts={})
+    by_id = {b.profile.broker_id: b for b in prepared.derived}
+    return math.fsum(
+        by_id[broker_id].model.cost(shares)
+        for broker_id, shares in sorted(quantities.items())
+        if shares > 0
     )
-    by_id = {p.broker_id: p for p in eligible}
-    costs = []
-    for broker_id, shares in sorted(quantities.items()):
-        if shares > 0:
-            broker = _derive(by_id[broker_id], terms, rank=0, capacity=10**12)
-            costs.append(broker.model.cost(shares))
-    return math.fsum(costs)

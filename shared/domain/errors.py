@@ -78,3 +78,9 @@ class ForbiddenError(DomainError):
     """An authenticated caller without the right to do this."""
 
     code = "FORBIDDEN"
+
+
+class IdentityProviderUnavailableError(DomainError):
+    """The JWKS endpoint cannot be reached: the caller may be legitimate, retry later (503)."""
+
+    code = "IDENTITY_PROVIDER_UNAVAILABLE"

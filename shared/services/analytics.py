@@ -1,15 +1,12 @@
-"""Execution analytics of a trader, cached in Redis for a minute."""
+"""Execution analytics of a trader, cached for a minute."""
 
 from __future__ import annotations
 
 from contextlib import suppress
 
-import redis
-
-from shared.adapters.redis.client import RedisGuard
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.errors import CacheUnavailableError
-from shared.ports import AnalyticsRepository
+from shared.ports import AnalyticsCache, AnalyticsRepository
 
 
 class AnalyticsService:
@@ -17,32 +14,20 @@ class AnalyticsService:
 
     A dashboard polling every few seconds would otherwise run the percentile query on every
     poll. Sixty seconds of staleness is fine for figures over days; a new execution shows up
-    within a minute.
+    within a minute. A cache that cannot be reached only costs the query.
     """
 
-    def __init__(
-        self,
-        repository: AnalyticsRepository,
-        client: redis.Redis,
-        *,
-        ttl_s: int = 60,
-        prefix: str = "",
-        guard: RedisGuard | None = None,
-    ) -> None:
+    def __init__(self, repository: AnalyticsRepository, cache: AnalyticsCache) -> None:
         self._repository = repository
-        self._client = client
-        self._ttl_s = ttl_s
-        self._prefix = prefix
-        self._guard = guard or RedisGuard()
+        self._cache = cache
 
     def execution_analytics(self, user_id: str, days: int) -> ExecutionAnalytics:
         """Analytics of ``user_id`` over the last ``days`` days (zeros for an empty window)."""
-        key = f"{self._prefix}analytics:{user_id}:{days}"
-        with suppress(CacheUnavailableError), self._guard.call():
-            cached = self._client.get(key)
+        with suppress(CacheUnavailableError):
+            cached = self._cache.get(user_id, days)
             if cached is not None:
-                return ExecutionAnalytics.model_validate_json(cached)
+                return cached
         analytics = self._repository.execution_analytics(user_id, days)
-        with suppress(CacheUnavailableError), self._guard.call():
-            self._client.set(key, analytics.model_dump_json(), ex=self._ttl_s)
+        with suppress(CacheUnavailableError):
+            self._cache.put(user_id, days, analytics)
         return analytics

@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable, Mapping
-from typing import Annotated, Any, Literal, Protocol
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-import redis
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from shared.adapters.apigw_push import METRICS_NAMESPACE, ApiGatewayNotifier, utc_timestamp
-from shared.adapters.auth.claims import TraderIdentity
-from shared.adapters.auth.jwt_verifier import JwtVerifier
-from shared.adapters.redis.client import RedisGuard, create_redis
-from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
 from shared.domain.errors import CacheUnavailableError
-from shared.settings import Settings
+from shared.domain.identity import TraderIdentity
+from shared.observability import emit_metric
+from shared.ports import ConnectionRegistry, ReplySender, TokenVerifier
 
 logger = logging.getLogger(__name__)
 
@@ -41,63 +36,6 @@ MAX_BODY_CHARS = 16 * 1024
 _Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:&-]+$")
 ]
-
-
-class TokenVerifier(Protocol):
-    """Verifies a trader token (``JwtVerifier``)."""
-
-    def verify(self, token: str | None) -> TraderIdentity:
-        """The identity of the token's holder; raises Authentication/ForbiddenError."""
-        ...
-
-
-class ConnectionRegistry(Protocol):
-    """Where connections live (``RedisConnectionRegistry``)."""
-
-    def register(self, connection_id: str, user_id: str) -> None:
-        """Record a new connection."""
-        ...
-
-    def remove(self, connection_id: str) -> str | None:
-        """Forget a connection; return its user id."""
-        ...
-
-    def touch(self, connection_id: str) -> ConnectionRecord | None:
-        """Refresh a connection's TTL; ``None`` if unknown."""
-        ...
-
-    def subscribe(
-        self, connection_id: str, *, order_ids: Iterable[str] = (), symbols: Iterable[str] = ()
-    ) -> ConnectionRecord | None:
-        """Add filters."""
-        ...
-
-    def unsubscribe(
-        self,
-        connection_id: str,
-        *,
-        order_ids: Collection[str] | None = None,
-        symbols: Collection[str] | None = None,
-    ) -> ConnectionRecord | None:
-        """Remove filters (all of them without arguments)."""
-        ...
-
-    def count_active(self) -> int:
-        """How many connections are live."""
-        ...
-
-
-class ReplySender(Protocol):
-    """Sends one message to one connection (``ApiGatewayNotifier.post``)."""
-
-    def post(self, connection_id: str, payload: Mapping[str, Any]) -> bool:
-        """Deliver ``payload``; never raises."""
-        ...
-
-
-class _Ping(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    action: Literal["ping"]
 
 
 class _Filters(BaseModel):
@@ -257,9 +195,7 @@ class ConnectionService:
         self._reply(connection_id, "ERROR", {"code": code, "message": message})
 
     def _reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> None:
-        self._replies.post(
-            connection_id, {"type": message_type, "data": data, "timestamp": utc_timestamp()}
-        )
+        self._replies.reply(connection_id, message_type, data)
 
     def _publish_active(self) -> None:
         try:
@@ -267,79 +203,5 @@ class ConnectionService:
         except CacheUnavailableError:
             return
         # A gauge published on every change: CloudWatch's Maximum/Average over a minute is the
-        # number of open connections. single_metric flushes now, with no decorator needed.
-        with single_metric(
-            name=ACTIVE_CONNECTIONS_METRIC,
-            unit=MetricUnit.Count,
-            value=active,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={"service": self._service_name},
-        ):
-            pass
-
-
-def build_notifier(
-    settings: Settings, client: redis.Redis | None = None, *, guard: RedisGuard | None = None
-) -> ApiGatewayNotifier:
-    """The WebSocket push adapter (``shared.ports.Notifier``) for other functions' services.
-
-    Parameters
-    ----------
-    settings
-        Uses ``ws_management_endpoint``, ``aws_region``, ``redis_key_prefix``, ``service_name``
-        (and ``redis_url`` when no client is given).
-    client
-        The container's Redis client, shared with the other Redis adapters.
-    guard
-        The process-wide Redis circuit; a new one when omitted.
-
-    Returns
-    -------
-    ApiGatewayNotifier
-        Creates its boto3 client on the first push (no I/O here).
-    """
-    registry = RedisConnectionRegistry(
-        client if client is not None else create_redis(settings),
-        prefix=settings.redis_key_prefix,
-        guard=guard or RedisGuard(),
-    )
-    return ApiGatewayNotifier(
-        registry,
-        endpoint_url=settings.ws_management_endpoint,
-        region=settings.aws_region,
-        service_name=settings.service_name,
-    )
-
-
-def build_connection_service(
-    settings: Settings, client: redis.Redis | None = None, *, guard: RedisGuard | None = None
-) -> ConnectionService:
-    """Build the service and its adapters from settings (no I/O until first use).
-
-    Parameters
-    ----------
-    settings
-        Uses ``redis_url``, ``redis_key_prefix``, ``ws_management_endpoint``, ``aws_region``,
-        ``jwt_issuer``, ``jwt_audience``, ``jwks_url``, ``local_jwt_secret``, ``service_name``.
-    client
-        The container's Redis client; one is created from ``redis_url`` when omitted.
-    guard
-        The process-wide Redis circuit; a new one when omitted.
-
-    Returns
-    -------
-    ConnectionService
-        Ready to serve ``$connect``/``$disconnect``/``$default``.
-
-    Raises
-    ------
-    ValueError
-        When no token key source is configured, or the local secret is set in dev/prod.
-    """
-    notifier = build_notifier(settings, client, guard=guard)
-    return ConnectionService(
-        JwtVerifier.from_settings(settings),
-        notifier.registry,
-        notifier,
-        service_name=settings.service_name,
-    )
+        # number of open connections.
+        emit_metric(ACTIVE_CONNECTIONS_METRIC, active, service=self._service_name)

@@ -61,11 +61,6 @@ def apply_migrations(database_url: str, *, up_to: str | None = None) -> list[str
         backend.connection.close()
 
 
-def migration_ids() -> list[str]:
-    """Ids of every migration shipped with the code, in the order they apply."""
-    return [m.id for m in read_migrations(str(MIGRATIONS_DIR))]
-
-
 def ensure_app_role(database_url: str, *, username: str, password: str) -> None:
     """Create or update the services' login role and grant it row access only.
 

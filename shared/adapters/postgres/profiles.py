@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 import psycopg
 
 from shared.adapters.postgres.pool import Database
-from shared.domain.brokers import BrokerConfig
 from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
 from shared.ports import ProfileKey
@@ -278,16 +277,3 @@ class PostgresProfileRepository:
             with conn.pipeline():
                 cursor = send_learning(conn, observed, alpha=alpha)
             return learned_profiles(cursor)
-
-
-def profile_with_broker(profile: BrokerProfile, broker: BrokerConfig) -> BrokerProfile:
-    """A profile with the broker-level fields taken from ``broker`` (used by seeding)."""
-    return profile.model_copy(
-        update={
-            "supported_order_types": broker.supported_order_types,
-            "lot_size": broker.lot_size,
-            "freeze_quantity": broker.freeze_quantity,
-            "rate_limit_per_s": broker.rate_limit_per_s,
-            "fee_schedule": broker.fee_schedule,
-        }
-    )

@@ -58,14 +58,6 @@ class RedisProfileCache:
         """The cache key of one profile."""
         return f"{self._prefix}profile:{broker_id}:{symbol}"
 
-    def get_many(self, symbol: str, broker_ids: Sequence[str]) -> dict[str, BrokerProfile | None]:
-        """Cached entries of the brokers that have one (``None`` = known to have no profile)."""
-        if not broker_ids:
-            return {}
-        with self._guard.call():
-            values = self._client.mget(self.keys(symbol, broker_ids))
-        return self.decode(symbol, broker_ids, values)
-
     def keys(self, symbol: str, broker_ids: Sequence[str]) -> list[str]:
         """The cache keys of ``broker_ids``' profiles of ``symbol``, in order."""
         return [self.key(b, symbol) for b in broker_ids]

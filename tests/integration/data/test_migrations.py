@@ -8,9 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from yoyo import read_migrations
 
 from local.services import scratch_database
-from shared.adapters.postgres.migrations import apply_migrations, migration_ids
+from shared.adapters.postgres.migrations import MIGRATIONS_DIR, apply_migrations
 
 SPEC_DDL = Path(__file__).parents[1] / "spec" / "V2__Add_intelligent_routing_tables.sql"
 SPEC_TABLES = (
@@ -72,7 +73,7 @@ def test_migrations_apply_in_order_and_rerun_is_a_noop(empty_database_url: str) 
     first = apply_migrations(empty_database_url)
     second = apply_migrations(empty_database_url)
     # THEN the first run applies every migration in order and the second applies nothing
-    assert first == migration_ids()
+    assert first == [m.id for m in read_migrations(str(MIGRATIONS_DIR))]
     assert first[:3] == [
         "V001__base",
         "V002__add_intelligent_routing_tables",

@@ -16,9 +16,11 @@ from functions.ws_connect import handler
 from functions.ws_connect.handler import handle_event, lambda_handler
 from shared.adapters.apigw_push import ApiGatewayNotifier
 from shared.adapters.auth.local_issuer import issue_local_token
-from shared.adapters.redis.connections import ConnectionRecord, RedisConnectionRegistry
-from shared.services.connections import ConnectionService, build_connection_service
+from shared.adapters.redis.connections import RedisConnectionRegistry
+from shared.domain.connections import ConnectionRecord
+from shared.services.connections import ConnectionService
 from shared.settings import Settings
+from shared.wiring import Wiring
 from tests.integration.websocket.conftest import (
     AUDIENCE,
     LOCAL_ISSUER,
@@ -193,8 +195,8 @@ def test_lambda_handler_wired_from_settings_in_local_mode(
     management_api: FakeManagementApi,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN the handler's service built by the factory from local-mode settings
-    service = build_connection_service(ws_settings)
+    # GIVEN the handler's service built by the composition root from local-mode settings
+    service = Wiring(ws_settings).connections
     monkeypatch.setattr(handler, "get_service", lambda: service)
     # AND dummy AWS credentials, as local mode provides (the management API is on loopback)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")

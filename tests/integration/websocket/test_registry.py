@@ -8,11 +8,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from shared.adapters.redis.client import RedisGuard
-from shared.adapters.redis.connections import (
-    CONNECTION_TTL_S,
-    ConnectionRecord,
-    RedisConnectionRegistry,
-)
+from shared.adapters.redis.connections import CONNECTION_TTL_S, RedisConnectionRegistry
+from shared.domain.connections import ConnectionRecord
 from shared.domain.errors import CacheUnavailableError
 
 

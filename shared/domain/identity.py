@@ -1,4 +1,4 @@
-"""Trader identity from verified claims (light: no JOSE library, imported by every handler)."""
+"""Trader identity from verified claims: pure, so every handler and service may use it."""
 
 from __future__ import annotations
 
