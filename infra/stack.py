@@ -148,6 +148,20 @@ class OrderRouterStack(cdk.Stack):
             timeout=cdk.Duration.seconds(50),
             settings={**postgres, "event_bus_name": bus.bus.event_bus_name},
         )
+        reconcile = factory.create(
+            "reconcile",
+            description="Finishes orders whose placement never happened (a crash mid-order)",
+            security_groups=app_sgs,
+            no_dlq_reason="Started every minute by a schedule without retries: a failed run "
+            "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",
+            timeout=cdk.Duration.seconds(50),
+            settings={
+                **postgres,
+                "event_bus_name": bus.bus.event_bus_name,
+                # Brokers are asked whether they hold each stuck child (their credentials).
+                "broker_secrets_arn": brokers.secret.secret_arn,
+            },
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -165,18 +179,19 @@ class OrderRouterStack(cdk.Stack):
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (route_order, broker_webhook, track_execution, outbox_relay, migrate):
+        for fn in (route_order, broker_webhook, track_execution, outbox_relay, reconcile, migrate):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
-        for fn in (route_order, broker_webhook, outbox_relay):
+        for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_webhook):
+        for fn in (route_order, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
         for fn in (route_order, track_execution, ws_connect):
             websocket.grant_push(fn)
 
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
+        bus.schedule_reconciler(reconcile)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     ewma_alpha: float = Field(default=0.1, gt=0, le=1)
     broker_timeout_ms: int = Field(default=2_000, ge=10)
     analytics_cache_ttl_s: int = Field(default=60, ge=1)
+    reconcile_after_s: float = Field(default=120.0, gt=0)
+    """An order still unanswered this long after it was stored is finished by the reconciler
+    (docs/api.md, "Crash recovery"). Keep it above the ``route_order`` timeout (29 s) so that
+    a live request is never overtaken."""
 
     # Events
     event_bus_name: str = "order-router"

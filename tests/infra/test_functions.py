@@ -21,6 +21,7 @@ FUNCTIONS = (
     "track_execution",
     "ws_connect",
     "outbox_relay",
+    "reconcile",
     "migrate",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
