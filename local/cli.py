@@ -1,7 +1,8 @@
 """``order-router``: the local-mode command line (``make run`` calls ``order-router run``).
 
 ``run`` starts the whole service on this machine; ``token`` prints a dev JWT; ``submit``,
-``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API.
+``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API;
+``quarantine`` lists held execution reports straight from the database (operators only).
 """
 
 from __future__ import annotations
@@ -352,6 +353,54 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- quarantine --------------------------------------------------------------------------------
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    """List quarantined execution reports, newest first, from the database (no admin API yet)."""
+    import os
+
+    from local.runtime import DATABASE
+    from shared.domain.errors import DataUnavailableError
+    from shared.settings import Settings
+    from shared.wiring import Wiring
+
+    url = (
+        args.database_url
+        or os.environ.get("ROUTER_DATABASE_URL")
+        or f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DATABASE}"
+    )
+    wiring = Wiring(Settings(database_url=url, db_connect_timeout_s=3.0))
+    try:
+        held = wiring.webhooks.quarantined(limit=args.limit, reason=args.reason)
+    except ValueError as exc:
+        raise CliError(str(exc), status=2) from exc
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"the database did not answer ({exc}); is `order-router run` running?"
+        ) from exc
+    finally:
+        wiring.database.close()
+    rows = [
+        {
+            "id": h.id,
+            "quarantinedAt": h.quarantined_at.isoformat(),
+            "stage": h.stage,
+            "reason": h.reason,
+            "field": h.field,
+            "message": h.message,
+            "reportKey": h.report_key,
+            "brokerId": h.broker_id,
+            "childOrderId": h.child_order_id,
+            "orderId": h.order_id,
+            "report": h.report,
+        }
+        for h in held
+    ]
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
 # -- API clients -------------------------------------------------------------------------------
 
 
@@ -533,6 +582,20 @@ def _order_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-brokers", type=_positive_int)
 
 
+def _add_quarantine_parser(sub: Any) -> None:
+    quarantine = sub.add_parser(
+        "quarantine", help="list quarantined execution reports (newest first) with their reasons"
+    )
+    quarantine.add_argument("--limit", type=int, default=50, help="at most this many (1-1000)")
+    quarantine.add_argument("--reason", help="only this reason, e.g. OVERFILL, PRICE_OUT_OF_BAND")
+    quarantine.add_argument(
+        "--database-url",
+        help="Postgres URL (default: $ROUTER_DATABASE_URL, else the local run's database)",
+    )
+    quarantine.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
+    quarantine.set_defaults(handler=_cmd_quarantine)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="order-router", description=__doc__)
@@ -607,6 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--timeout", type=float, help="stop after this many seconds")
     watch.set_defaults(handler=_cmd_watch)
+
+    _add_quarantine_parser(sub)
     return parser
 
 

@@ -197,11 +197,14 @@ class TrackedExecution:
     """Outcome of tracking one report."""
 
     status: str
-    """``recorded``, ``duplicate`` (already stored: nothing changes) or ``unknown_child``."""
+    """``recorded``, ``duplicate`` (already stored: nothing changes), ``unknown_child`` or
+    ``quarantined`` (impossible for its child at apply time: held with its reason)."""
     child: ChildOrder | None = None
     """The child as it was before this report."""
     profile: BrokerProfile | None = None
     """The broker profile after the report's batch was learned from."""
+    reason: str | None = None
+    """The quarantine reason, when quarantined."""
 
     @property
     def late(self) -> bool:
@@ -211,6 +214,39 @@ class TrackedExecution:
             and self.child is not None
             and self.child.status is ChildOrderStatus.TIMED_OUT
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedReport:
+    """A report held back because it cannot be true (``quarantined_reports``)."""
+
+    report: ExecutionReport
+    """The normalised report (unchecked when its own figures contradict each other)."""
+    stage: str
+    """``webhook`` (before answering the broker) or ``tracking`` (at apply time)."""
+    reason: str
+    field: str | None
+    message: str
+    child_order_id: str | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReport:
+    """A quarantined report as an operator lists it."""
+
+    id: int
+    quarantined_at: datetime
+    stage: str
+    reason: str
+    field: str | None
+    message: str
+    report_key: str
+    broker_id: str
+    child_order_id: str | None
+    order_id: str | None
+    report: dict[str, Any]
+    """The normalised report as stored (camelCase JSON)."""
 
 
 ProfileKey = tuple[str, str]
@@ -230,8 +266,11 @@ class Observed(NamedTuple):
     (so a repeated recording teaches nothing twice); ``None`` for a report."""
 
 
-BatchFold = Callable[[Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan]]
-"""Given the locked children by id and the report keys already stored, the plans to store."""
+BatchFold = Callable[
+    [Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan | QuarantinedReport]
+]
+"""Given the locked children by id and the report keys already stored, what to store: the plans
+of the reports to apply and the reports to quarantine, in report order."""
 
 
 class ExecutionRepository(Protocol):
@@ -252,6 +291,22 @@ class ExecutionRepository(Protocol):
         alpha: float,
     ) -> dict[ProfileKey, BrokerProfile]:
         """Store a batch's plans atomically with its children locked (see the adapter)."""
+        ...
+
+    def applied_keys(self, report_keys: Collection[str]) -> set[str]:
+        """Those of ``report_keys`` whose report is applied (a metrics row is stored)."""
+        ...
+
+
+class QuarantineRepository(Protocol):
+    """Reports that cannot be true, held with their reason for an operator."""
+
+    def add(self, quarantined: QuarantinedReport) -> bool:
+        """Store one; ``False`` when the same report is already held."""
+        ...
+
+    def list_recent(self, *, limit: int, reason: str | None = None) -> list[HeldReport]:
+        """The newest held reports first, optionally of one reason."""
         ...
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.outbox import PostgresOutbox
     from shared.adapters.postgres.pool import Database
     from shared.adapters.postgres.profiles import PostgresProfileRepository
+    from shared.adapters.postgres.quarantine import PostgresQuarantineRepository
     from shared.adapters.postgres.reconcile import PostgresStuckOrders
     from shared.adapters.redis.client import RedisGuard
     from shared.adapters.redis.connections import RedisConnectionRegistry
@@ -120,6 +121,13 @@ class Wiring:
         from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
 
         return PostgresAnalyticsRepository(self.database)
+
+    @cached_property
+    def quarantine(self) -> PostgresQuarantineRepository:
+        """Execution reports held because they cannot be true."""
+        from shared.adapters.postgres.quarantine import PostgresQuarantineRepository
+
+        return PostgresQuarantineRepository(self.database)
 
     @cached_property
     def outbox(self) -> PostgresOutbox:
@@ -261,6 +269,7 @@ class Wiring:
             profiles=self.profiles,
             notifier=self.notifier,
             alpha=self.settings.ewma_alpha,
+            clock=utc_now,
         )
 
     @cached_property
@@ -282,6 +291,8 @@ class Wiring:
             brokers=self.brokers,
             secrets=self.secrets,
             orders=self.orders,
+            executions=self.executions,
+            quarantine=self.quarantine,
             outbox=self.outbox,
             publisher=self.publisher,
             clock=utc_now,

@@ -292,14 +292,14 @@ async def test_the_management_api_answers_boto3(runtime: Runtime) -> None:
     )
 
 
-def test_a_signed_broker_webhook_changes_the_profile(runtime: Runtime) -> None:
+def test_a_signed_report_filling_a_cancelled_child_is_quarantined(runtime: Runtime) -> None:
     # GIVEN an order whose children were partially filled by the paper brokers, then cancelled
     trader = user()
     result = submit(runtime, trader, symbol="TCS", quantity=40)
     view = settled_order(runtime, trader, result["orderId"])
-    child = next(c for c in view["childOrders"] if c["filled_quantity"])
+    child = next(c for c in view["childOrders"] if 0 < c["filled_quantity"] < c["quantity"])
     before = profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"]
-    # WHEN the broker reports the rest filled with a signed webhook
+    # WHEN a signed webhook reports the rest of that cancelled child filled
     raw = json.dumps(
         {
             "brokerId": child["broker_id"],
@@ -324,14 +324,16 @@ def test_a_signed_broker_webhook_changes_the_profile(runtime: Runtime) -> None:
             **sign_webhook(raw, secret, timestamp=int(time.time())),
         },
     )
-    # THEN it is accepted and the broker's profile for the symbol learns from it
+    # THEN it is authentic but impossible (a cancelled child takes no further fill): 202
+    # quarantined with its reason, so the broker stops retrying; the child and the broker's
+    # profile are unchanged (docs/execution-tracking.md, "Validation and quarantine")
     assert response.status_code == 202, response.text
-    assert response.json()["status"] == "accepted"
-    eventually(
-        lambda: profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"] > before,
-        within_s=UPDATE_WITHIN_S,
-        what="a profile update",
-    )
+    assert response.json()["status"] == "quarantined"
+    assert response.json()["quarantine"]["reason"] == "FILL_AFTER_CLOSE"
+    after = settled_order(runtime, trader, result["orderId"])
+    [same] = [c for c in after["childOrders"] if c["child_order_id"] == child["child_order_id"]]
+    assert (same["status"], same["filled_quantity"]) == (child["status"], child["filled_quantity"])
+    assert profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"] == before
 
 
 def test_an_unsigned_webhook_is_401(runtime: Runtime) -> None:
