@@ -363,9 +363,9 @@ def test_broker_fill_rate_counts_rejected_and_timed_out_quantity(db: Database) -
     with db.connection() as conn:
         for child_id, status, filled in outcomes:
             conn.execute(
-                "UPDATE child_orders SET status = %s, filled_quantity = %s "
+                "UPDATE child_orders SET status = %s, filled_quantity = %s, average_price = %s "
                 "WHERE child_order_id = %s",
-                (status, filled, child_id),
+                (status, filled, Decimal("2950.50") if filled else None, child_id),
             )
     executions.record(execution_record(first.order_id, slippage_bps=2.0))
     executions.record(
