@@ -30,11 +30,15 @@ over every plan of at most ``max_brokers`` brokers; no candidate list is pruned.
 
 from __future__ import annotations
 
+import itertools
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 _INF = math.inf
+_SLACK = 1e-9
+"""Relative margin above the best plan before a bound prunes: rounding never hides a better plan."""
 
 _Pairs = tuple[tuple[int, int], ...]
 
@@ -183,26 +187,58 @@ class Optimum:
     states: int
 
 
+_States = dict[tuple[int, int], tuple[float, _Pairs]]
+"""Partial plans: (brokers used, lots placed) -> (cost, pairs). Equal keys have equal
+completions, so only the cheaper partial plan of a key is kept."""
+
+
 class _Search:
-    """Branch and bound over breakpoints for one set of brokers (see the module docstring)."""
+    """Branch and bound over breakpoints for one set of brokers (see the module docstring).
+
+    Brokers are taken cheapest first. For the ``k``-th broker as the free one, the partial plans
+    over the brokers before it are shared with every later free broker (the *prefix*); they are
+    extended over the brokers after it, and the free broker takes what is left.
+    """
 
     def __init__(
-        self, models: Sequence[BrokerCostModel], total: int, lot: int, max_brokers: int
+        self,
+        models: Sequence[BrokerCostModel],
+        total: int,
+        lot: int,
+        max_brokers: int,
+        *,
+        banned: int | None = None,
+        incumbent: tuple[float, _Pairs] | None = None,
     ) -> None:
         self.models = models
         self.total = total
         self.lot = lot
+        self.lots = total // lot
         self.max_brokers = max_brokers
-        self.best: tuple[float, _Pairs] | None = None
+        self.banned = banned
+        self.best = incumbent
+        self.without: dict[int, tuple[float, _Pairs]] = {}
+        """Best complete plan seen without each broker (rank): a runner-up to start from."""
         self.states = 0
 
     def offer(self, cost: float, pairs: _Pairs) -> None:
         plan = (cost, pairs)
         if self.best is None or plan < self.best:
             self.best = plan
+        used = {rank for rank, _ in pairs}
+        for m in self.models:
+            if m.rank not in used:
+                known = self.without.get(m.rank)
+                if known is None or plan < known:
+                    self.without[m.rank] = plan
 
-    def run(self, members: Sequence[int]) -> tuple[float, _Pairs] | None:
-        models, total = self.models, self.total
+    def limit(self) -> float:
+        """Partial plans whose bound exceeds this cannot beat the best plan."""
+        return _INF if self.best is None else self.best[0] + _SLACK * abs(self.best[0])
+
+    def run(self) -> tuple[float, _Pairs] | None:
+        models, total, lot = self.models, self.total, self.lot
+        members = [i for i, m in enumerate(models) if m.rank != self.banned]
         for i in members:
             m = models[i]
             if m.lo_single <= total <= m.hi:
@@ -212,58 +248,159 @@ class _Search:
         pool = [i for i in members if models[i].lo_split <= min(models[i].hi, total)]
         # Cheapest first: good plans are found early and bound the rest.
         pool.sort(key=lambda i: (models[i].floor_per_share(), i))
-        points = {i: models[i].breakpoints(self.lot) for i in pool}
-        for free in pool:
-            self._free(free, [i for i in pool if i != free], points)
+        # Each broker's cost at each of its breakpoints, computed once: (lots, INR) pairs.
+        table = [[(x, models[i].cost(x * lot)) for x in models[i].breakpoints(lot)] for i in pool]
+        # suffix[k] bounds the cost of placing lots on pool[k:] (see _Bound).
+        hulls = [_segments(_lower_hull([(0, 0.0), *table[k]]), pool[k]) for k in range(len(pool))]
+        suffix = [_Bound([])]
+        for k in range(len(pool) - 1, -1, -1):
+            suffix.append(suffix[-1].adding(hulls[k]))
+        suffix.reverse()
+        self._offer_relaxed(suffix[0])
+        prefix: _States = {(0, 0): (0.0, ())}
+        for k, free in enumerate(pool):
+            if not prefix:
+                break  # no plan over the brokers before this one can still win
+            states = prefix
+            # After pool[t], what is left goes to pool[t + 1:] and the free broker.
+            for t in range(k + 1, len(pool)):
+                if not states:
+                    break
+                states = self._extend(states, pool[t], table[t], suffix[t + 1].adding(hulls[k]))
+            self._finish(states, models[free])
+            if k + 1 < len(pool):
+                prefix = self._extend(prefix, free, table[k], suffix[k + 1])
         return self.best
 
-    def _free(self, free: int, others: Sequence[int], points: dict[int, list[int]]) -> None:
-        """Plans in which ``free`` takes what the others' breakpoints leave."""
-        models, lot = self.models, self.lot
-        lots = self.total // lot
-        fm = models[free]
-        free_lo, free_hi = fm.lo_split // lot, fm.hi // lot
-        if free_lo > free_hi:
-            return
-        room = lots - free_lo
-        # floor[k]: least INR a lot for whatever is still unplaced after others[:k].
-        floor = [0.0] * (len(others) + 1)
-        floor[-1] = fm.floor_per_share() * lot
-        for k in range(len(others) - 1, -1, -1):
-            floor[k] = min(floor[k + 1], models[others[k]].floor_per_share() * lot)
-        base = fm.floor_fixed()
-        # (brokers used, lots placed) -> (cost, pairs): equal keys have equal completions.
-        states: dict[tuple[int, int], tuple[float, _Pairs]] = {(0, 0): (0.0, ())}
+    def _offer_relaxed(self, bound: _Bound) -> None:
+        """Offer the relaxation's optimum when it is a plan: often it is the optimum itself."""
+        shares = [(self.models[i], n * self.lot) for i, n in bound.argmin(self.lots).items()]
+        if 2 <= len(shares) <= self.max_brokers and all(m.lo_split <= q <= m.hi for m, q in shares):
+            self.offer(
+                math.fsum(m.cost(q) for m, q in shares),
+                tuple(sorted((m.rank, q) for m, q in shares)),
+            )
+
+    def _extend(
+        self, states: _States, i: int, points: list[tuple[int, float]], rest: _Bound
+    ) -> _States:
+        """The partial plans with broker ``i`` at each of its breakpoints, or unused."""
+        lots, lot = self.lots, self.lot
+        rank = self.models[i].rank
+        limit = self.limit()
         largest = self.max_brokers - 1
-        for k, i in enumerate(others):
-            m = models[i]
-            rank = m.rank
-            step = floor[k + 1]
-            grown = dict(states)
-            for (used, placed), (cost, pairs) in states.items():
-                if used >= largest:
+        # Without broker i, what is left goes to ``rest``'s brokers only.
+        grown = {
+            key: value
+            for key, value in states.items()
+            if value[0] + rest.at(lots - key[1]) <= limit
+        }
+        for (used, placed), (cost, pairs) in states.items():
+            if used >= largest:
+                continue
+            for x, fx in points:
+                left = lots - placed - x
+                if left < 1:
+                    break
+                c = cost + fx
+                if c + rest.at(left) > limit:
                     continue
-                for x in points[i]:
-                    if placed + x > room:
-                        break
-                    c = cost + m.cost(x * lot)
-                    key = (used + 1, placed + x)
-                    if (
-                        self.best is not None
-                        and c + base + (lots - placed - x) * step >= self.best[0]
-                    ):
-                        continue
-                    known = grown.get(key)
-                    if known is None or c < known[0]:
-                        grown[key] = (c, (*pairs, (rank, x * lot)))
-            states = grown
+                key = (used + 1, placed + x)
+                known = grown.get(key)
+                if known is None or c < known[0]:
+                    grown[key] = (c, (*pairs, (rank, x * lot)))
+        return grown
+
+    def _finish(self, states: _States, free: BrokerCostModel) -> None:
+        """Complete each partial plan by giving the free broker what is left."""
+        lot = self.lot
+        lo, hi = free.lo_split // lot, free.hi // lot
         self.states += len(states)
         for (used, placed), (cost, pairs) in states.items():
-            rest = lots - placed
-            if used and free_lo <= rest <= free_hi:
+            left = self.lots - placed
+            if used and lo <= left <= hi:
                 self.offer(
-                    cost + fm.cost(rest * lot), tuple(sorted((*pairs, (fm.rank, rest * lot))))
+                    cost + free.cost(left * lot), tuple(sorted((*pairs, (free.rank, left * lot))))
                 )
+
+
+def _lower_hull(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Vertices of the lower convex hull of ``(lots, cost)`` points sorted by lots.
+
+    From ``(0, 0)`` and a broker's breakpoints: the cost is affine between breakpoints, so the
+    hull is below it everywhere on ``{0} + [lo, hi]``.
+    """
+    hull: list[tuple[int, float]] = []
+    for x, y in points:
+        if hull and hull[-1][0] == x:
+            continue  # sorted by (x, y): the first point at x is the lowest
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = hull[-2], hull[-1]
+            if (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0) > 0:
+                break
+            hull.pop()
+        hull.append((x, y))
+    return hull
+
+
+def _segments(hull: Sequence[tuple[int, float]], owner: int) -> list[tuple[float, int, int]]:
+    """A broker's hull as ``(slope, lots, owner)`` segments, in increasing slope."""
+    return [
+        ((y1 - y0) / (x1 - x0), x1 - x0, owner) for (x0, y0), (x1, y1) in itertools.pairwise(hull)
+    ]
+
+
+class _Bound:
+    """A lower bound on the cost of placing ``r`` lots on a set of brokers.
+
+    The least sum of the brokers' hulls (convex, each up to its ``hi``) over shares summing to
+    ``r``: the segments taken cheapest slope first (the linear programme's greedy optimum).
+    Dropping the limit on the number of brokers only lowers it. ``inf`` beyond the capacity.
+    """
+
+    __slots__ = ("_costs", "_lengths", "_segments")
+
+    def __init__(self, segments: list[tuple[float, int, int]]) -> None:
+        self._segments = segments
+        self._lengths: list[int] = []
+        self._costs: list[float] = []
+        length, cost = 0, 0.0
+        for slope, width, _ in segments:
+            length += width
+            cost += slope * width
+            self._lengths.append(length)
+            self._costs.append(cost)
+
+    def adding(self, segments: list[tuple[float, int, int]]) -> _Bound:
+        """The bound with one more broker's hull segments."""
+        return _Bound(sorted(self._segments + segments))
+
+    def at(self, lots: float) -> float:
+        """The bound for ``lots`` lots (0 for none, ``inf`` beyond the brokers' capacity)."""
+        if lots <= 0:
+            return 0.0
+        k = bisect_left(self._lengths, lots)
+        if k == len(self._lengths):
+            return _INF
+        before: float = self._lengths[k - 1] if k else 0
+        cost = self._costs[k - 1] if k else 0.0
+        return cost + (lots - before) * self._segments[k][0]
+
+    def argmin(self, lots: int) -> dict[int, int]:
+        """Lots per owner at the bound's optimum for ``lots`` (empty beyond the capacity).
+
+        A broker's segments are taken in order (its slopes increase), so each owner's lots end
+        on its hull; all but the last owner's end on a vertex, a breakpoint.
+        """
+        shares: dict[int, int] = {}
+        left = lots
+        for _, width, owner in self._segments:
+            if left <= 0:
+                return shares
+            take = min(width, left)
+            shares[owner] = shares.get(owner, 0) + take
+            left -= take
+        return shares if left <= 0 else {}
 
 
 def optimise(
@@ -287,12 +424,15 @@ def optimise(
         best plan without the best plan's largest allocation: what the decision's margin is.
     """
     search = _Search(models, total, lot, max_brokers)
-    best = search.run(range(len(models)))
+    best = search.run()
     if best is None:
         return None
     main = max(best[1], key=lambda pair: (pair[1], -pair[0]))[0]
-    rival = _Search(models, total, lot, max_brokers)
-    runner_up = rival.run([i for i in range(len(models)) if models[i].rank != main])
+    # The best plan seen without the main broker is where the runner-up's search starts.
+    rival = _Search(
+        models, total, lot, max_brokers, banned=main, incumbent=search.without.get(main)
+    )
+    runner_up = rival.run()
     return Optimum(
         best=Plan(quantities=best[1], cost=best[0]),
         runner_up_cost=_INF if runner_up is None else runner_up[0],
