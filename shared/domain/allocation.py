@@ -187,6 +187,8 @@ class Optimum:
     states: int
 
 
+_Pieces = tuple[list[tuple[int, float]], list[tuple[float, int, int]]]
+"""A broker's ``(lots, cost)`` breakpoints and its hull's ``(slope, lots, owner)`` segments."""
 _States = dict[tuple[int, int], tuple[float, _Pairs]]
 """Partial plans: (brokers used, lots placed) -> (cost, pairs). Equal keys have equal
 completions, so only the cheaper partial plan of a key is kept."""
@@ -209,6 +211,7 @@ class _Search:
         *,
         banned: int | None = None,
         incumbent: tuple[float, _Pairs] | None = None,
+        pieces: dict[int, _Pieces] | None = None,
     ) -> None:
         self.models = models
         self.total = total
@@ -217,20 +220,21 @@ class _Search:
         self.max_brokers = max_brokers
         self.banned = banned
         self.best = incumbent
-        self.without: dict[int, tuple[float, _Pairs]] = {}
-        """Best complete plan seen without each broker (rank): a runner-up to start from."""
+        self.offered: list[tuple[float, _Pairs]] = []
+        """Every complete plan offered: where a runner-up's search starts."""
         self.states = 0
+        self.pieces = {} if pieces is None else pieces
+        """Per broker index: its ``(lots, cost)`` at each breakpoint and its hull segments."""
 
     def offer(self, cost: float, pairs: _Pairs) -> None:
         plan = (cost, pairs)
+        self.offered.append(plan)
         if self.best is None or plan < self.best:
             self.best = plan
-        used = {rank for rank, _ in pairs}
-        for m in self.models:
-            if m.rank not in used:
-                known = self.without.get(m.rank)
-                if known is None or plan < known:
-                    self.without[m.rank] = plan
+
+    def without(self, rank: int) -> tuple[float, _Pairs] | None:
+        """The best plan offered that does not use broker ``rank``."""
+        return min((p for p in self.offered if all(r != rank for r, _ in p[1])), default=None)
 
     def limit(self) -> float:
         """Partial plans whose bound exceeds this cannot beat the best plan."""
@@ -248,10 +252,14 @@ class _Search:
         pool = [i for i in members if models[i].lo_split <= min(models[i].hi, total)]
         # Cheapest first: good plans are found early and bound the rest.
         pool.sort(key=lambda i: (models[i].floor_per_share(), i))
-        # Each broker's cost at each of its breakpoints, computed once: (lots, INR) pairs.
-        table = [[(x, models[i].cost(x * lot)) for x in models[i].breakpoints(lot)] for i in pool]
+        for i in pool:
+            if i not in self.pieces:
+                # Each broker's cost at each of its breakpoints, once a call.
+                points = [(x, models[i].cost(x * lot)) for x in models[i].breakpoints(lot)]
+                self.pieces[i] = (points, _segments(_lower_hull([(0, 0.0), *points]), i))
+        table = [self.pieces[i][0] for i in pool]
+        hulls = [self.pieces[i][1] for i in pool]
         # suffix[k] bounds the cost of placing lots on pool[k:] (see _Bound).
-        hulls = [_segments(_lower_hull([(0, 0.0), *table[k]]), pool[k]) for k in range(len(pool))]
         suffix = [_Bound([])]
         for k in range(len(pool) - 1, -1, -1):
             suffix.append(suffix[-1].adding(hulls[k]))
@@ -362,14 +370,8 @@ class _Bound:
 
     def __init__(self, segments: list[tuple[float, int, int]]) -> None:
         self._segments = segments
-        self._lengths: list[int] = []
-        self._costs: list[float] = []
-        length, cost = 0, 0.0
-        for slope, width, _ in segments:
-            length += width
-            cost += slope * width
-            self._lengths.append(length)
-            self._costs.append(cost)
+        self._lengths = list(itertools.accumulate([width for _, width, _ in segments]))
+        self._costs = list(itertools.accumulate([slope * width for slope, width, _ in segments]))
 
     def adding(self, segments: list[tuple[float, int, int]]) -> _Bound:
         """The bound with one more broker's hull segments."""
@@ -430,7 +432,13 @@ def optimise(
     main = max(best[1], key=lambda pair: (pair[1], -pair[0]))[0]
     # The best plan seen without the main broker is where the runner-up's search starts.
     rival = _Search(
-        models, total, lot, max_brokers, banned=main, incumbent=search.without.get(main)
+        models,
+        total,
+        lot,
+        max_brokers,
+        banned=main,
+        incumbent=search.without(main),
+        pieces=search.pieces,
     )
     runner_up = rival.run()
     return Optimum(

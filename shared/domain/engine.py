@@ -716,3 +716,34 @@ def evaluate_plan(
         if shares > 0
     )
     return splitter + _impact_value(prepared.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class SplitProblem:
+    """What :func:`decide_route` hands the splitter for one order (for benchmarks and tests)."""
+
+    models: list[BrokerCostModel]
+    total: int
+    lot: int
+    max_brokers: int
+
+
+def split_problem(
+    order: OrderRequest,
+    profiles: Sequence[BrokerProfile],
+    *,
+    now: datetime,
+    config: EngineConfig | None = None,
+) -> SplitProblem:
+    """The eligible brokers' cost models, quantity, lot and broker limit of ``order``.
+
+    Raises what :func:`decide_route` raises before it optimises.
+    """
+    cfg = config or DEFAULT_CONFIG
+    prepared = _prepare(order, profiles, now=now, cfg=cfg, counts={})
+    return SplitProblem(
+        models=[b.model for b in prepared.derived],
+        total=order.quantity,
+        lot=prepared.terms.lot,
+        max_brokers=order.max_brokers or cfg.max_brokers,
+    )
