@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from bisect import bisect_left
+import operator
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 _INF = math.inf
+_SLOPE = operator.itemgetter(0)
+_WIDTH = operator.itemgetter(1)
 _SLACK = 1e-9
 """Relative margin above the best plan before a bound prunes: rounding never hides a better plan."""
 
@@ -370,12 +373,18 @@ class _Bound:
 
     def __init__(self, segments: list[tuple[float, int, int]]) -> None:
         self._segments = segments
-        self._lengths = list(itertools.accumulate([width for _, width, _ in segments]))
-        self._costs = list(itertools.accumulate([slope * width for slope, width, _ in segments]))
+        # C-level loops: bounds are built for every broker after each free broker.
+        slopes = list(map(_SLOPE, segments))
+        widths = list(map(_WIDTH, segments))
+        self._lengths = list(itertools.accumulate(widths))
+        self._costs = list(itertools.accumulate(map(operator.mul, slopes, widths)))
 
     def adding(self, segments: list[tuple[float, int, int]]) -> _Bound:
         """The bound with one more broker's hull segments."""
-        return _Bound(sorted(self._segments + segments))
+        merged = self._segments.copy()
+        for segment in segments:
+            insort(merged, segment)
+        return _Bound(merged)
 
     def at(self, lots: float) -> float:
         """The bound for ``lots`` lots (0 for none, ``inf`` beyond the brokers' capacity)."""
