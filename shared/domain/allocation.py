@@ -215,6 +215,7 @@ class _Search:
         banned: int | None = None,
         incumbent: tuple[float, _Pairs] | None = None,
         pieces: dict[int, _Pieces] | None = None,
+        bounds: dict[tuple[int, int], _Bound] | None = None,
     ) -> None:
         self.models = models
         self.total = total
@@ -228,6 +229,8 @@ class _Search:
         self.states = 0
         self.pieces = {} if pieces is None else pieces
         """Per broker index: its ``(lots, cost)`` at each breakpoint and its hull segments."""
+        self.bounds = {} if bounds is None else bounds
+        """``(broker, free broker)``: the bound on the brokers after it, and the free one."""
 
     def offer(self, cost: float, pairs: _Pairs) -> None:
         plan = (cost, pairs)
@@ -277,7 +280,12 @@ class _Search:
             for t in range(k + 1, len(pool)):
                 if not states:
                     break
-                states = self._extend(states, pool[t], table[t], suffix[t + 1].adding(hulls[k]))
+                # A search without one broker reuses the bound of the search with it: the bound
+                # over more brokers is lower, so it is still a bound.
+                rest = self.bounds.get((pool[t], free))
+                if rest is None:
+                    rest = self.bounds[pool[t], free] = suffix[t + 1].adding(hulls[k])
+                states = self._extend(states, pool[t], table[t], rest)
             self._finish(states, models[free])
             if k + 1 < len(pool):
                 prefix = self._extend(prefix, free, table[k], suffix[k + 1])
@@ -448,6 +456,7 @@ def optimise(
         banned=main,
         incumbent=search.without(main),
         pieces=search.pieces,
+        bounds=search.bounds,
     )
     runner_up = rival.run()
     return Optimum(
