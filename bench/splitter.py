@@ -99,6 +99,25 @@ def problem(rng: random.Random) -> tuple[OrderRequest, list[BrokerProfile]]:
     return order, profiles
 
 
+def hostile(rng: random.Random) -> tuple[OrderRequest, list[BrokerProfile]]:
+    """9 to 16 brokers with small, different freeze quantities: up to 76 breakpoints each."""
+    order, profiles = problem(rng)
+    lot = 10
+    brokers = [
+        p.model_copy(
+            update={
+                "broker_id": f"h{i:02d}",
+                "lot_size": lot,
+                "freeze_quantity": lot * rng.randint(2, 9),
+                "rate_limit_per_s": None,
+                "max_order_size": None,
+            }
+        )
+        for i, p in enumerate(profiles * 8)
+    ][: rng.randint(9, 16)]
+    return order.model_copy(update={"quantity": 150 * lot, "max_brokers": 4}), brokers
+
+
 def exact(models: list[BrokerCostModel], total: int, lot: int, max_brokers: int) -> float:
     """The optimum by dynamic programming over every whole-lot quantity of every broker."""
     lots = total // lot
@@ -128,17 +147,13 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--problems", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=14)
-    args = parser.parse_args(argv)
-    rng = random.Random(args.seed)
+def random_problems(rng: random.Random, count: int) -> dict[str, object]:
+    """The splitter against the exact optimum on ``count`` random problems."""
     gaps: list[float] = []
     micros: list[float] = []
-    infeasible = skipped = 0
+    infeasible = skipped = over_budget = 0
     worst: dict[str, object] = {}
-    while len(gaps) + infeasible < args.problems:
+    while len(gaps) + infeasible < count:
         order, profiles = problem(rng)
         try:
             split = split_problem(order, profiles, now=NOW)
@@ -157,31 +172,76 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"splitter found no plan where one exists: {order}")
             infeasible += 1
             continue
+        over_budget += optimum.gap_bound > 0
         gap = (optimum.best.cost - reference) / abs(reference)
         gaps.append(gap)
         if not worst or gap > float(str(worst["gap"])):
             worst = {"gap": gap, "order": order.model_dump(mode="json"), "brokers": len(profiles)}
-    result = {
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "target": "max gap to the exact optimum <= 0.1 % over 200 random problems",
+    return {
         "problems": len(gaps) + infeasible,
         "infeasible": infeasible,
         "skipped_without_eligible_broker": skipped,
         "max_gap": max(gaps),
         "mean_gap": statistics.fmean(gaps),
         "plans_above_optimum": sum(1 for g in gaps if g > 1e-12),
+        "searches_over_budget": over_budget,
         "splitter_p50_us": round(percentile(micros, 50), 1),
         "splitter_p99_us": round(percentile(micros, 99), 1),
         "worst": worst,
     }
+
+
+def hostile_problems(rng: random.Random, count: int) -> dict[str, object]:
+    """The splitter's budget, tolerance and cap on ``count`` problems built to exhaust them."""
+    gaps: list[float] = []
+    bounds: list[float] = []
+    millis: list[float] = []
+    while len(gaps) < count:
+        order, profiles = hostile(rng)
+        split = split_problem(order, profiles, now=NOW)
+        start = time.perf_counter()
+        optimum = optimise(split.models, split.total, split.lot, max_brokers=split.max_brokers)
+        millis.append((time.perf_counter() - start) * 1e3)
+        if optimum is None:
+            continue
+        reference = exact(split.models, split.total, split.lot, split.max_brokers)
+        gaps.append((optimum.best.cost - reference) / abs(reference))
+        bounds.append(optimum.gap_bound)
+    return {
+        "problems": count,
+        "what": "9-16 brokers, 150 lots, freeze quantities of 2-9 lots (up to 76 breakpoints)",
+        "exact": sum(1 for b in bounds if b == 0.0),
+        "within_tolerance": sum(1 for b in bounds if 0.0 < b <= 1e-3),
+        "capped": sum(1 for b in bounds if b > 1e-3),
+        "max_gap": max(gaps),
+        "max_proven_gap_bound": max(bounds),
+        "p50_ms": round(percentile(millis, 50), 1),
+        "max_ms": round(max(millis), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--hostile", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=14)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    result = {
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "target": "max gap to the exact optimum <= 0.1 % over 200 random problems",
+        **random_problems(rng, args.problems),
+        "hostile": hostile_problems(rng, args.hostile),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(
-        f"{result['problems']} problems ({infeasible} infeasible): max gap {max(gaps):.3e}, "
-        f"{result['plans_above_optimum']} above the optimum; splitter p50 "
-        f"{result['splitter_p50_us']} us p99 {result['splitter_p99_us']} us"
+        f"{result['problems']} problems ({result['infeasible']} infeasible): max gap "
+        f"{result['max_gap']:.3e}, {result['plans_above_optimum']} above the optimum; "
+        f"splitter p50 {result['splitter_p50_us']} us p99 {result['splitter_p99_us']} us"
     )
+    print(f"hostile: {json.dumps(result['hostile'])}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,15 @@ from dataclasses import dataclass
 _INF = math.inf
 _SLOPE = operator.itemgetter(0)
 _WIDTH = operator.itemgetter(1)
+BUDGET = 5_000
+"""Partial plans a call may try before it settles for a plan within ``TOLERANCE``."""
+TOLERANCE = 1e-3
+"""Relative gap to the optimum allowed once the budget is spent: 0.1 %."""
+CAP = 30_000
+"""Partial plans a call may try in full: beyond it only the ``BEAM`` most promising partial plans
+of each step go on, and the gap is what the relaxation proves (hostile inputs only: many
+brokers with many different slices)."""
+BEAM = 48
 _SLACK = 1e-9
 """Relative margin above the best plan before a bound prunes: rounding never hides a better plan."""
 
@@ -188,6 +197,9 @@ class Optimum:
     best: Plan
     runner_up_cost: float
     states: int
+    gap_bound: float
+    """Proven relative gap of ``best`` to the optimum: 0 when the search stayed within its
+    budget, ``TOLERANCE`` when it finished after it, else what the relaxation proves."""
 
 
 _Pieces = tuple[list[tuple[int, float]], list[tuple[float, int, int]]]
@@ -216,6 +228,7 @@ class _Search:
         incumbent: tuple[float, _Pairs] | None = None,
         pieces: dict[int, _Pieces] | None = None,
         bounds: dict[tuple[int, int], _Bound] | None = None,
+        work: int = 0,
     ) -> None:
         self.models = models
         self.total = total
@@ -227,6 +240,11 @@ class _Search:
         self.offered: list[tuple[float, _Pairs]] = []
         """Every complete plan offered: where a runner-up's search starts."""
         self.states = 0
+        self.work = work
+        """Partial plans tried so far in this call (kept or pruned)."""
+        self.capped = False
+        self.floor = _INF
+        """A lower bound on every plan of the search: the least single plan and relaxation."""
         self.pieces = {} if pieces is None else pieces
         """Per broker index: its ``(lots, cost)`` at each breakpoint and its hull segments."""
         self.bounds = {} if bounds is None else bounds
@@ -243,8 +261,14 @@ class _Search:
         return min((p for p in self.offered if all(r != rank for r, _ in p[1])), default=None)
 
     def limit(self) -> float:
-        """Partial plans whose bound exceeds this cannot beat the best plan."""
-        return _INF if self.best is None else self.best[0] + _SLACK * abs(self.best[0])
+        """Partial plans whose bound exceeds this cannot beat the best plan.
+
+        Once the searches of a call have tried ``BUDGET`` partial plans, only by ``TOLERANCE``.
+        """
+        if self.best is None:
+            return _INF
+        margin = _SLACK if self.work <= BUDGET else -TOLERANCE
+        return self.best[0] + margin * abs(self.best[0])
 
     def run(self) -> tuple[float, _Pairs] | None:
         models, total, lot = self.models, self.total, self.lot
@@ -253,6 +277,7 @@ class _Search:
             m = models[i]
             if m.lo_single <= total <= m.hi:
                 self.offer(m.cost(total), ((m.rank, total),))
+                self.floor = min(self.floor, m.cost(total))
         if self.max_brokers < 2:
             return self.best
         pool = [i for i in members if models[i].lo_split <= min(models[i].hi, total)]
@@ -270,6 +295,7 @@ class _Search:
         for k in range(len(pool) - 1, -1, -1):
             suffix.append(suffix[-1].adding(hulls[k]))
         suffix.reverse()
+        self.floor = min(self.floor, suffix[0].at(self.lots))
         self._offer_relaxed(suffix[0])
         prefix: _States = {(0, 0): (0.0, ())}
         for k, free in enumerate(pool):
@@ -317,6 +343,7 @@ class _Search:
         for (used, placed), (cost, pairs) in states.items():
             if used >= largest:
                 continue
+            self.work += len(points)
             for x, fx in points:
                 left = lots - placed - x
                 if left < 1:
@@ -328,6 +355,12 @@ class _Search:
                 known = grown.get(key)
                 if known is None or c < known[0]:
                     grown[key] = (c, (*pairs, (rank, x * lot)))
+        if self.work > CAP:
+            # Past the cap, only the most promising partial plans go on (a beam): the search
+            # still ends with a good plan, but proves only what the relaxation proves.
+            self.capped = True
+            kept = sorted(grown.items(), key=lambda item: item[1][0] + rest.at(lots - item[0][1]))
+            return dict(kept[:BEAM])
         return grown
 
     def _finish(self, states: _States, free: BrokerCostModel) -> None:
@@ -422,6 +455,13 @@ class _Bound:
         return shares if left <= 0 else {}
 
 
+def _gap_bound(search: _Search, best: float) -> float:
+    """What the search proves about the best plan's gap to the optimum (relative)."""
+    if search.capped:
+        return max(0.0, (best - search.floor) / abs(search.floor)) if search.floor else _INF
+    return 0.0 if search.work <= BUDGET else TOLERANCE
+
+
 def optimise(
     models: Sequence[BrokerCostModel], total: int, lot: int, *, max_brokers: int
 ) -> Optimum | None:
@@ -457,10 +497,12 @@ def optimise(
         incumbent=search.without(main),
         pieces=search.pieces,
         bounds=search.bounds,
+        work=search.work,
     )
     runner_up = rival.run()
     return Optimum(
         best=Plan(quantities=best[1], cost=best[0]),
         runner_up_cost=_INF if runner_up is None else runner_up[0],
         states=search.states + rival.states,
+        gap_bound=_gap_bound(search, best[0]),
     )
