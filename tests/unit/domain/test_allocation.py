@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from shared.domain import allocation
 from shared.domain.allocation import BrokerCostModel, optimise
 
 GST = 1.18
@@ -163,3 +165,44 @@ def test_a_broker_whose_capacity_is_too_small_alone_is_used_in_a_split() -> None
     assert optimum is not None
     assert optimum.best.quantities == ((0, 40), (1, 20))
     assert optimise(models, 60, 10, max_brokers=1) is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_past_its_budget_the_splitter_stays_within_its_tolerance(
+    problem: tuple[list[BrokerCostModel], int, int, int],
+) -> None:
+    # GIVEN a search whose budget is spent before it starts
+    models, total, lot, max_brokers = problem
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(allocation, "BUDGET", -1)
+        # WHEN
+        optimum = optimise(models, total, lot, max_brokers=max_brokers)
+    exact = exhaustive(models, total, lot, max_brokers)
+    # THEN it says so, and its plan is within 0.1 % of the optimum
+    if optimum is None:
+        assert exact == math.inf
+        return
+    assert optimum.gap_bound == allocation.TOLERANCE
+    assert optimum.best.cost <= exact + allocation.TOLERANCE * abs(exact) + 1e-9
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_past_its_cap_the_splitter_still_returns_a_feasible_plan_and_a_true_bound(
+    problem: tuple[list[BrokerCostModel], int, int, int],
+) -> None:
+    # GIVEN a search capped from the start (a beam of one partial plan a step)
+    models, total, lot, max_brokers = problem
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(allocation, "CAP", -1)
+        patch.setattr(allocation, "BEAM", 1)
+        # WHEN
+        optimum = optimise(models, total, lot, max_brokers=max_brokers)
+    exact = exhaustive(models, total, lot, max_brokers)
+    # THEN the plan is feasible and no better than the optimum, and the proven gap is true
+    if optimum is None:
+        return  # a beam may miss every split; the exact search is what proves none exists
+    assert sum(q for _, q in optimum.best.quantities) == total
+    assert optimum.best.cost >= exact - 1e-9 * abs(exact)
+    assert optimum.best.cost - exact <= optimum.gap_bound * abs(exact) + 1e-6
