@@ -26,6 +26,11 @@ plans with the same pair have the same completions, so only the cheaper is kept)
 free broker the remaining lots. Partial plans whose cost plus a valid lower bound on the rest
 reaches the best complete plan are dropped (branch and bound). The result is the exact optimum
 over every plan of at most ``max_brokers`` brokers; no candidate list is pruned.
+
+Hostile inputs (many brokers with many different slice sizes) could make the search long, so a
+call has a budget: past ``BUDGET`` partial plans it only keeps those that can beat the best plan
+by ``TOLERANCE`` (0.1 %), and past ``CAP`` only a beam of the most promising; ``gap_bound``
+reports what was proven. Realistic orders stay far below the budget (docs/routing-engine.md).
 """
 
 from __future__ import annotations
