@@ -129,3 +129,23 @@ def test_every_objective_has_a_strategy() -> None:
     assert set(STRATEGIES) == set(RoutingObjective)
     for objective, strategy in STRATEGIES.items():
         assert strategy.objective is objective
+
+
+def test_the_reported_money_cost_is_the_same_whatever_the_objective_valued() -> None:
+    # GIVEN an order BEST_PRICE and LOWEST_COST both put on the same broker
+    order = make_order(quantity=400_000)
+    best_price, lowest_cost = (
+        decide_route(order.model_copy(update={"routing_objective": o}), SPECIALISTS, now=NOW)
+        for o in (RoutingObjective.BEST_PRICE, RoutingObjective.LOWEST_COST)
+    )
+    # WHEN / THEN the plan, its price, charges and money cost are the same
+    assert best_price.allocations == lowest_cost.allocations
+    assert (
+        best_price.expected_execution.total_cost_inr
+        == lowest_cost.expected_execution.total_cost_inr
+    )
+    assert best_price.expected_execution.charges == lowest_cost.expected_execution.charges
+    # AND only what each objective minimised differs: BEST_PRICE leaves the charges out
+    charges = float(lowest_cost.expected_execution.charges.total)
+    gap = lowest_cost.expected_execution.objective_inr - best_price.expected_execution.objective_inr
+    assert float(gap) == pytest.approx(charges * (1 - 1e-3), rel=1e-3)
