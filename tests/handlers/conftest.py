@@ -146,6 +146,8 @@ def wiring(
         )
     for profile in seed.seed_profiles(utc_now()):
         built.profile_repository.upsert(profile)
+    for instrument in seed.seed_instruments(utc_now()):
+        built.instruments.upsert(instrument)
     monkeypatch.setattr(shared.wiring, "get_wiring", lambda: built)
     yield built
     built.database.close()
