@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         redis_port=args.redis_port,
         relay_interval_s=args.relay_interval,
         verbose=args.verbose,
+        enforce_market_hours=not args.ignore_market_hours,
     )
     ports = {
         "HTTP API": config.http_port,
@@ -128,6 +129,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
+            f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  API         {config.api_url}/api/v1",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  TRADER token for {DEFAULT_USER} (12 h; more: order-router token --user ID):",
@@ -213,6 +215,22 @@ def _seed(redis_url: str) -> tuple[int, int]:
     finally:
         client.close()
     return counts
+
+
+def market_status(enforced: bool, now: datetime) -> str:
+    """One line saying whether orders sent at ``now`` pass the market-hours rule, and why not."""
+    from shared.domain.models import Exchange
+    from shared.domain.risk import check_market_hours, default_calendar
+
+    if not enforced:
+        return "WARNING: market hours NOT enforced (--ignore-market-hours): orders route any time"
+    closed = check_market_hours(default_calendar(), Exchange.NSE, now)
+    if closed is None:
+        return "NSE is open now: orders route"
+    return (
+        f"{closed.message}. Orders are refused (422 RISK_REJECTED, rule MARKET_HOURS) until "
+        "the market opens; `order-router run --ignore-market-hours` routes at any hour"
+    )
 
 
 def _data_dir_option(data_dir: Path) -> str:
@@ -410,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
     run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
     run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
+    run.add_argument(
+        "--ignore-market-hours",
+        action="store_true",
+        help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
+    )
     run.set_defaults(handler=_run)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")

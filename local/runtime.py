@@ -64,6 +64,8 @@ class RuntimeConfig:
     redis_port: int = 63799
     relay_interval_s: float = 5.0
     verbose: bool = False
+    enforce_market_hours: bool = True
+    """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
 
     @property
     def api_url(self) -> str:
@@ -148,6 +150,7 @@ def handler_environment(
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
+        enforce_market_hours=config.enforce_market_hours,
     )
     env.update(
         {

@@ -121,6 +121,8 @@ def start_runtime(data_dir: Path) -> Runtime:
                 f"--redis-port={redis_port}",
                 f"--data-dir={data_dir}",
                 "--relay-interval=1",
+                # The suite runs at any hour; the hours rule is tested in tests/handlers.
+                "--ignore-market-hours",
             ],
             cwd=REPO,
             env=_environment(),

@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local import seed
 from local.bus import ROUTED_TO_TRACKER
+from local.cli import market_status
 from shared.adapters.brokers.webhooks import sign_webhook
 from tests.e2e.conftest import API, Runtime, cli, start_runtime, stop_runtime
 
@@ -383,6 +384,26 @@ def test_run_prints_a_curl_that_names_the_api_and_a_token(runtime: Runtime) -> N
     assert f"{runtime.api}{API}/orders/smart" in curl
     assert "Authorization: Bearer ey" in curl
     assert '"symbol":"RELIANCE"' in curl
+
+
+def test_run_says_the_market_hours_are_not_enforced_when_told_so(runtime: Runtime) -> None:
+    # GIVEN the suite's run, started with --ignore-market-hours; WHEN its banner is read
+    [market] = [line for line in runtime.output().splitlines() if line.startswith("  Market")]
+    # THEN it warns that orders route at any hour
+    assert "NOT enforced" in market
+
+
+def test_the_banner_says_when_the_market_is_closed_and_how_to_route_anyway() -> None:
+    # GIVEN a Saturday and a Tuesday at 10:00 IST (04:30 UTC)
+    saturday = datetime(2026, 12, 5, 4, 30, tzinfo=UTC)
+    tuesday = datetime(2026, 12, 1, 4, 30, tzinfo=UTC)
+    # WHEN the run's market line is written for each, with the hours enforced
+    closed, open_ = market_status(True, saturday), market_status(True, tuesday)
+    # THEN the Saturday names the weekend, the rule and the way out; the Tuesday routes
+    assert "weekend" in closed
+    assert "MARKET_HOURS" in closed
+    assert "--ignore-market-hours" in closed
+    assert open_ == "NSE is open now: orders route"
 
 
 def test_run_refuses_a_busy_port_in_one_line(tmp_path: Any) -> None:
