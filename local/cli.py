@@ -1,7 +1,8 @@
 """``order-router``: the local-mode command line (``make run`` calls ``order-router run``).
 
 ``run`` starts the whole service on this machine; ``token`` prints a dev JWT; ``submit``,
-``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API.
+``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API;
+``kill-switch`` writes a kill-switch change to the run's Postgres.
 """
 
 from __future__ import annotations
@@ -396,6 +397,45 @@ def _messages(socket: Any, timeout_s: float | None) -> Iterator[str]:
 # -- parser ------------------------------------------------------------------------------------
 
 
+def _cmd_kill_switch(args: argparse.Namespace) -> int:
+    """Write a kill-switch change to the running service's Postgres (no API has it yet)."""
+    import getpass
+
+    from local.runtime import DATABASE
+    from shared.adapters.postgres.pool import Database, create_pool
+    from shared.adapters.postgres.risk import PostgresRiskState
+    from shared.domain.errors import DataUnavailableError
+    from shared.domain.risk import GLOBAL_SCOPE
+    from shared.settings import Settings
+
+    if not args.reason.strip():
+        raise CliError("--reason must say why", status=2)
+    settings = Settings(
+        stage="local",
+        database_url=f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DATABASE}",
+        db_pool_min=0,
+        db_pool_max=1,
+    )
+    database = Database(create_pool(settings))
+    try:
+        switch = PostgresRiskState(database).set(
+            args.user or GLOBAL_SCOPE,
+            engaged=args.action == "engage",
+            reason=args.reason.strip(),
+            actor=f"cli:{getpass.getuser()}",
+        )
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"Postgres on port {args.pg_port} does not answer: is `order-router run` running?"
+        ) from exc
+    finally:
+        database.close()
+    state = "ENGAGED" if switch.engaged else "released"
+    whose = "global" if switch.scope == GLOBAL_SCOPE else f"trader {switch.scope}"
+    print(f"kill switch ({whose}) {state} at {switch.changed_at.isoformat()}: {switch.reason}")
+    return 0
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where `run` keeps its data")
     parser.add_argument("--api", help="API base URL (default: the running `order-router run`)")
@@ -475,7 +515,19 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, help="stop after this many messages")
     watch.add_argument("--timeout", type=float, help="stop after this many seconds")
     watch.set_defaults(handler=_cmd_watch)
+    _kill_switch_parser(sub)
     return parser
+
+
+def _kill_switch_parser(sub: Any) -> None:
+    kill = sub.add_parser(
+        "kill-switch", help="engage or release a kill switch (global, or one trader's)"
+    )
+    kill.add_argument("action", choices=["engage", "release"])
+    kill.add_argument("--user", help="the trader's id; without it, the global switch")
+    kill.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    kill.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
+    kill.set_defaults(handler=_cmd_kill_switch)
 
 
 def main(argv: list[str] | None = None) -> int:
