@@ -459,14 +459,3 @@ class InstrumentRepository(Protocol):
         """Create or replace a record (the daily load, local seeding)."""
         ...
 
-
-class KillSwitchRepository(Protocol):
-    """Engages and releases kill switches; every change is a new, audited row."""
-
-    def set(self, scope: str, *, engaged: bool, reason: str, actor: str) -> KillSwitch:
-        """Record a change of ``scope`` (``GLOBAL`` or a user id) and return the new state."""
-        ...
-
-    def history(self, scope: str) -> list[KillSwitch]:
-        """Every change of ``scope``, oldest first."""
-        ...

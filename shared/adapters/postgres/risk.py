@@ -111,7 +111,10 @@ class PostgresInstrumentRepository:
 
 
 class PostgresRiskState:
-    """:class:`shared.ports.RiskStateReader` and :class:`shared.ports.KillSwitchRepository`."""
+    """:class:`shared.ports.RiskStateReader`, and the writes behind it (kill switches, limits).
+
+    Writes have no port yet: only the local CLI and tests make them (an admin API would).
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
