@@ -458,4 +458,3 @@ class InstrumentRepository(Protocol):
     def upsert(self, instrument: Instrument) -> None:
         """Create or replace a record (the daily load, local seeding)."""
         ...
-
