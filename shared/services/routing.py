@@ -32,6 +32,8 @@ from shared.domain.orders import (
     make_event,
     split_into_slices,
 )
+from shared.domain.settlement import FAILED as _FAILED
+from shared.domain.settlement import aggregate_status, child_placed_event, parent_status
 from shared.ports import (
     BrokerGateway,
     EventPublisher,
@@ -50,8 +52,6 @@ from shared.services.schemas import (
     RoutingRecommendation,
     SmartOrderRequest,
 )
-
-_FAILED = (ChildOrderStatus.REJECTED, ChildOrderStatus.TIMED_OUT)
 
 
 def request_fingerprint(request: SmartOrderRequest) -> str:
@@ -219,7 +219,15 @@ class RoutingService:
         if decision_id is None:  # a concurrent duplicate committed first
             return self._replay(user_id, client_order_id, fingerprint)
         placement = self._place(order, decision, children, profiles)
-        result = self._result(order, decision, decision_id, placement)
+        result = routing_result(
+            decision,
+            decision_id,
+            placement.children,
+            placement.cascades,
+            order_id=order.order_id,
+            client_order_id=order.client_order_id or order.order_id,
+            quantity=order.quantity,
+        )
         self._orders.record_placements(
             order.order_id,
             placement.children,
@@ -317,7 +325,7 @@ class RoutingService:
                     }
                 )
                 placement.children.append(placed)
-                placement.events.append(self._child_placed_event(placed))
+                placement.events.append(child_placed_event(placed, uuid.uuid4()))
                 placement.events.extend(
                     self._execution_event(placed, report) for report in outcome.reports
                 )
@@ -389,54 +397,6 @@ class RoutingService:
             results.append((child, result))
         return results
 
-    def _result(
-        self,
-        order: OrderRequest,
-        decision: RoutingDecision,
-        decision_id: int,
-        placement: _Placement,
-    ) -> OrderRoutingResult:
-        allocations: list[AllocationResult] = []
-        for a in decision.allocations:
-            kids = [c for c in placement.children if c.broker_id == a.broker_id and c.attempt == 1]
-            allocations.append(
-                AllocationResult.planned(
-                    a,
-                    child_order_id=kids[0].child_order_id if kids else None,
-                    child_order_ids=tuple(c.child_order_id for c in kids),
-                    status=_aggregate_status(kids),
-                    reason=next((c.status_reason for c in kids if c.status_reason), None),
-                )
-            )
-        cascaded = [c for c in placement.children if c.cascaded_from is not None]
-        for child in cascaded:
-            allocations.append(
-                AllocationResult(
-                    broker_id=child.broker_id,
-                    quantity=child.quantity,
-                    allocation_percentage=_percentage(child.quantity, order.quantity),
-                    expected_execution_price=child.expected_price or Decimal(0),
-                    priority=child.priority,
-                    child_order_id=child.child_order_id,
-                    child_order_ids=(child.child_order_id,),
-                    status=_aggregate_status([child]),
-                    cascaded_from=child.cascaded_from,
-                    reason=child.status_reason,
-                )
-            )
-        live = sum(c.quantity for c in placement.children if c.status not in _FAILED)
-        status = "ROUTED" if live == order.quantity else "PARTIALLY_ROUTED" if live else "REJECTED"
-        base = RoutingRecommendation.from_decision(decision)
-        return OrderRoutingResult(
-            **{k: v for k, v in base if k != "allocations"},
-            allocations=tuple(allocations),
-            order_id=order.order_id,
-            decision_id=decision_id,
-            client_order_id=order.client_order_id or order.order_id,
-            status=status,
-            cascades=tuple(placement.cascades),
-        )
-
     def _publish(self, events: Sequence[DomainEvent]) -> None:
         failed = self._publisher.publish(events)
         failed_ids = {e.event_id for e in failed}
@@ -474,20 +434,63 @@ class RoutingService:
         )
 
     @staticmethod
-    def _child_placed_event(child: ChildOrder) -> DomainEvent:
-        return make_event(
-            event_id=uuid.uuid4(),
-            source=SOURCE_ROUTING,
-            detail_type="ChildOrderPlaced",
-            order_id=child.order_id,
-            user_id=child.user_id,
-            idempotency_key=f"ChildOrderPlaced:{child.child_order_id}",
-            payload={"child": child.model_dump(mode="json", by_alias=True)},
-        )
-
-    @staticmethod
     def _execution_event(child: ChildOrder, report: ExecutionReport) -> DomainEvent:
         return execution_reported_event(child.order_id, child.user_id, report, uuid.uuid4())
+
+
+def routing_result(
+    decision: RoutingDecision,
+    decision_id: int,
+    children: Sequence[ChildOrder],
+    cascades: Sequence[Cascade],
+    *,
+    order_id: str,
+    client_order_id: str,
+    quantity: int,
+) -> OrderRoutingResult:
+    """The answer to a smart order: the decision with what became of each allocation.
+
+    Used by the routing service after placing, and by the reconciler for an order whose
+    placement never happened, so both answer in the same shape.
+    """
+    allocations: list[AllocationResult] = []
+    for a in decision.allocations:
+        kids = [c for c in children if c.broker_id == a.broker_id and c.attempt == 1]
+        allocations.append(
+            AllocationResult.planned(
+                a,
+                child_order_id=kids[0].child_order_id if kids else None,
+                child_order_ids=tuple(c.child_order_id for c in kids),
+                status=aggregate_status(kids),
+                reason=next((c.status_reason for c in kids if c.status_reason), None),
+            )
+        )
+    cascaded = [c for c in children if c.cascaded_from is not None]
+    for child in cascaded:
+        allocations.append(
+            AllocationResult(
+                broker_id=child.broker_id,
+                quantity=child.quantity,
+                allocation_percentage=_percentage(child.quantity, quantity),
+                expected_execution_price=child.expected_price or Decimal(0),
+                priority=child.priority,
+                child_order_id=child.child_order_id,
+                child_order_ids=(child.child_order_id,),
+                status=aggregate_status([child]),
+                cascaded_from=child.cascaded_from,
+                reason=child.status_reason,
+            )
+        )
+    base = RoutingRecommendation.from_decision(decision)
+    return OrderRoutingResult(
+        **{k: v for k, v in base if k != "allocations"},
+        allocations=tuple(allocations),
+        order_id=order_id,
+        decision_id=decision_id,
+        client_order_id=client_order_id,
+        status=parent_status(children, quantity),
+        cascades=tuple(cascades),
+    )
 
 
 def _can_take(profile: BrokerProfile | None, quantity: int) -> bool:
@@ -496,17 +499,6 @@ def _can_take(profile: BrokerProfile | None, quantity: int) -> bool:
     if profile.min_order_size is not None and quantity < profile.min_order_size:
         return False
     return profile.max_order_size is None or quantity <= profile.max_order_size
-
-
-def _aggregate_status(children: Sequence[ChildOrder]) -> str:
-    statuses = {c.status for c in children}
-    if not statuses:
-        return "PENDING"
-    if len(statuses) == 1:
-        return next(iter(statuses)).value
-    if statuses <= set(_FAILED):
-        return ChildOrderStatus.REJECTED.value
-    return "PARTIALLY_PLACED"
 
 
 def _percentage(quantity: int, total: int) -> Decimal:

@@ -8,7 +8,14 @@ from datetime import datetime
 from shared.adapters.brokers.paper import PaperBehaviour, PaperBroker
 from shared.domain.brokers import BrokerConfig
 from shared.domain.orders import ChildOrder, ChildOrderStatus
-from shared.ports import BrokerGateway, BrokerRepository, MarketData, PlacementResult
+from shared.domain.settlement import BrokerLookup, LookupOutcome
+from shared.ports import (
+    BrokerGateway,
+    BrokerOrderLookup,
+    BrokerRepository,
+    MarketData,
+    PlacementResult,
+)
 
 
 class BrokerGatewayRegistry:
@@ -69,3 +76,16 @@ class BrokerGatewayRegistry:
                 reason=f"no adapter available for broker {child.broker_id}",
             )
         return adapter.place(child, timeout_s=timeout_s)
+
+    def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Ask ``child``'s broker for the order tagged with its id.
+
+        A broker without an adapter in this build never received anything from us
+        (``NOT_FOUND``); an adapter whose API has no look-up cannot tell (``UNKNOWN``).
+        """
+        adapter = self._adapter(child.broker_id)
+        if adapter is None:
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        if not isinstance(adapter, BrokerOrderLookup):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order look-up")
+        return adapter.lookup(child, timeout_s=timeout_s)

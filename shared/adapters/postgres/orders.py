@@ -28,9 +28,9 @@ WITH new_order AS (
 )
 INSERT INTO order_routing_decisions (order_id, user_id, routing_strategy, confidence_score,
     expected_execution_time_ms, expected_slippage_bps, expected_price, expected_fill_probability,
-    expected_charges_inr, expected_total_cost_inr, fallback_broker_ids, broker_scores)
+    expected_charges_inr, expected_total_cost_inr, fallback_broker_ids, broker_scores, decision)
 SELECT order_id, user_id, %(strategy)s, %(confidence)s, %(time_ms)s, %(slippage)s, %(price)s,
-    %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s
+    %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s, %(decision)s
 FROM new_order
 RETURNING id
 """
@@ -279,6 +279,8 @@ class PostgresOrderRepository:
                     "scores": Jsonb(
                         [s.model_dump(mode="json", by_alias=True) for s in decision.broker_scores]
                     ),
+                    # The whole decision, for the reconciler's answer if placement never happens.
+                    "decision": Jsonb(decision.model_dump(mode="json")),
                 },
             ).fetchone()
             if decision_row is None:
