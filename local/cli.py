@@ -2,7 +2,8 @@
 
 ``run`` starts the whole service on this machine; ``token`` prints a dev JWT; ``submit``,
 ``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API;
-``quarantine`` lists held execution reports straight from the database (operators only).
+``quarantine`` lists held execution reports and ``kill-switch`` engages or releases a kill
+switch, both straight in the run's database (operators only, until the admin API exists).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         reconcile_interval_s=args.reconcile_interval,
         reconcile_after_s=args.reconcile_after,
         verbose=args.verbose,
+        enforce_market_hours=not args.ignore_market_hours,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -189,6 +191,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
+            f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  API         {config.api_url}/api/v1",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
@@ -290,6 +293,22 @@ def _seed(redis_url: str) -> tuple[int, int]:
     finally:
         client.close()
     return counts
+
+
+def market_status(enforced: bool, now: datetime) -> str:
+    """One line saying whether orders sent at ``now`` pass the market-hours rule, and why not."""
+    from shared.domain.models import Exchange
+    from shared.domain.risk import check_market_hours, default_calendar
+
+    if not enforced:
+        return "WARNING: market hours NOT enforced (--ignore-market-hours): orders route any time"
+    closed = check_market_hours(default_calendar(), Exchange.NSE, now)
+    if closed is None:
+        return "NSE is open now: orders route"
+    return (
+        f"{closed.message}. Orders are refused (422 RISK_REJECTED, rule MARKET_HOURS) until "
+        "the market opens; `order-router run --ignore-market-hours` routes at any hour"
+    )
 
 
 def _data_dir_option(data_dir: Path) -> str:
@@ -543,6 +562,45 @@ def _messages(socket: Any, timeout_s: float | None) -> Iterator[str]:
 # -- parser ------------------------------------------------------------------------------------
 
 
+def _cmd_kill_switch(args: argparse.Namespace) -> int:
+    """Write a kill-switch change to the running service's Postgres (no API has it yet)."""
+    import getpass
+
+    from local.runtime import DATABASE
+    from shared.adapters.postgres.pool import Database, create_pool
+    from shared.adapters.postgres.risk import PostgresRiskState
+    from shared.domain.errors import DataUnavailableError
+    from shared.domain.risk import GLOBAL_SCOPE
+    from shared.settings import Settings
+
+    if not args.reason.strip():
+        raise CliError("--reason must say why", status=2)
+    settings = Settings(
+        stage="local",
+        database_url=f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DATABASE}",
+        db_pool_min=0,
+        db_pool_max=1,
+    )
+    database = Database(create_pool(settings))
+    try:
+        switch = PostgresRiskState(database).set(
+            args.user or GLOBAL_SCOPE,
+            engaged=args.action == "engage",
+            reason=args.reason.strip(),
+            actor=f"cli:{getpass.getuser()}",
+        )
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"Postgres on port {args.pg_port} does not answer: is `order-router run` running?"
+        ) from exc
+    finally:
+        database.close()
+    state = "ENGAGED" if switch.engaged else "released"
+    whose = "global" if switch.scope == GLOBAL_SCOPE else f"trader {switch.scope}"
+    print(f"kill switch ({whose}) {state} at {switch.changed_at.isoformat()}: {switch.reason}")
+    return 0
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where `run` keeps its data")
     parser.add_argument("--api", help="API base URL (default: the running `order-router run`)")
@@ -601,28 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start the whole service on this machine")
-    run.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
-    run.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
-    run.add_argument(
-        "--internal-port",
-        type=int,
-        default=DEFAULT_INTERNAL_PORT,
-        help="management API and PutEvents (127.0.0.1, signed with this run's keys)",
-    )
-    run.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
-    run.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
-    run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
-    run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
-    run.add_argument("--reconcile-interval", type=float, default=10.0, help="reconciler period (s)")
-    run.add_argument(
-        "--reconcile-after",
-        type=float,
-        default=Settings.model_fields["reconcile_after_s"].default,
-        help="finish an order still unanswered after this many seconds (ROUTER_RECONCILE_AFTER_S)",
-    )
-    run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
-    run.set_defaults(handler=_run)
+    _run_parser(sub)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")
     token.add_argument("--user", required=True)
@@ -670,9 +707,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--timeout", type=float, help="stop after this many seconds")
     watch.set_defaults(handler=_cmd_watch)
-
     _add_quarantine_parser(sub)
+    _kill_switch_parser(sub)
     return parser
+
+
+def _run_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="start the whole service on this machine")
+    run.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    run.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
+    run.add_argument(
+        "--internal-port",
+        type=int,
+        default=DEFAULT_INTERNAL_PORT,
+        help="management API and PutEvents (127.0.0.1, signed with this run's keys)",
+    )
+    run.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
+    run.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
+    run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
+    run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
+    run.add_argument("--reconcile-interval", type=float, default=10.0, help="reconciler period (s)")
+    run.add_argument(
+        "--reconcile-after",
+        type=float,
+        default=Settings.model_fields["reconcile_after_s"].default,
+        help="finish an order still unanswered after this many seconds (ROUTER_RECONCILE_AFTER_S)",
+    )
+    run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
+    run.add_argument(
+        "--ignore-market-hours",
+        action="store_true",
+        help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
+    )
+    run.set_defaults(handler=_run)
+
+
+def _kill_switch_parser(sub: Any) -> None:
+    kill = sub.add_parser(
+        "kill-switch", help="engage or release a kill switch (global, or one trader's)"
+    )
+    kill.add_argument("action", choices=["engage", "release"])
+    kill.add_argument("--user", help="the trader's id; without it, the global switch")
+    kill.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    kill.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
+    kill.set_defaults(handler=_cmd_kill_switch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,9 @@ from shared.domain.brokers import BrokerConfig
 from shared.domain.connections import ConnectionRecord
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.identity import TraderIdentity
-from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
+from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.risk import Instrument, KillSwitch
 from shared.domain.settlement import BrokerLookup
 
 
@@ -533,4 +534,55 @@ class ReplySender(Protocol):
 
     def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
         """Deliver one ``{"type", "data", "timestamp"}`` message; never raises."""
+        ...
+
+
+# -- Pre-trade risk (shared/services/risk.py) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraderRiskState:
+    """What the risk rules read of one trader, in one round trip.
+
+    Nothing of it is cached, so a kill switch takes effect on the next order and the open-order
+    count is exact.
+    """
+
+    switches: tuple[KillSwitch, ...]
+    """The current state of the global switch and the trader's own (those ever set)."""
+    open_orders: int
+    """The trader's orders with at least one child still working (pending, placed, part-filled)."""
+    limits: TraderLimitOverrides | None
+    """The trader's own limits, or ``None`` when the defaults apply."""
+
+
+@dataclass(frozen=True)
+class TraderLimitOverrides:
+    """A trader's own limits; ``None`` fields keep the default of the settings."""
+
+    max_order_quantity: int | None = None
+    max_order_value_inr: Decimal | None = None
+    max_open_orders: int | None = None
+
+
+class RiskStateReader(Protocol):
+    """Reads a trader's risk state from the source of truth."""
+
+    def read(self, user_id: str) -> TraderRiskState:
+        """Kill switches, open orders and limit overrides of ``user_id``.
+
+        Raises ``DataUnavailableError`` when the source of truth cannot be reached.
+        """
+        ...
+
+
+class InstrumentRepository(Protocol):
+    """The instrument master (``instruments``)."""
+
+    def get(self, symbol: str, exchange: Exchange) -> Instrument | None:
+        """The record of ``symbol`` on ``exchange``; ``None`` when there is none."""
+        ...
+
+    def upsert(self, instrument: Instrument) -> None:
+        """Create or replace a record (the daily load, local seeding)."""
         ...
