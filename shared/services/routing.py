@@ -147,6 +147,8 @@ class RoutingService:
             if quote is not None:
                 order = order.model_copy(update={"quote": quote})
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
+        if not profiles:  # the symbols the router knows are those its brokers have profiles for
+            raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
         decision = decide_route(
             order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
         )
