@@ -348,15 +348,10 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
 
     def handle_not_found(error: RouteNotFound) -> Response[Any]:
         event = app.current_event
-        allowed = _methods_of(app, event.path)
-        if not allowed:
+        refused = method_not_allowed(app, event.http_method, event.path)
+        if refused is None:
             return respond(404, error_body("NOT_FOUND", f"no route {event.path}"))
-        message = f"{event.http_method} is not allowed on {event.path}"
-        return respond(
-            405,
-            error_body("METHOD_NOT_ALLOWED", message, allow=allowed),
-            {"Allow": ", ".join(allowed)},
-        )
+        return respond(refused.status, refused.body(), refused.headers)
 
     def handle_service_error(error: ServiceError) -> Response[Any]:
         return respond(error.status_code, error_body("HTTP_ERROR", str(error.msg)))
@@ -372,11 +367,35 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     app.not_found(handle_not_found)
 
 
-def _methods_of(app: APIGatewayHttpResolver, path: str) -> list[str]:
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods ``app`` serves on ``path``; a static path shadows the dynamic ones.
+
+    ``/orders/smart`` is a static POST route, and also matches ``GET /orders/{orderId}``; the
+    API treats it as the static route only, so ``GET /orders/smart`` is a 405, not an order
+    called "smart".
+    """
     # Powertools keeps no public route table; its compiled routes are the one source of truth
     # (tests/handlers/test_hostile_input.py fails if a Powertools release renames them).
-    routes = [*app._static_routes, *app._dynamic_routes]
-    return sorted({route.method for route in routes if route.rule.match(path)})
+    static = {route.method for route in app._static_routes if route.rule.match(path)}
+    if static:
+        return sorted(static)
+    return sorted({route.method for route in app._dynamic_routes if route.rule.match(path)})
+
+
+def method_not_allowed(
+    app: APIGatewayHttpResolver, method: str, path: str
+) -> RejectedRequestError | None:
+    """The 405 for ``method`` on ``path`` when the path exists without it, else ``None``."""
+    allowed = allowed_methods(app, path)
+    if not allowed or method.upper() in allowed:
+        return None
+    return RejectedRequestError(
+        405,
+        "METHOD_NOT_ALLOWED",
+        f"{method.upper()} is not allowed on {path}",
+        headers={"Allow": ", ".join(allowed)},
+        allow=allowed,
+    )
 
 
 def _field(loc: Any) -> str:

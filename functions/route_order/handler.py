@@ -33,6 +33,7 @@ from shared.http import (
     describe,
     install_error_handlers,
     loads_json,
+    method_not_allowed,
     raw_body,
     read_json_object,
 )
@@ -296,10 +297,15 @@ def screen(event: dict[str, Any]) -> dict[str, Any] | None:
 
     Authorization comes first (a caller without a trader token learns nothing about bodies),
     then :func:`shared.http.read_json_object`'s media type, size, encoding, depth and shape.
+    A known path asked with another method is a 405 here, before any route is tried.
     """
     context = event.get("requestContext") or {}
-    route = (str((context.get("http") or {}).get("method", "")).upper(), event.get("rawPath"))
-    if route not in JSON_ROUTES:
+    method = str((context.get("http") or {}).get("method", "")).upper()
+    path = str(event.get("rawPath") or "")
+    refused = method_not_allowed(app, method, path)
+    if refused is not None:  # before Powertools, which would try the dynamic routes
+        return refused.proxy_result()
+    if (method, path) not in JSON_ROUTES:
         return None
     claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
     try:

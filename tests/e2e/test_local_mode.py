@@ -136,9 +136,10 @@ def test_trader_routes_without_a_valid_token_are_401(
     headers = {"Authorization": authorization} if authorization else {}
     # WHEN it asks for a trader route
     response = httpx.post(f"{runtime.api}{API}/orders/smart", json=ORDER, headers=headers)
-    # THEN the authorizer refuses it as API Gateway does
+    # THEN the authorizer refuses it as API Gateway does, in the service's one error shape
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"].startswith("Bearer ")
 
 
 def test_a_token_of_another_issuer_secret_is_401(runtime: Runtime) -> None:
@@ -185,9 +186,9 @@ def test_a_body_that_breaks_the_schema_is_422_naming_the_field(runtime: Runtime)
 def test_unknown_paths_are_404(runtime: Runtime) -> None:
     # GIVEN a path no API route serves; WHEN it is called
     response = httpx.get(f"{runtime.api}/api/v2/nothing")
-    # THEN 404 JSON
+    # THEN 404 in the one error shape
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.json()["error"]["code"] == "NOT_FOUND"
 
 
 # -- the loop ----------------------------------------------------------------------------------
