@@ -297,27 +297,27 @@ def test_a_signed_broker_webhook_changes_the_profile(runtime: Runtime) -> None:
     trader = user()
     result = submit(runtime, trader, symbol="TCS", quantity=40)
     view = settled_order(runtime, trader, result["orderId"])
-    child = next(c for c in view["childOrders"] if c["filled_quantity"])
-    before = profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"]
+    child = next(c for c in view["childOrders"] if c["filledQuantity"])
+    before = profile(runtime, trader, child["brokerId"], "TCS")["sampleCount"]
     # WHEN the broker reports the rest filled with a signed webhook
     raw = json.dumps(
         {
-            "brokerId": child["broker_id"],
-            "brokerOrderId": child["broker_order_id"],
-            "childOrderId": child["child_order_id"],
+            "brokerId": child["brokerId"],
+            "brokerOrderId": child["brokerOrderId"],
+            "childOrderId": child["childOrderId"],
             "status": "FILLED",
             "quantity": child["quantity"],
             "filledQuantity": child["quantity"],
-            "averagePrice": f"{float(child['average_price']):.2f}",
+            "averagePrice": f"{float(child['averagePrice']):.2f}",
             "symbol": "TCS",
             "exchange": "NSE",
             "side": "BUY",
             "timestamp": datetime.now(UTC).isoformat(),
         }
     ).encode()
-    secret = seed.webhook_secrets()[f"{child['broker_id']}/webhook"]
+    secret = seed.webhook_secrets()[f"{child['brokerId']}/webhook"]
     response = httpx.post(
-        f"{runtime.api}/api/v1/webhooks/brokers/{child['broker_id']}",
+        f"{runtime.api}/api/v1/webhooks/brokers/{child['brokerId']}",
         content=raw,
         headers={
             "Content-Type": "application/json",
@@ -328,7 +328,7 @@ def test_a_signed_broker_webhook_changes_the_profile(runtime: Runtime) -> None:
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "accepted"
     eventually(
-        lambda: profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"] > before,
+        lambda: profile(runtime, trader, child["brokerId"], "TCS")["sampleCount"] > before,
         within_s=UPDATE_WITHIN_S,
         what="a profile update",
     )
@@ -348,7 +348,7 @@ def test_analytics_reflect_the_fills(runtime: Runtime) -> None:
     for symbol in ("INFY", "SBIN"):
         order = submit(runtime, trader, symbol=symbol, quantity=50)
         view = settled_order(runtime, trader, order["orderId"])
-        filled += sum(c["filled_quantity"] for c in view["childOrders"])
+        filled += sum(c["filledQuantity"] for c in view["childOrders"])
     # WHEN the trader asks for execution analytics
     response = httpx.get(f"{runtime.api}{API}/analytics/execution", headers=runtime.auth(trader))
     # THEN they count those orders and fills

@@ -258,7 +258,7 @@ def test_prices_beyond_the_bound_are_422(
 def test_an_order_value_over_the_limit_is_422_on_quantity(
     wiring: Wiring, path: str, change: dict[str, Any]
 ) -> None:
-    # GIVEN an order worth more than INR 100 crore (a market order's value from the reference)
+    # GIVEN an order worth more than INR 500 crore (a market order's value from the reference)
     answer = send(path, json.dumps({**ORDER, **change}))
     # THEN 422 names the quantity; nothing stored
     assert_refused(answer, 422, "INVALID_ORDER", "quantity")
@@ -267,7 +267,7 @@ def test_an_order_value_over_the_limit_is_422_on_quantity(
 
 def test_the_largest_accepted_order_is_stored_without_overflow(wiring: Wiring) -> None:
     # GIVEN a limit order at the highest price and just under the value limit
-    body = {**ORDER, "orderType": "LIMIT", "limitPrice": "1000000.00", "quantity": 999}
+    body = {**ORDER, "orderType": "LIMIT", "limitPrice": "1000000.00", "quantity": 4_999}
     # WHEN it is placed
     status, result, _ = send(SMART, json.dumps(body))
     # THEN it is routed and stored once (every derived amount fits its column)
