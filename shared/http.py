@@ -344,7 +344,8 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
         return respond(422, error_body("VALIDATION_FAILED", message, details=details))
 
     def handle_unsupported_content(error: RequestUnsupportedContentType) -> Response[Any]:
-        return respond(415, unsupported_media_type(None).body())  # type: ignore[union-attr]
+        body = error_body("UNSUPPORTED_MEDIA_TYPE", str(error), field="Content-Type")
+        return respond(415, body)
 
     def handle_not_found(error: RouteNotFound) -> Response[Any]:
         event = app.current_event

@@ -27,6 +27,8 @@ from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.errors import DomainError, NotFoundError
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
 from shared.http import (
+    MAX_JSON_DEPTH,
+    MAX_ORDER_BODY_BYTES,
     RETRY_AFTER_S,
     ErrorBody,
     RejectedRequestError,
@@ -76,13 +78,13 @@ def _user_id() -> str:
 
 
 _ERRORS: dict[int, str] = {
-    400: "Malformed body: not UTF-8, not JSON, or nested deeper than 32 levels",
+    400: f"Malformed body: not UTF-8, not JSON, or nested deeper than {MAX_JSON_DEPTH} levels",
     401: 'No or an invalid bearer token (in AWS the JWT authorizer answers `{"message"}`)',
     403: "The token lacks the TRADER group",
-    404: "Not found (also any unknown path)",
+    404: "No such order (or another user's)",
     405: "Method not allowed on this path; `Allow` lists the methods",
     409: "The idempotency key was used with another body, or is still being processed",
-    413: "Body larger than 16 KiB",
+    413: f"Body larger than {MAX_ORDER_BODY_BYTES // 1024} KiB",
     415: "Content-Type is not application/json (UTF-8)",
     422: "The request breaks the schema or cannot be routed; `field`/`details` name what",
     500: "Internal error (a bug; logged)",
@@ -97,7 +99,7 @@ def _documented(model: Any, *errors: int) -> dict[int, OpenAPIResponse]:
     responses: dict[int, OpenAPIResponse] = {
         200: {"description": "OK", "content": {"application/json": {"model": model}}}
     }
-    for status in sorted({*errors, 404, 405, 500}):
+    for status in sorted({*errors, 405, 500}):
         response: OpenAPIResponse = {
             "description": _ERRORS[status],
             "content": {"application/json": {"model": ErrorBody}},
@@ -174,7 +176,9 @@ def handle_post_analyze_order(
     return _ok(recommendation)
 
 
-@app.get(f"{PREFIX}/orders/<order_id>", responses=_documented(OrderView, *_TRADER), security=BEARER)
+@app.get(
+    f"{PREFIX}/orders/<order_id>", responses=_documented(OrderView, *_TRADER, 404), security=BEARER
+)
 def handle_get_order(
     order_id: Annotated[str, Path(min_length=1, max_length=50)],
 ) -> Response[Any]:
