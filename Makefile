@@ -57,7 +57,7 @@ test: $(STAMP) os-deps lint
 
 # The contract-fuzzing suite at >= 5,000 cases (make test runs it at ~1,000); prints the count.
 fuzz: $(STAMP) os-deps
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} $(BIN)/pytest tests/e2e/test_contract_fuzz.py -q -s
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-500} $(BIN)/pytest tests/e2e/test_contract_fuzz.py -q -s
 
 bench: $(STAMP) os-deps
 	@set -e; for f in bench/*.py; do \
