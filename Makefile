@@ -13,11 +13,12 @@ CHECKOV_LOCK := tools/checkov/requirements.lock
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat $(CHECKOV_LOCK) | sha1sum | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help run test lint format bench synth os-deps deps clean
+.PHONY: help run test fuzz lint format bench synth os-deps deps clean
 
 help:
 	@echo "make run    - start the service locally (Postgres, Redis, API, WebSocket, paper brokers)"
 	@echo "make test   - lint, type-check and run every test suite (what CI runs)"
+	@echo "make fuzz   - contract fuzzing (schemathesis) against local mode at >= 5,000 cases"
 	@echo "make lint   - ruff (lint + format check), mypy and the dependency rule (import-linter)"
 	@echo "make bench  - run every benchmark, results in bench/results/*.json"
 	@echo "make synth  - synthesise the CloudFormation templates with the pinned CDK CLI"
@@ -64,6 +65,10 @@ format: $(STAMP)
 
 test: $(STAMP) $(CHECKOV_STAMP) os-deps lint
 	$(BIN)/pytest
+
+# The contract-fuzzing suite at >= 5,000 cases (make test runs it at ~1,000); prints the count.
+fuzz: $(STAMP) os-deps
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-500} $(BIN)/pytest tests/e2e/test_contract_fuzz.py -q -s
 
 bench: $(STAMP) os-deps
 	@set -e; for f in bench/*.py; do \

@@ -32,6 +32,9 @@ WEBHOOK_ROUTES = (
     f"{API_PREFIX}/webhooks/brokers/{{brokerId}}/{{token}}",
 )
 HEALTH_ROUTE = f"{API_PREFIX}/health"
+OPENAPI_ROUTE = f"{API_PREFIX}/openapi.json"
+PUBLIC_ROUTES = (HEALTH_ROUTE, OPENAPI_ROUTE)
+"""GET routes of route_order without an authorizer: the health check and the API document."""
 
 #: Whole-API throttle, and the tighter one for unauthenticated broker webhooks.
 API_RATE, API_BURST = 500, 1000
@@ -166,16 +169,20 @@ class HttpApi(Construct):
         ]
         for route in webhook_routes:
             self.stage.node.add_dependency(route)
-        health = self.api.add_routes(
-            path=HEALTH_ROUTE, methods=[apigwv2.HttpMethod.GET], integration=trader_integration
-        )
-        for route in [*webhook_routes, *health]:
+        public = [
+            route
+            for path in PUBLIC_ROUTES
+            for route in self.api.add_routes(
+                path=path, methods=[apigwv2.HttpMethod.GET], integration=trader_integration
+            )
+        ]
+        for route in [*webhook_routes, *public]:
             nag.acknowledge(
                 route,
                 "APIG4",
                 "Brokers authenticate by signature or secret path token checked in "
-                "broker_webhook (they cannot send Cognito JWTs); the health check is public "
-                "by design. Both are throttled.",
+                "broker_webhook (they cannot send Cognito JWTs); the health check and the "
+                "OpenAPI document are public by design. All are throttled.",
             )
         self.url = self.stage.url
 

@@ -3,9 +3,14 @@
 * ``/api/v1/...``: each request becomes an HTTP API v2 event (:func:`local.apigw.http_api_event`)
   for ``route_order`` or ``broker_webhook``. Trader routes are checked first the way the JWT
   authorizer checks them (:class:`~shared.adapters.auth.jwt_verifier.JwtVerifier`): no or a bad
-  token answers 401 ``{"message": "Unauthorized"}`` like API Gateway and the function is not
-  invoked; a valid token's claims are injected as the authorizer would. The health route and
-  broker webhooks have no authorizer, as in AWS. Anything else is a 404.
+  token answers 401 with API Gateway's ``www-authenticate`` header and the function is not
+  invoked; a valid token's claims are injected as the authorizer would. The health route, the
+  OpenAPI document and broker webhooks have no authorizer, as in AWS. Bodies over API Gateway's
+  10 MB limit answer 413; any other path 404. Every error here has the service's one body shape
+  (:class:`shared.http.ErrorBody`), though in AWS the HTTP API answers its own 401, 404 and 413
+  as ``{"message": ...}`` and HTTP APIs cannot reshape them (see ``docs/api.md``).
+* ``GET /api/v1/docs`` (local mode only): Swagger UI for the OpenAPI document, with the
+  JavaScript and CSS that ship inside the Powertools package (no CDN).
 
 The WebSocket management API and EventBridge, which the handlers call back, are not served here
 but by the signed internal server (:mod:`local.internal_server`) on a port of its own.
@@ -18,20 +23,29 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import jwt
+from aws_lambda_powertools.event_handler.openapi import swagger_ui
+from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
+from functions.route_order.handler import OPENAPI_FILE
 from local.apigw import http_api_event
 from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
+from shared.http import API_GATEWAY_MAX_BODY_BYTES, error_body
 
 logger = logging.getLogger("order_router.local.http")
 
 HEALTH_PATH = "/api/v1/health"
+OPENAPI_PATH = "/api/v1/openapi.json"
+DOCS_PATH = "/api/v1/docs"
+UNAUTHENTICATED_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH})
 TRADER_PREFIX = "/api/v1/trading/intelligent/"
 WEBHOOK_PREFIX = "/api/v1/webhooks/"
 
@@ -74,24 +88,43 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
         )
         return response
 
-    return Starlette(
-        routes=[
-            Route(
-                "/{path:path}",
-                api,
-                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-            ),
-        ]
+    async def any_other(scope: Scope, receive: Receive, send: Send) -> None:
+        # The router's fallback takes every path and every method (QUERY and custom ones too);
+        # the function answers its own 404s and 405s with their Allow header.
+        response = await api(Request(scope, receive))
+        await response(scope, receive, send)
+
+    app = Starlette(
+        routes=[],
+        # Whatever Starlette would answer itself gets the one error shape too.
+        exception_handlers={HTTPException: _starlette_error},
     )
+    app.router.default = any_other
+    return app
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "HTTP_ERROR")
+    return error_response(status, code, f"{request.method} {request.url.path}: {exc}")
 
 
 # -- the HTTP API ------------------------------------------------------------------------------
 
 
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An answer of the local front door in the service's one error shape."""
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
 async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Response:
     path = request.url.path
     claims: dict[str, Any] | None = None
-    if path == HEALTH_PATH:
+    if path == DOCS_PATH and request.method == "GET":
+        return HTMLResponse(swagger_page())
+    if path in UNAUTHENTICATED_PATHS:
         function = "route_order"
     elif path.startswith(WEBHOOK_PREFIX):
         function = "broker_webhook"
@@ -102,8 +135,12 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
             return verified
         claims = verified
     else:
-        return JSONResponse({"message": "Not Found"}, status_code=404)
-    body = await request.body()
+        return error_response(404, "NOT_FOUND", f"no route {path}")
+    body = await _bounded_body(request)
+    if body is None:
+        return error_response(
+            413, "PAYLOAD_TOO_LARGE", f"the body exceeds {API_GATEWAY_MAX_BODY_BYTES} bytes"
+        )
     event = http_api_event(
         request.method,
         path,
@@ -116,10 +153,42 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
     )
     try:
         result = await invoke(function, event)
-    except Exception:  # an unhandled error in a function is API Gateway's bare 500
+    except Exception:  # a function that crashed (its own handlers answer every error they see)
         logger.exception("%s failed", function)
-        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+        return error_response(500, "INTERNAL", "internal error")
     return lambda_response(result)
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    # Read at most API Gateway's limit, whatever Content-Length claims; None when over it.
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > API_GATEWAY_MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > API_GATEWAY_MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def swagger_page() -> str:
+    """Swagger UI for ``/api/v1/openapi.json``, working offline.
+
+    Powertools' ``enable_swagger`` would add the page to the Lambda function too; local mode
+    serves it here instead, with the Swagger UI bundle Powertools ships (no CDN).
+    """
+    assets = Path(swagger_ui.__file__).parent
+    return generate_swagger_html(
+        spec=OPENAPI_FILE.read_text().replace("</", "<\\/"),
+        swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(),
+        swagger_css=(assets / "swagger-ui.min.css").read_text(),
+        swagger_base_url="",
+        oauth2_config=None,
+        persist_authorization=True,
+    )
 
 
 def authorize(header: str | None, verifier: TokenVerifier) -> dict[str, Any] | Response:
@@ -149,16 +218,17 @@ def authorize(header: str | None, verifier: TokenVerifier) -> dict[str, Any] | R
     except AuthenticationError as exc:
         return _unauthorized(str(exc))
     except DomainError:  # the identity provider is unreachable
-        return JSONResponse({"message": "Service Unavailable"}, status_code=503)
+        return error_response(503, "DATA_UNAVAILABLE", "the identity provider does not answer")
     # The signature, issuer, audience and expiry were verified above; only the payload is read.
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     return claims
 
 
 def _unauthorized(reason: str) -> Response:
-    return JSONResponse(
-        {"message": "Unauthorized"},
-        status_code=401,
+    return error_response(
+        401,
+        "UNAUTHENTICATED",
+        "missing or invalid bearer token",
         headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
     )
 

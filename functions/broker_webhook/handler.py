@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.adapters.brokers.webhooks.errors import MalformedPayloadError, UnsupportedPayloadError
 from shared.domain.errors import DomainError
 from shared.domain.models import BROKER_ID_PATTERN
-from shared.http import describe
+from shared.http import describe, install_error_handlers
 from shared.observability import NAMESPACE, SERVICE, count_quarantined, traced
 
 PREFIX = "/api/v1/webhooks/brokers"
@@ -31,6 +31,7 @@ PREFIX = "/api/v1/webhooks/brokers"
 app = APIGatewayHttpResolver(enable_validation=True)
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+install_error_handlers(app, logger)
 
 BrokerId = Annotated[str, Path(pattern=BROKER_ID_PATTERN)]
 

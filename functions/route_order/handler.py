@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from functools import cache
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -24,15 +26,44 @@ from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.errors import DomainError, NotFoundError
 from shared.domain.identity import trader_from_claims
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
-from shared.http import RETRY_AFTER_S, describe, error_body
+from shared.http import (
+    MAX_JSON_DEPTH,
+    MAX_ORDER_BODY_BYTES,
+    RETRY_AFTER_S,
+    ErrorBody,
+    RejectedRequestError,
+    describe,
+    install_error_handlers,
+    loads_json,
+    method_not_allowed,
+    raw_body,
+    read_json_object,
+)
 from shared.observability import NAMESPACE, SERVICE, traced
-from shared.services.schemas import OrderRoutingResult, RoutingRecommendation, SmartOrderRequest
+from shared.services.schemas import (
+    HealthView,
+    OrderRoutingResult,
+    OrderView,
+    RoutingRecommendation,
+    SmartOrderRequest,
+)
 
 PREFIX = "/api/v1/trading/intelligent"
+SMART_PATH = f"{PREFIX}/orders/smart"
+ANALYZE_PATH = f"{PREFIX}/orders/analyze"
+HEALTH_PATH = "/api/v1/health"
+OPENAPI_PATH = "/api/v1/openapi.json"
+JSON_ROUTES = frozenset({("POST", SMART_PATH), ("POST", ANALYZE_PATH)})
+"""Routes whose body is a JSON object: read by :func:`shared.http.read_json_object` first."""
+OPENAPI_FILE = FilePath(__file__).with_name("openapi.json")
+"""The generated document, shipped with the function (``docs/openapi.json`` links to it)."""
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
-app = APIGatewayHttpResolver(enable_validation=True)
+# Bodies are parsed with Decimal numbers: strict integer fields then refuse 10.0 and 1e3.
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=loads_json)
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+install_error_handlers(app, logger)
 
 
 def _wiring() -> Any:
@@ -46,10 +77,41 @@ def _user_id() -> str:
     return trader_from_claims(claims).user_id
 
 
-def _documented(model: Any) -> dict[int, OpenAPIResponse]:
+_ERRORS: dict[int, str] = {
+    400: f"Malformed body: not UTF-8, not JSON, or nested deeper than {MAX_JSON_DEPTH} levels",
+    401: 'No or an invalid bearer token (in AWS the JWT authorizer answers `{"message"}`)',
+    403: "The token lacks the TRADER group",
+    404: "No such order (or another user's)",
+    405: "Method not allowed on this path; `Allow` lists the methods",
+    409: "The idempotency key was used with another body, or is still being processed",
+    413: f"Body larger than {MAX_ORDER_BODY_BYTES // 1024} KiB",
+    415: "Content-Type is not application/json (UTF-8)",
+    422: "The request breaks the schema or cannot be routed; `field`/`details` name what",
+    500: "Internal error (a bug; logged)",
+    503: "Postgres does not answer; retry after `Retry-After` seconds",
+}
+_RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+
+
+def _documented(model: Any, *errors: int) -> dict[int, OpenAPIResponse]:
     # OpenAPI documents the model; at run time the already validated model is serialised once
     # by pydantic instead of being validated again and walked by jsonable_encoder.
-    return {200: {"description": "OK", "content": {"application/json": {"model": model}}}}
+    responses: dict[int, OpenAPIResponse] = {
+        200: {"description": "OK", "content": {"application/json": {"model": model}}}
+    }
+    for status in sorted({*errors, 405, 500}):
+        response: OpenAPIResponse = {
+            "description": _ERRORS[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        if status == 503:
+            response["headers"] = _RETRY_AFTER_HEADER  # type: ignore[typeddict-item]
+        responses[status] = response
+    return responses
+
+
+_TRADER = (401, 403, 422, 503)
+_JSON_BODY = (400, 413, 415)
 
 
 def _ok(model: BaseModel) -> Response[Any]:
@@ -68,7 +130,11 @@ def _respond(status: int, body: dict[str, Any]) -> Response[Any]:
 # -- routes ----------------------------------------------------------------------------------
 
 
-@app.post(f"{PREFIX}/orders/smart", responses=_documented(OrderRoutingResult))
+@app.post(
+    SMART_PATH,
+    responses=_documented(OrderRoutingResult, *_TRADER, *_JSON_BODY, 409),
+    security=BEARER,
+)
 def handle_post_smart_order(
     request: Annotated[SmartOrderRequest, Body()],
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=64)] = None,
@@ -91,7 +157,11 @@ def handle_post_smart_order(
     return _ok(result)
 
 
-@app.post(f"{PREFIX}/orders/analyze", responses=_documented(RoutingRecommendation))
+@app.post(
+    ANALYZE_PATH,
+    responses=_documented(RoutingRecommendation, *_TRADER, *_JSON_BODY),
+    security=BEARER,
+)
 def handle_post_analyze_order(
     request: Annotated[SmartOrderRequest, Body()],
 ) -> Response[Any]:
@@ -106,18 +176,24 @@ def handle_post_analyze_order(
     return _ok(recommendation)
 
 
-@app.get(f"{PREFIX}/orders/<order_id>")
+@app.get(
+    f"{PREFIX}/orders/<order_id>", responses=_documented(OrderView, *_TRADER, 404), security=BEARER
+)
 def handle_get_order(
     order_id: Annotated[str, Path(min_length=1, max_length=50)],
-) -> dict[str, Any]:
+) -> Response[Any]:
     """Decision, allocations, child orders and executions of one of the caller's orders."""
     view: dict[str, Any] | None = _wiring().orders.get_order_view(_user_id(), order_id)
     if view is None:
         raise NotFoundError(f"order {order_id} not found")
-    return view
+    return _ok(OrderView.model_validate(view))
 
 
-@app.get(f"{PREFIX}/analytics/execution", responses=_documented(ExecutionAnalytics))
+@app.get(
+    f"{PREFIX}/analytics/execution",
+    responses=_documented(ExecutionAnalytics, *_TRADER),
+    security=BEARER,
+)
 def handle_get_execution_analytics(
     days: Annotated[int, Query(ge=1, le=365)] = 30,
 ) -> Response[Any]:
@@ -126,7 +202,11 @@ def handle_get_execution_analytics(
     return _ok(analytics)
 
 
-@app.get(f"{PREFIX}/brokers/profiles")
+@app.get(
+    f"{PREFIX}/brokers/profiles",
+    responses=_documented(list[BrokerProfile], *_TRADER),
+    security=BEARER,
+)
 def handle_get_broker_profiles(
     symbol: Annotated[str, Query(pattern=SYMBOL_PATTERN)],
 ) -> list[BrokerProfile]:
@@ -136,41 +216,37 @@ def handle_get_broker_profiles(
     return profiles
 
 
-@app.get("/api/v1/health")
-def handle_get_health() -> Response[dict[str, Any]]:
+@app.get(HEALTH_PATH, responses=_documented(HealthView, 503))
+def handle_get_health() -> Response[Any]:
     """Dependencies' state; 503 when Postgres does not answer (Redis down is only degraded)."""
     dependencies: dict[str, bool] = _wiring().health()
-    postgres, redis_ok = dependencies["postgres"], dependencies["redis"]
-    status = "ok" if postgres and redis_ok else "degraded" if postgres else "down"
-    body = {
-        "status": status,
-        "dependencies": {
-            "postgres": "up" if postgres else "down",
-            "redis": "up" if redis_ok else "down",
-        },
-    }
+    health = HealthView.of(postgres=dependencies["postgres"], redis=dependencies["redis"])
+    status = 503 if health.status == "down" else 200
     return Response(
-        status_code=200 if postgres else 503, content_type="application/json", body=body
+        status_code=status,
+        content_type="application/json",
+        body=health.model_dump_json(),
+        headers={"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None,
     )
+
+
+@app.get(
+    OPENAPI_PATH,
+    responses={
+        200: {"description": "This API's OpenAPI 3.1 document", "content": {"application/json": {}}}
+    },
+)
+def handle_get_openapi() -> Response[Any]:
+    """The OpenAPI document of the service (no authentication)."""
+    return Response(status_code=200, content_type="application/json", body=_openapi_text())
+
+
+@cache
+def _openapi_text() -> str:
+    return OPENAPI_FILE.read_text()
 
 
 # -- errors ----------------------------------------------------------------------------------
-
-
-@app.exception_handler(RequestValidationError)
-def handle_request_validation(error: RequestValidationError) -> Response[Any]:
-    """Malformed JSON is a 400; a well-formed body that breaks the schema a 422 naming fields."""
-    errors = error.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return _respond(400, error_body("MALFORMED_JSON", "the request body is not valid JSON"))
-    details = [
-        {"field": _field(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
-        for e in errors
-    ]
-    return _respond(
-        422,
-        error_body("VALIDATION_FAILED", "the request does not match the schema", details=details),
-    )
 
 
 @app.exception_handler(DomainError)
@@ -180,12 +256,6 @@ def handle_domain_error(error: DomainError) -> Response[Any]:
     if status >= 500:
         logger.warning("request failed", code=error.code, error=str(error))
     return _respond(status, body)
-
-
-def _field(loc: Any) -> str:
-    # Drop the "body"/"query" prefix Powertools adds; the client knows its own field names.
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts)
 
 
 def _ms_since(started: float) -> float:
@@ -206,12 +276,52 @@ def _count_decision(strategy: str) -> None:
 
 
 def openapi_document() -> str:
-    """The API's OpenAPI 3.1 document (committed as ``docs/openapi.json``)."""
+    """The trader API's OpenAPI 3.1 document.
+
+    ``functions.route_order.openapi`` adds the broker webhooks and writes the file served.
+    """
     return app.get_openapi_json_schema(
         title="Order router API",
         version="1.0.0",
-        description="Intelligent order routing: smart orders, analysis, analytics, profiles.",
+        description=(
+            "Intelligent order routing: smart orders, analysis, analytics, profiles, health, and "
+            "the broker webhooks. Every error answers `ErrorBody`."
+        ),
+        security_schemes={
+            "bearerAuth": HTTPBearer(
+                bearerFormat="JWT",
+                description="Cognito ID token (local mode: `order-router token`)",
+            )
+        },
     )
+
+
+def screen(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The refusal of a JSON route's request before Powertools reads it, or ``None``.
+
+    Authorization comes first (a caller without a trader token learns nothing about bodies),
+    then :func:`shared.http.read_json_object`'s media type, size, encoding, depth and shape.
+    A known path asked with another method is a 405 here, before any route is tried.
+    """
+    context = event.get("requestContext") or {}
+    method = str((context.get("http") or {}).get("method", "")).upper()
+    path = str(event.get("rawPath") or "")
+    refused = method_not_allowed(app, method, path)
+    if refused is not None:  # before Powertools, which would try the dynamic routes
+        return refused.proxy_result()
+    if (method, path) not in JSON_ROUTES:
+        return None
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    try:
+        trader_from_claims(claims)
+        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+        read_json_object(raw_body(event), headers.get("content-type"))
+    except DomainError as error:
+        status, body = describe(error)
+        return RejectedRequestError(status, error.code, body["error"]["message"]).proxy_result()
+    except RejectedRequestError as rejected:
+        return rejected.proxy_result()
+    return None
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
@@ -219,4 +329,8 @@ def openapi_document() -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
+    rejected = screen(event)
+    if rejected is not None:
+        logger.info("request refused", status=rejected["statusCode"])
+        return rejected
     return app.resolve(event, context)

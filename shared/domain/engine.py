@@ -27,6 +27,7 @@ from shared.domain.charges import (
 from shared.domain.eligibility import LOT_REASON_PREFIX, exclusion_reason, profile_age_s
 from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
 from shared.domain.models import (
+    MAX_ORDER_VALUE_INR,
     BrokerageRule,
     BrokerProfile,
     BrokerStatus,
@@ -172,6 +173,18 @@ def reference_price(order: OrderRequest, profiles: Sequence[BrokerProfile]) -> D
         "a reference price is needed: send a quote (bid/ask/last) or a limit price, "
         "or have a broker profile with a last price",
     )
+
+
+def _check_order_value(order: OrderRequest, ref: Decimal) -> None:
+    # Market orders have no price in the request: their value is only known here, against the
+    # reference price; priced orders count their own price when it is the higher.
+    price = max(p for p in (ref, order.limit_price, order.trigger_price) if p is not None)
+    value = price * order.quantity
+    if value > MAX_ORDER_VALUE_INR:
+        raise InvalidOrderError(
+            "quantity",
+            f"order value INR {value:.2f} exceeds the limit of INR {MAX_ORDER_VALUE_INR:.0f}",
+        )
 
 
 def liquidity_measure(profile: BrokerProfile, config: EngineConfig) -> float:
@@ -454,6 +467,7 @@ def _prepare(
             raise InvalidOrderError("quantity", f"{order.quantity}: {lot_reasons[0]}")
         raise NoEligibleBrokerError(reasons)
     ref = reference_price(order, ordered)
+    _check_order_value(order, ref)
     lot = _common_lot(order, eligible)
     terms = _terms(order, eligible, price=float(ref), lot=lot, now=now, cfg=cfg)
     prepared = _Prepared(terms, [], [], reasons)

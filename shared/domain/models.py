@@ -91,8 +91,19 @@ class BrokerStatus(StrEnum):
     ERROR = "ERROR"
 
 
-Price = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4)]
-"""A price in INR: positive, the specification's ``DECIMAL(12,4)``."""
+MAX_PRICE = Decimal(1_000_000)
+"""Highest price an order or quote may carry, in INR. The columns (``DECIMAL(12,4)``) hold up to
+99,999,999.9999, but expected prices move by slippage and impact from it; the dearest NSE share
+trades near INR 1.5 lakh, so ten lakh leaves room for both."""
+
+MAX_ORDER_VALUE_INR = Decimal(5_000_000_000)
+"""Largest order value (quantity x price) the router accepts: INR 500 crore. Expected charges
+and costs derive from it and are stored as ``DECIMAL(14,4)`` (below 10^10): they would have to
+exceed twice the order's value to overflow."""
+
+Price = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, max_digits=12, decimal_places=4)]
+"""A price in INR: positive, at most :data:`MAX_PRICE`, with the columns' scale of 4 (the
+specification's ``DECIMAL(12,4)``). JSON strings and numbers are accepted, booleans are not."""
 
 
 class Quote(FrozenModel):

@@ -183,6 +183,8 @@ class RoutingService:
         elif arrival is not None:
             order = order.model_copy(update={"quote": arrival})
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
+        if not profiles:  # the symbols the router knows are those its brokers have profiles for
+            raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
         decision = decide_route(
             order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
         )

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from shared.domain.errors import InvalidOrderError
 from shared.domain.models import (
@@ -24,6 +32,7 @@ from shared.domain.models import (
     RoutingObjective,
     Side,
 )
+from shared.domain.orders import TICK_SIZE
 
 
 class SmartOrderRequest(FrozenModel):
@@ -31,7 +40,12 @@ class SmartOrderRequest(FrozenModel):
 
     symbol: str = Field(pattern=SYMBOL_PATTERN, examples=["RELIANCE"])
     side: Side
-    quantity: int = Field(gt=0, le=1_000_000_000)
+    quantity: int = Field(
+        strict=True,
+        gt=0,
+        le=1_000_000_000,
+        description='shares; a JSON integer (`true`, `"10"`, `10.0` and `1e3` are refused)',
+    )
     order_type: OrderType = OrderType.MARKET
     routing_objective: RoutingObjective = RoutingObjective.SMART_BALANCE
     exchange: Exchange = Exchange.NSE
@@ -41,8 +55,15 @@ class SmartOrderRequest(FrozenModel):
     client_order_id: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$"
     )
-    max_brokers: int | None = Field(default=None, ge=1, le=16)
+    max_brokers: int | None = Field(default=None, strict=True, ge=1, le=16)
     quote: Quote | None = None
+
+    @field_validator("limit_price", "trigger_price")
+    @classmethod
+    def _on_tick_grid(cls, price: Decimal | None) -> Decimal | None:
+        if price is not None and price % TICK_SIZE:
+            raise ValueError(f"must be a multiple of the tick size {TICK_SIZE} (NSE/BSE equities)")
+        return price
 
     def to_order(self, *, order_id: str, user_id: str, client_order_id: str | None) -> OrderRequest:
         """The domain order of an authenticated trader.
@@ -163,3 +184,132 @@ class OrderRoutingResult(RoutingRecommendation):
     cascades: tuple[Cascade, ...] = ()
     replayed: bool = False
     """True when this is the stored answer to an earlier request with the same key."""
+
+
+# -- GET /orders/{orderId} and /health -----------------------------------------------------------
+
+
+def _utc(value: Any) -> Any:
+    # The specification's tables use TIMESTAMP (no zone) written in UTC; say so on the wire.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_utc)]
+"""A timestamp with its zone (UTC), ISO 8601 on the wire."""
+
+
+class _View(FrozenModel):
+    # Built from database rows, which carry columns the view does not show. Prices and amounts
+    # are Decimal: JSON decimal strings, as in every other response, never floats.
+    model_config = ConfigDict(extra="ignore")
+
+
+class OrderSummary(_View):
+    """The order as stored, with its routing decision's expectations."""
+
+    order_id: str
+    client_order_id: str
+    symbol: str
+    exchange: Exchange
+    side: Side
+    quantity: int
+    order_type: OrderType
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    product: Product
+    routing_objective: RoutingObjective
+    status: str = Field(examples=["ROUTED", "FILLED", "OVERFILLED"])
+    created_at: Timestamp
+    decision_id: int | None = None
+    routing_strategy: RoutingObjective | None = None
+    confidence_score: float | None = None
+    expected_execution_time_ms: int | None = None
+    expected_slippage_bps: float | None = None
+    expected_price: Decimal | None = None
+    expected_fill_probability: float | None = None
+    expected_charges_inr: Decimal | None = None
+    fallback_broker_ids: tuple[str, ...] = ()
+
+
+class AllocationView(_View):
+    """One broker's planned share (cascaded ones name the broker they came from)."""
+
+    broker_id: str
+    quantity: int | None = None
+    allocation_percentage: Decimal
+    expected_execution_price: Decimal | None = None
+    priority: int
+    status: str
+    slices: int = 1
+    cascaded_from: str | None = None
+
+
+class ChildOrderView(_View):
+    """A child order sent (or to be sent) to one broker."""
+
+    child_order_id: str
+    broker_id: str
+    broker_order_id: str | None = None
+    quantity: int
+    status: str
+    filled_quantity: int
+    average_price: Decimal | None = None
+    attempt: int
+    status_reason: str | None = None
+    placed_at: Timestamp | None = None
+
+
+class ExecutionView(_View):
+    """An execution report as the tracker measured it."""
+
+    child_order_id: str | None = None
+    broker_id: str
+    status: str | None = None
+    filled_quantity: int | None = None
+    fill_price: Decimal | None = None
+    execution_latency_ms: int | None = None
+    slippage_bps: float | None = None
+    price_improvement_bps: float | None = None
+    fill_rate: float | None = None
+    execution_quality_score: float | None = None
+    charges_inr: Decimal | None = None
+    created_at: Timestamp | None = None
+
+
+class OrderView(_View):
+    """What ``GET /orders/{orderId}`` returns: the audit trail of one of the caller's orders."""
+
+    order: OrderSummary
+    allocations: tuple[AllocationView, ...]
+    child_orders: tuple[ChildOrderView, ...]
+    executions: tuple[ExecutionView, ...]
+
+
+DependencyState = Literal["up", "down"]
+
+
+class Dependencies(FrozenModel):
+    """State of each dependency."""
+
+    postgres: DependencyState
+    redis: DependencyState
+
+
+class HealthView(FrozenModel):
+    """What ``GET /api/v1/health`` returns (503 with ``status: down`` when Postgres is down)."""
+
+    status: Literal["ok", "degraded", "down"]
+    dependencies: Dependencies
+
+    @classmethod
+    def of(cls, *, postgres: bool, redis: bool) -> HealthView:
+        """The health of the service given which dependencies answer."""
+        status = "ok" if postgres and redis else "degraded" if postgres else "down"
+        return cls(
+            status=status,
+            dependencies=Dependencies(
+                postgres="up" if postgres else "down", redis="up" if redis else "down"
+            ),
+        )

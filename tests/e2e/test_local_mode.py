@@ -138,9 +138,10 @@ def test_trader_routes_without_a_valid_token_are_401(
     headers = {"Authorization": authorization} if authorization else {}
     # WHEN it asks for a trader route
     response = httpx.post(f"{runtime.api}{API}/orders/smart", json=ORDER, headers=headers)
-    # THEN the authorizer refuses it as API Gateway does
+    # THEN the authorizer refuses it as API Gateway does, in the service's one error shape
     assert response.status_code == 401
-    assert response.json() == {"message": "Unauthorized"}
+    assert response.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"].startswith("Bearer ")
 
 
 def test_a_token_of_another_issuer_secret_is_401(runtime: Runtime) -> None:
@@ -187,9 +188,9 @@ def test_a_body_that_breaks_the_schema_is_422_naming_the_field(runtime: Runtime)
 def test_unknown_paths_are_404(runtime: Runtime) -> None:
     # GIVEN a path no API route serves; WHEN it is called
     response = httpx.get(f"{runtime.api}/api/v2/nothing")
-    # THEN 404 JSON
+    # THEN 404 in the one error shape
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.json()["error"]["code"] == "NOT_FOUND"
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -299,27 +300,27 @@ def test_a_signed_report_filling_a_cancelled_child_is_quarantined(runtime: Runti
     trader = user()
     result = submit(runtime, trader, symbol="TCS", quantity=40)
     view = settled_order(runtime, trader, result["orderId"])
-    child = next(c for c in view["childOrders"] if 0 < c["filled_quantity"] < c["quantity"])
-    before = profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"]
+    child = next(c for c in view["childOrders"] if 0 < c["filledQuantity"] < c["quantity"])
+    before = profile(runtime, trader, child["brokerId"], "TCS")["sampleCount"]
     # WHEN a signed webhook reports the rest of that cancelled child filled
     raw = json.dumps(
         {
-            "brokerId": child["broker_id"],
-            "brokerOrderId": child["broker_order_id"],
-            "childOrderId": child["child_order_id"],
+            "brokerId": child["brokerId"],
+            "brokerOrderId": child["brokerOrderId"],
+            "childOrderId": child["childOrderId"],
             "status": "FILLED",
             "quantity": child["quantity"],
             "filledQuantity": child["quantity"],
-            "averagePrice": f"{float(child['average_price']):.2f}",
+            "averagePrice": f"{float(child['averagePrice']):.2f}",
             "symbol": "TCS",
             "exchange": "NSE",
             "side": "BUY",
             "timestamp": datetime.now(UTC).isoformat(),
         }
     ).encode()
-    secret = seed.webhook_secrets()[f"{child['broker_id']}/webhook"]
+    secret = seed.webhook_secrets()[f"{child['brokerId']}/webhook"]
     response = httpx.post(
-        f"{runtime.api}/api/v1/webhooks/brokers/{child['broker_id']}",
+        f"{runtime.api}/api/v1/webhooks/brokers/{child['brokerId']}",
         content=raw,
         headers={
             "Content-Type": "application/json",
@@ -333,9 +334,9 @@ def test_a_signed_report_filling_a_cancelled_child_is_quarantined(runtime: Runti
     assert response.json()["status"] == "quarantined"
     assert response.json()["quarantine"]["reason"] == "FILL_AFTER_CLOSE"
     after = settled_order(runtime, trader, result["orderId"])
-    [same] = [c for c in after["childOrders"] if c["child_order_id"] == child["child_order_id"]]
-    assert (same["status"], same["filled_quantity"]) == (child["status"], child["filled_quantity"])
-    assert profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"] == before
+    [same] = [c for c in after["childOrders"] if c["childOrderId"] == child["childOrderId"]]
+    assert (same["status"], same["filledQuantity"]) == (child["status"], child["filledQuantity"])
+    assert profile(runtime, trader, child["brokerId"], "TCS")["sampleCount"] == before
 
 
 def test_an_unsigned_webhook_is_401(runtime: Runtime) -> None:
@@ -352,7 +353,7 @@ def test_analytics_reflect_the_fills(runtime: Runtime) -> None:
     for symbol in ("INFY", "SBIN"):
         order = submit(runtime, trader, symbol=symbol, quantity=50)
         view = settled_order(runtime, trader, order["orderId"])
-        filled += sum(c["filled_quantity"] for c in view["childOrders"])
+        filled += sum(c["filledQuantity"] for c in view["childOrders"])
     # WHEN the trader asks for execution analytics
     response = httpx.get(f"{runtime.api}{API}/analytics/execution", headers=runtime.auth(trader))
     # THEN they count those orders and fills

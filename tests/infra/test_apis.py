@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match, Template
 
-from infra.apis import TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
+from infra.apis import PUBLIC_ROUTES, TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
 from tests.infra.conftest import DASHBOARD, function_by_handler, one, resources
 
 
@@ -31,7 +31,9 @@ def test_trader_routes_require_the_cognito_jwt(dev: Template) -> None:
 def test_webhook_and_health_routes_have_no_jwt(dev: Template) -> None:
     # GIVEN brokers and probes WHEN synthesized THEN their routes carry no authorizer
     routes = _routes(dev)
-    for key in [*(f"POST {p}" for p in WEBHOOK_ROUTES), "GET /api/v1/health"]:
+    public = [f"GET {p}" for p in PUBLIC_ROUTES]
+    assert "GET /api/v1/openapi.json" in public
+    for key in [*(f"POST {p}" for p in WEBHOOK_ROUTES), *public]:
         assert routes[key]["AuthorizationType"] == "NONE"
         assert "AuthorizerId" not in routes[key]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -199,18 +198,6 @@ def child_from_row(row: dict[str, Any]) -> ChildOrder:
     )
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, Decimal):
-            out[key] = float(value)
-        elif hasattr(value, "isoformat"):
-            out[key] = value.isoformat()
-        else:
-            out[key] = value
-    return out
-
-
 class PostgresOrderRepository:
     """:class:`shared.ports.OrderRepository`: the routing audit trail and child order state."""
 
@@ -392,11 +379,12 @@ class PostgresOrderRepository:
             )
             children = conn.execute(SELECT_CHILDREN, (order_id,)).fetchall()
             executions = conn.execute(SELECT_EXECUTIONS, (order_id,)).fetchall()
+        # Rows as the driver reads them (Decimal, datetime): the API's view model types them.
         return {
-            "order": _jsonable(order),
-            "allocations": [_jsonable(r) for r in allocations],
-            "childOrders": [_jsonable(r) for r in children],
-            "executions": [_jsonable(r) for r in executions],
+            "order": order,
+            "allocations": allocations,
+            "childOrders": children,
+            "executions": executions,
         }
 
     def get_child(self, child_order_id: str) -> ChildOrder | None:
