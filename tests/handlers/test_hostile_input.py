@@ -9,14 +9,18 @@ allocation, child order or outbox row afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from functions.route_order import handler
 from local.apigw import LocalLambdaContext, http_api_event
+from shared.domain.models import MAX_PRICE, Exchange
 from shared.http import MAX_JSON_DEPTH, MAX_ORDER_BODY_BYTES
+from shared.ports import TraderLimitOverrides
 from shared.wiring import Wiring
 from tests.handlers.conftest import API, TRADER, call
 
@@ -70,6 +74,28 @@ def assert_refused(
         named = [error.get("field")] + [d["field"] for d in error.get("details") or []]
         assert field in named, body
     return dict(error)
+
+
+@pytest.fixture
+def no_risk_limits(wiring: Wiring) -> Wiring:
+    """The wiring, with trader-1's risk limits and RELIANCE's price band as wide as storage allows.
+
+    What is left to refuse an enormous order is the engine's storage bound (docs/api.md).
+    """
+    wiring.risk_state.upsert_limits(
+        "trader-1",
+        TraderLimitOverrides(
+            max_order_quantity=10**9,
+            max_order_value_inr=Decimal("99999999999999.99"),
+            max_open_orders=10**6,
+        ),
+    )
+    reliance = wiring.instruments.get("RELIANCE", Exchange.NSE)
+    assert reliance is not None
+    wiring.instruments.upsert(
+        dataclasses.replace(reliance, band_lower=Decimal("0.05"), band_upper=MAX_PRICE)
+    )
+    return wiring
 
 
 def nothing_stored(wiring: Wiring) -> None:
@@ -256,17 +282,21 @@ def test_prices_beyond_the_bound_are_422(
     ids=["limit", "market"],
 )
 def test_an_order_value_over_the_limit_is_422_on_quantity(
-    wiring: Wiring, path: str, change: dict[str, Any]
+    no_risk_limits: Wiring, path: str, change: dict[str, Any]
 ) -> None:
-    # GIVEN an order worth more than INR 500 crore (a market order's value from the reference)
+    # GIVEN a trader whom no risk limit stops, and an order worth more than INR 500 crore (a
+    #       market order's value from the reference): only the storage bound is left
+    wiring = no_risk_limits
     answer = send(path, json.dumps({**ORDER, **change}))
     # THEN 422 names the quantity; nothing stored
     assert_refused(answer, 422, "INVALID_ORDER", "quantity")
     nothing_stored(wiring)
 
 
-def test_the_largest_accepted_order_is_stored_without_overflow(wiring: Wiring) -> None:
-    # GIVEN a limit order at the highest price and just under the value limit
+def test_the_largest_accepted_order_is_stored_without_overflow(no_risk_limits: Wiring) -> None:
+    # GIVEN a trader whom no risk limit stops, and a limit order at the highest price and just
+    #       under the storage value limit
+    wiring = no_risk_limits
     body = {**ORDER, "orderType": "LIMIT", "limitPrice": "1000000.00", "quantity": 4_999}
     # WHEN it is placed
     status, result, _ = send(SMART, json.dumps(body))
@@ -301,10 +331,10 @@ def test_prices_off_the_tick_grid_are_422(
 
 @ORDER_ROUTES
 def test_an_unknown_symbol_is_422_naming_symbol(wiring: Wiring, path: str) -> None:
-    # GIVEN a well-formed symbol no broker has a profile for
+    # GIVEN a well-formed symbol the instrument master does not list
     answer = send(path, json.dumps({**ORDER, "symbol": "NOSUCHCO"}))
-    # THEN 422 names the field, not "no brokers configured"
-    error = assert_refused(answer, 422, "INVALID_ORDER", "symbol")
+    # THEN 422 names the field, not "no brokers configured" (pre-trade risk finds it first)
+    error = assert_refused(answer, 422, "RISK_REJECTED", "symbol")
     assert "NOSUCHCO" in error["message"]
     nothing_stored(wiring)
 
