@@ -1,0 +1,109 @@
+"""A real broker behind the routing service's :class:`~shared.ports.BrokerGateway` port.
+
+:class:`ClientGateway` turns a child order into a :class:`BrokerOrderRequest`, places it with a
+:class:`~shared.ports.BrokerClient` under the account's credentials, and turns every failure
+into a placement result with its reason: a broker that certainly did not take the order
+(token, permission, input, order refusal, rate limit, no connection) is ``REJECTED`` so the
+quantity cascades; a timeout or a failure after which the order may exist (network, 5xx) is
+``TIMED_OUT``, to be cancelled or reconciled before its quantity goes elsewhere.
+
+Credentials come from the :class:`~shared.ports.SecretStore` by reference: one platform
+account per broker today (``adapter_config.credentials_ref``). Per-trader accounts are the next
+step; the client port already takes the account per call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from shared.domain.broker_orders import (
+    BrokerAccount,
+    BrokerCallError,
+    BrokerErrorKind,
+    BrokerOrderRequest,
+)
+from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.ports import BrokerClient, PlacementResult, SecretStore
+
+
+class TaggedClient(BrokerClient, Protocol):
+    """A broker client that also says how long its order tags may be."""
+
+    tag_length: int
+
+
+AccountSource = Callable[[], BrokerAccount]
+"""Returns the account to place under; raises ``BrokerCallError(TOKEN)`` when there is none."""
+
+
+def secret_account(secrets: SecretStore, ref: str) -> AccountSource:
+    """An account read from the secret store at each call (a Kite token changes every day).
+
+    The secret is a JSON object ``{"api_key": ..., "client_id": ..., "access_token": ...}``
+    (fields a broker does not use may be left out); the store caches it.
+    """
+
+    def load() -> BrokerAccount:
+        values = secrets.get(ref)
+        if not values:
+            raise BrokerCallError(BrokerErrorKind.TOKEN, f"no broker credentials under {ref!r}")
+        try:
+            document = json.loads(values[0])
+            return BrokerAccount.model_validate({"account_id": ref, **document})
+        except (ValueError, TypeError, ValidationError) as exc:
+            # Never echo the secret: only say that it is unusable.
+            raise BrokerCallError(
+                BrokerErrorKind.TOKEN, f"broker credentials under {ref!r} are not usable"
+            ) from exc
+
+    return load
+
+
+class ClientGateway:
+    """:class:`~shared.ports.BrokerGateway` of one real broker.
+
+    Parameters
+    ----------
+    broker_id
+        Our id of the broker.
+    client
+        Its order API client.
+    account
+        Where the credentials come from.
+    """
+
+    def __init__(self, broker_id: str, client: TaggedClient, account: AccountSource) -> None:
+        self.broker_id = broker_id
+        self.client = client
+        self._account = account
+
+    def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
+        """Place ``child``; every failure is a result with its reason, never an exception."""
+        started = time.perf_counter()
+
+        def result(
+            status: ChildOrderStatus, *, broker_order_id: str | None = None, reason: str | None
+        ) -> PlacementResult:
+            return PlacementResult(
+                child_order_id=child.child_order_id,
+                status=status,
+                broker_order_id=broker_order_id,
+                reason=reason,
+                response_time_ms=(time.perf_counter() - started) * 1000,
+            )
+
+        try:
+            request = BrokerOrderRequest.from_child(child, tag_length=self.client.tag_length)
+        except ValidationError as exc:
+            return result(ChildOrderStatus.REJECTED, reason=f"INPUT: {exc.errors()[0]['msg']}")
+        try:
+            account = self._account()
+            broker_order_id = self.client.place(account, request, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            return result(exc.kind.child_status, reason=exc.reason)
+        return result(ChildOrderStatus.PLACED, broker_order_id=broker_order_id, reason=None)
