@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -192,8 +193,8 @@ def build_app(sim: KiteSimulator) -> Starlette:
         return None
 
     async def form_of(request: Request) -> dict[str, str]:
-        form = await request.form()
-        return {k: str(v) for k, v in form.items()}
+        # The standard library's parser: Starlette's form parsing needs python-multipart.
+        return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
 
     def known(order_id: str) -> SimOrder | Response:
         order = sim.book.orders.get(order_id)
