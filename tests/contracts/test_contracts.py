@@ -116,7 +116,7 @@ def call(client: TaggedClient, account: BrokerAccount, spec: Mapping[str, Any]) 
 def same(recorded: Any, sent: Any) -> bool:
     """Equal, numbers compared as numbers (``"5"`` and ``5``, ``0`` and ``0.0``)."""
     if isinstance(recorded, bool) or isinstance(sent, bool):
-        return recorded == sent
+        return bool(recorded == sent)
     try:
         return bool(Decimal(str(recorded)) == Decimal(str(sent)))
     except InvalidOperation:
