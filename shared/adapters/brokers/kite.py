@@ -138,7 +138,9 @@ class KiteClient:
             raise _error(answer)
         if not isinstance(body, Mapping) or body.get("status") != "success":
             # The official client raises by error_type whatever the HTTP status.
-            if isinstance(body, Mapping) and (body.get("status") == "error" or "error_type" in body):
+            if isinstance(body, Mapping) and (
+                body.get("status") == "error" or "error_type" in body
+            ):
                 raise _error(answer)
             raise unreadable(answer, "Kite")
         return body.get("data")
