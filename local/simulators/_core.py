@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal
@@ -397,6 +397,5 @@ __all__ = [
     "free_port",
     "ist_text",
     "json_bytes",
-    "replace",
     "serve",
 ]

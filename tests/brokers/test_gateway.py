@@ -16,6 +16,7 @@ from shared.adapters.brokers.registry import BrokerGatewayRegistry
 from shared.adapters.secrets import JsonSecretStore
 from shared.domain.broker_orders import broker_tag
 from shared.domain.brokers import BrokerConfig, WebhookAuth
+from shared.domain.errors import DataUnavailableError
 from shared.domain.models import Exchange, OrderType, Product, Quote, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from tests.brokers.conftest import BrokerCase
@@ -263,3 +264,22 @@ def test_secret_account_reads_the_current_secret_each_time() -> None:
     assert first.access_token.get_secret_value() == "monday"
     assert second.access_token.get_secret_value() == "tuesday"
     assert "tuesday" not in repr(second)
+
+
+def test_an_unreachable_secret_store_rejects_and_sends_nothing(
+    case_factory: Callable[..., BrokerCase],
+) -> None:
+    # GIVEN a secret store that cannot be reached
+    class DownStore:
+        def get(self, ref: str) -> list[str]:
+            raise DataUnavailableError("Secrets Manager timed out")
+
+    case = case_factory("upstox")
+    gateway = ClientGateway("upstox", case.client, secret_account(DownStore(), "ref"))
+    # WHEN a child is placed
+    result = gateway.place(child("upstox"), timeout_s=5.0)
+    # THEN it is rejected (not sent, so it may cascade) with the reason
+    assert result.status is ChildOrderStatus.REJECTED
+    assert result.reason is not None
+    assert "credentials store unavailable" in result.reason
+    assert case.sim.requests == []

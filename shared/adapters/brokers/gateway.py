@@ -27,6 +27,7 @@ from shared.domain.broker_orders import (
     BrokerErrorKind,
     BrokerOrderRequest,
 )
+from shared.domain.errors import DataUnavailableError
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.ports import BrokerClient, PlacementResult, SecretStore
 
@@ -49,7 +50,13 @@ def secret_account(secrets: SecretStore, ref: str) -> AccountSource:
     """
 
     def load() -> BrokerAccount:
-        values = secrets.get(ref)
+        try:
+            values = secrets.get(ref)
+        except DataUnavailableError as exc:
+            # Nothing was sent: the order can go to the next broker.
+            raise BrokerCallError(
+                BrokerErrorKind.UNREACHABLE, f"broker credentials store unavailable: {exc}"
+            ) from exc
         if not values:
             raise BrokerCallError(BrokerErrorKind.TOKEN, f"no broker credentials under {ref!r}")
         try:
