@@ -460,3 +460,12 @@ class BrokerClient(Protocol):
     ) -> list[BrokerOrderState]:
         """The order's states, oldest first (what its postbacks would have said)."""
         ...
+
+    def find_by_tag(
+        self, account: BrokerAccount, tag: str, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        """The current state of today's order placed under ``tag``, or ``None`` if none was.
+
+        What a placement that timed out (no broker order id) is reconciled with.
+        """
+        ...

@@ -321,8 +321,19 @@ def build_app(sim: DhanSimulator) -> Starlette:
             return order
         return _answer(sim.trades(order))
 
+    async def by_correlation(request: Request) -> Response:
+        refused = await gate(request, order_call=False)
+        if refused is not None:
+            return refused
+        wanted = request.path_params["correlation_id"]
+        tagged = [o for o in sim.book.orders.values() if o.tag == wanted]
+        if not tagged:
+            return _error(404, "Input_Exception", "DH-905", "No order for this correlation id")
+        return _answer(tagged[-1].history[-1])
+
     return Starlette(
         routes=[
+            Route("/v2/orders/external/{correlation_id}", by_correlation, methods=["GET"]),
             Route("/v2/orders", place, methods=["POST"]),
             Route("/v2/orders/{order_id}", modify, methods=["PUT"]),
             Route("/v2/orders/{order_id}", cancel, methods=["DELETE"]),

@@ -298,6 +298,10 @@ def build_app(sim: UpstoxSimulator) -> Starlette:
         refused = await gate(request, order_call=False)
         if refused is not None:
             return refused
+        tag = request.query_params.get("tag")
+        if tag is not None and "order_id" not in request.query_params:
+            tagged = [o for o in sim.book.orders.values() if o.tag == tag]
+            return _success([s for o in tagged for s in o.history], latency=False)
         order = known(request.query_params.get("order_id"))
         if isinstance(order, Response):
             return order

@@ -288,6 +288,25 @@ def test_a_slow_acknowledgement_is_a_timeout_although_the_order_exists(case: Bro
     assert case.sim.book.orders[booked.order_id].status == "CANCELLED"
 
 
+def test_a_timed_out_placement_is_found_by_its_tag_and_cancelled(case: BrokerCase) -> None:
+    # GIVEN a placement that timed out, so no broker order id came back
+    case.sim.behaviour = Behaviour(outcome="partial", partial_fraction=0.3, ack_delay_s=1.0)
+    with pytest.raises(BrokerCallError):
+        case.client.place(case.account, order(tag="lost1"), timeout_s=0.2)
+    # WHEN the order is looked up by the tag it was placed under
+    found = case.client.find_by_tag(case.account, "lost1", timeout_s=TIMEOUT_S)
+    # THEN it is found, partly filled, and can be cancelled before its rest goes elsewhere
+    assert found is not None
+    assert found.status is ExecutionStatus.PARTIALLY_FILLED
+    assert found.filled_quantity == 3
+    case.client.cancel(case.account, found.broker_order_id, timeout_s=TIMEOUT_S)
+    after = case.client.find_by_tag(case.account, "lost1", timeout_s=TIMEOUT_S)
+    assert after is not None
+    assert (after.status, after.filled_quantity) == (ExecutionStatus.CANCELLED, 3)
+    # AND a tag never used finds nothing
+    assert case.client.find_by_tag(case.account, "never1", timeout_s=TIMEOUT_S) is None
+
+
 def test_no_listener_is_unreachable_and_certainly_not_placed() -> None:
     # GIVEN nothing listening where the broker should be
     port = free_port()

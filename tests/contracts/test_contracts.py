@@ -108,6 +108,8 @@ def call(client: TaggedClient, account: BrokerAccount, spec: Mapping[str, Any]) 
         return client.modify(account, spec["order_id"], change, timeout_s=5)
     if op == "cancel":
         return client.cancel(account, spec["order_id"], timeout_s=5)
+    if op == "find_by_tag":
+        return client.find_by_tag(account, spec["tag"], timeout_s=5)
     if op == "status":
         return client.status(account, spec["order_id"], timeout_s=5)
     return client.history(account, spec["order_id"], timeout_s=5)

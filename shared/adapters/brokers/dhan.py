@@ -101,6 +101,8 @@ def _error(answer: HttpAnswer) -> BrokerCallError:
     message = body.get("errorMessage") or f"HTTP {answer.status}"
     if answer.status == 429:
         kind = BrokerErrorKind.RATE_LIMITED
+    elif answer.status == 404:
+        kind = BrokerErrorKind.NOT_FOUND
     elif isinstance(code, str) and code in ERROR_CODES:
         kind = ERROR_CODES[code]
     else:
@@ -256,6 +258,22 @@ class DhanClient:
         if not isinstance(data, Mapping):
             raise BrokerCallError(BrokerErrorKind.SERVER, "Dhan order answer is not an order")
         return data
+
+    def find_by_tag(
+        self, account: BrokerAccount, tag: str, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        """``GET /orders/external/{correlation-id}``; ``None`` when Dhan knows no such order."""
+        try:
+            data = self._call("GET", f"/orders/external/{tag}", account, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            if exc.kind is BrokerErrorKind.NOT_FOUND:
+                return None
+            raise
+        if isinstance(data, list):
+            if not data:
+                return None
+            data = data[-1]
+        return order_state(data, FIELDS, broker="Dhan")
 
     def status(
         self, account: BrokerAccount, broker_order_id: str, *, timeout_s: float

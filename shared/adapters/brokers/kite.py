@@ -221,3 +221,13 @@ class KiteClient:
                 BrokerErrorKind.NOT_FOUND, f"Kite has no history for order {broker_order_id}"
             )
         return states[-1]
+
+    def find_by_tag(
+        self, account: BrokerAccount, tag: str, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        """``GET /orders`` (the day's order book), the latest order carrying ``tag``."""
+        data = self._call("GET", "/orders", account, timeout_s=timeout_s)
+        if not isinstance(data, list):
+            raise BrokerCallError(BrokerErrorKind.SERVER, "Kite order book is not a list")
+        tagged = [e for e in data if isinstance(e, Mapping) and e.get("tag") == tag]
+        return order_state(tagged[-1], FIELDS, broker="Kite") if tagged else None

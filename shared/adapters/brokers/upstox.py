@@ -312,3 +312,24 @@ class UpstoxClient:
         if not isinstance(data, list):
             raise BrokerCallError(BrokerErrorKind.SERVER, "Upstox order history is not a list")
         return [order_state(entry, FIELDS, broker="Upstox") for entry in data]
+
+    def find_by_tag(
+        self, account: BrokerAccount, tag: str, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        """``GET /v2/order/history?tag=``: the last state of the orders placed under ``tag``."""
+        try:
+            data = self._call(
+                "GET",
+                "/v2/order/history",
+                account,
+                timeout_s=timeout_s,
+                order_api=False,
+                query={"tag": tag},
+            )
+        except BrokerCallError as exc:
+            if exc.kind is BrokerErrorKind.NOT_FOUND:
+                return None
+            raise
+        if not isinstance(data, list):
+            raise BrokerCallError(BrokerErrorKind.SERVER, "Upstox order history is not a list")
+        return order_state(data[-1], FIELDS, broker="Upstox") if data else None
