@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 UV_VERSION := 0.13.8
+# checkov lives in a venv of its own: it pins cachetools<6, the runtime needs cachetools 8.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_LOCK := tools/checkov/requirements.lock
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat $(CHECKOV_LOCK) | sha1sum | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help run test lint format bench synth os-deps deps clean
@@ -28,7 +32,13 @@ $(STAMP): pyproject.toml requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-deps: $(STAMP)
+$(CHECKOV_STAMP): $(CHECKOV_LOCK) | $(STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(BIN)/uv pip sync -q --python $(CHECKOV_VENV)/bin/python --require-hashes $(CHECKOV_LOCK)
+	rm -f $(CHECKOV_VENV)/.installed-*
+	touch $@
+
+deps: $(STAMP) $(CHECKOV_STAMP)
 
 # PostgreSQL and Redis server binaries from the OS: the tests start throwaway servers from them.
 os-deps:
@@ -52,7 +62,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) os-deps lint
+test: $(STAMP) $(CHECKOV_STAMP) os-deps lint
 	$(BIN)/pytest
 
 bench: $(STAMP) os-deps
@@ -68,4 +78,4 @@ synth: $(STAMP)
 	AWS_EC2_METADATA_DISABLED=true npx cdk synth --quiet
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out build .mypy_cache .pytest_cache .ruff_cache

@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import layer, nag, target
+from infra import capacity, layer, nag, target
 from infra.config import DeployConfig
 from shared.settings import lambda_environment
 
@@ -92,6 +92,7 @@ class FunctionFactory(Construct):
                 f"{layer_dir} is not built: run `python -m infra.layer` (needs PyPI once)"
             )
         self._config = config
+        self._capacity = capacity.for_stage(config.stage)
         self._vpc = vpc
         self._subnets = subnets
         # The stamp is a hash of everything the layer holds, so CDK need not hash 80 MB.
@@ -125,6 +126,7 @@ class FunctionFactory(Construct):
         timeout: cdk.Duration | None = None,
         memory_size: int = 512,
         dead_letter_queue: sqs.IQueue | None = None,
+        no_dlq_reason: str | None = None,
         retry_attempts: int | None = None,
     ) -> lambda_.Function:
         """Create the function whose handler is ``functions/<name>/handler.lambda_handler``.
@@ -145,6 +147,9 @@ class FunctionFactory(Construct):
             Memory in MB (CPU scales with it).
         dead_letter_queue
             Queue for asynchronous invocations that failed every retry.
+        no_dlq_reason
+            Why the function needs no dead-letter queue (it is invoked synchronously, say);
+            required without ``dead_letter_queue``, and recorded for checkov.
         retry_attempts
             Retries of asynchronous invocations (Lambda's default is 2).
 
@@ -152,7 +157,17 @@ class FunctionFactory(Construct):
         -------
         aws_cdk.aws_lambda.Function
             The function.
+
+        Raises
+        ------
+        ValueError
+            When neither ``dead_letter_queue`` nor ``no_dlq_reason`` is given.
+        KeyError
+            When ``name`` has no row in :mod:`infra.capacity`.
         """
+        if dead_letter_queue is None and not no_dlq_reason:
+            raise ValueError(f"{name}: give a dead_letter_queue or the no_dlq_reason")
+        limits = self._capacity.function(name)
         scope = Construct(self, _pascal(name))
         log_group = logs.LogGroup(
             scope,
@@ -161,7 +176,9 @@ class FunctionFactory(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         environment = {
-            **lambda_environment(stage=self._config.stage, **settings),
+            **lambda_environment(
+                stage=self._config.stage, db_pool_max=limits.db_pool_max, **settings
+            ),
             # Read by Powertools itself (not by Settings): service dimension and namespace.
             "POWERTOOLS_SERVICE_NAME": target.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": target.METRICS_NAMESPACE,
@@ -190,6 +207,9 @@ class FunctionFactory(Construct):
             security_groups=security_groups,
             dead_letter_queue=dead_letter_queue,
             retry_attempts=retry_attempts,
+            # Sized from the RDS Proxy's connection budget (infra/capacity.py): a burst cannot
+            # exhaust the database or take the rest of the account's concurrency.
+            reserved_concurrent_executions=limits.reserved_concurrency,
         )
         nag.acknowledge(
             function,
@@ -209,6 +229,15 @@ class FunctionFactory(Construct):
             "X-Ray trace segments and ENI operations have no resource-level permissions.",
             finding="Resource::*",
         )
+        nag.skip_checkov(
+            function,
+            "CKV_AWS_173",
+            "The environment holds names, ARNs and endpoints only (settings are validated at "
+            "synthesis); credentials are read from Secrets Manager at cold start, and Lambda "
+            "encrypts the environment at rest with its service key.",
+        )
+        if no_dlq_reason:
+            nag.skip_checkov(function, "CKV_AWS_116", no_dlq_reason)
         self.functions[name] = function
         return function
 

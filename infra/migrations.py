@@ -86,6 +86,9 @@ class Migrations(Construct):
         )
         for dependency in after:
             self.resource.node.add_dependency(dependency)
+        on_event = provider.node.find_child("framework-onEvent")
+        for check, reason in nag.CDK_PROVIDER_FUNCTION.items():
+            nag.skip_checkov(on_event, check, reason)
         nag.acknowledge(
             provider,
             "IAM4",

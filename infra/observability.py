@@ -82,6 +82,12 @@ class Observability(Construct):
             "CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key "
             "and the messages are alarm state changes only, so a customer key buys nothing.",
         )
+        nag.skip_checkov(
+            self.topic,
+            "CKV_AWS_26",
+            "CloudWatch alarms cannot publish to a topic under the AWS-managed SNS key, and the "
+            "messages are alarm state changes that carry no trading data.",
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         action = cw_actions.SnsAction(self.topic)

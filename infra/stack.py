@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from infra import layer
+from infra import layer, nag
 from infra.apis import HttpApi, WebSocketApi
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
@@ -21,6 +21,12 @@ from infra.observability import Observability
 
 #: Settings field names and values, as :func:`shared.settings.lambda_environment` takes them.
 SettingValues = dict[str, str | int | float | None]
+
+#: Why a function called synchronously needs no dead-letter queue (checkov CKV_AWS_116).
+SYNCHRONOUS = (
+    "Invoked synchronously (API Gateway, or CloudFormation's provider for migrate): the caller "
+    "gets the error, and a dead-letter queue only receives failed asynchronous invocations."
+)
 
 
 class OrderRouterStack(cdk.Stack):
@@ -58,6 +64,8 @@ class OrderRouterStack(cdk.Stack):
         auth = TraderAuth(self, "Auth", config=config)
         bus = EventBus(self, "Events", config=config)
 
+        # Stack-wide compliance decisions that hold for every resource of a kind.
+        cdk.Aspects.of(self).add(nag.LogGroupsWithServiceKeys())
         factory = FunctionFactory(
             self,
             "Functions",
@@ -80,6 +88,7 @@ class OrderRouterStack(cdk.Stack):
             "ws_connect",
             description="WebSocket $connect/$disconnect/$default: JWT check, connection registry",
             security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
             settings={
                 **redis,
                 "jwt_issuer": auth.issuer,
@@ -97,6 +106,7 @@ class OrderRouterStack(cdk.Stack):
             "route_order",
             description="Trader HTTP routes: smart orders, analysis, analytics, profiles",
             security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
             memory_size=1024,
             timeout=cdk.Duration.seconds(15),
             settings={
@@ -113,6 +123,7 @@ class OrderRouterStack(cdk.Stack):
             "broker_webhook",
             description="Broker postbacks: verify, normalise, de-duplicate, publish",
             security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
             settings={
                 **postgres,
                 **redis,
@@ -132,13 +143,30 @@ class OrderRouterStack(cdk.Stack):
             "outbox_relay",
             description="Re-publishes outbox rows that were not published at commit",
             security_groups=app_sgs,
+            no_dlq_reason="Started every minute by a schedule without retries: a failed run "
+            "leaves its rows in the outbox and the next run publishes them.",
             timeout=cdk.Duration.seconds(50),
             settings={**postgres, "event_bus_name": bus.bus.event_bus_name},
+        )
+        reconcile = factory.create(
+            "reconcile",
+            description="Finishes orders whose placement never happened (a crash mid-order)",
+            security_groups=app_sgs,
+            no_dlq_reason="Started every minute by a schedule without retries: a failed run "
+            "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",
+            timeout=cdk.Duration.seconds(50),
+            settings={
+                **postgres,
+                "event_bus_name": bus.bus.event_bus_name,
+                # Brokers are asked whether they hold each stuck child (their credentials).
+                "broker_secrets_arn": brokers.secret.secret_arn,
+            },
         )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
             security_groups=[network.migrations_sg],
+            no_dlq_reason=SYNCHRONOUS,
             timeout=cdk.Duration.minutes(5),
             settings={
                 **postgres,
@@ -151,18 +179,19 @@ class OrderRouterStack(cdk.Stack):
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (route_order, broker_webhook, track_execution, outbox_relay, migrate):
+        for fn in (route_order, broker_webhook, track_execution, outbox_relay, reconcile, migrate):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
-        for fn in (route_order, broker_webhook, outbox_relay):
+        for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_webhook):
+        for fn in (route_order, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
         for fn in (route_order, track_execution, ws_connect):
             websocket.grant_push(fn)
 
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
+        bus.schedule_reconciler(reconcile)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 

@@ -10,13 +10,18 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from shared.domain.models import OrderType, Product, RoutingObjective
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from local.runtime import RuntimeConfig
@@ -24,12 +29,17 @@ if TYPE_CHECKING:
 DEFAULT_DATA_DIR = ".local"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_WS_PORT = 8081
+DEFAULT_INTERNAL_PORT = 8082
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
 DEFAULT_USER = "trader-1"
 TOKEN_TTL_S = 12 * 3600
 API_PREFIX = "/api/v1/trading/intelligent"
 ENDPOINTS_FILE = "endpoints.json"
+CREDENTIALS_FILE = "internal-credentials.json"
+"""This run's key pair for the internal server (mode 0600, removed when the run stops)."""
+REPLY_TYPES = frozenset({"SUBSCRIBED", "PONG", "ERROR"})
+"""WebSocket messages that answer the client's own messages (not counted by ``watch --count``)."""
 EXAMPLE_ORDER = {
     "symbol": "RELIANCE",
     "side": "BUY",
@@ -54,30 +64,19 @@ def _run(args: argparse.Namespace) -> int:
     import logging
 
     from local.runtime import RuntimeConfig
-    from local.services import port_is_free
 
     config = RuntimeConfig(
         data_dir=Path(args.data_dir).resolve(),
         http_port=args.http_port,
         ws_port=args.ws_port,
+        internal_port=args.internal_port,
         pg_port=args.pg_port,
         redis_port=args.redis_port,
         relay_interval_s=args.relay_interval,
+        reconcile_interval_s=args.reconcile_interval,
+        reconcile_after_s=args.reconcile_after,
         verbose=args.verbose,
     )
-    ports = {
-        "HTTP API": config.http_port,
-        "WebSocket": config.ws_port,
-        "PostgreSQL": config.pg_port,
-        "Redis": config.redis_port,
-    }
-    if len(set(ports.values())) < len(ports):
-        raise CliError(f"ports must differ: {ports}", status=2)
-    for what, port in ports.items():
-        if not port_is_free(port):
-            raise CliError(
-                f"port {port} ({what}) is busy: stop what uses it or pass another port", status=2
-            )
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)-5s %(message)s",
@@ -91,45 +90,108 @@ def _run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     # SIGTERM during start-up stops like Ctrl-C: the finally blocks stop what already runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from local.services import ServiceStartError, data_dir_lock
+
     try:
-        return _run_services(config)
+        # The lock proves no live run uses the data dir, so servers found there are orphans.
+        with data_dir_lock(config.data_dir):
+            return _run_services(config)
     except KeyboardInterrupt:
         print("stopped during start-up", flush=True)
         return 130
+    except ServiceStartError as exc:
+        raise CliError(str(exc), status=2) from exc
+
+
+def _check_ports(config: RuntimeConfig) -> None:
+    from local.services import port_is_free
+
+    ports = {
+        "HTTP API": config.http_port,
+        "WebSocket": config.ws_port,
+        "internal API": config.internal_port,
+        "PostgreSQL": config.pg_port,
+        "Redis": config.redis_port,
+    }
+    if len(set(ports.values())) < len(ports):
+        raise CliError(f"ports must differ: {ports}", status=2)
+    for what, port in ports.items():
+        if not port_is_free(port):
+            raise CliError(
+                f"port {port} ({what}) is busy: stop what uses it or pass another port", status=2
+            )
 
 
 def _run_services(config: RuntimeConfig) -> int:
+    from local.internal_server import new_credentials
     from local.runtime import (
         LocalRuntime,
         apply_environment,
         handler_environment,
         jwt_secret,
     )
-    from local.services import EmbeddedPostgres, EmbeddedRedis, ServiceStartError
+    from local.services import EmbeddedPostgres, EmbeddedRedis, ServiceStartError, Watchdog
 
-    secret = jwt_secret(config.data_dir, create=True)
     postgres = EmbeddedPostgres(config.data_dir / "postgres", port=config.pg_port, durable=True)
     redis_server = EmbeddedRedis(port=config.redis_port, data_dir=config.data_dir / "redis")
+    # A run killed with SIGKILL leaves its servers running: stop them before checking ports.
+    reclaimed = [
+        name
+        for name, server in (("PostgreSQL", postgres), ("Redis", redis_server))
+        if server.reclaim()
+    ]
+    _check_ports(config)
+    secret = jwt_secret(config.data_dir, create=True)
+    credentials = new_credentials()
     endpoints = config.data_dir / ENDPOINTS_FILE
+    credentials_file = config.data_dir / CREDENTIALS_FILE
+    watchdog = Watchdog(
+        [
+            ("PostgreSQL", postgres.running, postgres.start),
+            ("Redis", redis_server.running, redis_server.start),
+        ]
+    )
     try:
         postgres.start()
         redis_server.start()
+        watchdog.start()
         database_url, applied = _prepare_database(postgres)
         apply_environment(
             handler_environment(
-                config, database_url=database_url, redis_url=redis_server.url, secret=secret
+                config,
+                database_url=database_url,
+                redis_url=redis_server.url,
+                secret=secret,
+                credentials=credentials,
             )
+        )
+        _write_private(
+            credentials_file,
+            json.dumps(
+                {
+                    "endpoint": config.internal_url,
+                    "accessKeyId": credentials.access_key_id,
+                    "secretAccessKey": credentials.secret_access_key,
+                }
+            ),
         )
         brokers, profiles = _seed(redis_server.url)
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
         lines = [
             f"order-router local mode, data in {config.data_dir}",
+            *(
+                [f"  Reclaimed   {' and '.join(reclaimed)} left running by a killed run"]
+                if reclaimed
+                else []
+            ),
             f"  PostgreSQL  {database_url}  (migrations applied: {', '.join(applied) or 'none'})",
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
             f"  API         {config.api_url}/api/v1",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
+            f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
+            f"this run's keys in {credentials_file})",
             f"  TRADER token for {DEFAULT_USER} (12 h; more: order-router token --user ID):",
             token,
             "",
@@ -139,10 +201,14 @@ def _run_services(config: RuntimeConfig) -> int:
             f"Live updates:  order-router watch{_data_dir_option(config.data_dir)}",
             "Ctrl-C stops everything.",
         ]
-        runtime = LocalRuntime(config)
+        runtime = LocalRuntime(config, credentials)
 
         def ready() -> None:
-            endpoints.write_text(json.dumps({"api": config.api_url, "ws": config.ws_url}))
+            endpoints.write_text(
+                json.dumps(
+                    {"api": config.api_url, "ws": config.ws_url, "internal": config.internal_url}
+                )
+            )
             print("\n".join(lines), flush=True)
 
         asyncio.run(_serve(runtime, ready))
@@ -154,10 +220,20 @@ def _run_services(config: RuntimeConfig) -> int:
     except (ServiceStartError, OSError, RuntimeError) as exc:
         raise CliError(str(exc) or repr(exc)) from exc
     finally:
+        watchdog.stop()
         endpoints.unlink(missing_ok=True)
+        credentials_file.unlink(missing_ok=True)
         redis_server.stop()
         postgres.stop()
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    # Created 0600 from the start: never readable by others, not even for a moment.
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 async def _serve(runtime: Any, ready: Callable[[], None]) -> None:
@@ -249,6 +325,27 @@ def _secret(data_dir: str) -> str:
         raise CliError(str(exc)) from exc
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _price(text: str) -> str:
+    # Sent as a JSON string: the exact decimal the trader typed, never a binary float.
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a price") from exc
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive price, got {text}")
+    return text
+
+
 def _cmd_token(args: argparse.Namespace) -> int:
     groups = tuple(args.group or ["TRADER"])
     print(_token(_secret(args.data_dir), args.user, groups, args.ttl))
@@ -258,15 +355,23 @@ def _cmd_token(args: argparse.Namespace) -> int:
 # -- API clients -------------------------------------------------------------------------------
 
 
-def _endpoints(args: argparse.Namespace) -> tuple[str, str]:
+def _endpoints(args: argparse.Namespace, *, need: str) -> str:
+    """The URL of ``need`` (``api`` or ``ws``): the explicit option, else the running run's."""
+    explicit: str | None = getattr(args, need)
+    if explicit:
+        return explicit.rstrip("/")
+    path = Path(args.data_dir).resolve() / ENDPOINTS_FILE
     recorded: dict[str, str] = {}
-    path = Path(args.data_dir) / ENDPOINTS_FILE
-    if path.exists():
-        with contextlib.suppress(ValueError):
-            recorded = json.loads(path.read_text())
-    api = args.api or recorded.get("api") or f"http://127.0.0.1:{DEFAULT_HTTP_PORT}"
-    ws = args.ws or recorded.get("ws") or f"ws://127.0.0.1:{DEFAULT_WS_PORT}"
-    return api.rstrip("/"), ws.rstrip("/")
+    with contextlib.suppress(OSError, ValueError):
+        recorded = json.loads(path.read_text())
+    url = recorded.get(need) if isinstance(recorded, dict) else None
+    if not url:
+        raise CliError(
+            f"{path} not found or unreadable: no `order-router run` is running on this data "
+            f"directory. Start local mode (`make run`, or `order-router run --data-dir "
+            f"{args.data_dir}`), or pass --{need} URL"
+        )
+    return url.rstrip("/")
 
 
 def _bearer(args: argparse.Namespace) -> str:
@@ -277,7 +382,7 @@ def _bearer(args: argparse.Namespace) -> str:
 def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> int:
     import httpx
 
-    api, _ = _endpoints(args)
+    api = _endpoints(args, need="api")
     headers = {"Authorization": f"Bearer {_bearer(args)}"}
     try:
         response = httpx.request(method, f"{api}{path}", headers=headers, timeout=30, **kwargs)
@@ -304,6 +409,7 @@ def _order_body(args: argparse.Namespace) -> dict[str, Any]:
     }
     optional = {
         "limitPrice": args.limit_price,
+        "triggerPrice": args.trigger_price,
         "maxBrokers": args.max_brokers,
         "clientOrderId": getattr(args, "client_order_id", None),
     }
@@ -337,7 +443,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.sync.client import connect
 
-    _, ws = _endpoints(args)
+    ws = _endpoints(args, need="ws")
     url = f"{ws}/?token={_bearer(args)}"
     received = 0
     try:
@@ -348,6 +454,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                 socket.send(json.dumps({"action": "subscribe", **filters}))
             for message in _messages(socket, args.timeout):
                 print(message, flush=True)
+                if _is_reply(message):
+                    continue  # the answer to our own subscribe, not an update
                 received += 1
                 if args.count and received >= args.count:
                     break
@@ -358,6 +466,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _is_reply(message: str) -> bool:
+    try:
+        decoded = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and decoded.get("type") in REPLY_TYPES
 
 
 def _messages(socket: Any, timeout_s: float | None) -> Iterator[str]:
@@ -389,12 +505,32 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 def _order_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbol", default="RELIANCE")
     parser.add_argument("--side", default="BUY", choices=["BUY", "SELL"])
-    parser.add_argument("--quantity", type=int, default=100)
-    parser.add_argument("--order-type", default="MARKET", help="MARKET, LIMIT, SL, SL-M")
-    parser.add_argument("--objective", default="SMART_BALANCE", help="routing objective")
-    parser.add_argument("--product", default="CNC", help="CNC (delivery) or MIS (intraday)")
-    parser.add_argument("--limit-price", help="limit price (LIMIT and SL orders)")
-    parser.add_argument("--max-brokers", type=int)
+    parser.add_argument("--quantity", type=_positive_int, default=100)
+    # Choices from the enums the API validates with: the CLI offers exactly what it accepts.
+    parser.add_argument(
+        "--order-type", default=OrderType.MARKET.value, choices=[t.value for t in OrderType]
+    )
+    parser.add_argument(
+        "--objective",
+        default=RoutingObjective.SMART_BALANCE.value,
+        choices=[o.value for o in RoutingObjective],
+        help="routing objective",
+    )
+    parser.add_argument(
+        "--product",
+        default=Product.CNC.value,
+        choices=[p.value for p in Product],
+        help="CNC (delivery) or MIS (intraday)",
+    )
+    parser.add_argument(
+        "--limit-price", type=_price, help="limit price (LIMIT and STOP_LOSS orders)"
+    )
+    parser.add_argument(
+        "--trigger-price",
+        type=_price,
+        help="trigger price (STOP_LOSS and STOP_LOSS_MARKET orders)",
+    )
+    parser.add_argument("--max-brokers", type=_positive_int)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,17 +541,32 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start the whole service on this machine")
     run.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
     run.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
+    run.add_argument(
+        "--internal-port",
+        type=int,
+        default=DEFAULT_INTERNAL_PORT,
+        help="management API and PutEvents (127.0.0.1, signed with this run's keys)",
+    )
     run.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
     run.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
     run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
     run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
+    run.add_argument("--reconcile-interval", type=float, default=10.0, help="reconciler period (s)")
+    run.add_argument(
+        "--reconcile-after",
+        type=float,
+        default=Settings.model_fields["reconcile_after_s"].default,
+        help="finish an order still unanswered after this many seconds (ROUTER_RECONCILE_AFTER_S)",
+    )
     run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
     run.set_defaults(handler=_run)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")
     token.add_argument("--user", required=True)
     token.add_argument("--group", action="append", help="repeatable; default TRADER")
-    token.add_argument("--ttl", type=int, default=TOKEN_TTL_S, help="lifetime in seconds")
+    token.add_argument(
+        "--ttl", type=_positive_int, default=TOKEN_TTL_S, help="lifetime in seconds (> 0)"
+    )
     token.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     token.set_defaults(handler=_cmd_token)
 
@@ -449,7 +600,11 @@ def build_parser() -> argparse.ArgumentParser:
     _client_options(watch)
     watch.add_argument("--order-id", action="append", help="only these orders (repeatable)")
     watch.add_argument("--symbol", action="append", help="only these symbols (repeatable)")
-    watch.add_argument("--count", type=int, help="stop after this many messages")
+    watch.add_argument(
+        "--count",
+        type=_positive_int,
+        help="stop after this many pushed updates (replies to our subscribe do not count)",
+    )
     watch.add_argument("--timeout", type=float, help="stop after this many seconds")
     watch.set_defaults(handler=_cmd_watch)
     return parser

@@ -1,6 +1,4 @@
-"""The local HTTP server: API Gateway HTTP API, the WebSocket management API and EventBridge.
-
-One Starlette app on one port serves three AWS front doors so the production code runs unchanged:
+"""The local HTTP server: API Gateway's HTTP API, so the production handlers run unchanged.
 
 * ``/api/v1/...``: each request becomes an HTTP API v2 event (:func:`local.apigw.http_api_event`)
   for ``route_order`` or ``broker_webhook``. Trader routes are checked first the way the JWT
@@ -8,13 +6,9 @@ One Starlette app on one port serves three AWS front doors so the production cod
   token answers 401 ``{"message": "Unauthorized"}`` like API Gateway and the function is not
   invoked; a valid token's claims are injected as the authorizer would. The health route and
   broker webhooks have no authorizer, as in AWS. Anything else is a 404.
-* ``POST|GET|DELETE /@connections/{id}``: the WebSocket management API, answered from the live
-  sockets of :mod:`local.ws_server` (the notifier's boto3 client points here).
-* ``POST /`` with ``X-Amz-Target: AWSEvents.PutEvents``: EventBridge, answered by
-  :class:`local.bus.LocalEventBus` (the publisher's boto3 client points here).
 
-Handlers are synchronous and call back into this server (PutEvents, ``@connections``), so they
-never run on the event loop: :class:`Invoker` runs them in worker threads.
+The WebSocket management API and EventBridge, which the handlers call back, are not served here
+but by the signed internal server (:mod:`local.internal_server`) on a port of its own.
 """
 
 from __future__ import annotations
@@ -33,8 +27,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local.apigw import http_api_event
-from local.bus import MAX_ENTRIES, LocalEventBus
-from local.ws_server import MAX_MESSAGE_BYTES, LiveConnections
 from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
 
 logger = logging.getLogger("order_router.local.http")
@@ -42,7 +34,6 @@ logger = logging.getLogger("order_router.local.http")
 HEALTH_PATH = "/api/v1/health"
 TRADER_PREFIX = "/api/v1/trading/intelligent/"
 WEBHOOK_PREFIX = "/api/v1/webhooks/"
-AMZ_JSON = "application/x-amz-json-1.1"
 
 Invoke = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
@@ -55,13 +46,7 @@ class TokenVerifier(Protocol):
         ...
 
 
-def build_app(
-    *,
-    invoke: Invoke,
-    verifier: TokenVerifier,
-    bus: LocalEventBus,
-    connections: LiveConnections,
-) -> Starlette:
+def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
     """The Starlette app of the local HTTP server.
 
     Parameters
@@ -70,10 +55,6 @@ def build_app(
         ``await invoke(function_name, event)`` runs a Lambda handler in a worker thread.
     verifier
         Verifies trader tokens like the API's JWT authorizer.
-    bus
-        Receives ``PutEvents`` calls.
-    connections
-        The live WebSockets the management API writes to.
 
     Returns
     -------
@@ -93,16 +74,8 @@ def build_app(
         )
         return response
 
-    async def management(request: Request) -> Response:
-        return await _management(request, connections)
-
-    async def put_events(request: Request) -> Response:
-        return await _put_events(request, bus)
-
     return Starlette(
         routes=[
-            Route("/@connections/{connection_id}", management, methods=["POST", "GET", "DELETE"]),
-            Route("/", put_events, methods=["POST"]),
             Route(
                 "/{path:path}",
                 api,
@@ -207,65 +180,3 @@ def lambda_response(result: Any) -> Response:
     for cookie in result.get("cookies") or []:
         response.raw_headers.append((b"set-cookie", str(cookie).encode()))
     return response
-
-
-# -- the WebSocket management API --------------------------------------------------------------
-
-
-def _aws_error(status: int, error_type: str, message: str) -> Response:
-    # botocore reads the error code from x-amzn-ErrorType (GoneException -> ClientError code).
-    return JSONResponse(
-        {"message": message}, status_code=status, headers={"x-amzn-ErrorType": error_type}
-    )
-
-
-async def _management(request: Request, connections: LiveConnections) -> Response:
-    connection_id = request.path_params["connection_id"]
-    if request.method == "POST":
-        data = await request.body()
-        if len(data) > MAX_MESSAGE_BYTES:
-            return _aws_error(413, "PayloadTooLargeException", "Message too long")
-        if await connections.send(connection_id, data):
-            return Response(status_code=200)
-    elif request.method == "DELETE":
-        if await connections.close(connection_id):
-            return Response(status_code=204)
-    else:
-        live = connections.get(connection_id)
-        if live is not None:
-            # The wire names of the GetConnection output (botocore maps them to ConnectedAt...).
-            return JSONResponse(
-                {
-                    "connectedAt": live.connected_at.isoformat(),
-                    "identity": {"sourceIp": live.source_ip, "userAgent": live.user_agent},
-                    "lastActiveAt": live.last_active_at.isoformat(),
-                }
-            )
-    return _aws_error(410, "GoneException", f"connection {connection_id} is gone")
-
-
-# -- EventBridge -------------------------------------------------------------------------------
-
-
-async def _put_events(request: Request, bus: LocalEventBus) -> Response:
-    target = request.headers.get("x-amz-target", "")
-    if target != "AWSEvents.PutEvents":
-        return _amz_error(400, "UnknownOperationException", f"{target or 'no target'}")
-    try:
-        payload = json.loads(await request.body())
-        entries = payload["Entries"]
-        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_ENTRIES:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        return _amz_error(400, "ValidationException", "Entries must hold 1 to 10 entries")
-    # Only queues the entries: delivery runs on the bus's own thread.
-    result = bus.put_events(entries)
-    return Response(json.dumps(result), media_type=AMZ_JSON)
-
-
-def _amz_error(status: int, error_type: str, message: str) -> Response:
-    return Response(
-        json.dumps({"__type": error_type, "message": message}),
-        status_code=status,
-        media_type=AMZ_JSON,
-    )

@@ -1,15 +1,17 @@
 """The local runtime: data services, handler environment, and the servers around the handlers.
 
-``order-router run`` calls :func:`prepare` (Postgres, Redis, migrations, seed, environment) and
-then :meth:`LocalRuntime.serve` (HTTP server, WebSocket server, event bus, outbox relay) on one
-asyncio loop. The Lambda handlers are the production ones, configured like in AWS through
+``order-router run`` starts Postgres and Redis (reclaiming any a killed run left behind),
+migrates, seeds and sets the environment, then runs :meth:`LocalRuntime.serve` (HTTP server,
+internal server, WebSocket server, event bus, outbox relay and reconciler timers) on one asyncio
+loop. The Lambda handlers are the production ones, configured like in AWS through
 ``ROUTER_*`` environment variables built with :func:`shared.settings.lambda_environment`.
 
 Each function behaves as one warm container with a concurrency of one: a Powertools resolver
 keeps the current event in module state, so two invocations of one function at the same time in
 one process could read each other's event (and caller). Invocations of *different* functions run
 in parallel, in worker threads, never on the event loop: handlers call back into this process
-over HTTP (PutEvents, ``@connections``) and the loop must stay free to answer them.
+over HTTP (PutEvents, ``@connections``, on the signed internal server) and the loop must stay
+free to answer them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import uvicorn
 
 from local.apigw import LocalLambdaContext
 from local.bus import LocalEventBus
+from local.internal_server import InternalCredentials
+from shared.settings import Settings
 
 logger = logging.getLogger("order_router.local")
 
@@ -45,9 +49,16 @@ BUS_NAME = "order-router"
 DATABASE = "order_router"
 SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 REGION = "ap-south-1"
-FUNCTIONS = ("route_order", "broker_webhook", "track_execution", "ws_connect", "outbox_relay")
-TIMEOUTS_S = {"route_order": 29, "broker_webhook": 29, "outbox_relay": 60}
-"""Function timeouts as deployed (API Gateway's 29 s integration limit; the relay's minute)."""
+FUNCTIONS = (
+    "route_order",
+    "broker_webhook",
+    "track_execution",
+    "ws_connect",
+    "outbox_relay",
+    "reconcile",
+)
+TIMEOUTS_S = {"route_order": 29, "broker_webhook": 29, "outbox_relay": 60, "reconcile": 60}
+"""Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -60,9 +71,12 @@ class RuntimeConfig:
     data_dir: Path
     http_port: int = 8080
     ws_port: int = 8081
+    internal_port: int = 8082
     pg_port: int = 54329
     redis_port: int = 63799
     relay_interval_s: float = 5.0
+    reconcile_interval_s: float = 10.0
+    reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
     verbose: bool = False
 
     @property
@@ -74,6 +88,11 @@ class RuntimeConfig:
     def ws_url(self) -> str:
         """URL of the WebSocket server."""
         return f"ws://{HOST}:{self.ws_port}"
+
+    @property
+    def internal_url(self) -> str:
+        """Base URL of the signed internal server (management API and PutEvents)."""
+        return f"http://{HOST}:{self.internal_port}"
 
 
 def jwt_secret(data_dir: Path, *, create: bool) -> str:
@@ -111,24 +130,31 @@ def jwt_secret(data_dir: Path, *, create: bool) -> str:
 
 
 def handler_environment(
-    config: RuntimeConfig, *, database_url: str, redis_url: str, secret: str
+    config: RuntimeConfig,
+    *,
+    database_url: str,
+    redis_url: str,
+    secret: str,
+    credentials: InternalCredentials,
 ) -> dict[str, str]:
     """Every environment variable the handlers read in local mode.
 
     Parameters
     ----------
     config
-        Ports (the event bus and management API endpoints are the HTTP server).
+        Ports (the event bus and management API endpoints are the internal server).
     database_url, redis_url
         The embedded servers.
     secret
         The local issuer's secret.
+    credentials
+        This run's key pair: boto3 signs the handlers' calls to the internal server with it.
 
     Returns
     -------
     dict[str, str]
-        ``ROUTER_*`` settings (built with ``lambda_environment``, as the CDK stack does), dummy
-        AWS credentials so boto3 signs requests to the local endpoints, and Powertools switches.
+        ``ROUTER_*`` settings (built with ``lambda_environment``, as the CDK stack does), the
+        run's AWS credentials, and Powertools switches.
     """
     from local import seed
     from shared.settings import lambda_environment
@@ -139,8 +165,9 @@ def handler_environment(
         redis_url=redis_url,
         redis_key_prefix="",
         event_bus_name=BUS_NAME,
-        event_bus_endpoint_url=config.api_url,
-        ws_management_endpoint=config.api_url,
+        event_bus_endpoint_url=config.internal_url,
+        ws_management_endpoint=config.internal_url,
+        reconcile_after_s=config.reconcile_after_s,
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,
@@ -151,8 +178,8 @@ def handler_environment(
     )
     env.update(
         {
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",  # a dummy: boto3 must sign, nothing checks
+            "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true",
@@ -214,17 +241,28 @@ class Invoker:
         return handler
 
 
-# -- periodic relay ----------------------------------------------------------------------------
+# -- schedules --------------------------------------------------------------------------------
 
 
-class RelaySchedule:
-    """Runs ``outbox_relay`` every ``interval_s`` like the one-minute EventBridge schedule."""
+class Schedule:
+    """Runs a function every ``interval_s``, like its one-minute EventBridge schedule in AWS.
 
-    def __init__(self, invoker: Invoker, interval_s: float) -> None:
+    Parameters
+    ----------
+    invoker
+        Runs the handler.
+    function
+        ``outbox_relay`` or ``reconcile``.
+    interval_s
+        Time between runs.
+    """
+
+    def __init__(self, invoker: Invoker, function: str, interval_s: float) -> None:
         self._invoker = invoker
+        self._function = function
         self._interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=function, daemon=True)
 
     def start(self) -> None:
         """Start the schedule."""
@@ -250,28 +288,31 @@ class RelaySchedule:
                 "detail": {},
             }
             try:
-                result = self._invoker.invoke("outbox_relay", event)
+                result = self._invoker.invoke(self._function, event)
             except Exception:  # a failed run is retried by the next tick, as in AWS
-                logger.exception("outbox relay failed")
+                logger.exception("%s failed", self._function)
                 continue
-            if isinstance(result, dict) and (result.get("published") or result.get("failed")):
-                logger.info("outbox relay: %s", result)
+            if isinstance(result, dict) and any(result.values()):
+                logger.info("%s: %s", self._function, result)
 
 
 # -- the servers -------------------------------------------------------------------------------
 
 
 class LocalRuntime:
-    """HTTP server, WebSocket server, event bus and relay schedule on one event loop.
+    """HTTP, internal and WebSocket servers, event bus and schedules on one event loop.
 
     Parameters
     ----------
     config
         Ports and intervals.
+    credentials
+        This run's key pair, which the internal server requires.
     """
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    def __init__(self, config: RuntimeConfig, credentials: InternalCredentials) -> None:
         self.config = config
+        self.credentials = credentials
         self.invoker = Invoker()
         self.bus = LocalEventBus(
             BUS_NAME,
@@ -292,11 +333,12 @@ class LocalRuntime:
         Raises
         ------
         RuntimeError
-            When the HTTP server could not start.
+            When the HTTP or the internal server could not start.
         OSError
             When the WebSocket port could not be bound.
         """
         from local.http_server import build_app
+        from local.internal_server import build_internal_app
         from local.ws_server import LiveConnections, WebSocketGateway
         from shared.adapters.auth.jwt_verifier import JwtVerifier
         from shared.settings import get_settings
@@ -307,49 +349,64 @@ class LocalRuntime:
         loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda"))
         connections = LiveConnections()
         app = build_app(
-            invoke=self.invoker.ainvoke,
-            verifier=JwtVerifier.from_settings(get_settings()),
-            bus=self.bus,
-            connections=connections,
+            invoke=self.invoker.ainvoke, verifier=JwtVerifier.from_settings(get_settings())
         )
-        server = _QuietSignalsServer(
-            uvicorn.Config(
-                app,
-                host=HOST,
-                port=self.config.http_port,
-                lifespan="off",
-                access_log=False,
-                log_config=None,
-                ws="none",
-                server_header=False,
-                timeout_graceful_shutdown=3,
-            )
+        internal_app = build_internal_app(
+            bus=self.bus, connections=connections, credentials=self.credentials
         )
+        servers = {
+            self.config.api_url: _server(app, self.config.http_port),
+            self.config.internal_url: _server(internal_app, self.config.internal_port),
+        }
         gateway = WebSocketGateway(
             self.invoker.ainvoke, connections, host=HOST, port=self.config.ws_port
         )
-        relay = RelaySchedule(self.invoker, self.config.relay_interval_s)
+        schedules = [
+            Schedule(self.invoker, "outbox_relay", self.config.relay_interval_s),
+            Schedule(self.invoker, "reconcile", self.config.reconcile_interval_s),
+        ]
         self.bus.start()
-        http_task = asyncio.create_task(server.serve())
+        tasks = {url: asyncio.create_task(server.serve()) for url, server in servers.items()}
         try:
-            while not server.started:
-                if http_task.done():
-                    raise RuntimeError(f"the HTTP server did not start on {self.config.api_url}")
-                await asyncio.sleep(0.02)
+            for url, server in servers.items():
+                while not server.started:
+                    if tasks[url].done():
+                        raise RuntimeError(f"the HTTP server did not start on {url}")
+                    await asyncio.sleep(0.02)
             await gateway.start()
-            relay.start()
+            for schedule in schedules:
+                schedule.start()
             if on_ready is not None:
                 on_ready()
             await stop.wait()
         finally:
             # Sockets first (their $disconnect needs Redis), then HTTP, then the background work.
             await gateway.stop()
-            server.should_exit = True
-            with contextlib.suppress(BaseException):
-                await http_task
-            relay.stop()
+            for server in servers.values():
+                server.should_exit = True
+            for task in tasks.values():
+                with contextlib.suppress(BaseException):
+                    await task
+            for schedule in schedules:
+                schedule.stop()
             await asyncio.to_thread(self.bus.stop)
             _close_wiring()
+
+
+def _server(app: Any, port: int) -> _QuietSignalsServer:
+    return _QuietSignalsServer(
+        uvicorn.Config(
+            app,
+            host=HOST,
+            port=port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            ws="none",
+            server_header=False,
+            timeout_graceful_shutdown=3,
+        )
+    )
 
 
 def _close_wiring() -> None:

@@ -9,22 +9,29 @@ PostgreSQL refuses to run as root, so when we are root the data directory is han
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
+import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+logger = logging.getLogger("order_router.local.services")
+
 MISSING_PACKAGES_HINT = "install the OS packages: apt-get install -y postgresql redis-server"
+REDIS_PID_FILE = "redis.pid"
 
 
 class ServiceStartError(RuntimeError):
@@ -159,6 +166,32 @@ class EmbeddedPostgres:
         )
         return self
 
+    def running(self) -> bool:
+        """True when a postmaster runs on this data directory (``postmaster.pid`` names it)."""
+        return _postmaster_pid(self.data_dir) is not None
+
+    def reclaim(self) -> bool:
+        """Stop a server an earlier, killed run left on this data directory.
+
+        Returns
+        -------
+        bool
+            True when there was one (it was stopped with a fast shutdown, or an immediate one
+            when a fast one did not finish).
+        """
+        if not self.running():
+            return False
+        logger.warning("stopping the PostgreSQL server a previous run left on %s", self.data_dir)
+        self.stop()
+        if self.running():
+            bin_dir = _postgres_bin_dir()
+            with contextlib.suppress(ServiceStartError):
+                self._run(
+                    [str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"],
+                    "pg_ctl stop",
+                )
+        return True
+
     def stop(self) -> None:
         """Stop the server (fast shutdown); a server already gone is fine."""
         bin_dir = _postgres_bin_dir()
@@ -178,6 +211,23 @@ class EmbeddedPostgres:
             raise ServiceStartError(
                 f"{what} failed ({result.returncode}): {result.stderr.strip()} {tail}".strip()
             )
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    # The first line of postmaster.pid is the postmaster's pid; a file left by a killed server
+    # names a process that is gone (or, rarely, reused: then it is not a postgres).
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if _process_named(pid, "postgres") else None
+
+
+def _process_named(pid: int, name: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip().startswith(name)
+    except OSError:
+        return False
 
 
 @dataclass
@@ -204,6 +254,8 @@ class EmbeddedRedis:
         else:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             cmd += ["--dir", str(self.data_dir), "--appendonly", "yes"]
+            # A pid file lets the next run stop this server if this run is killed.
+            cmd += ["--pidfile", str(self.data_dir / REDIS_PID_FILE)]
         self._process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -216,6 +268,41 @@ class EmbeddedRedis:
         self.stop()
         raise ServiceStartError(f"redis-server did not answer on port {self.port} within 10 s")
 
+    def running(self) -> bool:
+        """True while the server this object started is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def reclaim(self) -> bool:
+        """Stop a server an earlier, killed run left on this data directory.
+
+        The pid file's process is stopped only if it really is a ``redis-server`` working in
+        this data directory (its current directory), never a process that reused the pid.
+
+        Returns
+        -------
+        bool
+            True when there was one (SIGTERM, then SIGKILL after 10 s).
+        """
+        if self.data_dir is None:
+            return False
+        pid_file = self.data_dir / REDIS_PID_FILE
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        if not _process_named(pid, "redis-server") or not _works_in(pid, self.data_dir):
+            pid_file.unlink(missing_ok=True)
+            return False
+        logger.warning("stopping the Redis server (pid %d) a previous run left", pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _process_named(pid, "redis-server") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _process_named(pid, "redis-server"):
+            os.kill(pid, signal.SIGKILL)
+        pid_file.unlink(missing_ok=True)
+        return True
+
     def stop(self) -> None:
         """Terminate the server."""
         if self._process is not None and self._process.poll() is None:
@@ -225,6 +312,95 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self._process.kill()
         self._process = None
+
+
+def _works_in(pid: int, directory: Path) -> bool:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == directory.resolve()
+    except OSError:
+        return False
+
+
+class DataDirInUseError(ServiceStartError):
+    """Another live ``order-router run`` uses the data directory."""
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold ``<data_dir>/run.lock`` for the life of a run.
+
+    The kernel releases an ``flock`` when its process dies, even by SIGKILL, so holding the lock
+    proves that no other run is alive on this directory: any server found running there is an
+    orphan of a killed run and may be reclaimed.
+
+    Raises
+    ------
+    DataDirInUseError
+        When another live process holds the lock.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise DataDirInUseError(
+                f"another order-router run (pid {owner}) uses {data_dir}: stop it first"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Watchdog:
+    """Restarts embedded servers that die while a run is up (checked every ``interval_s``).
+
+    Parameters
+    ----------
+    services
+        ``(name, is_alive, restart)`` of each server.
+    interval_s
+        Time between checks.
+    """
+
+    def __init__(
+        self,
+        services: list[tuple[str, Callable[[], bool], Callable[[], object]]],
+        *,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._services = services
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+        self.restarts: dict[str, int] = {name: 0 for name, _, _ in services}
+
+    def start(self) -> None:
+        """Start watching."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching (before the servers are stopped on purpose)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            for name, alive, restart in self._services:
+                if self._stop.is_set() or alive():
+                    continue
+                logger.error("%s died; restarting it", name)
+                try:
+                    restart()
+                except ServiceStartError:  # tried again on the next tick
+                    logger.exception("%s could not be restarted", name)
+                    continue
+                self.restarts[name] += 1
+                logger.warning("%s restarted", name)
 
 
 def _answers_ping(port: int) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from shared.domain.analytics import ExecutionAnalytics
@@ -27,6 +27,7 @@ from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.identity import TraderIdentity
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.settlement import BrokerLookup
 
 
 class BrokerRepository(Protocol):
@@ -128,8 +129,16 @@ class OrderRepository(Protocol):
         children: Sequence[ChildOrder],
         events: Sequence[DomainEvent],
         response: dict[str, Any],
-    ) -> None:
-        """Store placement outcomes (cascaded children too), events and the response at once."""
+        *,
+        observed: Sequence[Observed] = (),
+        alpha: float | None = None,
+    ) -> dict[ProfileKey, BrokerProfile]:
+        """Store placement outcomes (cascaded children too), events and the response at once.
+
+        ``observed`` (placement rejects, timeouts, acknowledgement times) is learned in the
+        same transaction, by the same moving-average statement as execution reports, with
+        weight ``alpha``; the profiles it changed are returned.
+        """
         ...
 
     def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
@@ -212,6 +221,20 @@ class TrackedExecution:
 
 ProfileKey = tuple[str, str]
 """``(broker_id, symbol)``."""
+
+
+class Observed(NamedTuple):
+    """One observation of a broker on a symbol, as the moving averages learn it."""
+
+    broker_id: str
+    symbol: str
+    observation: ProfileObservation
+    observed_at: datetime
+    """When it happened; ``last_updated`` never moves backwards."""
+    child_order_id: str | None = None
+    """For a placement: the child placed, learned only while it is not yet stored as placed
+    (so a repeated recording teaches nothing twice); ``None`` for a report."""
+
 
 BatchFold = Callable[[Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan]]
 """Given the locked children by id and the report keys already stored, the plans to store."""
@@ -311,6 +334,56 @@ class BrokerGateway(Protocol):
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Place one child order; a timeout or a reject is a result, not an exception."""
+        ...
+
+
+@runtime_checkable
+class BrokerOrderLookup(Protocol):
+    """Asks a broker whether it holds an order we tagged with a child order id."""
+
+    def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The broker's state of ``child``; an outage or timeout is ``UNKNOWN``, not an error."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StuckOrder:
+    """An order stored with its decision whose answer was never written (see the reconciler)."""
+
+    order_id: str
+    user_id: str
+    client_order_id: str
+    quantity: int
+    decision_id: int
+    decision: RoutingDecision
+    children: tuple[ChildOrder, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What finishing a stuck order writes, in the transaction that holds its lock."""
+
+    order_id: str
+    children: tuple[ChildOrder, ...]
+    """The children whose state changed."""
+    events: tuple[DomainEvent, ...]
+    response: dict[str, Any]
+    """The order's final answer (an ``OrderRoutingResult``), returned to every retry."""
+    status: str
+
+
+class StuckOrders(Protocol):
+    """Orders whose answer was never written, finished one at a time under a row lock."""
+
+    def settle_next(
+        self, *, older_than_s: float, settle: Callable[[StuckOrder], Settlement]
+    ) -> Settlement | None:
+        """Settle the oldest unanswered order older than ``older_than_s`` that none else holds.
+
+        What ``settle`` decides is stored in the transaction holding the order's lock; ``None``
+        when there is no such order.
+        """
         ...
 
 

@@ -28,7 +28,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    stage: Literal["local", "test", "dev", "prod"] = "local"
+    stage: Literal["local", "test", "dev", "prod"] | None = None
+    """``ROUTER_STAGE``. Unset means unknown, and unknown is trusted with nothing: the local
+    token secret is refused unless the stage is explicitly ``local`` or ``test`` (the stack
+    writes ``dev``/``prod``, local mode and the tests write theirs)."""
     service_name: str = "order-router"
 
     # Postgres
@@ -56,6 +59,10 @@ class Settings(BaseSettings):
     ewma_alpha: float = Field(default=0.1, gt=0, le=1)
     broker_timeout_ms: int = Field(default=2_000, ge=10)
     analytics_cache_ttl_s: int = Field(default=60, ge=1)
+    reconcile_after_s: float = Field(default=120.0, gt=0)
+    """An order still unanswered this long after it was stored is finished by the reconciler
+    (docs/api.md, "Crash recovery"). Keep it above the ``route_order`` timeout (29 s) so that
+    a live request is never overtaken."""
 
     # Events
     event_bus_name: str = "order-router"

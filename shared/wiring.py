@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.outbox import PostgresOutbox
     from shared.adapters.postgres.pool import Database
     from shared.adapters.postgres.profiles import PostgresProfileRepository
+    from shared.adapters.postgres.reconcile import PostgresStuckOrders
     from shared.adapters.redis.client import RedisGuard
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.rate_counter import RedisRateCounter
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from shared.services.analytics import AnalyticsService
     from shared.services.connections import ConnectionService
     from shared.services.profiles import ProfileService
+    from shared.services.reconcile import Reconciler
     from shared.services.routing import RoutingService
     from shared.services.tracking import ExecutionTracker
     from shared.services.webhooks import WebhookService
@@ -125,6 +127,13 @@ class Wiring:
         from shared.adapters.postgres.outbox import PostgresOutbox
 
         return PostgresOutbox(self.database)
+
+    @cached_property
+    def stuck_orders(self) -> PostgresStuckOrders:
+        """Orders whose answer was never written (the reconciler's input)."""
+        from shared.adapters.postgres.reconcile import PostgresStuckOrders
+
+        return PostgresStuckOrders(self.database)
 
     # -- other adapters ----------------------------------------------------------------------
 
@@ -303,6 +312,21 @@ class Wiring:
             clock=utc_now,
             engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
             broker_timeout_s=self.settings.broker_timeout_ms / 1000,
+            alpha=self.settings.ewma_alpha,
+        )
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        """Finishes orders stuck between their decision and their placement."""
+        from shared.services.reconcile import Reconciler
+
+        return Reconciler(
+            stuck=self.stuck_orders,
+            brokers=self.gateway,
+            publisher=self.publisher,
+            outbox=self.outbox,
+            older_than_s=self.settings.reconcile_after_s,
+            lookup_timeout_s=self.settings.broker_timeout_ms / 1000,
         )
 
     def health(self) -> dict[str, bool]:

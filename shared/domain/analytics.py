@@ -10,18 +10,25 @@ from shared.domain.models import FrozenModel
 
 
 class ExecutionStats(FrozenModel):
-    """Execution quality over a set of child executions; zeros when the set is empty."""
+    """Execution quality over a set of child executions.
+
+    Counts and sums are 0 for an empty set; a rate or an average with nothing to average
+    (no quantity routed, no execution measured) is ``None`` (JSON ``null``), never 0.0, which
+    would read as a measured perfect latency or zero slippage.
+    """
 
     orders: int = 0
     child_executions: int = 0
     filled_quantity: int = 0
     ordered_quantity: int = 0
-    fill_rate_percentage: float = 0.0
-    avg_latency_ms: float = 0.0
-    p50_latency_ms: float = 0.0
-    p95_latency_ms: float = 0.0
-    avg_slippage_bps: float = 0.0
-    avg_price_improvement_bps: float = 0.0
+    """Quantity routed: for a broker, every child sent to it, rejected and timed out too."""
+    fill_rate_percentage: float | None = None
+    """``100 x filled / routed`` (quantity-weighted)."""
+    avg_latency_ms: float | None = None
+    p50_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+    avg_slippage_bps: float | None = None
+    avg_price_improvement_bps: float | None = None
     total_charges_inr: Decimal = Decimal(0)
 
 

@@ -400,15 +400,23 @@ def compute_execution_metrics(
 ) -> ExecutionMetrics:
     """Compute latency, slippage, price improvement, fill rate and quality of one report.
 
-    With side sign ``s`` (+1 buy, -1 sell), executed price ``P`` (cumulative average):
+    With side sign ``s`` (+1 buy, -1 sell), executed price ``P`` (cumulative average) and ``M``
+    the arrival reference: the far touch (ask for a buy, bid for a sell: SEC Rule 605's
+    reference for price improvement) when known, else the arrival mid, else the last price;
+    ``d = s * 1e4 * (P - M) / M`` the signed distance in bps (positive = worse for the trader):
 
     * latency ms = ``report.event_time - order_time`` (clamped to 0 within ``max_clock_skew``);
-    * slippage bps = ``s * 1e4 * (P - expected) / expected`` (positive = worse for the trader);
-    * price improvement bps = ``s * 1e4 * (market - P) / market`` with market the far touch
-      (ask for a buy, bid for a sell, SEC Rule 605) when known, else the arrival mid, else the
-      last price;
+    * slippage bps = ``max(0, d)``: how far outside the quote the fill was (Rule 605's
+      "executed outside the quote");
+    * price improvement bps = ``max(0, -d)``: how far inside it (Rule 605's price improvement);
     * fill rate % = ``filled / ordered * 100``;
     * quality score: see :func:`quality_score`.
+
+    Both are measured against the market as it was when the order arrived, never against the
+    router's own expected price: that price already contains the learned slippage, so learning
+    against it converges to a fraction of the truth. ``slippage - improvement = d``, and the
+    engine adds the half spread to it, so their moving averages give the expected distance
+    from the arrival mid without counting anything twice.
 
     Parameters
     ----------
@@ -417,9 +425,11 @@ def compute_execution_metrics(
     order_time
         When we sent the child order (tz-aware).
     expected_price
-        The router's expected execution price for this child; ``None`` leaves slippage unknown.
+        The router's expected execution price for this child, recorded for audit
+        (``vsExpectedBps``); it is no learning reference.
     arrival_quote
-        Bid/ask/last when the order arrived; ``None`` leaves price improvement unknown.
+        The server's bid/ask/last when the order arrived; ``None`` leaves slippage and price
+        improvement unknown.
     max_clock_skew
         How far before ``order_time`` an event may be stamped and still count (as latency 0).
     weights
@@ -458,9 +468,15 @@ def compute_execution_metrics(
     if executed is not None:
         conditions["executedPrice"] = str(executed)
         if expected_price is not None:
-            slippage = _bps(sign * (executed - expected_price) / expected_price, "expected price")
+            # Audit only (how the router's promise held); still a fill more than 100 % from
+            # what the router expected is refused, as one that far from the market is.
+            conditions["vsExpectedBps"] = float(
+                _bps(sign * (executed - expected_price) / expected_price, "expected price")
+            )
         if reference is not None:
-            improvement = _bps(sign * (reference - executed) / reference, f"{source} price")
+            distance = _bps(sign * (executed - reference) / reference, f"{source} price")
+            slippage = max(Decimal(0), distance)
+            improvement = max(Decimal(0), -distance)
 
     score, components = quality_score(
         status=report.status,
@@ -623,20 +639,28 @@ def _logistic(x: float) -> float:
 
 
 class ProfileObservation(FrozenModel):
-    """What one report contributes to a broker profile's moving averages.
+    """What one report or placement contributes to a broker profile's moving averages.
 
     ``None`` leaves that average untouched. The profile repository applies it in one statement.
+    ``is_error`` is the child's outcome sample: ``True`` (rejected, timed out) or ``False``
+    (executed or cancelled) moves the error rate and counts one sample; ``None`` (an
+    acknowledgement whose outcome a report will tell) moves neither, so every child order is
+    one sample of the error rate.
     """
 
     latency_ms: float | None = Field(default=None, ge=0)
     fill_rate_pct: float | None = Field(default=None, ge=0, le=100)
     slippage_bps: float | None = None
     price_improvement_bps: float | None = None
-    is_error: bool = False
+    response_time_ms: float | None = Field(default=None, ge=0)
+    """The broker's acknowledgement time of one placement."""
+    is_error: bool | None = False
 
     @property
-    def error_rate_sample_pct(self) -> float:
-        """The sample for ``error_rate_percentage``: 100 for an error, else 0."""
+    def error_rate_sample_pct(self) -> float | None:
+        """The sample for ``error_rate_percentage``: 100 for an error, 0 for a success."""
+        if self.is_error is None:
+            return None
         return 100.0 if self.is_error else 0.0
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.domain.execution import ExecutionReport
+from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.models import (
     Exchange,
     FrozenModel,
@@ -184,3 +184,43 @@ def execution_reported_event(
         idempotency_key=report.idempotency_key,
         payload={"report": report.model_dump(mode="json", by_alias=True)},
     )
+
+
+def placement_observation(
+    status: ChildOrderStatus, response_time_ms: float | None
+) -> ProfileObservation | None:
+    """What placing one child order teaches its broker's profile, or ``None``.
+
+    ============ ================== =========== ========================================
+    status       ack latency        fill rate   error-rate sample
+    ============ ================== =========== ========================================
+    PLACED       the measured ack   --          -- (its terminal report gives the sample)
+    REJECTED     the measured ack   0           error
+    TIMED_OUT    the timeout bound  0           error
+    ============ ================== =========== ========================================
+
+    A placement reject or timeout never gets a report that changes the child (it is stored
+    REJECTED / TIMED_OUT with the placement), so this is the only time it is observed. A
+    timed-out child that fills late is observed again by that report, as the execution it was.
+
+    Parameters
+    ----------
+    status
+        The child's status after placement.
+    response_time_ms
+        How long the broker took to answer; for a timeout, the bound we waited.
+
+    Returns
+    -------
+    ProfileObservation | None
+        ``None`` for a status placement does not produce.
+    """
+    if status is ChildOrderStatus.PLACED:
+        if response_time_ms is None:
+            return None
+        return ProfileObservation(response_time_ms=response_time_ms, is_error=None)
+    if status in (ChildOrderStatus.REJECTED, ChildOrderStatus.TIMED_OUT):
+        return ProfileObservation(
+            response_time_ms=response_time_ms, fill_rate_pct=0.0, is_error=True
+        )
+    return None

@@ -17,7 +17,7 @@ from typing import Any
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import ConflictError, InvalidOrderError, NoEligibleBrokerError
 from shared.domain.execution import ExecutionReport
-from shared.domain.models import BrokerProfile, OrderRequest, RoutingDecision
+from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import (
     SOURCE_ROUTING,
     ChildOrder,
@@ -25,12 +25,17 @@ from shared.domain.orders import (
     DomainEvent,
     execution_reported_event,
     make_event,
+    placement_observation,
     split_into_slices,
 )
+from shared.domain.quotes import check_client_quote
+from shared.domain.settlement import FAILED as _FAILED
+from shared.domain.settlement import aggregate_status, child_placed_event, parent_status
 from shared.ports import (
     BrokerGateway,
     EventPublisher,
     MarketData,
+    Observed,
     OrderRepository,
     Outbox,
     PlacementResult,
@@ -44,8 +49,6 @@ from shared.services.schemas import (
     RoutingRecommendation,
     SmartOrderRequest,
 )
-
-_FAILED = (ChildOrderStatus.REJECTED, ChildOrderStatus.TIMED_OUT)
 
 
 def request_fingerprint(request: SmartOrderRequest) -> str:
@@ -69,7 +72,16 @@ class _Placement:
     children: list[ChildOrder] = field(default_factory=list)
     cascades: list[Cascade] = field(default_factory=list)
     events: list[DomainEvent] = field(default_factory=list)
+    observed: list[Observed] = field(default_factory=list)
     rejects: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    decision: RoutingDecision
+    profiles: list[BrokerProfile]
+    arrival: Quote | None
+    """The server's own quote when the order arrived: the only learning reference."""
 
 
 class RoutingService:
@@ -96,6 +108,9 @@ class RoutingService:
         Engine parameters (profile age, minimum child size...).
     broker_timeout_s
         Per-broker placement timeout, after which the quantity cascades.
+    alpha
+        Weight of one placement outcome (reject, timeout, acknowledgement time) in the
+        profile's moving averages: the execution tracker's weight.
     replay_wait_s
         How long a concurrent duplicate waits for the first request's answer.
     """
@@ -113,6 +128,7 @@ class RoutingService:
         clock: Callable[[], datetime],
         engine_config: EngineConfig,
         broker_timeout_s: float,
+        alpha: float,
         replay_wait_s: float = 5.0,
     ) -> None:
         self._profiles = profiles
@@ -125,6 +141,7 @@ class RoutingService:
         self._clock = clock
         self._config = engine_config
         self._timeout_s = broker_timeout_s
+        self._alpha = alpha
         self._replay_wait_s = replay_wait_s
         # Long-lived: a container places orders for its whole life, and starting threads per
         # request would cost more than placing a paper order.
@@ -138,19 +155,28 @@ class RoutingService:
         Raises
         ------
         NoEligibleBrokerError, InvalidOrderError
-            From the engine.
+            From the engine; ``InvalidOrderError`` on ``quote`` too when the client's quote is
+            malformed or outside the band around the server's market reference.
         DataUnavailableError
             When profiles are needed from Postgres and it cannot be reached.
         """
-        if order.quote is None:
-            quote = self._market.quote(order.symbol)
-            if quote is not None:
-                order = order.model_copy(update={"quote": quote})
+        decided = self._decide(order)
+        return decided.decision, decided.profiles
+
+    def _decide(self, order: OrderRequest) -> _Decided:
+        # The server's quote is read whether or not the client sent one: it is the band a
+        # client quote must fit in and the arrival reference the children are measured
+        # against. A client quote only ever steers this order's own decision.
+        arrival = self._market.quote(order.symbol)
+        if order.quote is not None:
+            check_client_quote(order.quote, arrival)
+        elif arrival is not None:
+            order = order.model_copy(update={"quote": arrival})
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         decision = decide_route(
             order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
         )
-        return decision, profiles
+        return _Decided(decision, profiles, arrival)
 
     def analyze(self, order: OrderRequest) -> RoutingRecommendation:
         """The decision for ``order`` without storing anything or calling a broker."""
@@ -191,7 +217,7 @@ class RoutingService:
         )
         started = time.perf_counter()
         try:
-            decision, profiles = self.decide(order)
+            decided = self._decide(order)
         except (NoEligibleBrokerError, InvalidOrderError):
             # The world may have changed since the first request (its own placements used up a
             # broker's rate limit): a repeat still gets the original answer.
@@ -199,21 +225,34 @@ class RoutingService:
                 return self._replay(user_id, client_order_id, fingerprint)
             raise
         decision_ms = (time.perf_counter() - started) * 1000
-        children = self._children(order, decision, profiles)
+        decision, profiles, arrival = decided.decision, decided.profiles, decided.arrival
+        children = self._children(order, decision, profiles, arrival)
         routed = self._order_routed_event(order, decision)
         decision_id = self._orders.save_routed_order(
             order, request_hash=fingerprint, decision=decision, children=children, events=[routed]
         )
         if decision_id is None:  # a concurrent duplicate committed first
             return self._replay(user_id, client_order_id, fingerprint)
-        placement = self._place(order, decision, children, profiles)
-        result = self._result(order, decision, decision_id, placement)
-        self._orders.record_placements(
+        placement = self._place(order, decision, children, profiles, arrival)
+        result = routing_result(
+            decision,
+            decision_id,
+            placement.children,
+            placement.cascades,
+            order_id=order.order_id,
+            client_order_id=order.client_order_id or order.order_id,
+            quantity=order.quantity,
+        )
+        learned = self._orders.record_placements(
             order.order_id,
             placement.children,
             placement.events,
             result.model_dump(mode="json", by_alias=True),
+            observed=placement.observed,
+            alpha=self._alpha,
         )
+        # After the commit, as the tracker does: the next order sees what this one taught.
+        self._profiles.store(learned.values())
         self._publish([routed, *placement.events])
         return RoutingOutcome(
             result=result,
@@ -240,7 +279,11 @@ class RoutingService:
             time.sleep(0.02)
 
     def _children(
-        self, order: OrderRequest, decision: RoutingDecision, profiles: Sequence[BrokerProfile]
+        self,
+        order: OrderRequest,
+        decision: RoutingDecision,
+        profiles: Sequence[BrokerProfile],
+        arrival: Quote | None,
     ) -> list[ChildOrder]:
         by_broker = {p.broker_id: p for p in profiles}
         children: list[ChildOrder] = []
@@ -253,6 +296,7 @@ class RoutingService:
                 children.append(
                     self._child(
                         order,
+                        arrival,
                         child_order_id=f"{order.order_id}-{allocation.priority}-{n}",
                         broker_id=allocation.broker_id,
                         quantity=quantity,
@@ -263,8 +307,9 @@ class RoutingService:
         return children
 
     @staticmethod
-    def _child(order: OrderRequest, **values: Any) -> ChildOrder:
-        quote = order.quote
+    def _child(order: OrderRequest, arrival: Quote | None, **values: Any) -> ChildOrder:
+        # The server's arrival quote, never the client's: executions are measured against it
+        # and what they teach is shared by every trader.
         return ChildOrder(
             order_id=order.order_id,
             user_id=order.user_id,
@@ -275,8 +320,8 @@ class RoutingService:
             product=order.product,
             limit_price=order.limit_price,
             trigger_price=order.trigger_price,
-            arrival_bid=quote.bid if quote else None,
-            arrival_ask=quote.ask if quote else None,
+            arrival_bid=arrival.bid if arrival else None,
+            arrival_ask=arrival.ask if arrival else None,
             **values,
         )
 
@@ -286,8 +331,13 @@ class RoutingService:
         decision: RoutingDecision,
         children: list[ChildOrder],
         profiles: Sequence[BrokerProfile],
+        arrival: Quote | None,
     ) -> _Placement:
-        """Place children in parallel; cascade rejected or timed-out quantity to the next broker."""
+        """Place children in parallel; cascade rejected or timed-out quantity to the next broker.
+
+        Every answer is also an observation of its broker (acknowledgement time; a reject or
+        timeout is an error sample), learned when the placements are recorded.
+        """
         placement = _Placement()
         failed_brokers: set[str] = set()
         ranked = [a.broker_id for a in decision.allocations] + list(decision.fallback_broker_ids)
@@ -296,7 +346,18 @@ class RoutingService:
         cascade_no = 0
         while pending:
             next_round: list[ChildOrder] = []
-            for child, outcome in self._place_parallel(pending):
+            for child, outcome, ack_ms in self._place_parallel(pending):
+                observation = placement_observation(outcome.status, ack_ms)
+                if observation is not None:
+                    placement.observed.append(
+                        Observed(
+                            child.broker_id,
+                            child.symbol,
+                            observation,
+                            child.placed_at or self._clock(),
+                            child.child_order_id,
+                        )
+                    )
                 placed = child.model_copy(
                     update={
                         "status": outcome.status,
@@ -305,7 +366,7 @@ class RoutingService:
                     }
                 )
                 placement.children.append(placed)
-                placement.events.append(self._child_placed_event(placed))
+                placement.events.append(child_placed_event(placed, uuid.uuid4()))
                 placement.events.extend(
                     self._execution_event(placed, report) for report in outcome.reports
                 )
@@ -339,6 +400,7 @@ class RoutingService:
                     next_round.append(
                         self._child(
                             order,
+                            arrival,
                             child_order_id=f"{order.order_id}-c{cascade_no}",
                             broker_id=target,
                             quantity=quantity,
@@ -353,77 +415,38 @@ class RoutingService:
 
     def _place_parallel(
         self, children: Sequence[ChildOrder]
-    ) -> list[tuple[ChildOrder, PlacementResult]]:
-        """Send children at once; the per-broker timeout bounds the wait for each answer."""
+    ) -> list[tuple[ChildOrder, PlacementResult, float]]:
+        """Send children at once; the per-broker timeout bounds the wait for each answer.
+
+        Returns each child (stamped ``placed_at``), its result and its acknowledgement time in
+        ms: the adapter's own figure when it gives one (it times the broker's API call, or
+        simulates it), else the time the call took here; the bound for a hung adapter.
+        """
         stamped = [c.model_copy(update={"placed_at": self._clock()}) for c in children]
         self._rates.hit([c.broker_id for c in stamped])
-        futures = [
-            self._pool.submit(self._gateway.place, child, timeout_s=self._timeout_s)
-            for child in stamped
-        ]
+        futures = [self._pool.submit(self._timed_place, child) for child in stamped]
         # Adapters enforce the timeout themselves; this deadline only catches one that hangs,
         # whose thread is then abandoned rather than waited for.
         deadline = time.monotonic() + self._timeout_s + 0.5
         results = []
         for child, future in zip(stamped, futures, strict=True):
             try:
-                result = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                result, elapsed_ms = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 result = PlacementResult(
                     child_order_id=child.child_order_id,
                     status=ChildOrderStatus.TIMED_OUT,
                     reason="broker adapter did not answer in time",
                 )
-            results.append((child, result))
+                elapsed_ms = self._timeout_s * 1000
+            ack_ms = result.response_time_ms if result.response_time_ms is not None else elapsed_ms
+            results.append((child, result, ack_ms))
         return results
 
-    def _result(
-        self,
-        order: OrderRequest,
-        decision: RoutingDecision,
-        decision_id: int,
-        placement: _Placement,
-    ) -> OrderRoutingResult:
-        allocations: list[AllocationResult] = []
-        for a in decision.allocations:
-            kids = [c for c in placement.children if c.broker_id == a.broker_id and c.attempt == 1]
-            allocations.append(
-                AllocationResult.planned(
-                    a,
-                    child_order_id=kids[0].child_order_id if kids else None,
-                    child_order_ids=tuple(c.child_order_id for c in kids),
-                    status=_aggregate_status(kids),
-                    reason=next((c.status_reason for c in kids if c.status_reason), None),
-                )
-            )
-        cascaded = [c for c in placement.children if c.cascaded_from is not None]
-        for child in cascaded:
-            allocations.append(
-                AllocationResult(
-                    broker_id=child.broker_id,
-                    quantity=child.quantity,
-                    allocation_percentage=_percentage(child.quantity, order.quantity),
-                    expected_execution_price=child.expected_price or Decimal(0),
-                    priority=child.priority,
-                    child_order_id=child.child_order_id,
-                    child_order_ids=(child.child_order_id,),
-                    status=_aggregate_status([child]),
-                    cascaded_from=child.cascaded_from,
-                    reason=child.status_reason,
-                )
-            )
-        live = sum(c.quantity for c in placement.children if c.status not in _FAILED)
-        status = "ROUTED" if live == order.quantity else "PARTIALLY_ROUTED" if live else "REJECTED"
-        base = RoutingRecommendation.from_decision(decision)
-        return OrderRoutingResult(
-            **{k: v for k, v in base if k != "allocations"},
-            allocations=tuple(allocations),
-            order_id=order.order_id,
-            decision_id=decision_id,
-            client_order_id=order.client_order_id or order.order_id,
-            status=status,
-            cascades=tuple(placement.cascades),
-        )
+    def _timed_place(self, child: ChildOrder) -> tuple[PlacementResult, float]:
+        started = time.perf_counter()
+        result = self._gateway.place(child, timeout_s=self._timeout_s)
+        return result, (time.perf_counter() - started) * 1000
 
     def _publish(self, events: Sequence[DomainEvent]) -> None:
         failed = self._publisher.publish(events)
@@ -462,20 +485,63 @@ class RoutingService:
         )
 
     @staticmethod
-    def _child_placed_event(child: ChildOrder) -> DomainEvent:
-        return make_event(
-            event_id=uuid.uuid4(),
-            source=SOURCE_ROUTING,
-            detail_type="ChildOrderPlaced",
-            order_id=child.order_id,
-            user_id=child.user_id,
-            idempotency_key=f"ChildOrderPlaced:{child.child_order_id}",
-            payload={"child": child.model_dump(mode="json", by_alias=True)},
-        )
-
-    @staticmethod
     def _execution_event(child: ChildOrder, report: ExecutionReport) -> DomainEvent:
         return execution_reported_event(child.order_id, child.user_id, report, uuid.uuid4())
+
+
+def routing_result(
+    decision: RoutingDecision,
+    decision_id: int,
+    children: Sequence[ChildOrder],
+    cascades: Sequence[Cascade],
+    *,
+    order_id: str,
+    client_order_id: str,
+    quantity: int,
+) -> OrderRoutingResult:
+    """The answer to a smart order: the decision with what became of each allocation.
+
+    Used by the routing service after placing, and by the reconciler for an order whose
+    placement never happened, so both answer in the same shape.
+    """
+    allocations: list[AllocationResult] = []
+    for a in decision.allocations:
+        kids = [c for c in children if c.broker_id == a.broker_id and c.attempt == 1]
+        allocations.append(
+            AllocationResult.planned(
+                a,
+                child_order_id=kids[0].child_order_id if kids else None,
+                child_order_ids=tuple(c.child_order_id for c in kids),
+                status=aggregate_status(kids),
+                reason=next((c.status_reason for c in kids if c.status_reason), None),
+            )
+        )
+    cascaded = [c for c in children if c.cascaded_from is not None]
+    for child in cascaded:
+        allocations.append(
+            AllocationResult(
+                broker_id=child.broker_id,
+                quantity=child.quantity,
+                allocation_percentage=_percentage(child.quantity, quantity),
+                expected_execution_price=child.expected_price or Decimal(0),
+                priority=child.priority,
+                child_order_id=child.child_order_id,
+                child_order_ids=(child.child_order_id,),
+                status=aggregate_status([child]),
+                cascaded_from=child.cascaded_from,
+                reason=child.status_reason,
+            )
+        )
+    base = RoutingRecommendation.from_decision(decision)
+    return OrderRoutingResult(
+        **{k: v for k, v in base if k != "allocations"},
+        allocations=tuple(allocations),
+        order_id=order_id,
+        decision_id=decision_id,
+        client_order_id=client_order_id,
+        status=parent_status(children, quantity),
+        cascades=tuple(cascades),
+    )
 
 
 def _can_take(profile: BrokerProfile | None, quantity: int) -> bool:
@@ -484,17 +550,6 @@ def _can_take(profile: BrokerProfile | None, quantity: int) -> bool:
     if profile.min_order_size is not None and quantity < profile.min_order_size:
         return False
     return profile.max_order_size is None or quantity <= profile.max_order_size
-
-
-def _aggregate_status(children: Sequence[ChildOrder]) -> str:
-    statuses = {c.status for c in children}
-    if not statuses:
-        return "PENDING"
-    if len(statuses) == 1:
-        return next(iter(statuses)).value
-    if statuses <= set(_FAILED):
-        return ChildOrderStatus.REJECTED.value
-    return "PARTIALLY_PLACED"
 
 
 def _percentage(quantity: int, total: int) -> Decimal:

@@ -17,8 +17,10 @@ from shared.adapters.secrets import JsonSecretStore
 from shared.domain.broker_orders import broker_tag
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.errors import DataUnavailableError
+from shared.domain.execution import ExecutionStatus
 from shared.domain.models import Exchange, OrderType, Product, Quote, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.domain.settlement import LookupOutcome
 from tests.brokers.conftest import BrokerCase
 
 CHILD_ID = "ord-0123456789abcdef0123456789abcdef-1-1"
@@ -283,3 +285,57 @@ def test_an_unreachable_secret_store_rejects_and_sends_nothing(
     assert result.reason is not None
     assert "credentials store unavailable" in result.reason
     assert case.sim.requests == []
+
+
+def test_the_reconciler_lookup_finds_settles_or_denies_by_tag(case: BrokerCase) -> None:
+    # GIVEN a child whose placement timed out after the broker filled 30% of it
+    case.sim.behaviour = Behaviour(outcome="partial", partial_fraction=0.3, ack_delay_s=1.0)
+    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    placed = child(case.name, quantity=10)
+    assert gateway.place(placed, timeout_s=0.2).status is ChildOrderStatus.TIMED_OUT
+    # WHEN the reconciler asks the broker about it, and about a child never sent
+    found = gateway.lookup(placed, timeout_s=5.0)
+    never = gateway.lookup(
+        child(case.name, child_order_id="ord-ffffffffffffffffffffffffffffffff-9-9"), timeout_s=5.0
+    )
+    # THEN the first is found with its fills (one cumulative report), the second is not there
+    assert found.outcome is LookupOutcome.FOUND
+    assert found.status is ChildOrderStatus.PARTIALLY_FILLED
+    assert found.broker_order_id in case.sim.book.orders
+    (report,) = found.reports
+    assert (report.child_order_id, report.filled_quantity) == (CHILD_ID, 3)
+    assert report.status is ExecutionStatus.PARTIALLY_FILLED
+    assert never.outcome is LookupOutcome.NOT_FOUND
+
+
+def test_a_lookup_the_broker_cannot_answer_is_unknown(case: BrokerCase) -> None:
+    # GIVEN a broker failing with a server error
+    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    case.sim.fail_next("server")
+    # WHEN a child is looked up
+    answer = gateway.lookup(child(case.name), timeout_s=5.0)
+    # THEN the reconciler is told it cannot know, with the reason
+    assert answer.outcome is LookupOutcome.UNKNOWN
+    assert answer.reason is not None
+    assert answer.reason.startswith("SERVER")
+
+
+def test_the_registry_looks_real_brokers_up_and_denies_unbuildable_ones(
+    case_factory: Callable[..., BrokerCase],
+) -> None:
+    # GIVEN a Kite row pointing at its simulator and a row whose adapter is not implemented
+    case = case_factory("kite")
+    config = config_for(case)
+    other = config.model_copy(update={"broker_id": "other", "adapter": "generic"})
+    secrets = JsonSecretStore(json.dumps({"broker/kite/platform": credentials(case)}))
+    gateway = registry(config, other, secrets=secrets)
+    case.sim.behaviour = Behaviour(outcome="fill")
+    gateway.place(child(config.broker_id), timeout_s=5.0)
+    # WHEN both are looked up
+    found = gateway.lookup(child(config.broker_id), timeout_s=5.0)
+    denied = gateway.lookup(child("other"), timeout_s=5.0)
+    # THEN the real broker's order is found filled; the other never received anything
+    assert (found.outcome, found.status) == (LookupOutcome.FOUND, ChildOrderStatus.FILLED)
+    assert denied.outcome is LookupOutcome.NOT_FOUND
+    assert denied.reason is not None
+    assert "not implemented" in denied.reason

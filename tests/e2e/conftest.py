@@ -44,6 +44,7 @@ class Runtime:
 
     api: str
     ws: str
+    internal: str
     data_dir: Path
     pg_port: int
     redis_port: int
@@ -71,6 +72,13 @@ class Runtime:
             return sorted(str(m) for m in client.smembers(f"ws:user:{user}"))
         finally:
             client.close()
+
+    def internal_credentials(self) -> dict[str, str]:
+        """The run's key pair for the internal server (``internal-credentials.json``)."""
+        credentials: dict[str, str] = json.loads(
+            (self.data_dir / "internal-credentials.json").read_text()
+        )
+        return credentials
 
     def output(self) -> str:
         """Everything the process printed so far."""
@@ -104,9 +112,12 @@ def _distinct_free_ports(count: int) -> list[int]:
     return ports
 
 
-def start_runtime(data_dir: Path) -> Runtime:
-    """Start ``order-router run`` on free ports with ``data_dir`` and wait until it is healthy."""
-    http_port, ws_port, pg_port, redis_port = _distinct_free_ports(4)
+def start_runtime(data_dir: Path, *options: str) -> Runtime:
+    """Start ``order-router run`` on free ports with ``data_dir`` and wait until it is healthy.
+
+    ``options`` are more ``run`` options (e.g. ``--reconcile-after=2``).
+    """
+    http_port, ws_port, internal_port, pg_port, redis_port = _distinct_free_ports(5)
     log = data_dir.parent / f"{data_dir.name}-{http_port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -117,10 +128,12 @@ def start_runtime(data_dir: Path) -> Runtime:
                 "run",
                 f"--http-port={http_port}",
                 f"--ws-port={ws_port}",
+                f"--internal-port={internal_port}",
                 f"--pg-port={pg_port}",
                 f"--redis-port={redis_port}",
                 f"--data-dir={data_dir}",
                 "--relay-interval=1",
+                *options,
             ],
             cwd=REPO,
             env=_environment(),
@@ -130,6 +143,7 @@ def start_runtime(data_dir: Path) -> Runtime:
     run = Runtime(
         api=f"http://127.0.0.1:{http_port}",
         ws=f"ws://127.0.0.1:{ws_port}",
+        internal=f"http://127.0.0.1:{internal_port}",
         data_dir=data_dir,
         pg_port=pg_port,
         redis_port=redis_port,

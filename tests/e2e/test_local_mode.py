@@ -255,14 +255,15 @@ async def test_websocket_messages_reach_the_handler_and_replies_come_back(
 
 
 async def test_the_management_api_answers_boto3(runtime: Runtime) -> None:
-    # GIVEN an open socket of a trader, and the production boto3 client on the local runtime
+    # GIVEN an open socket of a trader, and a boto3 client with the run's internal keys
     trader = user()
+    keys = runtime.internal_credentials()
     client = boto3.session.Session().client(
         "apigatewaymanagementapi",
-        endpoint_url=runtime.api,
+        endpoint_url=runtime.internal,
         region_name="ap-south-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id=keys["accessKeyId"],
+        aws_secret_access_key=keys["secretAccessKey"],
         config=Config(retries={"max_attempts": 1}),
     )
     async with connect(f"{runtime.ws}/?token={runtime.token(trader)}") as ws:

@@ -102,7 +102,13 @@ def test_services_log_in_as_the_app_role_and_only_migrate_holds_the_owner(dev: T
     assert len(list(schedules)) == 2
     _, proxy = one(dev, "AWS::RDS::DBProxy")
     assert len(proxy["Properties"]["Auth"]) == 2
-    for function in ("route_order", "broker_webhook", "track_execution", "outbox_relay"):
+    for function in (
+        "route_order",
+        "broker_webhook",
+        "track_execution",
+        "outbox_relay",
+        "reconcile",
+    ):
         reads = _secret_reads(dev, function)
         assert admin not in reads, function
         assert "DatabaseAppSecret" in reads, function

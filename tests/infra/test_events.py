@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk.assertions import Template
 
 from infra.events import MSK_BATCH_SIZE, MSK_TOPIC, RETRY_ATTEMPTS
@@ -39,9 +40,10 @@ def test_tracker_async_failures_also_reach_the_dlq(dev: Template) -> None:
     assert tracker["Properties"]["DeadLetterConfig"]["TargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
 
 
-def test_outbox_relay_runs_every_minute(dev: Template) -> None:
-    # GIVEN the relay WHEN synthesized THEN a one-minute schedule targets it
-    relay_id, _ = function_by_handler(dev, "outbox_relay")
+@pytest.mark.parametrize("function", ["outbox_relay", "reconcile"])
+def test_scheduled_functions_run_every_minute(dev: Template, function: str) -> None:
+    # GIVEN the relay and the reconciler WHEN synthesized THEN a one-minute schedule targets each
+    relay_id, _ = function_by_handler(dev, function)
     dev.has_resource_properties(
         "AWS::Events::Rule",
         {

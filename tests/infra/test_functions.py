@@ -6,10 +6,12 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
 
-from infra import target
-from infra.functions import ARCHITECTURE, RUNTIME, code_excludes
+from infra import layer, target
+from infra.config import DeployConfig
+from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, code_excludes
 from shared.settings import ENV_PREFIX, Settings
 from tests.infra.conftest import ROOT, actions_of, function_by_handler, one, policy_statements
 
@@ -19,6 +21,7 @@ FUNCTIONS = (
     "track_execution",
     "ws_connect",
     "outbox_relay",
+    "reconcile",
     "migrate",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -105,3 +108,30 @@ def test_code_asset_holds_only_the_function_and_shared(tmp_path: Path) -> None:
     )
     assert "shared/settings.py" in files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+
+
+def test_factory_refuses_an_unsized_function_or_one_without_a_dlq_decision(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a factory in a throwaway stack (an empty built layer)
+    layer_dir = tmp_path / "layer"
+    (layer_dir / "python").mkdir(parents=True)
+    (layer_dir / layer.STAMP_NAME).write_text("stamp")
+    stack = cdk.Stack(cdk.App(), "Throwaway")
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0)
+    factory = FunctionFactory(
+        stack,
+        "Functions",
+        config=DeployConfig(stage="dev", dashboard_origin="http://localhost:5173"),
+        vpc=vpc,
+        subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+        layer_dir=layer_dir,
+    )
+    # WHEN a function has neither a DLQ nor the reason it needs none THEN it is refused
+    with pytest.raises(ValueError, match="no_dlq_reason"):
+        factory.create("route_order", settings={}, security_groups=[], description="d")
+    # WHEN a function has no row in the capacity table THEN it is refused before deployment
+    with pytest.raises(KeyError, match=r"no row in infra/capacity\.py"):
+        factory.create(
+            "unsized", settings={}, security_groups=[], description="d", no_dlq_reason="sync"
+        )

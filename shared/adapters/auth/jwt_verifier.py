@@ -33,6 +33,9 @@ from shared.domain.identity import GROUPS_CLAIM, TRADER_GROUP, TraderIdentity, p
 if TYPE_CHECKING:
     from shared.settings import Settings
 
+LOCAL_STAGES = frozenset({"local", "test"})
+"""The only stages that may trust the local HS256 secret; an unset stage is not one of them."""
+
 MAX_TOKEN_CHARS = 8192
 """Cognito tokens are 1-2 KB; anything far larger is refused before parsing."""
 
@@ -99,12 +102,17 @@ class JwtVerifier:
         Raises
         ------
         ValueError
-            When ``local_jwt_secret`` is set in ``dev``/``prod``: the dev issuer must never be
-            trusted in AWS, so a leaked local secret cannot mint production tokens.
+            When ``local_jwt_secret`` is set and the stage is not explicitly ``local`` or
+            ``test`` (``dev``, ``prod``, or no ``ROUTER_STAGE`` at all): the local issuer must
+            never be trusted in AWS, so a leaked local secret cannot mint production tokens,
+            and a function deployed without its stage refuses to start rather than trust it.
         """
         secret = settings.local_jwt_secret.get_secret_value() if settings.local_jwt_secret else None
-        if secret and settings.stage in ("dev", "prod"):
-            raise ValueError("local_jwt_secret must not be set in dev/prod")
+        if secret and settings.stage not in LOCAL_STAGES:
+            raise ValueError(
+                f"local_jwt_secret is trusted only when ROUTER_STAGE is local or test "
+                f"(stage: {settings.stage or 'unset'})"
+            )
         return cls(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,

@@ -26,9 +26,13 @@ from shared.domain.broker_orders import (
     BrokerCallError,
     BrokerErrorKind,
     BrokerOrderRequest,
+    BrokerOrderState,
+    broker_tag,
 )
-from shared.domain.errors import DataUnavailableError
+from shared.domain.errors import DataUnavailableError, DomainError
+from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import BrokerClient, PlacementResult, SecretStore
 
 
@@ -114,3 +118,60 @@ class ClientGateway:
         except BrokerCallError as exc:
             return result(exc.kind.child_status, reason=exc.reason)
         return result(ChildOrderStatus.PLACED, broker_order_id=broker_order_id, reason=None)
+
+    def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Find the order placed for ``child`` by its tag (``BrokerOrderLookup``).
+
+        ``NOT_FOUND`` when the broker's book has no order under the child's tag (it never got
+        it); ``UNKNOWN`` when the broker could not be asked (timeout, outage, no credentials);
+        ``FOUND`` with the broker's state, order id and one cumulative report.
+        """
+        tag = broker_tag(child.child_order_id, self.client.tag_length)
+        try:
+            state = self.client.find_by_tag(self._account(), tag, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=exc.reason)
+        if state is None:
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return BrokerLookup(
+            outcome=LookupOutcome.FOUND,
+            status=_CHILD_STATUS[state.status],
+            broker_order_id=state.broker_order_id,
+            reason=state.reason,
+            reports=self._report(child, state),
+        )
+
+    def _report(self, child: ChildOrder, state: BrokerOrderState) -> tuple[ExecutionReport, ...]:
+        # The order's state as one cumulative report, like the postback that may have been lost.
+        at = state.updated_at or state.placed_at
+        if at is None:
+            return ()
+        try:
+            report = ExecutionReport(
+                broker_id=self.broker_id,
+                broker_order_id=state.broker_order_id,
+                child_order_id=child.child_order_id,
+                exchange_order_id=state.exchange_order_id,
+                status=state.status,
+                quantity=state.quantity,
+                filled_quantity=state.filled_quantity,
+                average_price=state.average_price,
+                symbol=child.symbol,
+                exchange=child.exchange,
+                side=child.side,
+                event_time=at,
+                status_message=state.reason,
+            )
+        except (ValueError, DomainError):
+            # An impossible state is not learned from; the status above still settles the child.
+            return ()
+        return (report,)
+
+
+_CHILD_STATUS = {
+    ExecutionStatus.OPEN: ChildOrderStatus.PLACED,
+    ExecutionStatus.PARTIALLY_FILLED: ChildOrderStatus.PARTIALLY_FILLED,
+    ExecutionStatus.FILLED: ChildOrderStatus.FILLED,
+    ExecutionStatus.CANCELLED: ChildOrderStatus.CANCELLED,
+    ExecutionStatus.REJECTED: ChildOrderStatus.REJECTED,
+}

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,7 +27,11 @@ from pydantic import Field
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import FrozenModel
 from shared.domain.orders import TICK_SIZE, ChildOrder, ChildOrderStatus, round_to_tick
+from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import MarketData, PlacementResult
+
+BOOK_SIZE = 10_000
+"""Orders a paper broker remembers for look-ups (the oldest are forgotten first)."""
 
 
 class PaperBehaviour(FrozenModel):
@@ -70,9 +75,35 @@ class PaperBroker:
         # Broker order ids must be unique across processes (Lambda containers, restarts of local
         # mode on kept data): a per-instance random prefix, then a sequence.
         self._instance = uuid.uuid4().hex[:8].upper()
+        # The order book, by our child order id (a real broker's tag), for look-ups; bounded,
+        # and gone with the process, like everything a paper broker holds.
+        self._book: OrderedDict[str, PlacementResult] = OrderedDict()
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Simulate placing ``child``; return the acknowledgement and the postbacks."""
+        result = self._place(child, timeout_s=timeout_s)
+        if result.broker_order_id is not None:
+            with self._lock:
+                self._book[child.child_order_id] = result
+                while len(self._book) > BOOK_SIZE:
+                    self._book.popitem(last=False)
+        return result
+
+    def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The order this broker holds for ``child``: ``NOT_FOUND`` when it never got it."""
+        with self._lock:
+            held = self._book.get(child.child_order_id)
+        if held is None:
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return BrokerLookup(
+            outcome=LookupOutcome.FOUND,
+            status=held.status,
+            broker_order_id=held.broker_order_id,
+            reason=held.reason,
+            reports=held.reports,
+        )
+
+    def _place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         b = self._behaviour
         with self._lock:
             self._sequence += 1

@@ -8,7 +8,15 @@ from datetime import datetime
 from shared.adapters.brokers.paper import PaperBehaviour, PaperBroker
 from shared.domain.brokers import BrokerConfig
 from shared.domain.orders import ChildOrder, ChildOrderStatus
-from shared.ports import BrokerGateway, BrokerRepository, MarketData, PlacementResult, SecretStore
+from shared.domain.settlement import BrokerLookup, LookupOutcome
+from shared.ports import (
+    BrokerGateway,
+    BrokerOrderLookup,
+    BrokerRepository,
+    MarketData,
+    PlacementResult,
+    SecretStore,
+)
 
 REAL_ADAPTERS = frozenset({"kite", "upstox", "dhan"})
 """``brokers.adapter`` values served by a real broker's order API (see ``docs/brokers.md``)."""
@@ -85,3 +93,16 @@ class BrokerGatewayRegistry:
                 reason=adapter,
             )
         return adapter.place(child, timeout_s=timeout_s)
+
+    def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Ask ``child``'s broker for the order tagged with its id.
+
+        A broker without an adapter in this build never received anything from us
+        (``NOT_FOUND``); an adapter whose API has no look-up cannot tell (``UNKNOWN``).
+        """
+        adapter = self._adapter(child.broker_id)
+        if isinstance(adapter, str):
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND, reason=adapter)
+        if not isinstance(adapter, BrokerOrderLookup):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order look-up")
+        return adapter.lookup(child, timeout_s=timeout_s)

@@ -44,9 +44,7 @@ QUANTITY_STATS = (
     _SCOPED
     + """
 SELECT 'broker' AS level, c.broker_id AS key, count(DISTINCT c.order_id) AS orders,
-    COALESCE(sum(c.filled_quantity), 0) AS filled,
-    COALESCE(sum(c.quantity) FILTER (WHERE c.status NOT IN ('REJECTED', 'TIMED_OUT')), 0)
-        AS ordered
+    COALESCE(sum(c.filled_quantity), 0) AS filled, COALESCE(sum(c.quantity), 0) AS ordered
 FROM child_orders c JOIN scoped s ON s.order_id = c.order_id
 GROUP BY c.broker_id
 UNION ALL
@@ -59,6 +57,11 @@ GROUP BY GROUPING SETS ((), (s.strategy))
 )
 
 
+def _rounded(value: Any, places: int) -> float | None:
+    # SQL's avg/percentile over no measured value is NULL: unknown, not zero.
+    return None if value is None else round(float(value), places)
+
+
 def _stats(row: dict[str, Any] | None, quantities: dict[str, Any] | None) -> dict[str, Any]:
     filled = int(quantities["filled"]) if quantities else 0
     ordered = int(quantities["ordered"]) if quantities else 0
@@ -66,16 +69,16 @@ def _stats(row: dict[str, Any] | None, quantities: dict[str, Any] | None) -> dic
         "orders": int(quantities["orders"]) if quantities else 0,
         "filled_quantity": filled,
         "ordered_quantity": ordered,
-        "fill_rate_percentage": round(100.0 * filled / ordered, 2) if ordered else 0.0,
+        "fill_rate_percentage": round(100.0 * filled / ordered, 2) if ordered else None,
     }
     if row is not None:
         values.update(
             child_executions=int(row["child_executions"]),
-            avg_latency_ms=round(float(row["avg_latency_ms"] or 0), 2),
-            p50_latency_ms=round(float(row["p50_latency_ms"] or 0), 2),
-            p95_latency_ms=round(float(row["p95_latency_ms"] or 0), 2),
-            avg_slippage_bps=round(float(row["avg_slippage_bps"] or 0), 4),
-            avg_price_improvement_bps=round(float(row["avg_price_improvement_bps"] or 0), 4),
+            avg_latency_ms=_rounded(row["avg_latency_ms"], 2),
+            p50_latency_ms=_rounded(row["p50_latency_ms"], 2),
+            p95_latency_ms=_rounded(row["p95_latency_ms"], 2),
+            avg_slippage_bps=_rounded(row["avg_slippage_bps"], 4),
+            avg_price_improvement_bps=_rounded(row["avg_price_improvement_bps"], 4),
             total_charges_inr=Decimal(row["total_charges_inr"]).quantize(Decimal("0.01")),
         )
     return values

@@ -9,13 +9,14 @@ from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.orders import CHILD_COLUMNS, child_from_row
 from shared.adapters.postgres.pool import Database
-from shared.adapters.postgres.profiles import Observed, learned_profiles, send_learning
+from shared.adapters.postgres.profiles import learned_profiles, send_learning
 from shared.domain.errors import DataUnavailableError
 from shared.domain.models import BrokerProfile
 from shared.ports import (
     BatchFold,
     ChildStateUpdate,
     ExecutionRecord,
+    Observed,
     ProfileKey,
 )
 

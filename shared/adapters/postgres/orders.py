@@ -9,9 +9,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
-from shared.domain.models import OrderRequest, RoutingDecision
+from shared.adapters.postgres.profiles import learned_profiles, send_learning
+from shared.domain.models import BrokerProfile, OrderRequest, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
-from shared.ports import StoredOrder
+from shared.ports import Observed, ProfileKey, StoredOrder
 
 # The order and its decision in one statement: the decision is inserted only when the order
 # row is new, so a concurrent duplicate (blocked on the unique key until the first commits)
@@ -28,9 +29,9 @@ WITH new_order AS (
 )
 INSERT INTO order_routing_decisions (order_id, user_id, routing_strategy, confidence_score,
     expected_execution_time_ms, expected_slippage_bps, expected_price, expected_fill_probability,
-    expected_charges_inr, expected_total_cost_inr, fallback_broker_ids, broker_scores)
+    expected_charges_inr, expected_total_cost_inr, fallback_broker_ids, broker_scores, decision)
 SELECT order_id, user_id, %(strategy)s, %(confidence)s, %(time_ms)s, %(slippage)s, %(price)s,
-    %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s
+    %(fill_probability)s, %(charges)s, %(total_cost)s, %(fallbacks)s, %(scores)s, %(decision)s
 FROM new_order
 RETURNING id
 """
@@ -279,6 +280,8 @@ class PostgresOrderRepository:
                     "scores": Jsonb(
                         [s.model_dump(mode="json", by_alias=True) for s in decision.broker_scores]
                     ),
+                    # The whole decision, for the reconciler's answer if placement never happens.
+                    "decision": Jsonb(decision.model_dump(mode="json")),
                 },
             ).fetchone()
             if decision_row is None:
@@ -315,44 +318,66 @@ class PostgresOrderRepository:
         children: Sequence[ChildOrder],
         events: Sequence[DomainEvent],
         response: dict[str, Any],
-    ) -> None:
-        """Store what the brokers answered, cascaded children, events and the final response."""
+        *,
+        observed: Sequence[Observed] = (),
+        alpha: float | None = None,
+    ) -> dict[ProfileKey, BrokerProfile]:
+        """Store what the brokers answered, cascaded children, events and the final response.
+
+        ``observed`` is learned first in the same pipeline (:func:`send_learning`, the
+        tracker's statement), while the children it names are still unplaced: a second call
+        for the same placements learns nothing again.
+
+        Returns
+        -------
+        dict[ProfileKey, BrokerProfile]
+            The profiles the observations changed, as committed.
+        """
+        if observed and alpha is None:
+            raise ValueError("alpha is required to learn from placements")
         cascaded = [c for c in children if c.cascaded_from is not None]
-        with self._db.connection() as conn, conn.pipeline(), conn.cursor() as cur:
-            # Every write in one pipeline: one round trip however many children there are.
-            if cascaded:
+        learned = None
+        with self._db.connection() as conn:
+            with conn.pipeline(), conn.cursor() as cur:
+                # Every write in one pipeline: one round trip however many children there are.
+                if observed:
+                    assert alpha is not None
+                    learned = send_learning(conn, observed, alpha=alpha)
+                if cascaded:
+                    cur.executemany(
+                        INSERT_CASCADED_ALLOCATION,
+                        [
+                            {
+                                "order_id": order_id,
+                                "broker_id": c.broker_id,
+                                "quantity": c.quantity,
+                                "price": c.expected_price,
+                                "priority": c.priority,
+                                "cascaded_from": c.cascaded_from,
+                            }
+                            for c in cascaded
+                        ],
+                    )
+                cur.executemany(UPSERT_CHILD, [_child_params(c) for c in children])
                 cur.executemany(
-                    INSERT_CASCADED_ALLOCATION,
+                    UPDATE_ALLOCATION_STATUS,
                     [
-                        {
-                            "order_id": order_id,
-                            "broker_id": c.broker_id,
-                            "quantity": c.quantity,
-                            "price": c.expected_price,
-                            "priority": c.priority,
-                            "cascaded_from": c.cascaded_from,
-                        }
-                        for c in cascaded
+                        {"order_id": order_id, "broker_id": c.broker_id, "status": c.status.value}
+                        for c in children
                     ],
                 )
-            cur.executemany(UPSERT_CHILD, [_child_params(c) for c in children])
-            cur.executemany(
-                UPDATE_ALLOCATION_STATUS,
-                [
-                    {"order_id": order_id, "broker_id": c.broker_id, "status": c.status.value}
-                    for c in children
-                ],
-            )
-            if events:
-                cur.executemany(INSERT_OUTBOX, [_event_params(e) for e in events])
-            cur.execute(
-                UPDATE_ORDER_RESPONSE,
-                {
-                    "order_id": order_id,
-                    "response": Jsonb(response),
-                    "status": str(response.get("status", "ROUTED")),
-                },
-            )
+                if events:
+                    cur.executemany(INSERT_OUTBOX, [_event_params(e) for e in events])
+                cur.execute(
+                    UPDATE_ORDER_RESPONSE,
+                    {
+                        "order_id": order_id,
+                        "response": Jsonb(response),
+                        "status": str(response.get("status", "ROUTED")),
+                    },
+                )
+            # Read after the pipeline's sync, as the tracker does.
+            return learned_profiles(learned) if learned is not None else {}
 
     def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
         """A caller's own order with its decision, allocations, children and executions."""

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import psycopg
 
 from shared.adapters.postgres.pool import Database
-from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
-from shared.ports import ProfileKey
+from shared.ports import Observed, ProfileKey
 
 # Priors for a profile column that has never been measured: a new profile starts cautious
 # (slow, not quite reliable) and its sample_count of 0 lowers the engine's confidence.
@@ -58,16 +57,22 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
 
 # One statement per observation: the row lock taken by the upsert serialises concurrent writers,
 # and each reads the value the previous one committed, so no update is lost (no read-modify-write
-# in the application). An observation of NULL leaves that average unchanged; one for a broker we
-# do not know inserts nothing (rather than failing the batch it came in).
+# in the application). An observation of NULL leaves that average unchanged; an outcome of NULL
+# (an acknowledgement) leaves the error rate and the sample count alone. One for a broker we do
+# not know inserts nothing (rather than failing the batch it came in), and one about a child's
+# placement is learned only while that child is not yet stored as placed, so recording the same
+# placement twice cannot teach it twice.
 LEARN = """
 INSERT INTO broker_execution_profiles AS p (broker_id, symbol, avg_execution_time_ms,
-    fill_rate_percentage, slippage_bps, price_improvement_bps, error_rate_percentage,
-    sample_count, last_updated)
+    fill_rate_percentage, slippage_bps, price_improvement_bps, response_time_ms,
+    error_rate_percentage, sample_count, last_updated)
 SELECT %(broker_id)s::varchar, %(symbol)s::varchar,
     %(latency)s::numeric, %(fill)s::numeric, %(slip)s::numeric, %(pi)s::numeric,
-    CASE WHEN %(err)s THEN 100 ELSE 0 END, 1, %(at)s
+    %(ack)s::numeric, %(err)s::numeric, CASE WHEN %(err)s::numeric IS NULL THEN 0 ELSE 1 END,
+    %(at)s
 WHERE EXISTS (SELECT 1 FROM brokers WHERE broker_id = %(broker_id)s::varchar)
+  AND NOT EXISTS (SELECT 1 FROM child_orders WHERE child_order_id = %(child)s::varchar
+                  AND status <> 'PENDING')
 ON CONFLICT (broker_id, symbol) DO UPDATE SET
     avg_execution_time_ms = CASE
         WHEN EXCLUDED.avg_execution_time_ms IS NULL THEN p.avg_execution_time_ms
@@ -88,9 +93,16 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
         WHEN p.price_improvement_bps IS NULL THEN EXCLUDED.price_improvement_bps
         ELSE (1 - %(a)s::numeric) * p.price_improvement_bps
              + %(a)s::numeric * EXCLUDED.price_improvement_bps END,
-    error_rate_percentage = (1 - %(a)s::numeric) * COALESCE(p.error_rate_percentage, 0)
-        + %(a)s::numeric * EXCLUDED.error_rate_percentage,
-    sample_count = p.sample_count + 1,
+    response_time_ms = CASE
+        WHEN EXCLUDED.response_time_ms IS NULL THEN p.response_time_ms
+        WHEN p.response_time_ms IS NULL THEN EXCLUDED.response_time_ms
+        ELSE round((1 - %(a)s::numeric) * p.response_time_ms
+                   + %(a)s::numeric * EXCLUDED.response_time_ms) END,
+    error_rate_percentage = CASE
+        WHEN EXCLUDED.error_rate_percentage IS NULL THEN p.error_rate_percentage
+        ELSE (1 - %(a)s::numeric) * COALESCE(p.error_rate_percentage, 0)
+             + %(a)s::numeric * EXCLUDED.error_rate_percentage END,
+    sample_count = p.sample_count + EXCLUDED.sample_count,
     last_updated = GREATEST(p.last_updated, EXCLUDED.last_updated),
     updated_at = CURRENT_TIMESTAMP
 """
@@ -174,16 +186,6 @@ def profile_params(profile: BrokerProfile) -> dict[str, Any]:
     }
 
 
-class Observed(NamedTuple):
-    """One observation of a broker on a symbol, as the moving averages learn it."""
-
-    broker_id: str
-    symbol: str
-    observation: ProfileObservation
-    observed_at: datetime
-    """When the execution happened; ``last_updated`` never moves backwards."""
-
-
 def _learn_params(observed: Observed, alpha: float) -> dict[str, Any]:
     # Clamped to the column ranges: one absurd report must not fail the statement.
     observation = observed.observation
@@ -194,7 +196,9 @@ def _learn_params(observed: Observed, alpha: float) -> dict[str, Any]:
         "fill": _clamp(observation.fill_rate_pct, 0, 100),
         "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
         "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
-        "err": observation.is_error,
+        "ack": _clamp(observation.response_time_ms, 0, MAX_MS),
+        "err": observation.error_rate_sample_pct,
+        "child": observed.child_order_id,
         "a": alpha,
         "at": _naive_utc(observed.observed_at),
     }

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from local import seed
 from shared.adapters.postgres.pool import Database
-from shared.adapters.postgres.profiles import Observed, PostgresProfileRepository
+from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.domain.execution import ProfileObservation
+from shared.ports import Observed
 from tests import factories
 
 

@@ -30,6 +30,7 @@ OUR_ADDITIONS = {
         "expected_total_cost_inr",
         "fallback_broker_ids",
         "broker_scores",
+        "decision",
     },
     "order_allocations": {"quantity", "slices", "expected_cost_inr", "cascaded_from"},
     "execution_metrics": {

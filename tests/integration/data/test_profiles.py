@@ -14,13 +14,14 @@ import redis
 from local.services import EmbeddedRedis
 from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.pool import Database
-from shared.adapters.postgres.profiles import Observed, PostgresProfileRepository
+from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
 from shared.adapters.redis.rate_counter import RedisRateCounter
 from shared.adapters.redis.routing_inputs import RedisRoutingInputs
 from shared.domain.execution import ProfileObservation as Observation
 from shared.domain.models import BrokerProfile
+from shared.ports import Observed
 from shared.services.profiles import ProfileService
 from shared.settings import Settings
 from tests import factories

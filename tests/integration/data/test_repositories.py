@@ -15,8 +15,8 @@ from shared.adapters.postgres.outbox import PostgresOutbox
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.domain.models import BrokerStatus, OrderType
-from shared.domain.orders import ChildOrderStatus, DomainEvent
-from shared.ports import ExecutionRecord
+from shared.domain.orders import ChildOrderStatus, DomainEvent, placement_observation
+from shared.ports import ExecutionRecord, Observed
 from tests import factories
 
 
@@ -214,6 +214,68 @@ def test_placements_update_children_and_record_cascades(db: Database) -> None:
     assert repo.find_by_client_order_id("trader-1", request.client_order_id or "") is not None
 
 
+def test_placement_outcomes_are_learned_once_even_if_recorded_twice(db: Database) -> None:
+    # GIVEN a stored order whose zerodha child was rejected in 35 ms and cascaded to upstox,
+    #       which acknowledged in 80 ms, and both brokers' RELIANCE profiles
+    seed_brokers(db, "zerodha", "upstox")
+    profiles = PostgresProfileRepository(db)
+    for broker_id in ("zerodha", "upstox"):
+        profiles.upsert(factories.profile(broker_id, error_rate_percentage=1.0))
+    repo = PostgresOrderRepository(db)
+    request = factories.order(quantity=100)
+    routing = factories.decision(request)
+    [child] = factories.children(request, routing)
+    repo.save_routed_order(
+        request, request_hash="a" * 64, decision=routing, children=[child], events=[]
+    )
+    rejected = child.model_copy(update={"status": ChildOrderStatus.REJECTED})
+    cascaded = child.model_copy(
+        update={
+            "child_order_id": f"{request.order_id}-c1",
+            "broker_id": "upstox",
+            "attempt": 2,
+            "cascaded_from": "zerodha",
+            "status": ChildOrderStatus.PLACED,
+        }
+    )
+    observed = [
+        Observed(
+            "zerodha",
+            "RELIANCE",
+            placement_observation(ChildOrderStatus.REJECTED, 35.0),  # type: ignore[arg-type]
+            factories.NOW,
+            rejected.child_order_id,
+        ),
+        Observed(
+            "upstox",
+            "RELIANCE",
+            placement_observation(ChildOrderStatus.PLACED, 80.0),  # type: ignore[arg-type]
+            factories.NOW,
+            cascaded.child_order_id,
+        ),
+    ]
+    # WHEN the placements are recorded, and then recorded again (a retry after a lost answer)
+    learned = repo.record_placements(
+        request.order_id, [rejected, cascaded], [], {}, observed=observed, alpha=0.5
+    )
+    again = repo.record_placements(
+        request.order_id, [rejected, cascaded], [], {}, observed=observed, alpha=0.5
+    )
+    # THEN the reject was one error sample: error rate 1 % -> 50.5 %, ack time 40 -> 37.5 ms
+    zerodha = profiles.get("zerodha", "RELIANCE")
+    assert zerodha is not None
+    assert (zerodha.error_rate_percentage, zerodha.sample_count) == (50.5, 251)
+    assert zerodha.response_time_ms == 38  # round(37.5), INTEGER column
+    # AND the acknowledgement taught upstox its ack time only, no outcome sample
+    upstox = profiles.get("upstox", "RELIANCE")
+    assert upstox is not None
+    assert (upstox.error_rate_percentage, upstox.sample_count) == (1.0, 250)
+    assert upstox.response_time_ms == 60
+    # AND the first call returned the learned profiles; the repeat learned nothing new
+    assert learned[("zerodha", "RELIANCE")] == zerodha
+    assert again[("zerodha", "RELIANCE")] == zerodha
+
+
 def test_execution_metrics_are_recorded_once(db: Database) -> None:
     # GIVEN a stored order
     seed_brokers(db, "zerodha")
@@ -265,16 +327,73 @@ def test_outbox_relay_leaves_fresh_events_to_their_writer(db: Database) -> None:
     assert PostgresOutbox(db).pending_count() == 1
 
 
-def test_analytics_of_an_empty_window_are_zeros(db: Database) -> None:
+def test_analytics_of_an_empty_window_are_zeros_and_unknowns(db: Database) -> None:
     # GIVEN a trader with no orders
     # WHEN analytics are asked for
     analytics = PostgresAnalyticsRepository(db).execution_analytics("nobody", 30)
-    # THEN every figure is zero and there are no breakdowns
-    assert analytics.summary.orders == 0
-    assert analytics.summary.fill_rate_percentage == 0.0
-    assert analytics.summary.total_charges_inr == Decimal(0)
+    # THEN counts are zero, rates and averages unknown (null), and there are no breakdowns
+    summary = analytics.summary
+    assert (summary.orders, summary.child_executions, summary.ordered_quantity) == (0, 0, 0)
+    assert summary.fill_rate_percentage is None
+    assert summary.avg_latency_ms is None
+    assert summary.avg_slippage_bps is None
+    assert summary.total_charges_inr == Decimal(0)
     assert analytics.by_broker == ()
     assert analytics.by_strategy == ()
+
+
+def test_broker_fill_rate_counts_rejected_and_timed_out_quantity(db: Database) -> None:
+    # GIVEN upstox filled 100 shares and rejected another 100, dhan timed out on 100, and
+    #       upstox's one execution has no price reference
+    seed_brokers(db, "zerodha", "upstox", "dhan")
+    orders_repo = PostgresOrderRepository(db)
+    executions = PostgresExecutionRepository(db)
+    first = factories.order(quantity=200)
+    second = factories.order(quantity=100)
+    third = factories.order(quantity=100)
+    factories.store(orders_repo, first, {"zerodha": 100, "upstox": 100})
+    factories.store(orders_repo, second, {"upstox": 100})
+    factories.store(orders_repo, third, {"dhan": 100})
+    outcomes = [
+        (f"{first.order_id}-1", "FILLED", 100),
+        (f"{first.order_id}-2", "FILLED", 100),
+        (f"{second.order_id}-1", "REJECTED", 0),
+        (f"{third.order_id}-1", "TIMED_OUT", 0),
+    ]
+    with db.connection() as conn:
+        for child_id, status, filled in outcomes:
+            conn.execute(
+                "UPDATE child_orders SET status = %s, filled_quantity = %s "
+                "WHERE child_order_id = %s",
+                (status, filled, child_id),
+            )
+    executions.record(execution_record(first.order_id, slippage_bps=2.0))
+    executions.record(
+        execution_record(
+            first.order_id,
+            report_key="upstox:U-1:FILLED:100",
+            child_order_id=f"{first.order_id}-2",
+            broker_id="upstox",
+            slippage_bps=None,
+            price_improvement_bps=None,
+        )
+    )
+    # WHEN analytics are computed
+    analytics = PostgresAnalyticsRepository(db).execution_analytics("trader-1", 30)
+    by_broker = {b.broker_id: b for b in analytics.by_broker}
+    # THEN each broker's fill rate is filled over routed quantity, failures included
+    assert (by_broker["upstox"].filled_quantity, by_broker["upstox"].ordered_quantity) == (100, 200)
+    assert by_broker["upstox"].fill_rate_percentage == 50.0
+    assert by_broker["dhan"].fill_rate_percentage == 0.0
+    assert by_broker["zerodha"].fill_rate_percentage == 100.0
+    # AND what was never measured is unknown, not zero
+    assert by_broker["upstox"].avg_slippage_bps is None
+    assert by_broker["upstox"].avg_latency_ms == 140.0
+    assert by_broker["dhan"].avg_latency_ms is None
+    assert by_broker["dhan"].avg_price_improvement_bps is None
+    assert by_broker["zerodha"].avg_slippage_bps == 2.0
+    # AND the summary is 200 filled of 400 ordered
+    assert analytics.summary.fill_rate_percentage == 50.0
 
 
 def test_analytics_aggregate_per_user_broker_and_strategy(db: Database) -> None:

@@ -12,12 +12,14 @@ from shared.domain.errors import InvalidExecutionReportError
 from shared.domain.execution import (
     ExecutionReport,
     ExecutionStatus,
+    ProfileObservation,
     QualityWeights,
     compute_execution_metrics,
     profile_observation,
     quality_score,
 )
 from shared.domain.models import Exchange, Quote, Side
+from shared.domain.orders import ChildOrderStatus, placement_observation
 
 ORDER_TIME = datetime(2026, 11, 24, 3, 45, 0, tzinfo=UTC)  # 09:15:00 IST
 
@@ -50,15 +52,16 @@ def test_buy_fill_metrics_match_hand_computation() -> None:
     )
     # THEN latency = 250 ms
     assert m.latency_ms == 250
-    # AND slippage = +1 * 1e4 * (2501 - 2500) / 2500 = +4 bps (paid more: worse)
-    assert m.slippage_bps == Decimal("4.0000")
-    # AND price improvement vs the far touch (ask 2500.50) = 1e4 * (2500.50 - 2501) / 2500.50
-    #     = -1.99960008 bps (paid through the ask)
-    assert m.price_improvement_bps == Decimal("-1.9996")
+    # AND against the far touch (ask 2500.50): d = 1e4 * (2501 - 2500.50) / 2500.50
+    #     = +1.99960008 bps outside the quote: slippage 1.9996, no price improvement
+    assert m.slippage_bps == Decimal("1.9996")
+    assert m.price_improvement_bps == Decimal(0)
     assert m.fill_rate == Decimal("100.00")
-    # AND quality = 0.4*1 + 0.3/(1+4/25) + 0.2*logistic(-0.19996) + 0.1/(1+0.25)
-    #     = 0.4 + 0.258621 + 0.090035 + 0.08 = 0.828656 -> 0.829
-    assert m.execution_quality_score == Decimal("0.829")
+    # AND the router's promise is recorded for audit: 1e4 * (2501 - 2500) / 2500 = +4 bps
+    assert m.market_conditions["vsExpectedBps"] == 4.0
+    # AND quality = 0.4*1 + 0.3/(1+1.9996/25) + 0.2*logistic(0) + 0.1/(1+0.25)
+    #     = 0.4 + 0.277782 + 0.1 + 0.08 = 0.857782 -> 0.858
+    assert m.execution_quality_score == Decimal("0.858")
     assert m.market_conditions["referenceSource"] == "far_touch"
     assert m.market_conditions["referencePrice"] == "2500.50"
     assert m.market_conditions["spreadBps"] == pytest.approx(4.0)
@@ -79,18 +82,35 @@ def test_sell_fill_metrics_match_hand_computation() -> None:
     m = compute_execution_metrics(
         r, order_time=ORDER_TIME, expected_price=Decimal("1000.00"), arrival_quote=quote
     )
-    # THEN slippage = -1 * 1e4 * (999 - 1000) / 1000 = +10 bps (sold lower: worse)
-    assert m.slippage_bps == Decimal("10.0000")
-    # AND price improvement vs the far touch (bid 998.50) = -1e4 * (998.50 - 999) / 998.50
-    #     = +5.00751 bps (sold above the bid)
+    # THEN against the far touch (bid 998.50): d = -1e4 * (999 - 998.50) / 998.50 = -5.00751:
+    #      sold inside the quote, so price improvement 5.0075 and no slippage
     assert m.price_improvement_bps == Decimal("5.0075")
+    assert m.slippage_bps == Decimal(0)
+    # AND the 10 bps below the router's expected price is audit only
+    assert m.market_conditions["vsExpectedBps"] == 10.0
     assert m.latency_ms == 1200
-    # AND quality = 0.4 + 0.3/(1+10/25) + 0.2*logistic(0.50075) + 0.1/(1+1.2)
-    #     = 0.4 + 0.214286 + 0.124527 + 0.045455 = 0.784267 -> 0.784
-    assert m.execution_quality_score == Decimal("0.784")
+    # AND quality = 0.4 + 0.3*1 + 0.2*logistic(0.500751) + 0.1/(1+1.2)
+    #     = 0.4 + 0.3 + 0.124527 + 0.045455 = 0.869982 -> 0.870
+    assert m.execution_quality_score == Decimal("0.870")
 
 
-def test_partial_fill_without_quote_renormalises_the_blend() -> None:
+def test_price_metrics_ignore_the_routers_expected_price() -> None:
+    # GIVEN the same fill, 6 bps through the ask, against three different expected prices
+    quote = Quote(bid=Decimal("999.50"), ask=Decimal("1000.00"))
+    fill = report(average_price=Decimal("1000.60"))
+    # WHEN metrics are computed for each
+    slippages = {
+        compute_execution_metrics(
+            fill, order_time=ORDER_TIME, expected_price=expected, arrival_quote=quote
+        ).slippage_bps
+        for expected in (Decimal("1000.00"), Decimal("1000.30"), Decimal("1000.60"))
+    }
+    # THEN slippage is 6 bps every time: a router that already expects slippage cannot learn
+    #      a smaller one by measuring against its own expectation
+    assert slippages == {Decimal("6.0000")}
+
+
+def test_partial_fill_without_quote_has_no_price_metrics() -> None:
     # GIVEN 50 of 200 bought at 100.05 against 100.00 expected, no arrival quote, 500 ms
     r = report(
         status=ExecutionStatus.PARTIALLY_FILLED,
@@ -101,13 +121,13 @@ def test_partial_fill_without_quote_renormalises_the_blend() -> None:
     )
     # WHEN metrics are computed
     m = compute_execution_metrics(r, order_time=ORDER_TIME, expected_price=Decimal("100.00"))
-    # THEN fill rate = 25 %, slippage = 1e4 * 0.05 / 100 = 5 bps, no price improvement
+    # THEN fill rate = 25 %, and without a market reference neither slippage nor improvement
     assert m.fill_rate == Decimal("25.00")
-    assert m.slippage_bps == Decimal("5.0000")
+    assert m.slippage_bps is None
     assert m.price_improvement_bps is None
-    # AND quality = (0.4*0.25 + 0.3/(1+5/25) + 0.1/(1+0.5)) / (0.4+0.3+0.1)
-    #     = (0.1 + 0.25 + 0.066667) / 0.8 = 0.520833 -> 0.521
-    assert m.execution_quality_score == Decimal("0.521")
+    assert m.market_conditions["vsExpectedBps"] == 5.0
+    # AND quality = (0.4*0.25 + 0.1/(1+0.5)) / (0.4+0.1) = 0.333333 -> 0.333
+    assert m.execution_quality_score == Decimal("0.333")
     assert m.market_conditions["referenceSource"] is None
 
 
@@ -155,8 +175,8 @@ def test_filled_report_teaches_the_profile_everything() -> None:
     assert obs is not None
     assert obs.latency_ms == 250.0
     assert obs.fill_rate_pct == 100.0
-    assert obs.slippage_bps == 4.0
-    assert obs.price_improvement_bps == pytest.approx(-1.9996)
+    assert obs.slippage_bps == pytest.approx(1.9996)
+    assert obs.price_improvement_bps == 0.0
     assert obs.is_error is False
     assert obs.error_rate_sample_pct == 0.0
 
@@ -241,12 +261,24 @@ def test_non_positive_expected_price_is_refused(expected: Decimal) -> None:
     assert caught.value.field == "expectedPrice"
 
 
-def test_fill_more_than_100_percent_from_the_reference_is_refused() -> None:
-    # GIVEN a fill at 2501 against an expected price of 1000 (wrong units or a bad fill)
+@pytest.mark.parametrize(
+    ("expected", "quote"),
+    [
+        (Decimal(1000), None),
+        (None, Quote(bid=Decimal(999), ask=Decimal(1000))),
+    ],
+)
+def test_fill_more_than_100_percent_from_the_reference_is_refused(
+    expected: Decimal | None, quote: Quote | None
+) -> None:
+    # GIVEN a fill at 2501 against an expected price or an arrival ask of 1000 (wrong units or
+    #       a bad fill)
     # WHEN metrics are computed
     # THEN the metric is refused instead of poisoning the profile
     with pytest.raises(InvalidExecutionReportError) as caught:
-        compute_execution_metrics(report(), order_time=ORDER_TIME, expected_price=Decimal(1000))
+        compute_execution_metrics(
+            report(), order_time=ORDER_TIME, expected_price=expected, arrival_quote=quote
+        )
     assert caught.value.field == "averagePrice"
 
 
@@ -304,3 +336,38 @@ def test_quality_weights_must_not_all_be_zero() -> None:
     # THEN they are refused
     with pytest.raises(ValueError, match="at least one quality weight"):
         QualityWeights(fill=0, slippage=0, price_improvement=0, latency=0)
+
+
+@pytest.mark.parametrize(
+    ("status", "ack_ms", "expected"),
+    [
+        (
+            ChildOrderStatus.PLACED,
+            42.0,
+            ProfileObservation(response_time_ms=42.0, is_error=None),
+        ),
+        (
+            ChildOrderStatus.REJECTED,
+            35.0,
+            ProfileObservation(response_time_ms=35.0, fill_rate_pct=0.0, is_error=True),
+        ),
+        (
+            ChildOrderStatus.TIMED_OUT,
+            2000.0,
+            ProfileObservation(response_time_ms=2000.0, fill_rate_pct=0.0, is_error=True),
+        ),
+        (ChildOrderStatus.PLACED, None, None),
+        (ChildOrderStatus.PENDING, 10.0, None),
+    ],
+)
+def test_placement_teaches_ack_time_and_failed_placements_are_errors(
+    status: ChildOrderStatus, ack_ms: float | None, expected: ProfileObservation | None
+) -> None:
+    # GIVEN a broker's answer to a placement
+    # WHEN its observation is built
+    observation = placement_observation(status, ack_ms)
+    # THEN an acknowledgement teaches its latency only (its report will give the outcome), and
+    #      a reject or a timeout is an error sample with nothing filled
+    assert observation == expected
+    if expected is not None and expected.is_error is None:
+        assert expected.error_rate_sample_pct is None

@@ -1,0 +1,197 @@
+"""Capacity: reserved concurrency, pool sizes and the database connection budget, per stage.
+
+Every number that bounds how many database connections the functions can open lives here, so
+that the arithmetic in ``docs/infrastructure.md`` ("Capacity") can be checked against one table:
+the cluster's maximum ACU gives Aurora's ``max_connections``, the RDS Proxy may use
+``proxy_max_connections_percent`` of it, and each function behind the proxy may hold at most
+``reserved_concurrency * db_pool_max`` of those connections at peak. :func:`for_stage` refuses
+a table whose peak exceeds the budget, so an over-committed edit fails synthesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from infra.config import Stage
+
+#: Aurora PostgreSQL Serverless v2 ``max_connections`` by maximum ACU (AWS Aurora User Guide,
+#: "Maximum connections for Aurora Serverless v2"): ``LEAST(DBInstanceClassMemory/9531392,
+#: 5000)`` with the memory of the maximum ACU. Only the documented points are listed.
+AURORA_PG_MAX_CONNECTIONS: Mapping[float, int] = {
+    1: 189,
+    4: 823,
+    8: 1669,
+    16: 3360,
+    32: 5000,
+    64: 5000,
+    128: 5000,
+}
+#: With a minimum capacity below 1 ACU (0 or 0.5), Aurora PostgreSQL caps ``max_connections``
+#: at 2,000 whatever the maximum.
+LOW_MIN_ACU_CAP = 2000
+
+#: Lambda keeps at least this much of an account's concurrency unreserved (of the default 1,000
+#: per Region), so reserved concurrency of all functions of an account must stay below the rest.
+ACCOUNT_CONCURRENCY = 1000
+UNRESERVED_MINIMUM = 100
+
+
+@dataclass(frozen=True)
+class FunctionCapacity:
+    """How far one function may scale and what it may hold open.
+
+    Attributes
+    ----------
+    reserved_concurrency
+        Lambda reserved concurrency: the most containers that run at once (and a floor no
+        other function can take from it).
+    db_pool_max
+        ``ROUTER_DB_POOL_MAX`` of each container; ``None`` for a function without a pool
+        (``ws_connect`` has no database; ``migrate`` opens one direct connection at a time).
+    via_proxy
+        Whether its connections go through the RDS Proxy (``migrate`` goes to the writer).
+    """
+
+    reserved_concurrency: int
+    db_pool_max: int | None = None
+    via_proxy: bool = True
+
+    @property
+    def peak_connections(self) -> int:
+        """Connections this function can hold when every container is busy."""
+        return self.reserved_concurrency * (self.db_pool_max or 0)
+
+
+@dataclass(frozen=True)
+class StageCapacity:
+    """The database size, the proxy's share of it and every function's limits in one stage.
+
+    Attributes
+    ----------
+    aurora_min_acu, aurora_max_acu
+        Serverless v2 capacity range of the cluster.
+    proxy_max_connections_percent
+        The proxy's ``MaxConnectionsPercent``: the rest of ``max_connections`` is left to
+        ``migrate``, secret rotation, the Data API and operators, which reach the writer directly.
+    functions
+        Limits per function name (folder under ``functions/``).
+    """
+
+    aurora_min_acu: float
+    aurora_max_acu: float
+    proxy_max_connections_percent: int
+    functions: Mapping[str, FunctionCapacity]
+
+    @property
+    def max_connections(self) -> int:
+        """Aurora's ``max_connections`` for this capacity range."""
+        try:
+            documented = AURORA_PG_MAX_CONNECTIONS[self.aurora_max_acu]
+        except KeyError:
+            raise ValueError(
+                f"no documented max_connections for {self.aurora_max_acu} ACU: use one of "
+                f"{sorted(AURORA_PG_MAX_CONNECTIONS)} or add the documented value"
+            ) from None
+        return min(documented, LOW_MIN_ACU_CAP) if self.aurora_min_acu < 1 else documented
+
+    @property
+    def proxy_budget(self) -> int:
+        """Database connections the proxy may open."""
+        return self.max_connections * self.proxy_max_connections_percent // 100
+
+    @property
+    def proxy_peak(self) -> int:
+        """Connections the functions behind the proxy can ask for at once, at most."""
+        return sum(f.peak_connections for f in self.functions.values() if f.via_proxy)
+
+    @property
+    def reserved_total(self) -> int:
+        """Reserved concurrency of the stack's functions together."""
+        return sum(f.reserved_concurrency for f in self.functions.values())
+
+    def function(self, name: str) -> FunctionCapacity:
+        """The limits of one function.
+
+        Raises
+        ------
+        KeyError
+            When the function has no row: every function must be sized here.
+        """
+        if name not in self.functions:
+            raise KeyError(f"{name} has no row in infra/capacity.py: size it before deploying")
+        return self.functions[name]
+
+    def check(self) -> None:
+        """Refuse a table that over-commits the proxy or the account.
+
+        Raises
+        ------
+        ValueError
+            When the peak exceeds the proxy's budget or the account's reservable concurrency.
+        """
+        if self.proxy_peak > self.proxy_budget:
+            raise ValueError(
+                f"functions can open {self.proxy_peak} connections through the proxy, "
+                f"its budget is {self.proxy_budget}"
+            )
+        if self.reserved_total > ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM:
+            raise ValueError(
+                f"{self.reserved_total} reserved concurrency leaves less than "
+                f"{UNRESERVED_MINIMUM} of {ACCOUNT_CONCURRENCY} unreserved"
+            )
+
+
+# One container serves one invocation at a time and no code path uses the database from two
+# threads, so a container holds one connection; the pool allows a second so that a nested use
+# waits for nothing. The budget counts both.
+_POOL = 2
+
+CAPACITY: Mapping[Stage, StageCapacity] = {
+    "dev": StageCapacity(
+        aurora_min_acu=0,
+        aurora_max_acu=4,
+        proxy_max_connections_percent=80,
+        functions={
+            "route_order": FunctionCapacity(20, _POOL),
+            "broker_webhook": FunctionCapacity(10, _POOL),
+            "track_execution": FunctionCapacity(5, _POOL),
+            "outbox_relay": FunctionCapacity(1, _POOL),
+            "reconcile": FunctionCapacity(1, _POOL),
+            "migrate": FunctionCapacity(1, via_proxy=False),
+            "ws_connect": FunctionCapacity(10),
+        },
+    ),
+    "prod": StageCapacity(
+        aurora_min_acu=0.5,
+        aurora_max_acu=16,
+        proxy_max_connections_percent=80,
+        functions={
+            "route_order": FunctionCapacity(300, _POOL),
+            "broker_webhook": FunctionCapacity(100, _POOL),
+            "track_execution": FunctionCapacity(25, _POOL),
+            "outbox_relay": FunctionCapacity(1, _POOL),
+            "reconcile": FunctionCapacity(1, _POOL),
+            "migrate": FunctionCapacity(1, via_proxy=False),
+            "ws_connect": FunctionCapacity(100),
+        },
+    ),
+}
+
+
+def for_stage(stage: Stage) -> StageCapacity:
+    """The checked capacity table of a stage.
+
+    Parameters
+    ----------
+    stage
+        ``dev`` or ``prod``.
+
+    Returns
+    -------
+    StageCapacity
+        The table, after :meth:`StageCapacity.check`.
+    """
+    capacity = CAPACITY[stage]
+    capacity.check()
+    return capacity

@@ -1,0 +1,338 @@
+"""What the router learns, end to end: real Postgres and Redis, deterministic paper brokers.
+
+Orders go through ``route_order`` (or the routing service the handler calls); the paper brokers'
+postbacks, written to the outbox as ``ExecutionReported`` events, are then tracked by the
+execution tracker as ``track_execution`` would. Learned profiles are read back from Postgres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from functions.route_order import handler
+from local import seed
+from shared.domain.execution import ExecutionReport
+from shared.domain.models import BrokerProfile, Quote, Side
+from shared.services.schemas import SmartOrderRequest
+from shared.wiring import Wiring
+from tests.handlers.conftest import API, OTHER_TRADER, RELIABLE, TRADER, call
+
+SMART = f"{API}/orders/smart"
+ANALYZE = f"{API}/orders/analyze"
+ALPHA = 0.1  # the settings' default ewma_alpha
+
+
+def only_broker(wiring: Wiring, broker_id: str, **behaviour: Any) -> None:
+    """Leave ``broker_id`` the one enabled broker, with ``behaviour`` on top of RELIABLE."""
+    for config in seed.seed_brokers():
+        chosen = config.broker_id == broker_id
+        wiring.brokers.upsert(
+            config.model_copy(
+                update={
+                    "enabled": chosen,
+                    "rate_limit_per_s": 100_000,
+                    "adapter_config": {**config.adapter_config, **RELIABLE, **behaviour}
+                    if chosen
+                    else config.adapter_config,
+                }
+            )
+        )
+
+
+def rows(wiring: Wiring, sql: str, *params: Any) -> list[dict[str, Any]]:
+    with wiring.database.connection() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def track_reports(wiring: Wiring, order_id: str) -> None:
+    """Track the order's postbacks, as track_execution does with the events."""
+    details = rows(
+        wiring,
+        "SELECT detail FROM event_outbox WHERE detail_type = 'ExecutionReported' "
+        "AND detail->>'order_id' = %s ORDER BY id",
+        order_id,
+    )
+    reports = [ExecutionReport.model_validate(r["detail"]["report"]) for r in details]
+    if reports:
+        wiring.tracker.track_batch(reports)
+
+
+def submit(wiring: Wiring, symbol: str, n: int, *, quote: dict[str, str] | None = None) -> str:
+    request = SmartOrderRequest(
+        symbol=symbol,
+        side=Side.BUY,
+        quantity=1,
+        client_order_id=f"learn-{n}",
+        quote=Quote.model_validate(quote) if quote else None,
+    )
+    outcome = wiring.routing.submit(request, user_id="trader-1", key=request.client_order_id)
+    track_reports(wiring, outcome.result.order_id)
+    return outcome.result.order_id
+
+
+def profile(wiring: Wiring, broker_id: str, symbol: str) -> BrokerProfile:
+    found = wiring.profile_repository.get(broker_id, symbol)
+    assert found is not None
+    return found
+
+
+def expected_price(claims: dict[str, Any]) -> str:
+    body = {"symbol": "ITC", "side": "BUY", "quantity": 1}
+    status, answer, _ = call(handler, "POST", ANALYZE, body=body, claims=claims)
+    assert status == 200, answer
+    return str(answer["expectedExecution"]["price"])
+
+
+# -- client quotes never poison shared learning ------------------------------------------------
+
+
+def test_the_issues_poisoning_quotes_are_refused_and_change_nothing(wiring: Wiring) -> None:
+    # GIVEN ITC at about 418.70 and another trader's expected price for one share
+    profiles_before = wiring.profile_repository.list_for_symbol("ITC")
+    other_before = expected_price(OTHER_TRADER)
+    poison = {"bid": "230.33", "ask": "259.65"}
+    # WHEN one trader sends 15 one-share orders quoting 230.33 / 259.65
+    answers = [
+        call(
+            handler,
+            "POST",
+            SMART,
+            body={"symbol": "ITC", "side": "BUY", "quantity": 1, "quote": poison},
+            claims=TRADER,
+        )
+        for _ in range(15)
+    ]
+    # THEN each is refused with 422 naming quote, in the one error shape
+    assert {status for status, _, _ in answers} == {422}
+    for _, body, _ in answers:
+        assert body["error"]["code"] == "INVALID_ORDER"
+        assert body["error"]["field"] == "quote"
+        assert "from the market mid" in body["error"]["message"]
+    # AND nothing was stored, no broker's profile moved, nor the other trader's expected price
+    assert rows(wiring, "SELECT count(*) AS n FROM orders") == [{"n": 0}]
+    assert wiring.profile_repository.list_for_symbol("ITC") == profiles_before
+    assert expected_price(OTHER_TRADER) == other_before
+    # AND the same quote on /analyze is refused too
+    status, body, _ = call(
+        handler,
+        "POST",
+        ANALYZE,
+        body={"symbol": "ITC", "side": "BUY", "quantity": 1, "quote": poison},
+    )
+    assert (status, body["error"]["field"]) == (422, "quote")
+
+
+def test_a_zero_width_quote_is_refused(wiring: Wiring) -> None:
+    # GIVEN a quote whose bid equals its ask
+    body = {
+        "symbol": "ITC",
+        "side": "BUY",
+        "quantity": 1,
+        "quote": {"bid": "418.7", "ask": "418.7"},
+    }
+    # WHEN it is sent
+    status, answer, _ = call(handler, "POST", SMART, body=body)
+    # THEN it is refused naming quote
+    assert status == 422
+    assert answer["error"]["field"] == "quote"
+    assert "zero width" in answer["error"]["message"]
+
+
+def test_an_in_band_client_quote_steers_the_order_but_learning_uses_the_servers(
+    wiring: Wiring,
+) -> None:
+    # GIVEN one broker and the server's ITC quote
+    only_broker(wiring, "zerodha")
+    server = wiring.market.quote("ITC")
+    assert server is not None
+    assert server.ask is not None
+    # WHEN a trader routes 15 orders quoting a market 0.9 % lower (inside the 1 % band)
+    skewed = {"bid": "414.90", "ask": "415.00"}
+    order_ids = [submit(wiring, "ITC", n, quote=skewed) for n in range(15)]
+    # THEN every child records the server's arrival quote, not the client's
+    children = rows(
+        wiring,
+        "SELECT arrival_bid, arrival_ask FROM child_orders WHERE order_id = ANY(%s)",
+        order_ids,
+    )
+    assert len(children) == 15
+    assert {(c["arrival_bid"], c["arrival_ask"]) for c in children} == {(server.bid, server.ask)}
+    # AND every execution was measured against the server's ask
+    metrics = rows(wiring, "SELECT market_conditions, price_improvement_bps FROM execution_metrics")
+    assert {Decimal(m["market_conditions"]["referencePrice"]) for m in metrics} == {server.ask}
+    # AND the learned price improvement is not the -1 % the client's quote would have implied
+    assert profile(wiring, "zerodha", "ITC").price_improvement_bps >= 0
+
+
+def test_without_a_server_reference_a_client_quote_is_never_learned(wiring: Wiring) -> None:
+    # GIVEN a symbol the server has no price for (no profile knows a last price)
+    only_broker(wiring, "zerodha")
+    for p in wiring.profile_repository.list_for_symbol("WIPRO"):
+        wiring.profile_repository.upsert(p.model_copy(update={"last_price": None}))
+    assert wiring.market.quote("WIPRO") is None
+    before = profile(wiring, "zerodha", "WIPRO")
+    # WHEN a trader routes 10 orders on a quote of their own, far from the real 248.60
+    orders = [
+        submit(wiring, "WIPRO", n, quote={"bid": "200.00", "ask": "200.10"}) for n in range(10)
+    ]
+    # THEN the orders were routed on it, but no child stored it as its arrival reference
+    assert len(orders) == 10
+    children = rows(wiring, "SELECT arrival_bid, arrival_ask FROM child_orders")
+    assert {(c["arrival_bid"], c["arrival_ask"]) for c in children} == {(None, None)}
+    # AND the profile learned the fills but not a price against the client's quote
+    after = profile(wiring, "zerodha", "WIPRO")
+    assert after.sample_count == before.sample_count + 10
+    assert after.slippage_bps == before.slippage_bps
+    assert after.price_improvement_bps == before.price_improvement_bps
+
+
+# -- learning that sees every outcome ------------------------------------------------------------
+
+
+def ewma(start: float, samples: list[float], places: int = 2) -> float:
+    """The moving average as Postgres computes it: exact decimals, rounded half away from zero
+    to the column's scale after every update (DECIMAL(5,2), or INTEGER for times)."""
+    alpha = Decimal(str(ALPHA))
+    value = Decimal(str(start))
+    for sample in samples:
+        value = ((1 - alpha) * value + alpha * Decimal(str(sample))).quantize(
+            Decimal(1).scaleb(-places), ROUND_HALF_UP
+        )
+    return float(value)
+
+
+def test_placement_rejects_are_learned_once_each(wiring: Wiring) -> None:
+    # GIVEN one broker that rejects half its children at placement
+    only_broker(wiring, "zerodha", rejectRate=0.5)
+    before = profile(wiring, "zerodha", "SBIN")
+    # WHEN 60 one-share orders are routed and every postback is tracked
+    order_ids = [submit(wiring, "SBIN", n) for n in range(60)]
+    # THEN each child was one sample: rejects at placement, fills at their report
+    outcomes = [
+        rows(wiring, "SELECT status FROM child_orders WHERE order_id = %s", order_id)[0]["status"]
+        for order_id in order_ids
+    ]
+    rejects = outcomes.count("REJECTED")
+    assert 15 < rejects < 45  # the paper broker's seeded draws
+    after = profile(wiring, "zerodha", "SBIN")
+    assert after.sample_count == before.sample_count + 60
+    # AND the error rate is exactly the moving average of those outcomes, in order
+    samples = [100.0 if status == "REJECTED" else 0.0 for status in outcomes]
+    assert after.error_rate_percentage == ewma(before.error_rate_percentage, samples)
+    # AND it rose from the seeded 1 % toward 50 %, where it used to fall
+    assert after.error_rate_percentage > 25.0
+
+
+def test_timeouts_are_errors_with_latency_at_the_bound(wiring: Wiring) -> None:
+    # GIVEN one broker that never acknowledges, and a 500 ms placement timeout
+    only_broker(wiring, "upstox", timeoutRate=1.0)
+    before = profile(wiring, "upstox", "SBIN")
+    # WHEN 20 orders are routed to it (they all time out, and no report ever comes)
+    for n in range(20):
+        submit(wiring, "SBIN", n)
+    # THEN each timeout was one error sample, with its acknowledgement time at the bound
+    after = profile(wiring, "upstox", "SBIN")
+    assert after.sample_count == before.sample_count + 20
+    assert after.error_rate_percentage == ewma(before.error_rate_percentage, [100.0] * 20)
+    assert after.fill_rate_percentage < before.fill_rate_percentage
+    assert after.response_time_ms == ewma(before.response_time_ms, [500.0] * 20, places=0)
+
+
+def test_acknowledgement_latency_is_learned(wiring: Wiring) -> None:
+    # GIVEN one broker whose acknowledgements take 300 ms (seeded profile: 20 ms)
+    only_broker(wiring, "dhan", ackLatencyMs=300, ackJitterMs=0)
+    before = profile(wiring, "dhan", "SBIN")
+    assert before.response_time_ms < 100
+    # WHEN 40 orders are routed to it
+    for n in range(40):
+        submit(wiring, "SBIN", n)
+    # THEN its learned acknowledgement time is within 10 % of 300 ms
+    after = profile(wiring, "dhan", "SBIN")
+    assert abs(after.response_time_ms - 300) <= 30
+    # AND acknowledgements did not count as outcome samples: one per child, from its report
+    assert after.sample_count == before.sample_count + 40
+
+
+def test_slippage_learned_against_arrival_converges_to_the_truth(wiring: Wiring) -> None:
+    # GIVEN one broker that fills 6 bps through the far touch, every time
+    only_broker(wiring, "fyers", slippageBpsMean=6.0, slippageBpsStd=0.5)
+    # WHEN 100 one-share RELIANCE orders are routed and tracked, one at a time
+    for n in range(100):
+        submit(wiring, "RELIANCE", n)
+    # THEN the learned slippage is within 10 % of 6 bps (against the router's own expected
+    #      price it used to settle near half of it), and nothing was "improved"
+    learned = profile(wiring, "fyers", "RELIANCE")
+    assert abs(learned.slippage_bps - 6.0) <= 0.6
+    assert learned.price_improvement_bps == 0.0
+    # AND every execution carries its price metrics (the arrival quote was stored)
+    metrics = rows(wiring, "SELECT slippage_bps, price_improvement_bps FROM execution_metrics")
+    assert len(metrics) == 100
+    assert all(m["slippage_bps"] is not None for m in metrics)
+    assert all(m["price_improvement_bps"] is not None for m in metrics)
+
+
+def test_analytics_fill_rate_includes_failed_children(wiring: Wiring) -> None:
+    # GIVEN one broker that rejects half its children
+    only_broker(wiring, "zerodha", rejectRate=0.5)
+    for n in range(20):
+        submit(wiring, "SBIN", n)
+    filled = rows(wiring, "SELECT coalesce(sum(filled_quantity), 0) AS n FROM child_orders")[0]
+    # WHEN the trader reads their analytics
+    status, body, _ = call(handler, "GET", f"{API}/analytics/execution", query={"days": "1"})
+    # THEN the broker's fill rate is filled over routed quantity
+    assert status == 200, body
+    [broker] = body["byBroker"]
+    assert broker["orderedQuantity"] == 20
+    assert broker["filledQuantity"] == filled["n"] < 20
+    assert broker["fillRatePercentage"] == round(100 * filled["n"] / 20, 2)
+    assert json.dumps(body)  # serialisable, unknowns as null
+
+
+class SlowGateway:
+    """Wraps the real gateway: ``broker_id`` answers after ``delay_s`` without timing itself
+    (as an adapter that gives no ``response_time_ms``), or never within the bound."""
+
+    def __init__(self, real: Any, broker_id: str, delay_s: float) -> None:
+        self._real = real
+        self._broker_id = broker_id
+        self._delay_s = delay_s
+
+    def place(self, child: Any, *, timeout_s: float) -> Any:
+        result = self._real.place(child, timeout_s=timeout_s)
+        if child.broker_id != self._broker_id:
+            return result
+        time.sleep(self._delay_s)
+        return dataclasses.replace(result, response_time_ms=None)
+
+
+def test_without_an_adapter_figure_the_measured_call_time_is_learned(wiring: Wiring) -> None:
+    # GIVEN one broker whose adapter answers after 150 ms and does not time itself
+    only_broker(wiring, "zerodha")
+    wiring.__dict__["gateway"] = SlowGateway(wiring.gateway, "zerodha", 0.15)
+    before = profile(wiring, "zerodha", "SBIN")
+    # WHEN 3 orders are routed to it
+    for n in range(3):
+        submit(wiring, "SBIN", n)
+    # THEN the learned ack time moved toward the measured >= 150 ms, by alpha per placement
+    after = profile(wiring, "zerodha", "SBIN")
+    assert after.response_time_ms >= ewma(before.response_time_ms, [150.0] * 3, places=0)
+
+
+def test_a_hung_adapter_is_a_timeout_learned_at_the_bound(wiring: Wiring) -> None:
+    # GIVEN the one broker's adapter hanging past the 500 ms bound
+    only_broker(wiring, "upstox")
+    wiring.__dict__["gateway"] = SlowGateway(wiring.gateway, "upstox", 1.5)
+    before = profile(wiring, "upstox", "SBIN")
+    # WHEN an order is routed to it
+    order_id = submit(wiring, "SBIN", 0)
+    # THEN its child timed out and was learned once: an error, its ack time at the bound
+    [child] = rows(wiring, "SELECT status FROM child_orders WHERE order_id = %s", order_id)
+    assert child["status"] == "TIMED_OUT"
+    after = profile(wiring, "upstox", "SBIN")
+    assert after.sample_count == before.sample_count + 1
+    assert after.error_rate_percentage == ewma(before.error_rate_percentage, [100.0])
+    assert after.response_time_ms == ewma(before.response_time_ms, [500.0], places=0)
