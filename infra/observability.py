@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra import nag, target
 from infra.config import DeployConfig
+from shared.observability import QUARANTINED_REPORTS_METRIC
 
 ROUTING_LATENCY_P95_MS = 50
 HTTP_5XX_RATE_PERCENT = 1
@@ -109,6 +110,7 @@ class Observability(Construct):
         latency_p95 = service_metric("RoutingLatency", "p95")
         push_failures = service_metric("WebSocketPushFailures", period_s=300)
         late_fills = service_metric("LateFillsAfterTimeout", period_s=300)
+        quarantined = service_metric(QUARANTINED_REPORTS_METRIC, period_s=300)
 
         # (metric, threshold, description, datapoints of 5 that must breach; None = 1 of 1)
         specs: dict[str, tuple[cw.IMetric, float, str, int | None]] = {
@@ -132,6 +134,14 @@ class Observability(Construct):
                 late_fills,
                 0,
                 "A broker filled after its timeout; check OVERFILLED orders",
+                None,
+            ),
+            # A broker sent a report that cannot be true of its child (docs/execution-tracking.md):
+            # it was held, not applied; list it with `order-router quarantine`.
+            "QuarantinedReports": (
+                quarantined,
+                0,
+                "An execution report was quarantined; list the held reports and their reasons",
                 None,
             ),
             # A few failures are normal (a client vanished between lookup and push).

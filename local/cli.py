@@ -1,7 +1,9 @@
 """``order-router``: the local-mode command line (``make run`` calls ``order-router run``).
 
 ``run`` starts the whole service on this machine; ``token`` prints a dev JWT; ``submit``,
-``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API.
+``analyze``, ``analytics``, ``profiles``, ``order`` and ``watch`` are thin clients of the API;
+``quarantine`` lists held execution reports and ``kill-switch`` engages or releases a kill
+switch, both straight in the run's database (operators only, until the admin API exists).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         reconcile_interval_s=args.reconcile_interval,
         reconcile_after_s=args.reconcile_after,
         verbose=args.verbose,
+        enforce_market_hours=not args.ignore_market_hours,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -188,6 +191,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
+            f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  API         {config.api_url}/api/v1",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
@@ -291,6 +295,22 @@ def _seed(redis_url: str) -> tuple[int, int]:
     return counts
 
 
+def market_status(enforced: bool, now: datetime) -> str:
+    """One line saying whether orders sent at ``now`` pass the market-hours rule, and why not."""
+    from shared.domain.models import Exchange
+    from shared.domain.risk import check_market_hours, default_calendar
+
+    if not enforced:
+        return "WARNING: market hours NOT enforced (--ignore-market-hours): orders route any time"
+    closed = check_market_hours(default_calendar(), Exchange.NSE, now)
+    if closed is None:
+        return "NSE is open now: orders route"
+    return (
+        f"{closed.message}. Orders are refused (422 RISK_REJECTED, rule MARKET_HOURS) until "
+        "the market opens; `order-router run --ignore-market-hours` routes at any hour"
+    )
+
+
 def _data_dir_option(data_dir: Path) -> str:
     default = Path(DEFAULT_DATA_DIR).resolve()
     return "" if data_dir == default else f" --data-dir {data_dir}"
@@ -349,6 +369,54 @@ def _price(text: str) -> str:
 def _cmd_token(args: argparse.Namespace) -> int:
     groups = tuple(args.group or ["TRADER"])
     print(_token(_secret(args.data_dir), args.user, groups, args.ttl))
+    return 0
+
+
+# -- quarantine --------------------------------------------------------------------------------
+
+
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    """List quarantined execution reports, newest first, from the database (no admin API yet)."""
+    import os
+
+    from local.runtime import DATABASE
+    from shared.domain.errors import DataUnavailableError
+    from shared.settings import Settings
+    from shared.wiring import Wiring
+
+    url = (
+        args.database_url
+        or os.environ.get("ROUTER_DATABASE_URL")
+        or f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DATABASE}"
+    )
+    wiring = Wiring(Settings(database_url=url, db_connect_timeout_s=3.0))
+    try:
+        held = wiring.webhooks.quarantined(limit=args.limit, reason=args.reason)
+    except ValueError as exc:
+        raise CliError(str(exc), status=2) from exc
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"the database did not answer ({exc}); is `order-router run` running?"
+        ) from exc
+    finally:
+        wiring.database.close()
+    rows = [
+        {
+            "id": h.id,
+            "quarantinedAt": h.quarantined_at.isoformat(),
+            "stage": h.stage,
+            "reason": h.reason,
+            "field": h.field,
+            "message": h.message,
+            "reportKey": h.report_key,
+            "brokerId": h.broker_id,
+            "childOrderId": h.child_order_id,
+            "orderId": h.order_id,
+            "report": h.report,
+        }
+        for h in held
+    ]
+    print(json.dumps(rows, indent=2))
     return 0
 
 
@@ -494,6 +562,45 @@ def _messages(socket: Any, timeout_s: float | None) -> Iterator[str]:
 # -- parser ------------------------------------------------------------------------------------
 
 
+def _cmd_kill_switch(args: argparse.Namespace) -> int:
+    """Write a kill-switch change to the running service's Postgres (no API has it yet)."""
+    import getpass
+
+    from local.runtime import DATABASE
+    from shared.adapters.postgres.pool import Database, create_pool
+    from shared.adapters.postgres.risk import PostgresRiskState
+    from shared.domain.errors import DataUnavailableError
+    from shared.domain.risk import GLOBAL_SCOPE
+    from shared.settings import Settings
+
+    if not args.reason.strip():
+        raise CliError("--reason must say why", status=2)
+    settings = Settings(
+        stage="local",
+        database_url=f"postgresql://postgres@127.0.0.1:{args.pg_port}/{DATABASE}",
+        db_pool_min=0,
+        db_pool_max=1,
+    )
+    database = Database(create_pool(settings))
+    try:
+        switch = PostgresRiskState(database).set(
+            args.user or GLOBAL_SCOPE,
+            engaged=args.action == "engage",
+            reason=args.reason.strip(),
+            actor=f"cli:{getpass.getuser()}",
+        )
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"Postgres on port {args.pg_port} does not answer: is `order-router run` running?"
+        ) from exc
+    finally:
+        database.close()
+    state = "ENGAGED" if switch.engaged else "released"
+    whose = "global" if switch.scope == GLOBAL_SCOPE else f"trader {switch.scope}"
+    print(f"kill switch ({whose}) {state} at {switch.changed_at.isoformat()}: {switch.reason}")
+    return 0
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="where `run` keeps its data")
     parser.add_argument("--api", help="API base URL (default: the running `order-router run`)")
@@ -533,33 +640,26 @@ def _order_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-brokers", type=_positive_int)
 
 
+def _add_quarantine_parser(sub: Any) -> None:
+    quarantine = sub.add_parser(
+        "quarantine", help="list quarantined execution reports (newest first) with their reasons"
+    )
+    quarantine.add_argument("--limit", type=int, default=50, help="at most this many (1-1000)")
+    quarantine.add_argument("--reason", help="only this reason, e.g. OVERFILL, PRICE_OUT_OF_BAND")
+    quarantine.add_argument(
+        "--database-url",
+        help="Postgres URL (default: $ROUTER_DATABASE_URL, else the local run's database)",
+    )
+    quarantine.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
+    quarantine.set_defaults(handler=_cmd_quarantine)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="order-router", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start the whole service on this machine")
-    run.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
-    run.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
-    run.add_argument(
-        "--internal-port",
-        type=int,
-        default=DEFAULT_INTERNAL_PORT,
-        help="management API and PutEvents (127.0.0.1, signed with this run's keys)",
-    )
-    run.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
-    run.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
-    run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
-    run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
-    run.add_argument("--reconcile-interval", type=float, default=10.0, help="reconciler period (s)")
-    run.add_argument(
-        "--reconcile-after",
-        type=float,
-        default=Settings.model_fields["reconcile_after_s"].default,
-        help="finish an order still unanswered after this many seconds (ROUTER_RECONCILE_AFTER_S)",
-    )
-    run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
-    run.set_defaults(handler=_run)
+    _run_parser(sub)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")
     token.add_argument("--user", required=True)
@@ -607,7 +707,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--timeout", type=float, help="stop after this many seconds")
     watch.set_defaults(handler=_cmd_watch)
+    _add_quarantine_parser(sub)
+    _kill_switch_parser(sub)
     return parser
+
+
+def _run_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="start the whole service on this machine")
+    run.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    run.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
+    run.add_argument(
+        "--internal-port",
+        type=int,
+        default=DEFAULT_INTERNAL_PORT,
+        help="management API and PutEvents (127.0.0.1, signed with this run's keys)",
+    )
+    run.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT)
+    run.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
+    run.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="kept between runs")
+    run.add_argument("--relay-interval", type=float, default=5.0, help="outbox relay period (s)")
+    run.add_argument("--reconcile-interval", type=float, default=10.0, help="reconciler period (s)")
+    run.add_argument(
+        "--reconcile-after",
+        type=float,
+        default=Settings.model_fields["reconcile_after_s"].default,
+        help="finish an order still unanswered after this many seconds (ROUTER_RECONCILE_AFTER_S)",
+    )
+    run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
+    run.add_argument(
+        "--ignore-market-hours",
+        action="store_true",
+        help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
+    )
+    run.set_defaults(handler=_run)
+
+
+def _kill_switch_parser(sub: Any) -> None:
+    kill = sub.add_parser(
+        "kill-switch", help="engage or release a kill switch (global, or one trader's)"
+    )
+    kill.add_argument("action", choices=["engage", "release"])
+    kill.add_argument("--user", help="the trader's id; without it, the global switch")
+    kill.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    kill.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
+    kill.set_defaults(handler=_cmd_kill_switch)
 
 
 def main(argv: list[str] | None = None) -> int:

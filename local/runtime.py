@@ -78,6 +78,8 @@ class RuntimeConfig:
     reconcile_interval_s: float = 10.0
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
     verbose: bool = False
+    enforce_market_hours: bool = True
+    """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
 
     @property
     def api_url(self) -> str:
@@ -175,6 +177,7 @@ def handler_environment(
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
+        enforce_market_hours=config.enforce_market_hours,
     )
     env.update(
         {

@@ -10,15 +10,19 @@ start close to but not exactly at that truth, as if learned from a few dozen fil
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.adapters.postgres.risk import PostgresInstrumentRepository
 from shared.domain.brokers import BrokerConfig, WebhookAuth
-from shared.domain.models import BrokerageRule, BrokerProfile, FeeSchedule
+from shared.domain.models import BrokerageRule, BrokerProfile, Exchange, FeeSchedule
+from shared.domain.orders import TICK_SIZE
+from shared.domain.risk import IST, Instrument
 
 INTRADAY_DISCOUNT = BrokerageRule(rate_pct=Decimal("0.03"), cap_inr=Decimal(20))
 
@@ -191,6 +195,40 @@ def seed_profiles(now: datetime) -> list[BrokerProfile]:
     return profiles
 
 
+BAND_PCT = Decimal(10)
+"""Seeded price bands: the seeded last price +/- 10 % (NSE's widest common band below 20 %)."""
+
+
+def seed_instruments(now: datetime) -> list[Instrument]:
+    """An NSE and a BSE record per seeded symbol, the band dated today (IST) around its price.
+
+    Lower bounds round up and upper bounds down to the tick, so the band is never wider than
+    10 % either side.
+    """
+    instruments = []
+    for (symbol, (price, _, _)), exchange in itertools.product(SYMBOLS.items(), Exchange):
+        last = Decimal(price)
+        width = last * BAND_PCT / 100
+        instruments.append(
+            Instrument(
+                symbol=symbol,
+                exchange=exchange,
+                tick_size=TICK_SIZE,
+                lot_size=1,
+                freeze_quantity=None,
+                band_lower=_to_tick(last - width, ROUND_CEILING),
+                band_upper=_to_tick(last + width, ROUND_FLOOR),
+                band_date=now.astimezone(IST).date(),
+                updated_at=now,
+            )
+        )
+    return instruments
+
+
+def _to_tick(price: Decimal, rounding: str) -> Decimal:
+    return (price / TICK_SIZE).quantize(Decimal(1), rounding=rounding) * TICK_SIZE
+
+
 def webhook_secrets() -> dict[str, str]:
     """Local webhook secrets by secret reference (never used outside local mode and tests)."""
     return {f"{broker_id}/webhook": f"local-{broker_id}-webhook-secret" for broker_id in BROKERS}
@@ -199,11 +237,12 @@ def webhook_secrets() -> dict[str, str]:
 def seed(
     database: Database, now: datetime, *, keep_for: timedelta = timedelta(0)
 ) -> tuple[int, int]:
-    """Write the brokers, and the profiles that are missing or older than ``keep_for``.
+    """Write the brokers and instruments, and the profiles missing or older than ``keep_for``.
 
-    Brokers are upserted. A profile updated within ``keep_for`` (the routing engine's maximum
-    profile age) is kept as it is, so what a previous run learned survives a restart; an older
-    one would be excluded from routing as stale, so it starts again from the seed.
+    Brokers are upserted; instruments too, with today's band. A profile updated within
+    ``keep_for`` (the routing engine's maximum profile age) is kept as it is, so what a previous
+    run learned survives a restart; an older one would be excluded from routing as stale, so it
+    starts again from the seed.
 
     Returns
     -------
@@ -213,6 +252,9 @@ def seed(
     brokers = PostgresBrokerRepository(database)
     for broker in seed_brokers():
         brokers.upsert(broker)
+    instruments = PostgresInstrumentRepository(database)
+    for instrument in seed_instruments(now):
+        instruments.upsert(instrument)
     profiles = PostgresProfileRepository(database)
     written = 0
     for profile in seed_profiles(now):

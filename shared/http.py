@@ -19,6 +19,7 @@ from shared.domain.errors import (
     InvalidOrderError,
     NoEligibleBrokerError,
     NotFoundError,
+    RiskRejectedError,
 )
 
 STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
@@ -28,6 +29,7 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (ConflictError, 409),
     (NoEligibleBrokerError, 422),
     (InvalidOrderError, 422),
+    (RiskRejectedError, 422),
     (InvalidExecutionReportError, 400),
     (MalformedPayloadError, 400),
     (DataUnavailableError, 503),
@@ -55,6 +57,9 @@ def describe(error: DomainError) -> tuple[int, dict[str, Any]]:
         extra["reasons"] = error.reasons
     elif isinstance(error, InvalidOrderError):
         extra["field"] = error.field
+        message = error.message
+    elif isinstance(error, RiskRejectedError):
+        extra.update(rule=error.rule, field=error.field)
         message = error.message
     elif isinstance(error, InvalidExecutionReportError | MalformedPayloadError):
         extra["field"] = error.field

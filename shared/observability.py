@@ -8,7 +8,8 @@ cold start is the same; what changes is that nothing pays for tracing that is ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache, wraps
 from typing import Any
 
@@ -64,3 +65,28 @@ def emit_metric(
     ) as metric:
         for key, dimension in (dimensions or {}).items():
             metric.add_dimension(name=key, value=dimension)
+
+
+QUARANTINED_REPORTS_METRIC = "QuarantinedReports"
+"""Execution reports held in quarantine (the webhook's and the tracker's), alarmed on."""
+
+
+def count_quarantined(metrics: Any, reasons: Iterable[str]) -> None:
+    """Count quarantined reports by service (what the alarm watches) and by reason.
+
+    An alarm needs one exact dimension set, while an operator wants the reasons apart, so each
+    count is emitted twice: on the handler's ``Metrics`` (``service``) and with
+    :func:`emit_metric` (``service`` and ``reason``).
+
+    Parameters
+    ----------
+    metrics
+        The handler's Powertools ``Metrics``.
+    reasons
+        One quarantine reason per quarantined report.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    for reason, count in Counter(reasons).items():
+        metrics.add_metric(QUARANTINED_REPORTS_METRIC, MetricUnit.Count, count)
+        emit_metric(QUARANTINED_REPORTS_METRIC, count, dimensions={"reason": reason})

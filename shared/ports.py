@@ -25,8 +25,9 @@ from shared.domain.brokers import BrokerConfig
 from shared.domain.connections import ConnectionRecord
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.identity import TraderIdentity
-from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
+from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.risk import Instrument, KillSwitch
 from shared.domain.settlement import BrokerLookup
 
 
@@ -203,11 +204,14 @@ class TrackedExecution:
     """Outcome of tracking one report."""
 
     status: str
-    """``recorded``, ``duplicate`` (already stored: nothing changes) or ``unknown_child``."""
+    """``recorded``, ``duplicate`` (already stored: nothing changes), ``unknown_child`` or
+    ``quarantined`` (impossible for its child at apply time: held with its reason)."""
     child: ChildOrder | None = None
     """The child as it was before this report."""
     profile: BrokerProfile | None = None
     """The broker profile after the report's batch was learned from."""
+    reason: str | None = None
+    """The quarantine reason, when quarantined."""
 
     @property
     def late(self) -> bool:
@@ -217,6 +221,39 @@ class TrackedExecution:
             and self.child is not None
             and self.child.status is ChildOrderStatus.TIMED_OUT
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedReport:
+    """A report held back because it cannot be true (``quarantined_reports``)."""
+
+    report: ExecutionReport
+    """The normalised report (unchecked when its own figures contradict each other)."""
+    stage: str
+    """``webhook`` (before answering the broker) or ``tracking`` (at apply time)."""
+    reason: str
+    field: str | None
+    message: str
+    child_order_id: str | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReport:
+    """A quarantined report as an operator lists it."""
+
+    id: int
+    quarantined_at: datetime
+    stage: str
+    reason: str
+    field: str | None
+    message: str
+    report_key: str
+    broker_id: str
+    child_order_id: str | None
+    order_id: str | None
+    report: dict[str, Any]
+    """The normalised report as stored (camelCase JSON)."""
 
 
 ProfileKey = tuple[str, str]
@@ -236,8 +273,11 @@ class Observed(NamedTuple):
     (so a repeated recording teaches nothing twice); ``None`` for a report."""
 
 
-BatchFold = Callable[[Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan]]
-"""Given the locked children by id and the report keys already stored, the plans to store."""
+BatchFold = Callable[
+    [Mapping[str, ChildOrder], AbstractSet[str]], Sequence[ExecutionPlan | QuarantinedReport]
+]
+"""Given the locked children by id and the report keys already stored, what to store: the plans
+of the reports to apply and the reports to quarantine, in report order."""
 
 
 class ExecutionRepository(Protocol):
@@ -258,6 +298,22 @@ class ExecutionRepository(Protocol):
         alpha: float,
     ) -> dict[ProfileKey, BrokerProfile]:
         """Store a batch's plans atomically with its children locked (see the adapter)."""
+        ...
+
+    def applied_keys(self, report_keys: Collection[str]) -> set[str]:
+        """Those of ``report_keys`` whose report is applied (a metrics row is stored)."""
+        ...
+
+
+class QuarantineRepository(Protocol):
+    """Reports that cannot be true, held with their reason for an operator."""
+
+    def add(self, quarantined: QuarantinedReport) -> bool:
+        """Store one; ``False`` when the same report is already held."""
+        ...
+
+    def list_recent(self, *, limit: int, reason: str | None = None) -> list[HeldReport]:
+        """The newest held reports first, optionally of one reason."""
         ...
 
 
@@ -484,6 +540,57 @@ class ReplySender(Protocol):
 
     def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
         """Deliver one ``{"type", "data", "timestamp"}`` message; never raises."""
+        ...
+
+
+# -- Pre-trade risk (shared/services/risk.py) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraderRiskState:
+    """What the risk rules read of one trader, in one round trip.
+
+    Nothing of it is cached, so a kill switch takes effect on the next order and the open-order
+    count is exact.
+    """
+
+    switches: tuple[KillSwitch, ...]
+    """The current state of the global switch and the trader's own (those ever set)."""
+    open_orders: int
+    """The trader's orders with at least one child still working (pending, placed, part-filled)."""
+    limits: TraderLimitOverrides | None
+    """The trader's own limits, or ``None`` when the defaults apply."""
+
+
+@dataclass(frozen=True)
+class TraderLimitOverrides:
+    """A trader's own limits; ``None`` fields keep the default of the settings."""
+
+    max_order_quantity: int | None = None
+    max_order_value_inr: Decimal | None = None
+    max_open_orders: int | None = None
+
+
+class RiskStateReader(Protocol):
+    """Reads a trader's risk state from the source of truth."""
+
+    def read(self, user_id: str) -> TraderRiskState:
+        """Kill switches, open orders and limit overrides of ``user_id``.
+
+        Raises ``DataUnavailableError`` when the source of truth cannot be reached.
+        """
+        ...
+
+
+class InstrumentRepository(Protocol):
+    """The instrument master (``instruments``)."""
+
+    def get(self, symbol: str, exchange: Exchange) -> Instrument | None:
+        """The record of ``symbol`` on ``exchange``; ``None`` when there is none."""
+        ...
+
+    def upsert(self, instrument: Instrument) -> None:
+        """Create or replace a record (the daily load, local seeding)."""
         ...
 
 

@@ -7,6 +7,7 @@ the infrastructure writes and the names the code reads come from the same model.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -64,6 +65,14 @@ class Settings(BaseSettings):
     (docs/api.md, "Crash recovery"). Keep it above the ``route_order`` timeout (29 s) so that
     a live request is never overtaken."""
 
+    # Pre-trade risk (docs/risk.md); per-trader overrides live in trader_risk_limits
+    enforce_market_hours: bool = True
+    """``False`` skips the market-hours rule: local mode and tests only (refused elsewhere)."""
+    risk_max_order_quantity: int = Field(default=100_000, ge=1)
+    risk_max_order_value_inr: Decimal = Field(default=Decimal(10_000_000), gt=0)
+    risk_max_open_orders: int = Field(default=200, ge=1)
+    instrument_cache_ttl_s: float = Field(default=60.0, ge=0)
+
     # Events
     event_bus_name: str = "order-router"
     event_bus_endpoint_url: str | None = None
@@ -88,6 +97,12 @@ class Settings(BaseSettings):
                 "configure Postgres: ROUTER_DATABASE_URL, "
                 "or ROUTER_DB_SECRET_ARN with ROUTER_DB_HOST"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _market_hours_enforced_where_it_matters(self) -> Settings:
+        if not self.enforce_market_hours and self.stage not in ("local", "test"):
+            raise ValueError("enforce_market_hours may be false only in local and test stages")
         return self
 
 

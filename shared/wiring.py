@@ -7,6 +7,7 @@ a :class:`Wiring` from their own settings and may replace any part through ``ove
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.outbox import PostgresOutbox
     from shared.adapters.postgres.pool import Database
     from shared.adapters.postgres.profiles import PostgresProfileRepository
+    from shared.adapters.postgres.quarantine import PostgresQuarantineRepository
     from shared.adapters.postgres.reconcile import PostgresStuckOrders
+    from shared.adapters.postgres.risk import PostgresRiskState
     from shared.adapters.redis.client import RedisGuard
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.rate_counter import RedisRateCounter
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from shared.services.connections import ConnectionService
     from shared.services.profiles import ProfileService
     from shared.services.reconcile import Reconciler
+    from shared.services.risk import CachedInstruments, RiskService
     from shared.services.routing import RoutingService
     from shared.services.tracking import ExecutionTracker
     from shared.services.webhooks import WebhookService
@@ -120,6 +124,13 @@ class Wiring:
         from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
 
         return PostgresAnalyticsRepository(self.database)
+
+    @cached_property
+    def quarantine(self) -> PostgresQuarantineRepository:
+        """Execution reports held because they cannot be true."""
+        from shared.adapters.postgres.quarantine import PostgresQuarantineRepository
+
+        return PostgresQuarantineRepository(self.database)
 
     @cached_property
     def outbox(self) -> PostgresOutbox:
@@ -269,6 +280,7 @@ class Wiring:
             profiles=self.profiles,
             notifier=self.notifier,
             alpha=self.settings.ewma_alpha,
+            clock=utc_now,
         )
 
     @cached_property
@@ -290,9 +302,55 @@ class Wiring:
             brokers=self.brokers,
             secrets=self.secrets,
             orders=self.orders,
+            executions=self.executions,
+            quarantine=self.quarantine,
             outbox=self.outbox,
             publisher=self.publisher,
             clock=utc_now,
+        )
+
+    @cached_property
+    def clock(self) -> Callable[[], datetime]:
+        """The risk service's clock (tests replace it with one inside market hours)."""
+        return utc_now
+
+    @cached_property
+    def risk_state(self) -> PostgresRiskState:
+        """Kill switches (audited), open orders and per-trader limits."""
+        from shared.adapters.postgres.risk import PostgresRiskState
+
+        return PostgresRiskState(self.database)
+
+    @cached_property
+    def instruments(self) -> CachedInstruments:
+        """The instrument master, cached in process for ``instrument_cache_ttl_s``."""
+        from shared.adapters.postgres.risk import PostgresInstrumentRepository
+        from shared.services.risk import CachedInstruments
+
+        return CachedInstruments(
+            PostgresInstrumentRepository(self.database),
+            ttl_s=self.settings.instrument_cache_ttl_s,
+        )
+
+    @cached_property
+    def risk(self) -> RiskService:
+        """Pre-trade risk checks (docs/risk.md)."""
+        from shared.domain.risk import default_calendar
+        from shared.services.risk import RiskLimits, RiskService
+
+        return RiskService(
+            state=self.risk_state,
+            instruments=self.instruments,
+            market=self.market,
+            calendar=default_calendar(),
+            limits=RiskLimits(
+                max_order_quantity=self.settings.risk_max_order_quantity,
+                max_order_value_inr=self.settings.risk_max_order_value_inr,
+                max_open_orders=self.settings.risk_max_open_orders,
+            ),
+            clock=self.clock,
+            enforce_market_hours=self.settings.enforce_market_hours,
+            service_name=self.settings.service_name,
         )
 
     @cached_property
@@ -309,6 +367,7 @@ class Wiring:
             outbox=self.outbox,
             market=self.market,
             rate_counter=self.rate_counter,
+            risk=self.risk,
             clock=utc_now,
             engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
             broker_timeout_s=self.settings.broker_timeout_ms / 1000,

@@ -2,24 +2,29 @@
 
 ``POST /api/v1/webhooks/brokers/{brokerId}`` for brokers that sign (HMAC headers, Kite's
 checksum) and ``.../{brokerId}/{token}`` for brokers that cannot sign (a secret path token).
-Accepted reports answer 202 and become exactly one ``ExecutionReported`` event.
+Every authenticated, well-formed report answers 202: accepted (an ``ExecutionReported`` event),
+a duplicate of an applied one, ignored (not our order) or quarantined (impossible for its child:
+held with its reason, never applied). Bad bytes answer 400 in the one error shape.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.brokers.webhooks.errors import UnsupportedPayloadError
+from shared.adapters.brokers.webhooks.errors import MalformedPayloadError, UnsupportedPayloadError
 from shared.domain.errors import DomainError
 from shared.domain.models import BROKER_ID_PATTERN
 from shared.http import describe
-from shared.observability import NAMESPACE, SERVICE, traced
+from shared.observability import NAMESPACE, SERVICE, count_quarantined, traced
 
 PREFIX = "/api/v1/webhooks/brokers"
 
@@ -30,21 +35,51 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 BrokerId = Annotated[str, Path(pattern=BROKER_ID_PATTERN)]
 
 
+def raw_body(event: APIGatewayProxyEventV2) -> bytes:
+    """The request body as the broker sent it, never decoded as text.
+
+    ``event.decoded_body`` decodes to ``str`` and raises ``UnicodeDecodeError`` on bytes that
+    are not UTF-8; signatures are over bytes, and the parser answers 400 for such a body.
+
+    Raises
+    ------
+    MalformedPayloadError
+        A base64 body that does not decode (API Gateway never sends one).
+    """
+    body = event.body or ""
+    if not event.is_base64_encoded:
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error as exc:
+        raise MalformedPayloadError("body", "not valid base64") from exc
+
+
 def _receive(broker_id: str, token: str | None) -> Response[dict[str, Any]]:
     from shared.wiring import get_wiring
 
     event = app.current_event
-    body = (event.decoded_body or "").encode()
     outcome = get_wiring().webhooks.receive(
-        broker_id, token=token, headers=dict(event.headers or {}), body=body
+        broker_id, token=token, headers=dict(event.headers or {}), body=raw_body(event)
     )
     metrics.add_metric(f"Webhook_{outcome.status}", MetricUnit.Count, 1)
-    logger.info("webhook", broker_id=broker_id, status=outcome.status, key=outcome.idempotency_key)
-    return Response(
-        status_code=202,
-        content_type="application/json",
-        body={"status": outcome.status, "idempotencyKey": outcome.idempotency_key},
+    logger.info(
+        "webhook",
+        broker_id=broker_id,
+        status=outcome.status,
+        key=outcome.idempotency_key,
+        reason=outcome.reason,
     )
+    body: dict[str, Any] = {"status": outcome.status, "idempotencyKey": outcome.idempotency_key}
+    if outcome.status == "quarantined":
+        # 202 all the same: the broker must stop retrying a report that will never apply.
+        count_quarantined(metrics, [outcome.reason or "UNKNOWN"])
+        body["quarantine"] = {
+            "reason": outcome.reason,
+            "field": outcome.field,
+            "message": outcome.message,
+        }
+    return Response(status_code=202, content_type="application/json", body=body)
 
 
 @app.post(f"{PREFIX}/<broker_id>")

@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.domain.errors import DataUnavailableError
 from shared.domain.execution import ExecutionReport
-from shared.observability import NAMESPACE, SERVICE, traced
+from shared.observability import NAMESPACE, SERVICE, count_quarantined, traced
 from shared.ports import TrackedExecution
 
 logger = Logger(service=SERVICE)
@@ -101,8 +101,8 @@ def track_kafka_batch(records: Iterable[KafkaEventRecord]) -> dict[RecordKey, Ou
             outcomes[key] = exc
     if reports:
         try:
-            tracked: Sequence[TrackedExecution | Exception] = get_wiring().tracker.track_batch(
-                [r for _, r in reports]
+            tracked: Sequence[TrackedExecution | Exception] = list(
+                get_wiring().tracker.track_batch([r for _, r in reports])
             )
         except DataUnavailableError as exc:
             tracked = [exc] * len(reports)
@@ -119,6 +119,9 @@ def _count(tracked: Sequence[TrackedExecution]) -> None:
     late = sum(t.late for t in tracked)
     if late:
         metrics.add_metric(LATE_FILLS_METRIC, MetricUnit.Count, late)
+    count_quarantined(
+        metrics, [t.reason or "UNKNOWN" for t in tracked if t.status == "quarantined"]
+    )
 
 
 @logger.inject_lambda_context

@@ -1,64 +1,90 @@
-"""Split an order across brokers by minimising its expected total cost.
+"""Split an order across brokers at the exact minimum of the engine's objective.
 
-The cost of sending ``q`` shares to broker ``b`` (INR, floats: this is the inner loop) is::
+The objective of sending ``q`` shares to broker ``b`` (INR, floats: this is the inner loop) is::
 
-    c_b(q) = a_b q + k_b q^1.5 + n_b(q) (brokerage_b(per order) x 1.18 + child_cost) + fixed_b
+    f_b(q) = q (a_b + tau_b(n)) + n (brokerage_b(q / n) x g + child_cost) + fixed_b,
+    n = ceil(q / freeze_b)
 
-* ``a_b`` (INR a share) gathers the linear parts: half spread, the broker's historical slippage net
-  of price improvement, the expected non-fill penalty, statutory charges and the objective's
-  score premium;
-* ``k_b q^1.5`` is square-root impact, ``q x P x Y sigma sqrt(q / V_b)``;
-* ``n_b(q) = ceil(q / freeze)`` child orders, each paying brokerage ``clamp(rate x turnover,
-  min, cap)`` plus GST and a fixed per-child cost; ``fixed_b`` is the DP charge of a delivery sell.
+* ``a_b`` (INR a share) gathers what is linear in ``q``: half spread, net slippage, the expected
+  non-fill penalty and statutory charges, each weighted by the objective (see ``Valuation``);
+* ``tau_b(n)`` (INR a share) values the expected time to fill of a child sent in ``n`` slices:
+  ``time_linear x T + time_sqrt x sqrt(T)`` with ``T = time_base + (n - 1) time_pace`` seconds;
+* ``brokerage_b(turnover) = clamp(rate x turnover, minimum, cap)`` per order, ``g`` is 1 + GST
+  times the objective's weight on charges; ``fixed_b`` is the DP charge of a delivery sell.
 
-Without the per-order terms the problem is convex and separable: its optimum equalises marginal
-cost ``a_b + 1.5 k_b sqrt(q_b)`` across the brokers used (water-filling), solved here in closed
-form per active set. The per-order terms make it non-convex, so broker subsets are enumerated by
-branch and bound: a subset's lower bound is its certain fixed costs plus the continuous
-water-filling optimum; only subsets whose bound beats the best exact plan so far are turned into
-whole lots and refined by pairwise lot exchanges. Subsets are queued under a closed-form key below
-their bound and solved only when they reach the front, which takes the same subsets as solving
-them all (see ``_SubsetQueue``).
+Market impact is not here: every broker reaches the same exchange order book, so impact depends
+on the order's total quantity only and is the same for every split (the engine adds it).
+
+**Exactness.** On whole lots, ``f_b`` is affine on each *piece*: an interval of lot counts with
+one slice count ``n`` and one brokerage regime (minimum, rate, cap). Fix a piece for every
+broker of a plan: what is left is a linear programme with one equality (the lots sum to the
+order) and boxes, whose optimum (fill the pieces in order of slope) has every broker but at most
+one at an end of its piece. So some optimal plan has all brokers but one, the *free* one, at a
+piece end (a *breakpoint*). ``optimise`` therefore enumerates, for each free broker, the other
+brokers' breakpoints by dynamic programming over ``(brokers used, lots placed)`` (two partial
+plans with the same pair have the same completions, so only the cheaper is kept), and gives the
+free broker the remaining lots. Partial plans whose cost plus a valid lower bound on the rest
+reaches the best complete plan are dropped (branch and bound). The result is the exact optimum
+over every plan of at most ``max_brokers`` brokers; no candidate list is pruned.
+
+Hostile inputs (many brokers with many different slice sizes) could make the search long, so a
+call has a budget: past ``BUDGET`` partial plans it only keeps those that can beat the best plan
+by ``TOLERANCE`` (0.1 %), and past ``CAP`` only a beam of the most promising; ``gap_bound``
+reports what was proven. Realistic orders stay far below the budget (docs/routing-engine.md).
 """
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import math
+import operator
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
 _INF = math.inf
-_EPS = 1e-9
-_KEY_SLACK = 1e-3
-"""Relative slack of a subset's closed-form key below its bound (see ``_SubsetQueue``)."""
-_CONDITION = 1e6
-"""Largest ``A^2 w / lo`` for which keys are used (see ``_SubsetQueue._well_conditioned``)."""
+_SLOPE = operator.itemgetter(0)
+_WIDTH = operator.itemgetter(1)
+BUDGET = 5_000
+"""Partial plans a call may try before it settles for a plan within ``TOLERANCE``."""
+TOLERANCE = 1e-3
+"""Relative gap to the optimum allowed once the budget is spent: 0.1 %."""
+CAP = 30_000
+"""Partial plans a call may try in full: beyond it only the ``BEAM`` most promising partial plans
+of each step go on, and the gap is what the relaxation proves (hostile inputs only: many
+brokers with many different slices)."""
+BEAM = 48
+_SLACK = 1e-9
+"""Relative margin above the best plan before a bound prunes: rounding never hides a better plan."""
+
+_Pairs = tuple[tuple[int, int], ...]
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses build 3x slower, and this is per call
 class BrokerCostModel:
-    """One eligible broker's cost function for this order, in floats (INR and shares).
+    """One eligible broker's objective for this order, in floats (INR, shares, seconds).
 
     Attributes
     ----------
     rank
         Position in the broker-id order: the deterministic tie-breaker.
     linear
-        INR per share: half spread + net slippage + non-fill penalty + statutory + premium.
-    lb_linear
-        ``linear`` plus brokerage per share when brokerage has no cap (it is then at least
-        ``rate x turnover``), for the lower bound.
-    impact
-        ``k`` of ``k q^1.5`` (INR).
+        INR per share, weighted by the objective: half spread + net slippage + non-fill penalty
+        + statutory charges.
+    time_base, time_pace
+        Expected seconds to fill a child of one slice, and the seconds each further slice adds.
+    time_linear, time_sqrt
+        The objective's value of time: ``time_linear x T + time_sqrt x sqrt(T)`` INR a share.
     fixed
-        INR paid once when the broker is used (DP charge on a delivery sell).
-    lb_fixed
-        Cost certain as soon as the broker is used: ``fixed`` + one child + the least brokerage
-        one order can cost.
-    child_cost, rate, minimum, cap, gst_factor, price
-        Per-child cost, brokerage rate (per INR), minimum and cap (INR), 1 + GST, reference price.
+        INR paid once when the broker is used (DP charge on a delivery sell, weighted).
+    child_cost
+        INR per child order (slice).
+    rate, minimum, cap
+        Brokerage of one order: ``clamp(rate x turnover, minimum, cap)`` (rate per INR).
+    charge_factor
+        ``(1 + GST) x`` the objective's weight on charges, applied to brokerage.
+    price
+        Reference price (INR a share).
     slice_shares
         Largest child (freeze quantity in whole lots) or ``None``.
     lo_single, lo_split, hi
@@ -68,375 +94,383 @@ class BrokerCostModel:
     broker_id: str
     rank: int
     linear: float
-    lb_linear: float
-    impact: float
+    time_base: float
+    time_pace: float
+    time_linear: float
+    time_sqrt: float
     fixed: float
-    lb_fixed: float
     child_cost: float
     rate: float
     minimum: float
     cap: float | None
-    gst_factor: float
+    charge_factor: float
     price: float
     slice_shares: int | None
     lo_single: int
     lo_split: int
     hi: int
 
-    @property
-    def weight(self) -> float:
-        """``1 / (1.5 k)^2``: ``q(lam) = weight x (lam - a)^2`` inverts the marginal cost."""
-        slope = 1.5 * self.impact
-        return 1.0 / (slope * slope)
-
     def children(self, q: int) -> int:
         """Child orders needed for ``q`` shares (slices under the freeze quantity)."""
         return 1 if self.slice_shares is None else -(-q // self.slice_shares)
 
+    def seconds(self, n: int) -> float:
+        """Expected seconds to fill a child sent in ``n`` slices."""
+        return self.time_base + (n - 1) * self.time_pace
+
+    def per_share(self, n: int) -> float:
+        """Slope of the objective (INR a share) while the child has ``n`` slices."""
+        t = self.time_base + (n - 1) * self.time_pace
+        return self.linear + self.time_linear * t + self.time_sqrt * math.sqrt(t)
+
     def cost(self, q: int) -> float:
-        """Exact expected cost (INR) of sending ``q > 0`` shares to this broker."""
+        """Exact objective (INR) of sending ``q > 0`` shares to this broker."""
         n = 1 if self.slice_shares is None else -(-q // self.slice_shares)
         per_order = self.price * q / n * self.rate
         per_order = max(per_order, self.minimum)
         if self.cap is not None and per_order > self.cap:
             per_order = self.cap
         return (
-            q * (self.linear + self.impact * math.sqrt(q))
-            + n * (per_order * self.gst_factor + self.child_cost)
+            q * self.per_share(n)
+            + n * (per_order * self.charge_factor + self.child_cost)
             + self.fixed
         )
+
+    def floor_per_share(self) -> float:
+        """A lower bound on ``cost(q) / q`` less :meth:`floor_fixed` (slopes grow with ``n``).
+
+        Without a cap, ``n`` orders pay at least ``rate x turnover`` in all.
+        """
+        brokerage = self.rate * self.price * self.charge_factor if self.cap is None else 0.0
+        return self.per_share(1) + brokerage
+
+    def floor_fixed(self) -> float:
+        """What using the broker costs at least, whatever the quantity (one child, DP)."""
+        return self.fixed + self.child_cost
+
+    def breakpoints(self, lot: int) -> list[int]:
+        """Ends of the affine pieces of :meth:`cost` within ``[lo_split, hi]``, in lots, sorted.
+
+        Pieces break where the slice count changes and, within a slice count ``n``, where the
+        brokerage of one order reaches its minimum or cap (``q = n x minimum / (rate x P)``).
+        Around a kink both neighbouring lot counts are ends, so rounding cannot hide one.
+        """
+        lo, hi = self.lo_split // lot, self.hi // lot
+        if lo > hi:
+            return []
+        points = {lo, hi}
+        if self.slice_shares is None:
+            pieces = [(1, lo, hi)]
+        else:
+            s = self.slice_shares // lot
+            pieces = [
+                (n, max(lo, (n - 1) * s + 1), min(hi, n * s))
+                for n in range(-(-lo // s), -(-hi // s) + 1)
+            ]
+        per_lot = self.rate * self.price * lot
+        kinks = [] if per_lot <= 0 else [self.minimum / per_lot]
+        if kinks and self.cap is not None:
+            kinks.append(self.cap / per_lot)
+        for n, start, end in pieces:
+            points.add(start)
+            points.add(end)
+            for kink in kinks:
+                edge = math.floor(n * kink)
+                if start <= edge < end:
+                    points.add(edge)
+                    points.add(edge + 1)
+        return sorted(points)
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Shares per broker (parallel to ``models``' ranks) and the plan's exact cost."""
 
-    quantities: tuple[tuple[int, int], ...]
+    quantities: _Pairs
     """``(rank, shares)`` pairs, shares > 0, sorted by rank."""
     cost: float
 
 
 @dataclass(frozen=True, slots=True)
 class Optimum:
-    """The best plan and the cost of the best other plan evaluated (``inf`` if none)."""
+    """The best plan, and the best plan that does without the best plan's main broker.
+
+    ``runner_up_cost`` is ``inf`` when no plan does without it; ``states`` counts the partial
+    plans the search kept (a measure of its work).
+    """
 
     best: Plan
     runner_up_cost: float
-    subsets_evaluated: int
+    states: int
+    gap_bound: float
+    """Proven relative gap of ``best`` to the optimum: 0 when the search stayed within its
+    budget, ``TOLERANCE`` when it finished after it, else what the relaxation proves."""
 
 
-def _level(
-    levels: Sequence[float], weights: Sequence[float], free: Sequence[int], remaining: float
-) -> float:
-    """Marginal-cost level ``lam`` at which the free brokers take ``remaining`` shares.
-
-    ``q_b(lam) = w_b (lam - a_b)^2`` for ``lam > a_b`` (``w_b = 1 / (1.5 k_b)^2``); on an active
-    set (the brokers with the smallest ``a_b``) the sum is quadratic in ``lam``:
-    ``lam = mean + sqrt((R - S) / W)`` with ``W = sum(w)``, ``mean`` the ``w``-weighted mean of
-    ``a`` and ``S = sum(w (a - mean)^2)``, accumulated with West's update (stable when ``w`` is
-    huge). Brokers join in order of ``a_b`` until the level stops above the next one's ``a``.
-    """
-    if remaining <= 0:
-        return -_INF
-    total_w = mean = spread = 0.0
-    lam = -_INF
-    last = len(free) - 1
-    for pos, j in enumerate(free):
-        w = weights[j]
-        a = levels[j]
-        total_w += w
-        delta = a - mean
-        mean += w * delta / total_w
-        spread += w * delta * (a - mean)
-        gap = remaining - spread
-        lam = mean + math.sqrt(gap / total_w if gap > 0 else 0.0)
-        if pos == last or lam <= levels[free[pos + 1]]:
-            break
-    return lam
+_Pieces = tuple[list[tuple[int, float]], list[tuple[float, int, int]]]
+"""A broker's ``(lots, cost)`` breakpoints and its hull's ``(slope, lots, owner)`` segments."""
+_States = dict[tuple[int, int], tuple[float, _Pairs]]
+"""Partial plans: (brokers used, lots placed) -> (cost, pairs). Equal keys have equal
+completions, so only the cheaper partial plan of a key is kept."""
 
 
-def waterfill(
-    levels: Sequence[float],
-    weights: Sequence[float],
-    lows: Sequence[float],
-    highs: Sequence[float],
-    total: float,
-) -> tuple[list[float], float] | None:
-    """Continuous optimum of the convex part with box constraints.
+class _Search:
+    """Branch and bound over breakpoints for one set of brokers (see the module docstring).
 
-    Minimises ``sum(a_j q_j + k_j q_j^1.5)`` subject to ``sum(q_j) = total`` and
-    ``lows[j] <= q_j <= highs[j]``, where ``a_j = levels[j]`` and ``weights[j] = 1 / (1.5 k_j)^2``.
-    Bounds are handled by the Bitran-Hax rule: solve without them, fix the violators of the side
-    whose total violation is larger at their bound, solve again (at most ``len(levels)`` rounds).
-
-    Returns
-    -------
-    tuple[list[float], float] | None
-        Quantities and the convex cost, or ``None`` when the bounds make it infeasible.
-    """
-    if sum(lows) > total + _EPS or sum(highs) < total - _EPS:
-        return None
-    size = len(levels)
-    q = [0.0] * size
-    free = sorted(range(size), key=levels.__getitem__)
-    remaining = float(total)
-    while free:
-        lam = _level(levels, weights, free, remaining)
-        low: list[int] = []
-        high: list[int] = []
-        d_low = d_high = 0.0
-        for j in free:
-            x = lam - levels[j]
-            x = weights[j] * x * x if x > 0 else 0.0
-            q[j] = x
-            if x < lows[j]:
-                low.append(j)
-                d_low += lows[j] - x
-            elif x > highs[j]:
-                high.append(j)
-                d_high += x - highs[j]
-        if not low and not high:
-            break
-        fixed = (low if d_low >= d_high else []) + (high if d_high >= d_low else [])
-        for j in fixed:
-            q[j] = lows[j] if j in low else highs[j]
-            remaining -= q[j]
-        free = [j for j in free if j not in fixed]
-    value = 0.0
-    for j in range(size):
-        # k = 2 / (3 sqrt(w)): the impact coefficient recovered from the weight.
-        value += q[j] * (levels[j] + math.sqrt(q[j] / weights[j]) / 1.5)
-    return q, value
-
-
-def _integerise(
-    models: Sequence[BrokerCostModel],
-    members: Sequence[int],
-    start: Sequence[float],
-    *,
-    lows: Sequence[int],
-    highs: Sequence[int],
-    lot: int,
-    total: int,
-) -> tuple[float, tuple[tuple[int, int], ...]]:
-    """Whole lots near ``start``, then pairwise lot exchanges while the exact cost falls.
-
-    ``lows``/``highs``/``total`` are in lots. Rounding down and handing out the remainder by
-    exact marginal cost is optimal for the convex part; the exchanges (steps of 4^k lots down to
-    one) repair what the per-order brokerage and slicing terms change.
-
-    Returns
-    -------
-    tuple[float, tuple[tuple[int, int], ...]]
-        The plan's exact cost and its ``(rank, shares)`` pairs sorted by rank.
-    """
-    size = len(members)
-    ms = [models[i] for i in members]
-    x = [min(max(int(start[j] / lot), lows[j]), highs[j]) for j in range(size)]
-    costs = [ms[j].cost(x[j] * lot) for j in range(size)]
-    deficit = total - sum(x)
-    while deficit:
-        step = max(1, abs(deficit) // size)
-        sign = 1 if deficit > 0 else -1
-        best_j, best_delta, best_cost = -1, _INF, 0.0
-        for j in range(size):
-            nxt = x[j] + sign * step
-            if lows[j] <= nxt <= highs[j]:
-                cost = ms[j].cost(nxt * lot)
-                delta = sign * (cost - costs[j])
-                if delta < best_delta:
-                    best_j, best_delta, best_cost = j, delta, cost
-        if best_j < 0:  # pragma: no cover - feasibility was checked before
-            break
-        x[best_j] += sign * step
-        costs[best_j] = best_cost
-        deficit -= sign * step
-    _exchange(ms, x, costs, lows=lows, highs=highs, lot=lot)
-    pairs = tuple(sorted((ms[j].rank, x[j] * lot) for j in range(size)))
-    return math.fsum(costs), pairs
-
-
-def _exchange(
-    ms: Sequence[BrokerCostModel],
-    x: list[int],
-    costs: list[float],
-    *,
-    lows: Sequence[int],
-    highs: Sequence[int],
-    lot: int,
-) -> None:
-    """Move one lot from one broker to another while it lowers the exact cost (in place).
-
-    Starting from the rounded water-filling optimum, one-lot exchanges reach the integer optimum
-    of the convex part; they also repair small non-convex effects (brokerage minimum and cap)
-    but not a jump across a freeze-quantity boundary (at most one child's cost). At most 16
-    sweeps of O(size^2) comparisons.
-    """
-    size = len(ms)
-
-    # Each broker's cost one lot down and one lot up (inf where its bounds forbid the move),
-    # kept current as lots move: a sweep compares every ordered pair, but only a move changes
-    # what a cost evaluation would return.
-    def down(k: int) -> float:
-        return ms[k].cost((x[k] - 1) * lot) if x[k] - 1 >= lows[k] else _INF
-
-    def up(k: int) -> float:
-        return ms[k].cost((x[k] + 1) * lot) if x[k] + 1 <= highs[k] else _INF
-
-    downs = [down(k) for k in range(size)]
-    ups = [up(k) for k in range(size)]
-    for _ in range(16):
-        moved = False
-        for i in range(size):
-            if x[i] - 1 < lows[i]:
-                continue
-            for j in range(size):
-                if i == j or x[j] + 1 > highs[j]:
-                    continue
-                if downs[i] + ups[j] < costs[i] + costs[j] - _EPS:
-                    x[i] -= 1
-                    x[j] += 1
-                    costs[i], costs[j] = downs[i], ups[j]
-                    downs[i], ups[i], downs[j], ups[j] = down(i), up(i), down(j), up(j)
-                    moved = True
-                    if x[i] - 1 < lows[i]:
-                        break
-        if not moved:
-            return
-
-
-def _ranked_candidates(
-    models: Sequence[BrokerCostModel],
-    pool: Sequence[int],
-    *,
-    total: int,
-    lot: int,
-    parts: int,
-    count: int,
-) -> list[int]:
-    """The ``count`` brokers of ``pool`` cheapest per share at an even ``parts``-way split.
-
-    Returned in rank order.
-    """
-    even = max(lot, total // parts // lot * lot)
-
-    def per_share(i: int) -> tuple[float, int]:
-        m = models[i]
-        q = min(max(even, m.lo_split), m.hi)
-        return (m.cost(q) / q, m.rank)
-
-    return sorted(sorted(pool, key=per_share)[:count])
-
-
-class _SubsetQueue:
-    """Subsets of 2 to ``largest`` candidates in order of their water-filling bound, solved lazily.
-
-    The search takes subsets in order of ``(bound, subset)`` and stops at the first bound that
-    reaches the best exact plan, so most subsets' water-filling would be solved only to be
-    dropped. Each subset first enters the queue under a closed-form key below its bound, and is
-    solved (re-entering under its bound) only when that key comes first. A subset is therefore
-    taken exactly when the search that solves every subset would take it, provided the key is
-    below the bound *as computed*. That holds when water-filling is well conditioned; when it is
-    not (an impact near the 1e-9 floor makes ``w`` huge and the computed bound can fall far below
-    the true one), every key is ``-inf`` and all subsets are solved before any is taken.
+    Brokers are taken cheapest first. For the ``k``-th broker as the free one, the partial plans
+    over the brokers before it are shared with every later free broker (the *prefix*); they are
+    extended over the brokers after it, and the free broker takes what is left.
     """
 
     def __init__(
         self,
         models: Sequence[BrokerCostModel],
-        candidates: Sequence[int],
         total: int,
-        largest: int,
-        incumbent: float | None,
+        lot: int,
+        max_brokers: int,
+        *,
+        banned: int | None = None,
+        incumbent: tuple[float, _Pairs] | None = None,
+        pieces: dict[int, _Pieces] | None = None,
+        bounds: dict[tuple[int, int], _Bound] | None = None,
+        work: int = 0,
     ) -> None:
-        self._candidates = candidates
-        self._total = float(total)
-        self._levels = [models[i].lb_linear for i in candidates]
-        self._weights = [models[i].weight for i in candidates]
-        self._lows = [float(models[i].lo_split) for i in candidates]
-        self._highs = [float(models[i].hi) for i in candidates]
-        relaxed_all = waterfill(
-            self._levels, self._weights, [0.0] * len(candidates), self._highs, self._total
-        )
-        # Any subset's convex part costs at least the optimum over all candidates without
-        # minimum child sizes: a bound that is free to compute and prunes whole subsets.
-        floor_all = _INF if relaxed_all is None else relaxed_all[1]
-        keyed = self._well_conditioned()
-        lb_fixed = [models[i].lb_fixed for i in candidates]
-        terms = list(zip(lb_fixed, self._levels, self._weights, strict=True))
-        # Entries are (key, positions into the sorted candidates, fixed, solution or None);
-        # positions order like the model indices, and (key, positions) is unique in the queue.
-        self._queue: list[tuple[float, tuple[int, ...], float, list[float] | None]] = []
-        for r in range(2, largest + 1):
-            for chosen in combinations(range(len(candidates)), r):
-                fixed, least, weight = 0.0, _INF, 0.0
-                for k in chosen:
-                    broker_fixed, level, w = terms[k]
-                    fixed += broker_fixed
-                    least = min(least, level)
-                    weight += w
-                if incumbent is not None and fixed + floor_all >= incumbent:
-                    continue
-                key = fixed + self._key(least, weight) if keyed else -_INF
-                self._queue.append((key, chosen, fixed, None))
-        heapq.heapify(self._queue)
+        self.models = models
+        self.total = total
+        self.lot = lot
+        self.lots = total // lot
+        self.max_brokers = max_brokers
+        self.banned = banned
+        self.best = incumbent
+        self.offered: list[tuple[float, _Pairs]] = []
+        """Every complete plan offered: where a runner-up's search starts."""
+        self.states = 0
+        self.work = work
+        """Partial plans tried so far in this call (kept or pruned)."""
+        self.capped = False
+        self.floor = _INF
+        """A lower bound on every plan of the search: the least single plan and relaxation."""
+        self.pieces = {} if pieces is None else pieces
+        """Per broker index: its ``(lots, cost)`` at each breakpoint and its hull segments."""
+        self.bounds = {} if bounds is None else bounds
+        """``(broker, free broker)``: the bound on the brokers after it, and the free one."""
 
-    def _well_conditioned(self) -> bool:
-        """Whether rounding moves every computed bound by far less than the key's slack.
+    def offer(self, cost: float, pairs: _Pairs) -> None:
+        plan = (cost, pairs)
+        self.offered.append(plan)
+        if self.best is None or plan < self.best:
+            self.best = plan
 
-        With ``A`` the largest ``|a|``, rounding in water-filling can move the quantity it hands
-        out by about ``A^2 w / lo`` ulps of a broker's smallest child ``lo``. Up to
-        ``_CONDITION`` (about 1e-10 relative) the computed bound stays far inside
-        ``_KEY_SLACK``; errors only become visible near ``1e11``.
+    def without(self, rank: int) -> tuple[float, _Pairs] | None:
+        """The best plan offered that does not use broker ``rank``."""
+        return min((p for p in self.offered if all(r != rank for r, _ in p[1])), default=None)
+
+    def limit(self) -> float:
+        """Partial plans whose bound exceeds this cannot beat the best plan.
+
+        Once the searches of a call have tried ``BUDGET`` partial plans, only by ``TOLERANCE``.
         """
-        scale = max(abs(a) for a in self._levels) ** 2
-        return all(
-            scale * w <= _CONDITION * lo for w, lo in zip(self._weights, self._lows, strict=True)
-        )
+        if self.best is None:
+            return _INF
+        margin = _SLACK if self.work <= BUDGET else -TOLERANCE
+        return self.best[0] + margin * abs(self.best[0])
 
-    def _key(self, least: float, weight: float) -> float:
-        """A closed-form value below ``waterfill``'s cost for a subset, without solving it.
+    def run(self) -> tuple[float, _Pairs] | None:
+        models, total, lot = self.models, self.total, self.lot
+        members = [i for i, m in enumerate(models) if m.rank != self.banned]
+        for i in members:
+            m = models[i]
+            if m.lo_single <= total <= m.hi:
+                self.offer(m.cost(total), ((m.rank, total),))
+                self.floor = min(self.floor, m.cost(total))
+        if self.max_brokers < 2:
+            return self.best
+        pool = [i for i in members if models[i].lo_split <= min(models[i].hi, total)]
+        # Cheapest first: good plans are found early and bound the rest.
+        pool.sort(key=lambda i: (models[i].floor_per_share(), i))
+        for i in pool:
+            if i not in self.pieces:
+                # Each broker's cost at each of its breakpoints, once a call.
+                points = [(x, models[i].cost(x * lot)) for x in models[i].breakpoints(lot)]
+                self.pieces[i] = (points, _segments(_lower_hull([(0, 0.0), *points]), i))
+        table = [self.pieces[i][0] for i in pool]
+        hulls = [self.pieces[i][1] for i in pool]
+        # suffix[k] bounds the cost of placing lots on pool[k:] (see _Bound).
+        suffix = [_Bound([])]
+        for k in range(len(pool) - 1, -1, -1):
+            suffix.append(suffix[-1].adding(hulls[k]))
+        suffix.reverse()
+        self.floor = min(self.floor, suffix[0].at(self.lots))
+        self._offer_relaxed(suffix[0])
+        prefix: _States = {(0, 0): (0.0, ())}
+        for k, free in enumerate(pool):
+            if not prefix:
+                break  # no plan over the brokers before this one can still win
+            states = prefix
+            # After pool[t], what is left goes to pool[t + 1:] and the free broker.
+            for t in range(k + 1, len(pool)):
+                if not states:
+                    break
+                # A search without one broker reuses the bound of the search with it: the bound
+                # over more brokers is lower, so it is still a bound.
+                rest = self.bounds.get((pool[t], free))
+                if rest is None:
+                    rest = self.bounds[pool[t], free] = suffix[t + 1].adding(hulls[k])
+                states = self._extend(states, pool[t], table[t], rest)
+            self._finish(states, models[free])
+            if k + 1 < len(pool):
+                prefix = self._extend(prefix, free, table[k], suffix[k + 1])
+        return self.best
 
-        For ``q >= 0`` summing to ``Q``: ``sum(a q) >= min(a) Q`` (``least`` is the smallest
-        ``a``) and, by Holder's inequality, ``sum(k q^1.5) >= Q^1.5 / (1.5 sqrt(sum(w)))``
-        (``weight`` is ``sum(w)``); less a relative slack for rounding.
-        """
-        total = self._total
-        impact = total * math.sqrt(total / weight) / 1.5
-        return least * total + impact - _KEY_SLACK * (abs(least) * total + impact)
-
-    def pop(self, limit: float | None) -> tuple[tuple[int, ...], list[float]] | None:
-        """The next subset (model indices) and its continuous optimum.
-
-        ``None`` when no bound is below ``limit``, the best exact plan's cost (``None`` before
-        there is one).
-        """
-        queue = self._queue
-        while queue and (limit is None or queue[0][0] < limit):
-            _, chosen, fixed, start = heapq.heappop(queue)
-            if start is not None:
-                return tuple([self._candidates[k] for k in chosen]), start
-            relaxed = waterfill(
-                [self._levels[k] for k in chosen],
-                [self._weights[k] for k in chosen],
-                [self._lows[k] for k in chosen],
-                [self._highs[k] for k in chosen],
-                self._total,
+    def _offer_relaxed(self, bound: _Bound) -> None:
+        """Offer the relaxation's optimum when it is a plan: often it is the optimum itself."""
+        shares = [(self.models[i], n * self.lot) for i, n in bound.argmin(self.lots).items()]
+        if 2 <= len(shares) <= self.max_brokers and all(m.lo_split <= q <= m.hi for m, q in shares):
+            self.offer(
+                math.fsum(m.cost(q) for m, q in shares),
+                tuple(sorted((m.rank, q) for m, q in shares)),
             )
-            if relaxed is not None:
-                heapq.heappush(queue, (fixed + relaxed[1], chosen, fixed, relaxed[0]))
-        return None
+
+    def _extend(
+        self, states: _States, i: int, points: list[tuple[int, float]], rest: _Bound
+    ) -> _States:
+        """The partial plans with broker ``i`` at each of its breakpoints, or unused."""
+        lots, lot = self.lots, self.lot
+        rank = self.models[i].rank
+        limit = self.limit()
+        largest = self.max_brokers - 1
+        # Without broker i, what is left goes to ``rest``'s brokers only.
+        grown = {
+            key: value
+            for key, value in states.items()
+            if value[0] + rest.at(lots - key[1]) <= limit
+        }
+        for (used, placed), (cost, pairs) in states.items():
+            if used >= largest:
+                continue
+            self.work += len(points)
+            for x, fx in points:
+                left = lots - placed - x
+                if left < 1:
+                    break
+                c = cost + fx
+                if c + rest.at(left) > limit:
+                    continue
+                key = (used + 1, placed + x)
+                known = grown.get(key)
+                if known is None or c < known[0]:
+                    grown[key] = (c, (*pairs, (rank, x * lot)))
+        if self.work > CAP:
+            # Past the cap, only the most promising partial plans go on (a beam): the search
+            # still ends with a good plan, but proves only what the relaxation proves.
+            self.capped = True
+            kept = sorted(grown.items(), key=lambda item: item[1][0] + rest.at(lots - item[0][1]))
+            return dict(kept[:BEAM])
+        return grown
+
+    def _finish(self, states: _States, free: BrokerCostModel) -> None:
+        """Complete each partial plan by giving the free broker what is left."""
+        lot = self.lot
+        lo, hi = free.lo_split // lot, free.hi // lot
+        self.states += len(states)
+        for (used, placed), (cost, pairs) in states.items():
+            left = self.lots - placed
+            if used and lo <= left <= hi:
+                self.offer(
+                    cost + free.cost(left * lot), tuple(sorted((*pairs, (free.rank, left * lot))))
+                )
+
+
+def _lower_hull(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Vertices of the lower convex hull of ``(lots, cost)`` points sorted by lots.
+
+    From ``(0, 0)`` and a broker's breakpoints: the cost is affine between breakpoints, so the
+    hull is below it everywhere on ``{0} + [lo, hi]``.
+    """
+    hull: list[tuple[int, float]] = []
+    for x, y in points:
+        if hull and hull[-1][0] == x:
+            continue  # sorted by (x, y): the first point at x is the lowest
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = hull[-2], hull[-1]
+            if (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0) > 0:
+                break
+            hull.pop()
+        hull.append((x, y))
+    return hull
+
+
+def _segments(hull: Sequence[tuple[int, float]], owner: int) -> list[tuple[float, int, int]]:
+    """A broker's hull as ``(slope, lots, owner)`` segments, in increasing slope."""
+    return [
+        ((y1 - y0) / (x1 - x0), x1 - x0, owner) for (x0, y0), (x1, y1) in itertools.pairwise(hull)
+    ]
+
+
+class _Bound:
+    """A lower bound on the cost of placing ``r`` lots on a set of brokers.
+
+    The least sum of the brokers' hulls (convex, each up to its ``hi``) over shares summing to
+    ``r``: the segments taken cheapest slope first (the linear programme's greedy optimum).
+    Dropping the limit on the number of brokers only lowers it. ``inf`` beyond the capacity.
+    """
+
+    __slots__ = ("_costs", "_lengths", "_segments")
+
+    def __init__(self, segments: list[tuple[float, int, int]]) -> None:
+        self._segments = segments
+        # C-level loops: bounds are built for every broker after each free broker.
+        slopes = list(map(_SLOPE, segments))
+        widths = list(map(_WIDTH, segments))
+        self._lengths = list(itertools.accumulate(widths))
+        self._costs = list(itertools.accumulate(map(operator.mul, slopes, widths)))
+
+    def adding(self, segments: list[tuple[float, int, int]]) -> _Bound:
+        """The bound with one more broker's hull segments."""
+        merged = self._segments.copy()
+        for segment in segments:
+            insort(merged, segment)
+        return _Bound(merged)
+
+    def at(self, lots: float) -> float:
+        """The bound for ``lots`` lots (0 for none, ``inf`` beyond the brokers' capacity)."""
+        if lots <= 0:
+            return 0.0
+        k = bisect_left(self._lengths, lots)
+        if k == len(self._lengths):
+            return _INF
+        before: float = self._lengths[k - 1] if k else 0
+        cost = self._costs[k - 1] if k else 0.0
+        return cost + (lots - before) * self._segments[k][0]
+
+    def argmin(self, lots: int) -> dict[int, int]:
+        """Lots per owner at the bound's optimum for ``lots`` (empty beyond the capacity).
+
+        A broker's segments are taken in order (its slopes increase), so each owner's lots end
+        on its hull; all but the last owner's end on a vertex, a breakpoint.
+        """
+        shares: dict[int, int] = {}
+        left = lots
+        for _, width, owner in self._segments:
+            if left <= 0:
+                return shares
+            take = min(width, left)
+            shares[owner] = shares.get(owner, 0) + take
+            left -= take
+        return shares if left <= 0 else {}
+
+
+def _gap_bound(search: _Search, best: float) -> float:
+    """What the search proves about the best plan's gap to the optimum (relative)."""
+    if search.capped:
+        return max(0.0, (best - search.floor) / abs(search.floor)) if search.floor else _INF
+    return 0.0 if search.work <= BUDGET else TOLERANCE
 
 
 def optimise(
-    models: Sequence[BrokerCostModel],
-    total: int,
-    lot: int,
-    *,
-    max_brokers: int,
-    max_candidates: int,
+    models: Sequence[BrokerCostModel], total: int, lot: int, *, max_brokers: int
 ) -> Optimum | None:
-    """The cheapest plan for ``total`` shares over at most ``max_brokers`` brokers.
+    """The cheapest plan for ``total`` shares over at most ``max_brokers`` brokers (exact).
 
     Parameters
     ----------
@@ -446,59 +480,34 @@ def optimise(
         Order quantity and the common lot size (shares); ``total`` is a multiple of ``lot``.
     max_brokers
         Largest number of brokers a plan may use.
-    max_candidates
-        Splits are searched over the best ``max_candidates`` brokers only, ranked by their cost
-        per share at an even split; this bounds the subsets enumerated to
-        ``sum(C(K, r) for r in 2..max_brokers)`` (25 for K = 5, max_brokers = 4).
 
     Returns
     -------
     Optimum | None
-        ``None`` when no plan can fill the order (capacities too small).
+        ``None`` when no plan can fill the order (capacities too small). The runner-up is the
+        best plan without the best plan's largest allocation: what the decision's margin is.
     """
-    # Plans are compared as (cost, quantities) and only the best becomes a ``Plan``.
-    best: tuple[float, tuple[tuple[int, int], ...]] | None = None
-    runner_up = _INF
-
-    def offer(plan: tuple[float, tuple[tuple[int, int], ...]]) -> None:
-        nonlocal best, runner_up
-        if best is None or plan < best:
-            if best is not None:
-                runner_up = min(runner_up, best[0])
-            best = plan
-        else:
-            runner_up = min(runner_up, plan[0])
-
-    for m in models:
-        if m.lo_single <= total <= m.hi:
-            offer((m.cost(total), ((m.rank, total),)))
-    evaluated = len(models)
-
-    pool = [i for i, m in enumerate(models) if m.lo_split <= min(m.hi, total)]
-    largest = min(max_brokers, len(pool), max_candidates)
-    if largest >= 2:
-        candidates = _ranked_candidates(
-            models, pool, total=total, lot=lot, parts=largest, count=max_candidates
-        )
-        queue = _SubsetQueue(models, candidates, total, largest, None if best is None else best[0])
-        while (entry := queue.pop(None if best is None else best[0])) is not None:
-            subset, start = entry
-            offer(
-                _integerise(
-                    models,
-                    subset,
-                    start,
-                    lows=[models[i].lo_split // lot for i in subset],
-                    highs=[models[i].hi // lot for i in subset],
-                    lot=lot,
-                    total=total // lot,
-                )
-            )
-            evaluated += 1
+    search = _Search(models, total, lot, max_brokers)
+    best = search.run()
     if best is None:
         return None
+    main = max(best[1], key=lambda pair: (pair[1], -pair[0]))[0]
+    # The best plan seen without the main broker is where the runner-up's search starts.
+    rival = _Search(
+        models,
+        total,
+        lot,
+        max_brokers,
+        banned=main,
+        incumbent=search.without(main),
+        pieces=search.pieces,
+        bounds=search.bounds,
+        work=search.work,
+    )
+    runner_up = rival.run()
     return Optimum(
         best=Plan(quantities=best[1], cost=best[0]),
-        runner_up_cost=runner_up,
-        subsets_evaluated=evaluated,
+        runner_up_cost=_INF if runner_up is None else runner_up[0],
+        states=search.states + rival.states,
+        gap_bound=_gap_bound(search, best[0]),
     )

@@ -1,4 +1,4 @@
-"""The routing engine: score every broker, split the order at least expected cost, explain it.
+"""The routing engine: score every broker, split the order at the objective's optimum, explain it.
 
 Pure and deterministic: no I/O (apart from the charges module's one lazy read of its rates file),
 no clock (``now`` comes in), no randomness. Brokers are processed in broker-id order, so the order
@@ -45,13 +45,15 @@ from shared.domain.scoring import (
     reliability_score,
     speed_score,
 )
-from shared.domain.strategies import FactorWeights, OrderTraits, get_strategy
+from shared.domain.strategies import FactorWeights, OrderTraits, Valuation, get_strategy
 
 _BPS = 1e-4
 _PRICE_STEP = Decimal("0.0001")
 _INR_STEP = Decimal("0.01")
 _MARKET_TYPES = frozenset({OrderType.MARKET, OrderType.STOP_LOSS_MARKET})
 _LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LOSS})
+_WINDOW_S = 300.0
+"""Seconds of the window ``recent_volume`` covers."""
 
 
 class EngineConfig(BaseModel):
@@ -73,17 +75,16 @@ class EngineConfig(BaseModel):
         ``Y`` of the square-root law ``I = Y sigma sqrt(Q / V)``.
     volume_windows_per_day
         ``recent_volume`` covers a 5-minute window; x 75 (a 375-minute session) projects it to
-        a daily volume, the scale of the daily ``volatility_bps``.
+        a daily volume, the scale of the daily ``volatility_bps``; the session's seconds
+        (75 x 300) scale the timing risk.
     child_order_cost_inr
         Fixed cost of one more child order (an API call against the rate limit, one more fill to
         reconcile, one more partial-fill risk). It is what keeps a small order on one broker.
-    score_premium_bps
-        The objective's say in the split: a broker with total score ``s`` costs
-        ``(1 - s) x premium`` bps more per share. 0 makes the engine a pure cost minimiser.
     max_brokers
         Brokers per order when the order does not say.
-    max_split_candidates
-        Splits are searched over this many best brokers (cost per share at an even split).
+    max_slices_per_broker
+        Most slices (child orders) one broker may get for one order: caps its allocation at
+        this many freeze quantities, and so the splitter's work.
     confidence_sample_ref
         Sample count at which a profile's statistics count half.
     confidence_margin_ref
@@ -100,9 +101,8 @@ class EngineConfig(BaseModel):
     impact_coefficient: float = Field(default=1.0, ge=0)
     volume_windows_per_day: float = Field(default=75.0, gt=0)
     child_order_cost_inr: float = Field(default=10.0, ge=0)
-    score_premium_bps: float = Field(default=10.0, ge=0)
     max_brokers: int = Field(default=4, ge=1, le=16)
-    max_split_candidates: int = Field(default=4, ge=1, le=16)
+    max_slices_per_broker: int = Field(default=40, ge=1, le=1_000)
     confidence_sample_ref: int = Field(default=20, ge=1)
     confidence_margin_ref: float = Field(default=0.02, gt=0)
 
@@ -121,6 +121,11 @@ class _Terms:
     pays_dp: bool
     statutory: LinearCharges
     weights: FactorWeights
+    valuation: Valuation
+    impact_bps: float
+    """Square-root impact of the whole order on the exchange's book (the same for any split)."""
+    sigma_bps: float
+    """Daily volatility of the symbol: the largest the eligible brokers report."""
     split_floor: int
     """Smallest child of a split the order allows, in shares (whole lots)."""
     now: datetime
@@ -135,7 +140,6 @@ class _Broker:
     factors: FactorScores
     score: float
     fill_probability: float
-    liquidity: float
     freshness: float
     model: BrokerCostModel
 
@@ -187,9 +191,31 @@ def _lcm(values: Sequence[int]) -> int:
     return result
 
 
-def _fill_probability(profile: BrokerProfile, config: EngineConfig) -> float:
-    p = profile.fill_rate_percentage / 100 * (1 - profile.error_rate_percentage / 100)
+def fill_probability(profile: BrokerProfile, config: EngineConfig) -> float:
+    """Probability that a share sent to the broker fills: ``fill_rate`` (x 0.8 when BUSY).
+
+    ``fill_rate_percentage`` is the mean filled percentage of the broker's finished child
+    orders, a rejected child counting 0 %; ``error_rate_percentage`` is the percentage of them
+    rejected. A reject already lowers the fill rate, so multiplying by ``1 - error_rate`` would
+    count it twice: the error rate only adds the time a cascade takes (see ``_seconds``).
+    """
+    p = profile.fill_rate_percentage / 100
     return p * (config.busy_fill_factor if profile.status is BrokerStatus.BUSY else 1.0)
+
+
+def _seconds(profile: BrokerProfile, fill: float) -> tuple[float, float]:
+    """Expected seconds to fill a child of one slice, and what each further slice adds.
+
+    ``(t_exec + (1 - p_fill) (t_ack + t_exec)) / 1000`` for the first slice: a share that is
+    rejected or does not fill is re-routed, which takes about one more acknowledgement and
+    execution. Slices of one child are paced by the broker's rate limit (``1 / rate`` seconds),
+    else by its acknowledgement time.
+    """
+    t_exec = profile.avg_execution_time_ms
+    base = (t_exec + (1 - fill) * (profile.response_time_ms + t_exec)) / 1000
+    if profile.rate_limit_per_s is not None:
+        return base, 1 / profile.rate_limit_per_s
+    return base, profile.response_time_ms / 1000
 
 
 _RuleFloats = tuple[float, float, float | None]
@@ -221,29 +247,23 @@ def _build_model(
     rule: _RuleFloats,
     dp: float,
     fill: float,
-    liquidity: float,
-    premium: float,
     capacity: int,
 ) -> BrokerCostModel:
     cfg = terms.cfg
+    value = terms.valuation
     price = terms.price
     lot = terms.lot
     q_total = terms.quantity
-    gst_factor = terms.statutory.gst_factor
-    linear = price * (
-        (profile.current_spread_bps / 2 + profile.slippage_bps - profile.price_improvement_bps)
-        * _BPS
-        + (1 - fill) * cfg.non_fill_penalty_bps * _BPS
-        + terms.statutory.per_inr
+    market_bps = (
+        profile.current_spread_bps / 2
+        + profile.slippage_bps
+        - profile.price_improvement_bps
+        + (1 - fill) * cfg.non_fill_penalty_bps
     )
-    # Zero volatility or unbounded liquidity would make impact vanish and water-filling
-    # degenerate; a negligible floor keeps the marginal cost strictly increasing.
-    impact = max(
-        price * cfg.impact_coefficient * profile.volatility_bps * _BPS / math.sqrt(liquidity),
-        1e-9,
-    )
+    linear = price * (value.market * market_bps * _BPS + value.charges * terms.statutory.per_inr)
+    base, pace = _seconds(profile, fill)
+    session_s = cfg.volume_windows_per_day * _WINDOW_S
     rate, minimum, cap = rule
-    least_brokerage = 0.0 if cap is None else min(minimum, cap)
     slice_shares = None
     if profile.freeze_quantity is not None:
         slice_shares = max(lot, profile.freeze_quantity // lot * lot)
@@ -253,16 +273,17 @@ def _build_model(
     return BrokerCostModel(
         broker_id=profile.broker_id,
         rank=rank,
-        linear=linear + premium,
-        lb_linear=linear + premium + (rate * price * gst_factor if cap is None else 0.0),
-        impact=impact,
-        fixed=dp,
-        lb_fixed=dp + cfg.child_order_cost_inr + least_brokerage * gst_factor,
+        linear=linear,
+        time_base=base,
+        time_pace=pace,
+        time_linear=price * value.time_bps_per_s * _BPS,
+        time_sqrt=price * value.timing_risk_sd * terms.sigma_bps * _BPS / math.sqrt(session_s),
+        fixed=dp * value.charges,
         child_cost=cfg.child_order_cost_inr,
         rate=rate,
         minimum=minimum,
         cap=cap,
-        gst_factor=gst_factor,
+        charge_factor=terms.statutory.gst_factor * value.charges,
         price=price,
         slice_shares=slice_shares,
         lo_single=lo_single,
@@ -271,12 +292,17 @@ def _build_model(
     )
 
 
-def _capacity(profile: BrokerProfile, recent_orders: int, lot: int) -> int:
-    """Shares the broker can take this second: remaining rate budget x slice size."""
-    if profile.rate_limit_per_s is None or profile.freeze_quantity is None:
+def _capacity(profile: BrokerProfile, recent_orders: int, lot: int, max_slices: int) -> int:
+    """Shares the broker can take for this order: slices left x slice size.
+
+    Slices left are the rate limit's remaining orders this second, at most ``max_slices``.
+    """
+    if profile.freeze_quantity is None:
         return 10**12
-    remaining = profile.rate_limit_per_s - recent_orders
-    return remaining * max(lot, profile.freeze_quantity // lot * lot)
+    slices = max_slices
+    if profile.rate_limit_per_s is not None:
+        slices = min(slices, profile.rate_limit_per_s - recent_orders)
+    return slices * max(lot, profile.freeze_quantity // lot * lot)
 
 
 def _traits(order: OrderRequest, profiles: Sequence[BrokerProfile]) -> OrderTraits:
@@ -319,6 +345,11 @@ def _terms(
     cfg: EngineConfig,
 ) -> _Terms:
     child_floor = max(cfg.min_child_lots * lot, math.ceil(order.quantity * cfg.min_child_pct / 100))
+    strategy = get_strategy(order.routing_objective)
+    # Every broker reaches the same exchange book: its liquidity is the deepest view of it, and
+    # the order's impact depends on the whole quantity, however it is split.
+    liquidity = max(1.0, *(liquidity_measure(p, cfg) for p in eligible))
+    sigma = max(p.volatility_bps for p in eligible)
     return _Terms(
         quantity=order.quantity,
         price=price,
@@ -326,7 +357,10 @@ def _terms(
         product=order.product,
         pays_dp=order.product is Product.CNC and order.side is Side.SELL,
         statutory=linear_charges(order.product, order.side, order.exchange, now.date()),
-        weights=get_strategy(order.routing_objective).weights(_traits(order, eligible)),
+        weights=strategy.weights(_traits(order, eligible)),
+        valuation=strategy.valuation,
+        impact_bps=cfg.impact_coefficient * sigma * math.sqrt(order.quantity / liquidity),
+        sigma_bps=sigma,
         split_floor=-(-child_floor // lot) * lot,
         now=now,
         cfg=cfg,
@@ -348,19 +382,9 @@ def _derive(profile: BrokerProfile, terms: _Terms, *, rank: int, capacity: int) 
         cost=cost_score(_own_charges(profile, terms, rule, dp), terms.price * terms.quantity),
     )
     total = factors.total(terms.weights)
-    fill = _fill_probability(profile, cfg)
-    model = _build_model(
-        profile,
-        terms,
-        rank=rank,
-        rule=rule,
-        dp=dp,
-        fill=fill,
-        liquidity=liquidity,
-        premium=terms.price * (1 - total) * cfg.score_premium_bps * _BPS,
-        capacity=capacity,
-    )
-    return _Broker(profile, factors, total, fill, liquidity, fresh, model)
+    fill = fill_probability(profile, cfg)
+    model = _build_model(profile, terms, rank=rank, rule=rule, dp=dp, fill=fill, capacity=capacity)
+    return _Broker(profile, factors, total, fill, fresh, model)
 
 
 @dataclass(slots=True)
@@ -438,7 +462,7 @@ def _prepare(
             p,
             terms,
             rank=len(prepared.derived),
-            capacity=_capacity(p, counts.get(p.broker_id, 0), lot),
+            capacity=_capacity(p, counts.get(p.broker_id, 0), lot, cfg.max_slices_per_broker),
         )
         prepared.every.append(broker)
         if p.broker_id in reasons:
@@ -506,7 +530,6 @@ def decide_route(
         order.quantity,
         prepared.terms.lot,
         max_brokers=max_brokers,
-        max_candidates=max(cfg.max_split_candidates, 1),
     )
     if optimum is None:
         capacity_reasons = dict(prepared.reasons)
@@ -532,11 +555,14 @@ class _Priced:
 def _price_child(
     order: OrderRequest, terms: _Terms, broker: _Broker, shares: int, *, priority: int
 ) -> _Priced:
-    """Expected execution price, contract note and all-in expected cost of one child."""
+    """Expected execution price, contract note and all-in expected cost of one child.
+
+    Every child pays the whole order's impact per share: the book moves with the total.
+    """
     cfg = terms.cfg
     p = broker.profile
     sign = order.side.sign
-    impact_bps = cfg.impact_coefficient * p.volatility_bps * math.sqrt(shares / broker.liquidity)
+    impact_bps = terms.impact_bps
     drift_bps = p.current_spread_bps / 2 + p.slippage_bps - p.price_improvement_bps
     expected = terms.price * (1 + sign * (drift_bps + impact_bps) * _BPS)
     if order.limit_price is not None:
@@ -614,17 +640,22 @@ def _decision(order: OrderRequest, prepared: _Prepared, optimum: Optimum) -> Rou
                 "slippage_bps": round(
                     order.side.sign * (avg_price - terms.price) / terms.price * 10_000, 4
                 ),
-                "time_ms": max(b.profile.avg_execution_time_ms for b, _ in chosen),
+                "time_ms": 1000 * max(b.model.seconds(b.model.children(s)) for b, s in chosen),
                 "fill_probability": min(
                     1.0, sum(s * b.fill_probability for b, s in chosen) / order.quantity
                 ),
                 "charges": sum_charges([c.note for c in priced]),
                 "total_cost_inr": _to_inr(sum(c.cost for c in priced)),
-                "objective_inr": _to_inr(optimum.best.cost),
+                "objective_inr": _to_inr(optimum.best.cost + _impact_value(terms)),
             },
             "broker_scores": _broker_score_rows(prepared),
         }
     )
+
+
+def _impact_value(terms: _Terms) -> float:
+    """The order's impact (INR) as its objective values it: the same for every split."""
+    return terms.valuation.market * terms.quantity * terms.price * terms.impact_bps * _BPS
 
 
 def _confidence(
@@ -679,8 +710,40 @@ def evaluate_plan(
     """
     prepared = _prepare(order, profiles, now=now, cfg=config or DEFAULT_CONFIG, counts={})
     by_id = {b.profile.broker_id: b for b in prepared.derived}
-    return math.fsum(
+    splitter = math.fsum(
         by_id[broker_id].model.cost(shares)
         for broker_id, shares in sorted(quantities.items())
         if shares > 0
+    )
+    return splitter + _impact_value(prepared.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class SplitProblem:
+    """What :func:`decide_route` hands the splitter for one order (for benchmarks and tests)."""
+
+    models: list[BrokerCostModel]
+    total: int
+    lot: int
+    max_brokers: int
+
+
+def split_problem(
+    order: OrderRequest,
+    profiles: Sequence[BrokerProfile],
+    *,
+    now: datetime,
+    config: EngineConfig | None = None,
+) -> SplitProblem:
+    """The eligible brokers' cost models, quantity, lot and broker limit of ``order``.
+
+    Raises what :func:`decide_route` raises before it optimises.
+    """
+    cfg = config or DEFAULT_CONFIG
+    prepared = _prepare(order, profiles, now=now, cfg=cfg, counts={})
+    return SplitProblem(
+        models=[b.model for b in prepared.derived],
+        total=order.quantity,
+        lot=prepared.terms.lot,
+        max_brokers=order.max_brokers or cfg.max_brokers,
     )

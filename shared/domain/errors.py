@@ -84,3 +84,15 @@ class IdentityProviderUnavailableError(DomainError):
     """The JWKS endpoint cannot be reached: the caller may be legitimate, retry later (503)."""
 
     code = "IDENTITY_PROVIDER_UNAVAILABLE"
+
+
+class RiskRejectedError(DomainError):
+    """An order a pre-trade risk rule refuses (``shared.domain.risk``); nothing is stored."""
+
+    code = "RISK_REJECTED"
+
+    def __init__(self, rule: str, field: str | None, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+        self.field = field
+        self.message = message

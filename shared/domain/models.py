@@ -285,8 +285,9 @@ class ExpectedExecution(FrozenModel):
     """Expected money cost in INR: charges (as on the contract notes) + half spread + square-root
     impact + historical slippage net of price improvement + the expected non-fill penalty."""
     objective_inr: Decimal = Decimal(0)
-    """What the allocator minimised: the expected cost (statutory charges at unrounded rates)
-    plus the per-child order cost and the objective's score premium. Compare plans with it."""
+    """What the splitter minimised: the objective's valuation of the plan (market cost, charges
+    at unrounded rates, per-child cost, value of time; see docs/routing-engine.md). Compare plans
+    with it."""
 
 
 class RoutingDecision(FrozenModel):

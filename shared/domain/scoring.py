@@ -75,15 +75,14 @@ def freshness(profile: BrokerProfile, age_s: float, max_age_s: float) -> float:
 
 
 def reliability_score(profile: BrokerProfile, fresh: float) -> float:
-    """Reliability: ``fill_rate x (1 - error_rate) x status x freshness``.
+    """Reliability: ``fill_rate x status x freshness``.
 
-    Rates as fractions; ``status`` is 1 when AVAILABLE, 0.5 when BUSY, 0 otherwise; ``freshness``
-    (see :func:`freshness`) discounts what an old profile claims.
+    ``fill_rate`` as a fraction: it already counts a rejected child as 0 % filled, so the error
+    rate is not multiplied in again. ``status`` is 1 when AVAILABLE, 0.5 when BUSY, 0 otherwise;
+    ``freshness`` (see :func:`freshness`) discounts what an old profile claims.
     """
     status = _STATUS_RELIABILITY.get(profile.status, 0.0)
-    fill = profile.fill_rate_percentage / 100
-    errors = 1 - profile.error_rate_percentage / 100
-    return fill * errors * status * fresh
+    return profile.fill_rate_percentage / 100 * status * fresh
 
 
 def liquidity_score(quantity: int, liquidity: float) -> float:

@@ -15,7 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 from shared.domain.engine import EngineConfig, decide_route
-from shared.domain.errors import ConflictError, InvalidOrderError, NoEligibleBrokerError
+from shared.domain.errors import (
+    ConflictError,
+    InvalidOrderError,
+    NoEligibleBrokerError,
+    RiskRejectedError,
+)
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import (
@@ -42,6 +47,7 @@ from shared.ports import (
     RateCounter,
 )
 from shared.services.profiles import ProfileService
+from shared.services.risk import RiskService
 from shared.services.schemas import (
     AllocationResult,
     Cascade,
@@ -102,6 +108,8 @@ class RoutingService:
         Arrival quotes (1-second in-process cache).
     rate_counter
         Orders sent per broker in the current second (brokers' API rate limits).
+    risk
+        Pre-trade risk checks, run before anything else (``docs/risk.md``).
     clock
         Current time (UTC, tz-aware).
     engine_config
@@ -125,6 +133,7 @@ class RoutingService:
         outbox: Outbox,
         market: MarketData,
         rate_counter: RateCounter,
+        risk: RiskService,
         clock: Callable[[], datetime],
         engine_config: EngineConfig,
         broker_timeout_s: float,
@@ -138,6 +147,7 @@ class RoutingService:
         self._outbox = outbox
         self._market = market
         self._rates = rate_counter
+        self._risk = risk
         self._clock = clock
         self._config = engine_config
         self._timeout_s = broker_timeout_s
@@ -180,6 +190,7 @@ class RoutingService:
 
     def analyze(self, order: OrderRequest) -> RoutingRecommendation:
         """The decision for ``order`` without storing anything or calling a broker."""
+        self._risk.check(order)
         decision, _ = self.decide(order)
         return RoutingRecommendation.from_decision(decision)
 
@@ -203,7 +214,7 @@ class RoutingService:
         ------
         ConflictError
             The key was used with another body, or the first request is still being processed.
-        NoEligibleBrokerError, InvalidOrderError, DataUnavailableError
+        RiskRejectedError, NoEligibleBrokerError, InvalidOrderError, DataUnavailableError
             Nothing is stored then.
         """
         fingerprint = request_fingerprint(request)
@@ -217,8 +228,9 @@ class RoutingService:
         )
         started = time.perf_counter()
         try:
+            self._risk.check(order)
             decided = self._decide(order)
-        except (NoEligibleBrokerError, InvalidOrderError):
+        except (NoEligibleBrokerError, InvalidOrderError, RiskRejectedError):
             # The world may have changed since the first request (its own placements used up a
             # broker's rate limit): a repeat still gets the original answer.
             if self._orders.find_by_client_order_id(user_id, client_order_id) is not None:

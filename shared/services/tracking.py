@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from shared.domain.execution import (
 )
 from shared.domain.models import BrokerProfile, FeeSchedule, Quote
 from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.domain.report_validation import QuarantineReason, ReportViolation, check_report
 from shared.ports import (
     BrokerRepository,
     ChildStateUpdate,
@@ -29,6 +31,7 @@ from shared.ports import (
     ExecutionRepository,
     Notifier,
     ProfileKey,
+    QuarantinedReport,
     TrackedExecution,
     UserMessage,
 )
@@ -85,6 +88,8 @@ class ExecutionTracker:
         Pushes ``EXECUTION_UPDATE`` / ``ROUTING_UPDATE`` to the order's owner.
     alpha
         Weight of one report in the profile's moving averages.
+    clock
+        The current time (the bound on event times in the future).
     """
 
     def __init__(
@@ -95,8 +100,10 @@ class ExecutionTracker:
         profiles: ProfileService,
         notifier: Notifier,
         alpha: float,
+        clock: Callable[[], datetime],
     ) -> None:
         self._executions = executions
+        self._clock = clock
         self._brokers = brokers
         self._profiles = profiles
         self._notifier = notifier
@@ -108,20 +115,13 @@ class ExecutionTracker:
 
         Raises
         ------
-        InvalidExecutionReportError
-            The report contradicts the child order (another broker, impossible prices);
-            nothing is stored.
         DataUnavailableError
             Postgres is unreachable; the event is retried by its source.
         """
         [outcome] = self.track_batch([report])
-        if isinstance(outcome, Exception):
-            raise outcome
         return outcome
 
-    def track_batch(
-        self, reports: Sequence[ExecutionReport]
-    ) -> list[TrackedExecution | InvalidExecutionReportError]:
+    def track_batch(self, reports: Sequence[ExecutionReport]) -> list[TrackedExecution]:
         """Record a batch of reports exactly once each, in order, in one transaction.
 
         The outcome of every report is the one it would have had alone, in that order: a
@@ -131,10 +131,12 @@ class ExecutionTracker:
 
         Returns
         -------
-        list[TrackedExecution | InvalidExecutionReportError]
+        list[TrackedExecution]
             Per report, in order: ``recorded``, ``duplicate`` (already stored: nothing
-            changes) or ``unknown_child`` (a broker order we did not send: nothing stored); or
-            the error of a report that contradicts its child order (nothing stored for it).
+            changes), ``unknown_child`` (a broker order we did not send: nothing stored) or
+            ``quarantined`` (impossible for its child as it now stands, see
+            :func:`~shared.domain.report_validation.check_report`: held with its reason in
+            the same transaction, never applied).
 
         Raises
         ------
@@ -149,16 +151,16 @@ class ExecutionTracker:
         keys = [r.idempotency_key for r in reports]
         # Read before the transaction: the fold runs while the batch holds its connection.
         fees = {b: self._fee_schedule(b) for b in {r.broker_id for r in reports}}
-        outcomes: list[TrackedExecution | InvalidExecutionReportError] = [
-            TrackedExecution(status="unknown_child")
-        ] * len(reports)
+        now = self._clock()
+        outcomes = [TrackedExecution(status="unknown_child")] * len(reports)
         recorded: list[tuple[int, ChildOrder, ExecutionPlan]] = []
 
         def fold(
             children: Mapping[str, ChildOrder], stored: AbstractSet[str]
-        ) -> list[ExecutionPlan]:
+        ) -> list[ExecutionPlan | QuarantinedReport]:
             current = dict(children)
             seen = set(stored)
+            writes: list[ExecutionPlan | QuarantinedReport] = []
             for index, (report, child_id) in enumerate(zip(reports, child_ids, strict=True)):
                 child = current.get(child_id) if child_id else None
                 if child is None:
@@ -166,17 +168,20 @@ class ExecutionTracker:
                 if keys[index] in seen:
                     outcomes[index] = TrackedExecution(status="duplicate", child=child)
                     continue
-                try:
-                    plan = self._plan(child, report, fees[report.broker_id])
-                except InvalidExecutionReportError as exc:
-                    outcomes[index] = exc
+                held = self._check(child, report, fees[report.broker_id], now)
+                if isinstance(held, QuarantinedReport):
+                    outcomes[index] = TrackedExecution(
+                        status="quarantined", child=child, reason=held.reason
+                    )
+                    writes.append(held)
                     continue
                 seen.add(keys[index])
                 outcomes[index] = TrackedExecution(status="recorded", child=child)
-                recorded.append((index, child, plan))
-                if plan.child_state is not None:
-                    current[child.child_order_id] = _advanced(child, plan.child_state)
-            return [plan for _, _, plan in recorded]
+                recorded.append((index, child, held))
+                writes.append(held)
+                if held.child_state is not None:
+                    current[child.child_order_id] = _advanced(child, held.child_state)
+            return writes
 
         if any(child_ids):
             learned = self._executions.track_batch(
@@ -188,10 +193,33 @@ class ExecutionTracker:
             self._after_commit(reports, outcomes, recorded, learned)
         return outcomes
 
+    def _check(
+        self, child: ChildOrder, report: ExecutionReport, fees: FeeSchedule, now: datetime
+    ) -> ExecutionPlan | QuarantinedReport:
+        # The webhook's rule again, against the child as it stands now (an earlier report of
+        # this batch, a rejection or a learned broker order id may have changed it).
+        violation = check_report(child, report, now=now)
+        if violation is None:
+            try:
+                return self._plan(child, report, fees)
+            except InvalidExecutionReportError as exc:
+                violation = ReportViolation(
+                    reason=QuarantineReason.IMPOSSIBLE_REPORT, field=exc.field, message=exc.reason
+                )
+        return QuarantinedReport(
+            report=report,
+            stage="tracking",
+            reason=violation.reason.value,
+            field=violation.field,
+            message=violation.message,
+            child_order_id=child.child_order_id,
+            order_id=child.order_id,
+        )
+
     def _after_commit(
         self,
         reports: Sequence[ExecutionReport],
-        outcomes: list[TrackedExecution | InvalidExecutionReportError],
+        outcomes: list[TrackedExecution],
         recorded: Sequence[tuple[int, ChildOrder, ExecutionPlan]],
         learned: Mapping[ProfileKey, BrokerProfile],
     ) -> None:
@@ -210,10 +238,6 @@ class ExecutionTracker:
             )
 
     def _plan(self, child: ChildOrder, report: ExecutionReport, fees: FeeSchedule) -> ExecutionPlan:
-        if child.broker_id != report.broker_id:
-            raise InvalidExecutionReportError(
-                "brokerId", f"child {child.child_order_id} was sent to {child.broker_id}"
-            )
         state = ChildExecutionState(
             status=_STATE_OF_CHILD[child.status],
             filled_quantity=child.filled_quantity,

@@ -1,4 +1,4 @@
-"""Broker webhooks: verify, normalise, and publish exactly one event per report."""
+"""Broker webhooks: verify, normalise, validate against the child, then publish or quarantine."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from cachetools import TTLCache
 
 from shared.adapters.brokers.webhooks import (
     NORMALISERS,
+    ImpossibleReportError,
     parse_json_body,
     verify_kite_checksum,
     verify_path_token,
@@ -19,11 +20,29 @@ from shared.adapters.brokers.webhooks import (
 )
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.errors import AuthenticationError, NotFoundError
-from shared.domain.orders import DomainEvent, execution_reported_event
-from shared.ports import BrokerRepository, EventPublisher, OrderRepository, Outbox, SecretStore
+from shared.domain.execution import ExecutionReport
+from shared.domain.orders import ChildOrder, DomainEvent, execution_reported_event
+from shared.domain.report_validation import (
+    QuarantineReason,
+    ReportViolation,
+    check_report,
+    report_fingerprint,
+)
+from shared.ports import (
+    BrokerRepository,
+    EventPublisher,
+    ExecutionRepository,
+    HeldReport,
+    OrderRepository,
+    Outbox,
+    QuarantinedReport,
+    QuarantineRepository,
+    SecretStore,
+)
 
-# Event ids derive from the report's idempotency key, so a broker retrying the same postback
-# produces the same id and the outbox stores (and publishes) it once.
+# Event ids derive from the report's content (its fingerprint), so a broker retrying the same
+# postback produces the same id and the outbox stores it once, while a corrected report with
+# the same idempotency key is a new event.
 _EVENT_NAMESPACE = uuid.UUID("9d5c3f4e-59a4-4f0e-9a53-0c6b8e7e2f10")
 
 
@@ -32,12 +51,16 @@ _UNKNOWN = object()
 
 @dataclass(frozen=True, slots=True)
 class WebhookOutcome:
-    """What happened to one webhook."""
+    """What happened to one webhook (every one of them answers 202)."""
 
     status: str
-    """``accepted`` (a new report, event published or queued), ``duplicate`` or ``ignored``."""
+    """``accepted`` (a new report, or a copy of one not yet applied: event published or
+    queued), ``duplicate`` (its key is applied), ``quarantined`` (impossible: held with its
+    reason, never applied) or ``ignored`` (an order we did not route)."""
     idempotency_key: str | None = None
     reason: str | None = None
+    field: str | None = None
+    message: str | None = None
 
 
 class WebhookService:
@@ -49,6 +72,8 @@ class WebhookService:
         brokers: BrokerRepository,
         secrets: SecretStore,
         orders: OrderRepository,
+        executions: ExecutionRepository,
+        quarantine: QuarantineRepository,
         outbox: Outbox,
         publisher: EventPublisher,
         clock: Callable[[], datetime],
@@ -56,6 +81,8 @@ class WebhookService:
         self._brokers = brokers
         self._secrets = secrets
         self._orders = orders
+        self._executions = executions
+        self._quarantine = quarantine
         self._outbox = outbox
         self._publisher = publisher
         self._clock = clock
@@ -69,7 +96,7 @@ class WebhookService:
         headers: Mapping[str, str],
         body: bytes,
     ) -> WebhookOutcome:
-        """Verify and ingest one webhook.
+        """Verify, validate against its child, then ingest or quarantine one webhook.
 
         Raises
         ------
@@ -78,7 +105,8 @@ class WebhookService:
         AuthenticationError
             Bad signature, checksum or token (401); nothing is stored or published.
         MalformedPayloadError
-            The payload is not what the broker's format promises (400), naming the field.
+            The body is not what the broker's format promises (400), naming the field:
+            not UTF-8, too large or deep, not JSON, a missing or ill-typed field.
         """
         broker = self._broker(broker_id)
         secrets = self._secrets.get(broker.webhook_secret_ref)
@@ -89,33 +117,100 @@ class WebhookService:
             verify_signed_webhook(headers, body, secrets, now=self._clock())
         elif broker.webhook_auth is WebhookAuth.PATH_TOKEN:
             verify_path_token(token, secrets)
+        # Kite signs fields inside the body, so its body is parsed first, but only once its
+        # size and depth are bounded on the raw bytes (parse_json_body checks them first).
         payload = parse_json_body(body)
         if broker.webhook_auth is WebhookAuth.KITE_CHECKSUM:
             verify_kite_checksum(payload, secrets)
         normalise = NORMALISERS.get(broker.adapter, NORMALISERS["generic"])
-        report = normalise(payload, broker_id=broker.broker_id)
-        child_id = report.child_order_id
-        child = self._orders.get_child(child_id) if child_id else None
-        if child is None:
-            child = self._orders.find_child_by_broker_order(
-                broker.broker_id, report.broker_order_id
+        try:
+            report = normalise(payload, broker_id=broker.broker_id)
+        except ImpossibleReportError as exc:
+            # Authenticated and well formed, but its own figures contradict each other.
+            impossible = ReportViolation(
+                reason=QuarantineReason.IMPOSSIBLE_REPORT, field=exc.field, message=exc.reason
             )
-        if child is None or child.broker_id != broker.broker_id:
+            return self._hold(exc.unchecked, self._child_of(exc.unchecked), impossible)
+        child = self._child_of(report)
+        if child is None:
             # A postback for an order we did not route (e.g. placed by hand in the same broker
             # account): acknowledged so the broker stops retrying, and not stored.
             return WebhookOutcome(
                 status="ignored", idempotency_key=report.idempotency_key, reason="unknown order"
             )
+        violation = check_report(child, report, now=self._clock())
+        if violation is not None:
+            return self._hold(report, child, violation)
+        key = report.idempotency_key
+        # A key is used once its report is applied (or quarantined by the tracker): until
+        # then a resend goes through again, so a copy that failed downstream is not lost.
+        if self._executions.applied_keys([key]):
+            return WebhookOutcome(status="duplicate", idempotency_key=key)
         event = execution_reported_event(
             child.order_id,
             child.user_id,
             report,
-            uuid.uuid5(_EVENT_NAMESPACE, report.idempotency_key),
+            uuid.uuid5(_EVENT_NAMESPACE, report_fingerprint(report)),
         )
-        if not self._outbox.add([event]):
-            return WebhookOutcome(status="duplicate", idempotency_key=report.idempotency_key)
+        # A copy already in the outbox is published again: it is not applied, so it may have
+        # failed in tracking or be lost; the tracker stores each key once whatever it receives.
+        self._outbox.add([event])
         self._publish(event)
-        return WebhookOutcome(status="accepted", idempotency_key=report.idempotency_key)
+        return WebhookOutcome(status="accepted", idempotency_key=key)
+
+    def quarantined(self, *, limit: int = 100, reason: str | None = None) -> list[HeldReport]:
+        """The newest quarantined reports first (an operator's list), optionally of one reason.
+
+        Parameters
+        ----------
+        limit
+            At most this many (1 to 1,000).
+        reason
+            Only this :class:`~shared.domain.report_validation.QuarantineReason`.
+
+        Raises
+        ------
+        ValueError
+            ``limit`` outside 1 to 1,000 or an unknown reason.
+        """
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        if reason is not None and reason not in QuarantineReason.__members__:
+            raise ValueError(
+                f"unknown reason {reason!r}; one of {', '.join(QuarantineReason.__members__)}"
+            )
+        return self._quarantine.list_recent(limit=limit, reason=reason)
+
+    def _child_of(self, report: ExecutionReport) -> ChildOrder | None:
+        child_id = report.child_order_id
+        child = self._orders.get_child(child_id) if child_id else None
+        if child is None:
+            child = self._orders.find_child_by_broker_order(
+                report.broker_id, report.broker_order_id
+            )
+        return child
+
+    def _hold(
+        self, report: ExecutionReport, child: ChildOrder | None, violation: ReportViolation
+    ) -> WebhookOutcome:
+        self._quarantine.add(
+            QuarantinedReport(
+                report=report,
+                stage="webhook",
+                reason=violation.reason.value,
+                field=violation.field,
+                message=violation.message,
+                child_order_id=child.child_order_id if child else None,
+                order_id=child.order_id if child else None,
+            )
+        )
+        return WebhookOutcome(
+            status="quarantined",
+            idempotency_key=report.idempotency_key,
+            reason=violation.reason.value,
+            field=violation.field,
+            message=violation.message,
+        )
 
     def _broker(self, broker_id: str) -> BrokerConfig:
         # One look-up, never "in" then "[]": the entry can expire between the two.

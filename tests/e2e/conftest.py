@@ -133,6 +133,8 @@ def start_runtime(data_dir: Path, *options: str) -> Runtime:
                 f"--redis-port={redis_port}",
                 f"--data-dir={data_dir}",
                 "--relay-interval=1",
+                # The suite runs at any hour; the hours rule is tested in tests/handlers.
+                "--ignore-market-hours",
                 *options,
             ],
             cwd=REPO,

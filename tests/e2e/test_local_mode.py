@@ -25,6 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local import seed
 from local.bus import ROUTED_TO_TRACKER
+from local.cli import market_status
+from local.services import free_port
 from shared.adapters.brokers.webhooks import sign_webhook
 from tests.e2e.conftest import API, Runtime, cli, start_runtime, stop_runtime
 
@@ -292,14 +294,14 @@ async def test_the_management_api_answers_boto3(runtime: Runtime) -> None:
     )
 
 
-def test_a_signed_broker_webhook_changes_the_profile(runtime: Runtime) -> None:
+def test_a_signed_report_filling_a_cancelled_child_is_quarantined(runtime: Runtime) -> None:
     # GIVEN an order whose children were partially filled by the paper brokers, then cancelled
     trader = user()
     result = submit(runtime, trader, symbol="TCS", quantity=40)
     view = settled_order(runtime, trader, result["orderId"])
-    child = next(c for c in view["childOrders"] if c["filled_quantity"])
+    child = next(c for c in view["childOrders"] if 0 < c["filled_quantity"] < c["quantity"])
     before = profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"]
-    # WHEN the broker reports the rest filled with a signed webhook
+    # WHEN a signed webhook reports the rest of that cancelled child filled
     raw = json.dumps(
         {
             "brokerId": child["broker_id"],
@@ -324,14 +326,16 @@ def test_a_signed_broker_webhook_changes_the_profile(runtime: Runtime) -> None:
             **sign_webhook(raw, secret, timestamp=int(time.time())),
         },
     )
-    # THEN it is accepted and the broker's profile for the symbol learns from it
+    # THEN it is authentic but impossible (a cancelled child takes no further fill): 202
+    # quarantined with its reason, so the broker stops retrying; the child and the broker's
+    # profile are unchanged (docs/execution-tracking.md, "Validation and quarantine")
     assert response.status_code == 202, response.text
-    assert response.json()["status"] == "accepted"
-    eventually(
-        lambda: profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"] > before,
-        within_s=UPDATE_WITHIN_S,
-        what="a profile update",
-    )
+    assert response.json()["status"] == "quarantined"
+    assert response.json()["quarantine"]["reason"] == "FILL_AFTER_CLOSE"
+    after = settled_order(runtime, trader, result["orderId"])
+    [same] = [c for c in after["childOrders"] if c["child_order_id"] == child["child_order_id"]]
+    assert (same["status"], same["filled_quantity"]) == (child["status"], child["filled_quantity"])
+    assert profile(runtime, trader, child["broker_id"], "TCS")["sampleCount"] == before
 
 
 def test_an_unsigned_webhook_is_401(runtime: Runtime) -> None:
@@ -384,6 +388,55 @@ def test_run_prints_a_curl_that_names_the_api_and_a_token(runtime: Runtime) -> N
     assert f"{runtime.api}{API}/orders/smart" in curl
     assert "Authorization: Bearer ey" in curl
     assert '"symbol":"RELIANCE"' in curl
+
+
+def test_run_says_the_market_hours_are_not_enforced_when_told_so(runtime: Runtime) -> None:
+    # GIVEN the suite's run, started with --ignore-market-hours; WHEN its banner is read
+    [market] = [line for line in runtime.output().splitlines() if line.startswith("  Market")]
+    # THEN it warns that orders route at any hour
+    assert "NOT enforced" in market
+
+
+def test_the_banner_says_when_the_market_is_closed_and_how_to_route_anyway() -> None:
+    # GIVEN a Saturday and a Tuesday at 10:00 IST (04:30 UTC)
+    saturday = datetime(2026, 12, 5, 4, 30, tzinfo=UTC)
+    tuesday = datetime(2026, 12, 1, 4, 30, tzinfo=UTC)
+    # WHEN the run's market line is written for each, with the hours enforced
+    closed, open_ = market_status(True, saturday), market_status(True, tuesday)
+    # THEN the Saturday names the weekend, the rule and the way out; the Tuesday routes
+    assert "weekend" in closed
+    assert "MARKET_HOURS" in closed
+    assert "--ignore-market-hours" in closed
+    assert open_ == "NSE is open now: orders route"
+
+
+def test_a_traders_kill_switch_from_the_cli_refuses_the_next_order_until_released(
+    runtime: Runtime,
+) -> None:
+    # GIVEN a trader whose kill switch is engaged with the CLI
+    trader = f"trader-{uuid.uuid4().hex[:6]}"
+    port = f"--pg-port={runtime.pg_port}"
+    engaged = cli("kill-switch", "engage", f"--user={trader}", "--reason=margin call", port)
+    assert engaged.returncode == 0, engaged.stderr
+    assert f"kill switch (trader {trader}) ENGAGED" in engaged.stdout
+    # WHEN the trader sends an order
+    refused = httpx.post(
+        f"{runtime.api}{API}/orders/smart", json=ORDER, headers=runtime.auth(trader), timeout=30
+    )
+    # THEN it is refused with the switch's reason; after release the next order routes
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["rule"]) == ("RISK_REJECTED", "KILL_SWITCH")
+    assert "margin call" in error["message"]
+    released = cli("kill-switch", "release", f"--user={trader}", "--reason=paid", port)
+    assert released.returncode == 0, released.stderr
+    assert submit(runtime, trader)["status"] in {"ROUTED", "PARTIALLY_ROUTED"}
+
+
+def test_the_kill_switch_command_says_when_no_run_answers(tmp_path: Any) -> None:
+    outcome = cli("kill-switch", "engage", "--reason=x", f"--pg-port={free_port()}", timeout=60)
+    assert outcome.returncode == 1
+    assert "is `order-router run` running?" in outcome.stderr
 
 
 def test_run_refuses_a_busy_port_in_one_line(tmp_path: Any) -> None:

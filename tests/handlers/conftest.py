@@ -132,20 +132,32 @@ def notifier() -> RecordingNotifier:
 
 
 @pytest.fixture
+def wiring_overrides() -> dict[str, Any]:
+    """Parts of the wiring a test module replaces (e.g. the risk service's ``clock``)."""
+    return {}
+
+
+@pytest.fixture
 def wiring(
     app_settings: Settings,
     aws: EventSink,
     notifier: RecordingNotifier,
+    wiring_overrides: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Wiring]:
-    """The handlers' wiring on this test's database, seeded with reliable paper brokers."""
-    built = Wiring(app_settings, notifier=notifier)
+    """The handlers' wiring on this test's database, seeded with reliable paper brokers.
+
+    Instruments get a band dated on the wiring's clock, so a test clock keeps them current.
+    """
+    built = Wiring(app_settings, notifier=notifier, **wiring_overrides)
     for broker in seed.seed_brokers():
         built.brokers.upsert(
             broker.model_copy(update={"adapter_config": {**broker.adapter_config, **RELIABLE}})
         )
     for profile in seed.seed_profiles(utc_now()):
         built.profile_repository.upsert(profile)
+    for instrument in seed.seed_instruments(built.clock()):
+        built.instruments.upsert(instrument)
     monkeypatch.setattr(shared.wiring, "get_wiring", lambda: built)
     yield built
     built.database.close()

@@ -13,6 +13,7 @@ from functions.broker_webhook import handler
 from local import seed
 from shared.adapters.brokers.webhooks import compute_kite_checksum, sign_webhook
 from shared.domain.brokers import WebhookAuth
+from shared.domain.execution import ExecutionReport
 from shared.domain.models import Exchange, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.settings import Settings
@@ -166,21 +167,34 @@ def published(aws: EventSink) -> list[dict[str, Any]]:
     return [e for e in aws.drain() if e["detail-type"] == "ExecutionReported"]
 
 
-def test_kite_postback_with_a_valid_checksum_is_accepted_once(
+def test_kite_postback_with_a_valid_checksum_is_applied_once(
     wiring: Wiring, aws: EventSink, kite: ChildOrder
 ) -> None:
     # GIVEN a Kite postback signed with the app's API secret
     body = kite_postback(kite)
-    # WHEN it arrives twice (Kite retries)
+    # WHEN it arrives twice before the tracker applied it (Kite retries), the tracker then
+    # handles every event that reached the bus, and Kite sends it a third time
     first = call(handler, "POST", f"{HOOKS}/kite", body=body, claims=None)
     second = call(handler, "POST", f"{HOOKS}/kite", body=body, claims=None)
-    # THEN the first is accepted, the second a duplicate, and exactly one event reached the bus
+    events = published(aws)
+    outcomes = [
+        wiring.tracker.track(ExecutionReport.model_validate(e["detail"]["report"])).status
+        for e in events
+    ]
+    third = call(handler, "POST", f"{HOOKS}/kite", body=body, claims=None)
+    # THEN both early copies are accepted (the key is not used until applied), the tracker
+    # stores the report once, and the copy after that is a duplicate that publishes nothing
     assert (first[0], first[1]["status"]) == (202, "accepted")
-    assert (second[0], second[1]["status"]) == (202, "duplicate")
-    [event] = published(aws)
-    assert event["detail"]["idempotency_key"] == "kite:220531000000001:FILLED:75"
-    assert event["detail"]["order_id"] == kite.order_id
-    assert event["detail"]["report"]["filledQuantity"] == 75
+    assert (second[0], second[1]["status"]) == (202, "accepted")
+    assert outcomes == ["recorded", "duplicate"]
+    assert (third[0], third[1]["status"]) == (202, "duplicate")
+    assert published(aws) == events
+    assert {e["detail"]["idempotency_key"] for e in events} == {"kite:220531000000001:FILLED:75"}
+    assert events[0]["detail"]["order_id"] == kite.order_id
+    assert events[0]["detail"]["report"]["filledQuantity"] == 75
+    with wiring.database.connection() as conn:
+        [row] = conn.execute("SELECT count(*) AS n FROM execution_metrics").fetchall()
+    assert row["n"] == 1
 
 
 def test_kite_postback_with_a_forged_checksum_is_refused(

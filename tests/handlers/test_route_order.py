@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -225,6 +226,8 @@ def test_redis_down_still_routes_from_postgres(
         broken.brokers.upsert(broker)
     for profile in seed.seed_profiles(utc_now()):
         broken.profile_repository.upsert(profile)
+    for instrument in seed.seed_instruments(utc_now()):
+        broken.instruments.upsert(instrument)
     monkeypatch.setattr(shared.wiring, "get_wiring", lambda: broken)
     # WHEN an order is submitted
     status, body, _ = call(handler, "POST", SMART, body={**MARKET_BUY, "clientOrderId": "no-redis"})
@@ -254,7 +257,9 @@ def test_bad_requests_get_clear_errors(wiring: Wiring) -> None:
 
 
 def test_order_no_broker_can_take_lists_every_reason(wiring: Wiring) -> None:
-    # GIVEN a symbol no broker has a profile for
+    # GIVEN a symbol no broker has a profile for (it is in the instrument master)
+    reliance = next(i for i in seed.seed_instruments(utc_now()) if i.symbol == "RELIANCE")
+    wiring.instruments.upsert(dataclasses.replace(reliance, symbol="NOSUCH"))
     # WHEN an order for it is submitted
     status, body, _ = call(handler, "POST", SMART, body={**MARKET_BUY, "symbol": "NOSUCH"})
     # THEN 422 explains why

@@ -321,7 +321,7 @@ def test_shuffled_reports_with_duplicates_end_like_the_serial_run(
     }
 
 
-def test_batch_folds_a_childs_reports_in_order_and_fails_only_the_contradiction(
+def test_batch_folds_a_childs_reports_in_order_and_quarantines_only_the_contradiction(
     wiring: Wiring, notifier: RecordingNotifier
 ) -> None:
     # GIVEN one batch holding, for child A, its fill before its partial (out of order) and a
@@ -345,8 +345,15 @@ def test_batch_folds_a_childs_reports_in_order_and_fails_only_the_contradiction(
     ]
     # WHEN the batch is handled
     result = handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
-    # THEN only the contradiction is a failure, C is untouched, and A and B end filled at 1295.80
-    assert [f["itemIdentifier"]["offset"] for f in result["batchItemFailures"]] == [5]
+    # THEN nothing fails: the contradiction is quarantined with its reason (so it is never
+    # retried into the dead-letter queue), C is untouched, and A and B end filled at 1295.80
+    assert result["batchItemFailures"] == []
+    [held] = rows(wiring, "SELECT child_order_id, reason, stage FROM quarantined_reports")
+    assert held == {
+        "child_order_id": c.child_order_id,
+        "reason": "BROKER_MISMATCH",
+        "stage": "tracking",
+    }
     children = rows(
         wiring,
         "SELECT child_order_id, status, filled_quantity, average_price FROM child_orders "

@@ -1,4 +1,4 @@
-"""Observability: the six alarms, the alarm topic and the dashboard."""
+"""Observability: the seven alarms, the alarm topic and the dashboard."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aws_cdk.assertions import Template
 
 from functions.track_execution.handler import LATE_FILLS_METRIC
 from infra.observability import ROUTING_LATENCY_P95_MS
+from shared.observability import QUARANTINED_REPORTS_METRIC
 from tests.infra.conftest import function_by_handler, one, resources
 
 
@@ -27,8 +28,8 @@ def test_routing_latency_p95_alarm(dev: Template) -> None:
 
 def test_failure_alarms(dev: Template) -> None:
     # GIVEN the failure signals WHEN synthesized THEN 5xx rate, DLQ depth, tracker errors,
-    # late fills after a timeout and WebSocket push failures each have an alarm that notifies
-    # the topic
+    # late fills after a timeout, quarantined reports and WebSocket push failures each have an
+    # alarm that notifies the topic
     alarms = _alarms(dev)
     topic_id, _ = one(dev, "AWS::SNS::Topic")
     tracker_id, _ = function_by_handler(dev, "track_execution")
@@ -42,7 +43,12 @@ def test_failure_alarms(dev: Template) -> None:
     expressions = [m["Expression"] for m in rate["Metrics"] if "Expression" in m]
     assert expressions == ["IF(requests > 0, 100 * errors / requests, 0)"]
     assert by_metric[LATE_FILLS_METRIC]["Threshold"] == 0
-    assert len(alarms) == 6
+    # The alarm watches the service-level count (the handlers also emit it by reason).
+    assert by_metric[QUARANTINED_REPORTS_METRIC]["Threshold"] == 0
+    assert by_metric[QUARANTINED_REPORTS_METRIC]["Dimensions"] == [
+        {"Name": "service", "Value": "order-router"}
+    ]
+    assert len(alarms) == 7
     assert all(a["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
 
 

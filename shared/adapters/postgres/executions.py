@@ -10,14 +10,17 @@ from psycopg.types.json import Jsonb
 from shared.adapters.postgres.orders import CHILD_COLUMNS, child_from_row
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import learned_profiles, send_learning
+from shared.adapters.postgres.quarantine import INSERT_QUARANTINED, quarantine_params
 from shared.domain.errors import DataUnavailableError
 from shared.domain.models import BrokerProfile
 from shared.ports import (
     BatchFold,
     ChildStateUpdate,
+    ExecutionPlan,
     ExecutionRecord,
     Observed,
     ProfileKey,
+    QuarantinedReport,
 )
 
 INSERT_ONCE = """
@@ -128,6 +131,14 @@ class PostgresExecutionRepository:
             rows = conn.execute(FIND_CHILD_IDS, (list(brokers), list(orders))).fetchall()
         return {(r["broker_id"], r["broker_order_id"]): r["child_order_id"] for r in rows}
 
+    def applied_keys(self, report_keys: Collection[str]) -> set[str]:
+        """Those of ``report_keys`` whose report is applied (its metrics row is stored)."""
+        if not report_keys:
+            return set()
+        with self._db.connection() as conn:
+            rows = conn.execute(STORED_KEYS, (list(report_keys),)).fetchall()
+        return {r["report_key"] for r in rows}
+
     def track_batch(
         self,
         child_order_ids: Collection[str],
@@ -140,8 +151,9 @@ class PostgresExecutionRepository:
 
         ``fold`` sees every child as committed by all earlier reports (the row locks serialise
         batches that share a child, so cumulative-to-delta arithmetic never double counts) and
-        the report keys already stored, and returns the plans to store, in report order. Then,
-        in one pipelined round trip: the metrics rows, each child's final state, the orders'
+        the report keys already stored, and returns the plans to store and the reports to
+        quarantine, in report order. Then, in one pipelined round trip: the quarantined
+        reports, the metrics rows, each child's final state, the orders'
         status, and every observation folded into its profile by the one-statement moving
         average, in report order per profile (profiles in key order, so concurrent batches
         cannot deadlock on them). A crash can never leave a report stored but not learned from.
@@ -163,7 +175,11 @@ class PostgresExecutionRepository:
                 locked = conn.execute(LOCK_CHILDREN, (sorted(set(child_order_ids)),))
                 stored = conn.execute(STORED_KEYS, (list(report_keys),))
             children = {r["child_order_id"]: child_from_row(r) for r in locked.fetchall()}
-            plans = fold(children, {r["report_key"] for r in stored.fetchall()})
+            folded = fold(children, {r["report_key"] for r in stored.fetchall()})
+            held = [q for q in folded if isinstance(q, QuarantinedReport)]
+            plans = [p for p in folded if isinstance(p, ExecutionPlan)]
+            if held:
+                conn.cursor().executemany(INSERT_QUARANTINED, [quarantine_params(q) for q in held])
             if not plans:
                 return {}
             finals = {p.child_state.child_order_id: p.child_state for p in plans if p.child_state}

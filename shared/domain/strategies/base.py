@@ -53,12 +53,49 @@ class OrderTraits:
     size_to_depth: float
 
 
+@dataclass(frozen=True, slots=True)
+class Valuation:
+    """How an objective turns a plan's expected outcome into the INR the splitter minimises.
+
+    ``objective = market x M + charges x C + child orders x child_cost + time value``, where
+    ``M`` is the market cost (half spread, net slippage, square-root impact, non-fill penalty),
+    ``C`` the charges (brokerage + GST, statutory charges, DP). A share expected to wait ``T``
+    seconds to fill is charged ``P x (time_bps_per_s x T + timing_risk_sd x sigma x sqrt(T / S))
+    x 1e-4`` INR, with ``P`` the reference price, ``sigma`` the daily volatility (bps) and ``S``
+    the seconds of a session: a linear value of time, and a number of standard deviations of the
+    price move while waiting (timing risk).
+
+    Attributes
+    ----------
+    market, charges
+        Weights of the market cost and of the charges.
+    time_bps_per_s
+        Value of one second of a share's wait, in bps of its price.
+    timing_risk_sd
+        Standard deviations of the price move over the wait charged as cost.
+    """
+
+    market: float
+    charges: float
+    time_bps_per_s: float = 0.0
+    timing_risk_sd: float = 0.0
+
+
+TIE_BREAK = 1e-3
+"""Weight of a cost an objective leaves out: it only decides between otherwise equal plans."""
+
+
 class RoutingStrategy(Protocol):
-    """One routing objective: how much each factor counts for an order."""
+    """One routing objective: what it minimises, and how much each factor counts in the scores."""
 
     @property
     def objective(self) -> RoutingObjective:
         """The objective this strategy implements."""
+        ...
+
+    @property
+    def valuation(self) -> Valuation:
+        """What the splitter minimises for this objective."""
         ...
 
     def weights(self, traits: OrderTraits) -> FactorWeights:

@@ -1,9 +1,9 @@
-"""SMART_BALANCE: equal weights, shifted by what the order is (ARCHITECTURE.md §4)."""
+"""SMART_BALANCE: the all-in cost plus the risk of waiting to fill (timing risk)."""
 
 from __future__ import annotations
 
 from shared.domain.models import RoutingObjective
-from shared.domain.strategies.base import FactorWeights, OrderTraits
+from shared.domain.strategies.base import FactorWeights, OrderTraits, Valuation
 
 BASE = 0.20
 MARKET_SPEED_BONUS = 0.15
@@ -16,14 +16,20 @@ LARGE_SIZE_TO_DEPTH = 0.10
 
 
 class SmartBalanceStrategy:
-    """Balanced weights shifted by the order's traits.
+    """All-in cost plus timing risk; factor weights balanced and shifted by the order's traits.
 
-    Start from 0.2 on each factor; add 0.15 to speed for a market order, 0.15 to price for a limit
+    The splitter minimises the LOWEST_COST objective plus one standard deviation of the price
+    move while each share waits to fill (``sigma x sqrt(T / session)``): a slow broker must be
+    cheaper by its timing risk, and a large order spreads its slices over brokers to fill sooner.
+
+    The factor weights (for the scores that rank allocations and fallbacks) start from 0.2 on
+    each factor; add 0.15 to speed for a market order, 0.15 to price for a limit
     order, and up to 0.2 to liquidity in proportion to ``size_to_depth / 0.1`` (capped at 1), then
     renormalise to sum to 1.
     """
 
     objective = RoutingObjective.SMART_BALANCE
+    valuation = Valuation(market=1.0, charges=1.0, timing_risk_sd=1.0)
 
     def weights(self, traits: OrderTraits) -> FactorWeights:
         """Weights for ``traits``: see the class docstring."""

@@ -363,9 +363,9 @@ def test_broker_fill_rate_counts_rejected_and_timed_out_quantity(db: Database) -
     with db.connection() as conn:
         for child_id, status, filled in outcomes:
             conn.execute(
-                "UPDATE child_orders SET status = %s, filled_quantity = %s "
+                "UPDATE child_orders SET status = %s, filled_quantity = %s, average_price = %s "
                 "WHERE child_order_id = %s",
-                (status, filled, child_id),
+                (status, filled, Decimal("2950.50") if filled else None, child_id),
             )
     executions.record(execution_record(first.order_id, slippage_bps=2.0))
     executions.record(
@@ -418,8 +418,10 @@ def test_analytics_aggregate_per_user_broker_and_strategy(db: Database) -> None:
     ]
     with db.connection() as conn:
         for request, _, priority, filled, _, _ in fills:
+            # A fill carries its average price (a V004 constraint).
             conn.execute(
-                "UPDATE child_orders SET filled_quantity = %s WHERE child_order_id = %s",
+                "UPDATE child_orders SET filled_quantity = %s, average_price = 2950.5 "
+                "WHERE child_order_id = %s",
                 (filled, f"{request.order_id}-{priority}"),
             )
     for request, broker_id, priority, filled, latency, slippage in fills:

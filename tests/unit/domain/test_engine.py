@@ -206,11 +206,33 @@ def test_expected_execution_itemises_charges_and_takes_the_slowest_child() -> No
     assert execution.charges.stt > 0
     assert execution.charges.stamp_duty == 0
     assert execution.charges.brokerage > 0
-    assert execution.time_ms == 150.0
+    # the slowest child: its first slice, a re-route of what does not fill, then its other
+    # slices paced by the rate limit (docs/routing-engine.md, "Time to fill")
+    by_id = {p.broker_id: p for p in three_brokers()}
+
+    def child_ms(broker_id: str, slices: int) -> float:
+        p = by_id[broker_id]
+        miss = 1 - p.fill_rate_percentage / 100
+        first = p.avg_execution_time_ms + miss * (p.response_time_ms + p.avg_execution_time_ms)
+        assert p.rate_limit_per_s is not None
+        return first + (slices - 1) * 1000 / p.rate_limit_per_s
+
+    slowest = max(child_ms(a.broker_id, a.slices) for a in decision.allocations)
+    assert execution.time_ms == pytest.approx(slowest)
     assert execution.price < Decimal("2500.00")  # a sell expects below the mid
     assert execution.slippage_bps > 0  # positive slippage = worse for the trader
     assert 0 < execution.fill_probability <= 1
     assert execution.total_cost_inr >= execution.charges.total
+
+
+def test_a_reject_lowers_the_fill_probability_once() -> None:
+    # GIVEN a broker whose finished children filled 80 % on average, a rejected child counting
+    # 0 %, and 20 % of them rejected
+    profile = make_profile("zerodha", fill_rate_percentage=80.0, error_rate_percentage=20.0)
+    # WHEN
+    decision = decide_route(make_order(quantity=100), [profile], now=NOW)
+    # THEN the probability that a share fills is the fill rate, not 0.8 x (1 - 0.2)
+    assert decision.expected_execution.fill_probability == pytest.approx(0.8)
 
 
 def test_confidence_falls_with_stale_thin_data() -> None:

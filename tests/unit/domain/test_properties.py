@@ -38,8 +38,7 @@ FEES = [
 PROPERTY_SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-WIDE = EngineConfig(max_split_candidates=16)
-"""No candidate pruning, so adding a broker only ever adds plans."""
+CONFIG = EngineConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +94,7 @@ def cases(draw: st.DrawFn, max_brokers: int = 5) -> Case:
 
 def decide(case: Case, profiles: list[BrokerProfile] | None = None) -> RoutingDecision | None:
     try:
-        return decide_route(case.order, profiles or case.profiles, now=NOW, config=WIDE)
+        return decide_route(case.order, profiles or case.profiles, now=NOW, config=CONFIG)
     except NoEligibleBrokerError:
         return None
 
@@ -115,7 +114,7 @@ def test_allocations_are_whole_lots_within_limits_on_eligible_brokers(case: Case
     assert abs(
         sum((a.allocation_percentage for a in decision.allocations), Decimal(0)) - 100
     ) <= Decimal("0.01")
-    assert len(decision.allocations) <= (case.order.max_brokers or WIDE.max_brokers)
+    assert len(decision.allocations) <= (case.order.max_brokers or CONFIG.max_brokers)
     assert {s.broker_id for s in decision.broker_scores} == set(by_id)
     for allocation in decision.allocations:
         profile = by_id[allocation.broker_id]
@@ -124,7 +123,11 @@ def test_allocations_are_whole_lots_within_limits_on_eligible_brokers(case: Case
         assert profile.min_order_size is None or allocation.quantity >= profile.min_order_size
         assert profile.max_order_size is None or allocation.quantity <= profile.max_order_size
         reason = exclusion_reason(
-            case.order, profile, now=NOW, max_profile_age_s=WIDE.max_profile_age_s, recent_orders=0
+            case.order,
+            profile,
+            now=NOW,
+            max_profile_age_s=CONFIG.max_profile_age_s,
+            recent_orders=0,
         )
         assert reason is None
     allocated = {a.broker_id for a in decision.allocations}

@@ -12,7 +12,11 @@ from typing import Any, Protocol
 
 from shared.adapters.brokers.webhooks._parsing import IST, parse_json_body
 from shared.adapters.brokers.webhooks.dhan import normalise_dhan
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError, UnsupportedPayloadError
+from shared.adapters.brokers.webhooks.errors import (
+    ImpossibleReportError,
+    MalformedPayloadError,
+    UnsupportedPayloadError,
+)
 from shared.adapters.brokers.webhooks.generic import normalise_generic
 from shared.adapters.brokers.webhooks.kite import normalise_kite
 from shared.adapters.brokers.webhooks.upstox import normalise_upstox
@@ -56,6 +60,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SIGNATURE_SCHEME",
     "TIMESTAMP_HEADER",
+    "ImpossibleReportError",
     "MalformedPayloadError",
     "Normaliser",
     "UnsupportedPayloadError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -13,7 +13,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError, UnsupportedPayloadError
+from shared.adapters.brokers.webhooks.errors import (
+    ImpossibleReportError,
+    MalformedPayloadError,
+    UnsupportedPayloadError,
+)
+from shared.domain.errors import InvalidExecutionReportError
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import SYMBOL_PATTERN, Exchange, Side
 
@@ -35,6 +40,45 @@ class Phase(Enum):
     REJECTED = "rejected"
 
 
+MAX_BODY_BYTES = 64 * 1024
+"""Largest webhook body read: a postback is about 1 KiB; anything this big is not one."""
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of arrays and objects accepted; postbacks are one or two levels deep."""
+MAX_INTEGER_DIGITS = 36
+"""Longest integer accepted: larger is no quantity any exchange deals in, and every idempotency
+key built from one must fit ``VARCHAR(200)``. (10^30 still parses, and is quarantined as an
+impossible fill.)"""
+
+# Strings (with their escapes) are blanked before brackets are counted: a "[" inside a string
+# does not nest. The alternation is disjoint, so the pattern runs in linear time.
+_JSON_STRING_RE = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+
+
+def check_json_bounds(raw: bytes) -> None:
+    """Refuse a body too large or nested too deep, before any JSON parser sees it.
+
+    The standard library's parser recurses once per level and raises ``RecursionError`` on a
+    few thousand (a 500 on an unauthenticated route); the parsers that bound depth (orjson,
+    pydantic-core) cannot keep fractions as exact ``Decimal``. So the depth is counted here,
+    without recursion, on the raw bytes.
+
+    Raises
+    ------
+    MalformedPayloadError
+        Field ``body``: larger than :data:`MAX_BODY_BYTES` or deeper than
+        :data:`MAX_JSON_DEPTH`.
+    """
+    if len(raw) > MAX_BODY_BYTES:
+        raise MalformedPayloadError("body", f"larger than {MAX_BODY_BYTES} bytes")
+    brackets = _JSON_STRING_RE.sub(b"", raw).translate(None, _BRACKETS)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedPayloadError("body", f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 def parse_json_body(raw: bytes | str) -> dict[str, Any]:
     """Decode a webhook body, keeping every JSON number with a fraction as an exact ``Decimal``.
 
@@ -51,19 +95,34 @@ def parse_json_body(raw: bytes | str) -> dict[str, Any]:
     Raises
     ------
     MalformedPayloadError
-        Field ``body``: not UTF-8, not JSON, NaN/Infinity, or not an object.
+        Field ``body``: too large or deep (:func:`check_json_bounds`), not UTF-8, not JSON,
+        NaN/Infinity, an integer of more than :data:`MAX_INTEGER_DIGITS` digits, or not an
+        object.
     """
 
     def _no_constants(name: str) -> Any:
         raise MalformedPayloadError("body", f"{name} is not a valid JSON number")
 
+    def _bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+            raise MalformedPayloadError("body", f"integer of more than {MAX_INTEGER_DIGITS} digits")
+        return int(digits)
+
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    check_json_bounds(data)
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        value = json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+        value = json.loads(
+            data.decode("utf-8"),
+            parse_float=Decimal,
+            parse_int=_bounded_int,
+            parse_constant=_no_constants,
+        )
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError("body", "not UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise MalformedPayloadError("body", f"not valid JSON ({exc.msg} at {exc.pos})") from exc
+    except (ValueError, RecursionError) as exc:  # bounds above make these unreachable
+        raise MalformedPayloadError("body", "not a JSON body this service reads") from exc
     if not isinstance(value, dict):
         raise MalformedPayloadError("body", "must be a JSON object")
     return value
@@ -242,15 +301,13 @@ def status_for(phase_: Phase, quantity: int, filled: int) -> ExecutionStatus:
     return ExecutionStatus.PARTIALLY_FILLED if filled > 0 else ExecutionStatus.OPEN
 
 
-def build_report(
-    factory: Callable[[], ExecutionReport], source_fields: Mapping[str, str]
-) -> ExecutionReport:
-    """Run the report constructor, turning pydantic's structural errors into malformed ones.
+def build_report(fields: Mapping[str, Any], source_fields: Mapping[str, str]) -> ExecutionReport:
+    """Build the report, turning pydantic's structural errors into malformed ones.
 
     Parameters
     ----------
-    factory
-        Builds the report.
+    fields
+        The report's fields, read from the payload.
     source_fields
         Report field name -> the broker's field it came from, so the error names what the
         sender sent (an id longer than the column, say).
@@ -259,17 +316,24 @@ def build_report(
     -------
     ExecutionReport
 
-    Notes
-    -----
-    :class:`~shared.domain.errors.InvalidExecutionReportError` (an impossible report) passes
-    through unchanged.
+    Raises
+    ------
+    MalformedPayloadError
+        A field of the wrong shape (400).
+    ImpossibleReportError
+        Well-formed figures that contradict each other (filled more than ordered, a zero
+        price); it carries the unchecked report so the caller can quarantine it.
     """
     try:
-        return factory()
+        return ExecutionReport(**fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "body"
         raise MalformedPayloadError(source_fields.get(name, name), first["msg"]) from exc
+    except InvalidExecutionReportError as exc:
+        raise ImpossibleReportError(
+            exc.field, exc.reason, ExecutionReport.model_construct(**fields)
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +422,7 @@ def kite_shaped_report(
         upper_case=upper_case,
     )
     return build_report(
-        lambda: ExecutionReport(
+        dict(
             broker_id=broker_id,
             broker_order_id=required_text(payload, "order_id"),
             child_order_id=text(payload, "tag", required=False),

@@ -88,7 +88,7 @@ def normalise_dhan(
     if state.raw_status == "EXPIRED":
         message = f"EXPIRED: {message}" if message else "EXPIRED"
     return p.build_report(
-        lambda: ExecutionReport(
+        dict(
             broker_id=broker_id,
             broker_order_id=p.required_text(payload, "orderId"),
             child_order_id=p.text(payload, "correlationId", required=False),

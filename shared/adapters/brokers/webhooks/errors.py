@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shared.domain.errors import DomainError
+from shared.domain.errors import DomainError, InvalidExecutionReportError
+from shared.domain.execution import ExecutionReport
 
 
 class MalformedPayloadError(DomainError):
@@ -28,3 +29,15 @@ class UnsupportedPayloadError(MalformedPayloadError):
     """
 
     code = "UNSUPPORTED_PAYLOAD"
+
+
+class ImpossibleReportError(InvalidExecutionReportError):
+    """A well-formed report whose own figures cannot be true (filled more than ordered...).
+
+    It carries the report as read, unchecked (``ExecutionReport.model_construct``), so an
+    authenticated one can be quarantined with its key, child and figures rather than refused.
+    """
+
+    def __init__(self, field: str, reason: str, unchecked: ExecutionReport) -> None:
+        super().__init__(field, reason)
+        self.unchecked = unchecked

@@ -77,7 +77,7 @@ def normalise_generic(payload: Mapping[str, Any], *, broker_id: str) -> Executio
     filled = p.integer(payload, "filledQuantity", default=0)
     average_price = p.fill_price(payload, "averagePrice", filled)
     return p.build_report(
-        lambda: ExecutionReport(
+        dict(
             broker_id=broker_id,
             broker_order_id=p.required_text(payload, "brokerOrderId"),
             child_order_id=p.text(payload, "childOrderId", required=False),
