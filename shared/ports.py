@@ -15,6 +15,12 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from shared.domain.analytics import ExecutionAnalytics
+from shared.domain.broker_orders import (
+    BrokerAccount,
+    BrokerOrderChange,
+    BrokerOrderRequest,
+    BrokerOrderState,
+)
 from shared.domain.brokers import BrokerConfig
 from shared.domain.connections import ConnectionRecord
 from shared.domain.execution import ExecutionReport, ProfileObservation
@@ -585,4 +591,61 @@ class InstrumentRepository(Protocol):
 
     def upsert(self, instrument: Instrument) -> None:
         """Create or replace a record (the daily load, local seeding)."""
+        ...
+
+
+# -- Real brokers' order APIs (Kite, Upstox, Dhan) ----------------------------------------------
+
+
+class BrokerClient(Protocol):
+    """One broker's order API, called under the credentials of one account.
+
+    Every method takes the account, so one client (one HTTP connection pool) serves every
+    account at that broker. A failure raises
+    :class:`~shared.domain.broker_orders.BrokerCallError` of one
+    :class:`~shared.domain.broker_orders.BrokerErrorKind` (a timeout is ``TIMEOUT``); nothing is
+    retried, since a repeated placement could place twice.
+    """
+
+    def place(self, account: BrokerAccount, order: BrokerOrderRequest, *, timeout_s: float) -> str:
+        """Place ``order``; return the broker's order id."""
+        ...
+
+    def modify(
+        self,
+        account: BrokerAccount,
+        broker_order_id: str,
+        change: BrokerOrderChange,
+        *,
+        timeout_s: float,
+    ) -> str:
+        """Modify an open order; return its order id."""
+        ...
+
+    def cancel(self, account: BrokerAccount, broker_order_id: str, *, timeout_s: float) -> str:
+        """Ask the broker to cancel an open order; return its order id.
+
+        The cancellation is confirmed by a later status (or postback), not by this answer.
+        """
+        ...
+
+    def status(
+        self, account: BrokerAccount, broker_order_id: str, *, timeout_s: float
+    ) -> BrokerOrderState:
+        """The order's current state."""
+        ...
+
+    def history(
+        self, account: BrokerAccount, broker_order_id: str, *, timeout_s: float
+    ) -> list[BrokerOrderState]:
+        """The order's states, oldest first (what its postbacks would have said)."""
+        ...
+
+    def find_by_tag(
+        self, account: BrokerAccount, tag: str, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        """The current state of today's order placed under ``tag``, or ``None`` if none was.
+
+        What a placement that timed out (no broker order id) is reconciled with.
+        """
         ...

@@ -198,11 +198,19 @@ class Wiring:
 
     @cached_property
     def gateway(self) -> BrokerGatewayRegistry:
-        """Broker adapters by broker id (paper brokers from their stored behaviour)."""
+        """Broker adapters by broker id.
+
+        Paper brokers from their stored behaviour, real ones from their adapter settings with
+        credentials from the secret store.
+        """
         from shared.adapters.brokers.registry import BrokerGatewayRegistry
 
         return BrokerGatewayRegistry(
-            self.brokers, market=self.market, seed=self.settings.paper_broker_seed, clock=utc_now
+            self.brokers,
+            market=self.market,
+            seed=self.settings.paper_broker_seed,
+            clock=utc_now,
+            secrets=self.secrets,
         )
 
     @cached_property

@@ -1,0 +1,177 @@
+"""A real broker behind the routing service's :class:`~shared.ports.BrokerGateway` port.
+
+:class:`ClientGateway` turns a child order into a :class:`BrokerOrderRequest`, places it with a
+:class:`~shared.ports.BrokerClient` under the account's credentials, and turns every failure
+into a placement result with its reason: a broker that certainly did not take the order
+(token, permission, input, order refusal, rate limit, no connection) is ``REJECTED`` so the
+quantity cascades; a timeout or a failure after which the order may exist (network, 5xx) is
+``TIMED_OUT``, to be cancelled or reconciled before its quantity goes elsewhere.
+
+Credentials come from the :class:`~shared.ports.SecretStore` by reference: one platform
+account per broker today (``adapter_config.credentials_ref``). Per-trader accounts are the next
+step; the client port already takes the account per call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from shared.domain.broker_orders import (
+    BrokerAccount,
+    BrokerCallError,
+    BrokerErrorKind,
+    BrokerOrderRequest,
+    BrokerOrderState,
+    broker_tag,
+)
+from shared.domain.errors import DataUnavailableError, DomainError
+from shared.domain.execution import ExecutionReport, ExecutionStatus
+from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.domain.settlement import BrokerLookup, LookupOutcome
+from shared.ports import BrokerClient, PlacementResult, SecretStore
+
+
+class TaggedClient(BrokerClient, Protocol):
+    """A broker client that also says how long its order tags may be."""
+
+    tag_length: int
+
+
+AccountSource = Callable[[], BrokerAccount]
+"""Returns the account to place under; raises ``BrokerCallError(TOKEN)`` when there is none."""
+
+
+def secret_account(secrets: SecretStore, ref: str) -> AccountSource:
+    """An account read from the secret store at each call (a Kite token changes every day).
+
+    The secret is a JSON object ``{"api_key": ..., "client_id": ..., "access_token": ...}``
+    (fields a broker does not use may be left out); the store caches it.
+    """
+
+    def load() -> BrokerAccount:
+        try:
+            values = secrets.get(ref)
+        except DataUnavailableError as exc:
+            # Nothing was sent: the order can go to the next broker.
+            raise BrokerCallError(
+                BrokerErrorKind.UNREACHABLE, f"broker credentials store unavailable: {exc}"
+            ) from exc
+        if not values:
+            raise BrokerCallError(BrokerErrorKind.TOKEN, f"no broker credentials under {ref!r}")
+        try:
+            document = json.loads(values[0])
+            return BrokerAccount.model_validate({"account_id": ref, **document})
+        except (ValueError, TypeError, ValidationError) as exc:
+            # Never echo the secret: only say that it is unusable.
+            raise BrokerCallError(
+                BrokerErrorKind.TOKEN, f"broker credentials under {ref!r} are not usable"
+            ) from exc
+
+    return load
+
+
+class ClientGateway:
+    """:class:`~shared.ports.BrokerGateway` of one real broker.
+
+    Parameters
+    ----------
+    broker_id
+        Our id of the broker.
+    client
+        Its order API client.
+    account
+        Where the credentials come from.
+    """
+
+    def __init__(self, broker_id: str, client: TaggedClient, account: AccountSource) -> None:
+        self.broker_id = broker_id
+        self.client = client
+        self._account = account
+
+    def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
+        """Place ``child``; every failure is a result with its reason, never an exception."""
+        started = time.perf_counter()
+
+        def result(
+            status: ChildOrderStatus, *, broker_order_id: str | None = None, reason: str | None
+        ) -> PlacementResult:
+            return PlacementResult(
+                child_order_id=child.child_order_id,
+                status=status,
+                broker_order_id=broker_order_id,
+                reason=reason,
+                response_time_ms=(time.perf_counter() - started) * 1000,
+            )
+
+        try:
+            request = BrokerOrderRequest.from_child(child, tag_length=self.client.tag_length)
+        except ValidationError as exc:
+            return result(ChildOrderStatus.REJECTED, reason=f"INPUT: {exc.errors()[0]['msg']}")
+        try:
+            account = self._account()
+            broker_order_id = self.client.place(account, request, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            return result(exc.kind.child_status, reason=exc.reason)
+        return result(ChildOrderStatus.PLACED, broker_order_id=broker_order_id, reason=None)
+
+    def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Find the order placed for ``child`` by its tag (``BrokerOrderLookup``).
+
+        ``NOT_FOUND`` when the broker's book has no order under the child's tag (it never got
+        it); ``UNKNOWN`` when the broker could not be asked (timeout, outage, no credentials);
+        ``FOUND`` with the broker's state, order id and one cumulative report.
+        """
+        tag = broker_tag(child.child_order_id, self.client.tag_length)
+        try:
+            state = self.client.find_by_tag(self._account(), tag, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=exc.reason)
+        if state is None:
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return BrokerLookup(
+            outcome=LookupOutcome.FOUND,
+            status=_CHILD_STATUS[state.status],
+            broker_order_id=state.broker_order_id,
+            reason=state.reason,
+            reports=self._report(child, state),
+        )
+
+    def _report(self, child: ChildOrder, state: BrokerOrderState) -> tuple[ExecutionReport, ...]:
+        # The order's state as one cumulative report, like the postback that may have been lost.
+        at = state.updated_at or state.placed_at
+        if at is None:
+            return ()
+        try:
+            report = ExecutionReport(
+                broker_id=self.broker_id,
+                broker_order_id=state.broker_order_id,
+                child_order_id=child.child_order_id,
+                exchange_order_id=state.exchange_order_id,
+                status=state.status,
+                quantity=state.quantity,
+                filled_quantity=state.filled_quantity,
+                average_price=state.average_price,
+                symbol=child.symbol,
+                exchange=child.exchange,
+                side=child.side,
+                event_time=at,
+                status_message=state.reason,
+            )
+        except (ValueError, DomainError):
+            # An impossible state is not learned from; the status above still settles the child.
+            return ()
+        return (report,)
+
+
+_CHILD_STATUS = {
+    ExecutionStatus.OPEN: ChildOrderStatus.PLACED,
+    ExecutionStatus.PARTIALLY_FILLED: ChildOrderStatus.PARTIALLY_FILLED,
+    ExecutionStatus.FILLED: ChildOrderStatus.FILLED,
+    ExecutionStatus.CANCELLED: ChildOrderStatus.CANCELLED,
+    ExecutionStatus.REJECTED: ChildOrderStatus.REJECTED,
+}
