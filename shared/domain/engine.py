@@ -86,6 +86,10 @@ class EngineConfig(BaseModel):
     max_slices_per_broker
         Most slices (child orders) one broker may get for one order: caps its allocation at
         this many freeze quantities, and so the splitter's work.
+    max_price_move_bps
+        The most the expected price may move against the order: 20 %, NSE's widest daily price
+        band, beyond which the exchange does not trade. Without it a huge sell against thin
+        liquidity would expect a price at or below zero.
     confidence_sample_ref
         Sample count at which a profile's statistics count half.
     confidence_margin_ref
@@ -104,6 +108,7 @@ class EngineConfig(BaseModel):
     child_order_cost_inr: float = Field(default=10.0, ge=0)
     max_brokers: int = Field(default=4, ge=1, le=16)
     max_slices_per_broker: int = Field(default=40, ge=1, le=1_000)
+    max_price_move_bps: float = Field(default=2_000.0, gt=0, lt=10_000)
     confidence_sample_ref: int = Field(default=20, ge=1)
     confidence_margin_ref: float = Field(default=0.02, gt=0)
 
@@ -578,7 +583,8 @@ def _price_child(
     sign = order.side.sign
     impact_bps = terms.impact_bps
     drift_bps = p.current_spread_bps / 2 + p.slippage_bps - p.price_improvement_bps
-    expected = terms.price * (1 + sign * (drift_bps + impact_bps) * _BPS)
+    move_bps = min(drift_bps + impact_bps, cfg.max_price_move_bps)
+    expected = terms.price * (1 + sign * move_bps * _BPS)
     if order.limit_price is not None:
         limit = float(order.limit_price)
         expected = min(expected, limit) if sign > 0 else max(expected, limit)
@@ -594,7 +600,7 @@ def _price_child(
         orders=slices,
         on=terms.now.date(),
     )
-    market_bps = drift_bps + impact_bps + (1 - broker.fill_probability) * cfg.non_fill_penalty_bps
+    market_bps = move_bps + (1 - broker.fill_probability) * cfg.non_fill_penalty_bps
     cost = float(sum(note)) + shares * terms.price * market_bps * _BPS
     row: dict[str, object] = {
         "broker_id": p.broker_id,

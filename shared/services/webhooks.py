@@ -138,6 +138,10 @@ class WebhookService:
             return WebhookOutcome(
                 status="ignored", idempotency_key=report.idempotency_key, reason="unknown order"
             )
+        if report.child_order_id != child.child_order_id:
+            # Found by the broker's order id: the report's tag was the broker's digest of our
+            # id (brokers cap tag length), or absent. Downstream sees our child id.
+            report = report.model_copy(update={"child_order_id": child.child_order_id})
         violation = check_report(child, report, now=self._clock())
         if violation is not None:
             return self._hold(report, child, violation)

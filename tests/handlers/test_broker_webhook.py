@@ -197,6 +197,26 @@ def test_kite_postback_with_a_valid_checksum_is_applied_once(
     assert row["n"] == 1
 
 
+def test_a_postback_tagged_with_the_brokers_digest_is_applied_to_our_child(
+    wiring: Wiring, aws: EventSink, kite: ChildOrder
+) -> None:
+    # GIVEN a Kite postback whose tag is not our child id (real adapters send a 20-character
+    #       digest of it, since Kite's tags are shorter than our ids) but whose order id is ours
+    body = {**kite_postback(kite), "tag": "3f9a0c1b2d4e5f607182"}
+    # WHEN it arrives and the tracker handles what was published
+    status, answer, _ = call(handler, "POST", f"{HOOKS}/kite", body=body, claims=None)
+    [event] = published(aws)
+    tracked = wiring.tracker.track(ExecutionReport.model_validate(event["detail"]["report"]))
+    # THEN the published report names our child (found by the broker's order id), so the
+    #      fill is recorded on it rather than lost as an unknown child
+    assert (status, answer["status"]) == (202, "accepted")
+    assert event["detail"]["report"]["childOrderId"] == kite.child_order_id
+    assert tracked.status == "recorded"
+    child = wiring.orders.get_child(kite.child_order_id)
+    assert child is not None
+    assert child.filled_quantity == 75
+
+
 def test_kite_postback_with_a_forged_checksum_is_refused(
     wiring: Wiring, aws: EventSink, kite: ChildOrder
 ) -> None:

@@ -16,7 +16,7 @@ from shared.domain.models import (
     RoutingDecision,
     Side,
 )
-from tests.unit.domain.conftest import NOW, make_order, make_profile, three_brokers
+from tests.unit.domain.conftest import NOW, QUOTE, make_order, make_profile, three_brokers
 
 
 def assert_consistent(decision: RoutingDecision, quantity: int) -> None:
@@ -260,3 +260,22 @@ def test_on_the_wire_the_decision_is_camel_case() -> None:
     # THEN
     assert {"confidenceScore", "expectedExecution", "brokerScores"} <= wire.keys()
     assert "allocationPercentage" in wire["allocations"][0]
+
+
+def test_a_huge_sell_against_thin_liquidity_expects_a_positive_price_within_the_band() -> None:
+    # GIVEN a market sell of far more than the brokers' books and volume could absorb
+    thin = [
+        make_profile(b, order_book_depth=1, recent_volume=0, volatility_bps=900.0)
+        for b in ("zerodha", "upstox")
+    ]
+    order = make_order(side=Side.SELL, quantity=500_000)
+    # WHEN it is routed
+    decision = decide_route(order, thin, now=NOW)
+    # THEN every expected price is positive and at most NSE's widest band (20 %) below the
+    #      reference, so the charges can be computed and the decision stored
+    reference = QUOTE.mid
+    assert reference is not None
+    for allocation in decision.allocations:
+        assert allocation.expected_execution_price > 0
+        assert allocation.expected_execution_price >= reference * Decimal("0.8") - Decimal("0.01")
+    assert decision.expected_execution.slippage_bps <= 2_000 + 1e-6
