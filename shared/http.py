@@ -25,7 +25,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError
 from shared.domain.errors import (
     AuthenticationError,
     ConflictError,
@@ -34,6 +33,7 @@ from shared.domain.errors import (
     ForbiddenError,
     InvalidExecutionReportError,
     InvalidOrderError,
+    MalformedPayloadError,
     NoEligibleBrokerError,
     NotFoundError,
     RiskRejectedError,

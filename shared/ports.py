@@ -649,3 +649,29 @@ class BrokerClient(Protocol):
         What a placement that timed out (no broker order id) is reconciled with.
         """
         ...
+
+
+# -- broker webhooks ----------------------------------------------------------------------------
+
+
+class WebhookReader(Protocol):
+    """Authenticates a broker's webhook by its scheme and reads it as a report."""
+
+    def read(
+        self,
+        broker: BrokerConfig,
+        secrets: Sequence[str],
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        token: str | None,
+        now: datetime,
+    ) -> ExecutionReport:
+        """The report of one webhook.
+
+        Raises ``AuthenticationError`` (bad signature, checksum or token: nothing is parsed
+        that the scheme can verify first), ``MalformedPayloadError`` (400, naming the field),
+        ``UnsupportedPayloadError`` (an update we do not track) or ``ImpossibleReportError``
+        (authentic, but its own figures contradict each other).
+        """
+        ...

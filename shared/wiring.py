@@ -296,11 +296,13 @@ class Wiring:
     @cached_property
     def webhooks(self) -> WebhookService:
         """Broker webhook ingestion."""
+        from shared.adapters.brokers.webhooks.reader import BrokerWebhookReader
         from shared.services.webhooks import WebhookService
 
         return WebhookService(
             brokers=self.brokers,
             secrets=self.secrets,
+            reader=BrokerWebhookReader(),
             orders=self.orders,
             executions=self.executions,
             quarantine=self.quarantine,

@@ -20,8 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError, UnsupportedPayloadError
-from shared.domain.errors import DomainError
+from shared.domain.errors import DomainError, MalformedPayloadError, UnsupportedPayloadError
 from shared.domain.models import BROKER_ID_PATTERN
 from shared.http import describe, install_error_handlers
 from shared.observability import NAMESPACE, SERVICE, count_quarantined, traced

@@ -10,16 +10,8 @@ from typing import cast
 
 from cachetools import TTLCache
 
-from shared.adapters.brokers.webhooks import (
-    NORMALISERS,
-    ImpossibleReportError,
-    parse_json_body,
-    verify_kite_checksum,
-    verify_path_token,
-    verify_signed_webhook,
-)
-from shared.domain.brokers import BrokerConfig, WebhookAuth
-from shared.domain.errors import AuthenticationError, NotFoundError
+from shared.domain.brokers import BrokerConfig
+from shared.domain.errors import AuthenticationError, ImpossibleReportError, NotFoundError
 from shared.domain.execution import ExecutionReport
 from shared.domain.orders import ChildOrder, DomainEvent, execution_reported_event
 from shared.domain.report_validation import (
@@ -38,6 +30,7 @@ from shared.ports import (
     QuarantinedReport,
     QuarantineRepository,
     SecretStore,
+    WebhookReader,
 )
 
 # Event ids derive from the report's content (its fingerprint), so a broker retrying the same
@@ -71,6 +64,7 @@ class WebhookService:
         *,
         brokers: BrokerRepository,
         secrets: SecretStore,
+        reader: WebhookReader,
         orders: OrderRepository,
         executions: ExecutionRepository,
         quarantine: QuarantineRepository,
@@ -80,6 +74,7 @@ class WebhookService:
     ) -> None:
         self._brokers = brokers
         self._secrets = secrets
+        self._reader = reader
         self._orders = orders
         self._executions = executions
         self._quarantine = quarantine
@@ -112,19 +107,10 @@ class WebhookService:
         secrets = self._secrets.get(broker.webhook_secret_ref)
         if not secrets:
             raise AuthenticationError(f"no webhook secret configured for {broker_id}")
-        # Verify before parsing wherever the scheme allows: unauthenticated bytes are not parsed.
-        if broker.webhook_auth is WebhookAuth.HMAC:
-            verify_signed_webhook(headers, body, secrets, now=self._clock())
-        elif broker.webhook_auth is WebhookAuth.PATH_TOKEN:
-            verify_path_token(token, secrets)
-        # Kite signs fields inside the body, so its body is parsed first, but only once its
-        # size and depth are bounded on the raw bytes (parse_json_body checks them first).
-        payload = parse_json_body(body)
-        if broker.webhook_auth is WebhookAuth.KITE_CHECKSUM:
-            verify_kite_checksum(payload, secrets)
-        normalise = NORMALISERS.get(broker.adapter, NORMALISERS["generic"])
         try:
-            report = normalise(payload, broker_id=broker.broker_id)
+            report = self._reader.read(
+                broker, secrets, headers=headers, body=body, token=token, now=self._clock()
+            )
         except ImpossibleReportError as exc:
             # Authenticated and well formed, but its own figures contradict each other.
             impossible = ReportViolation(

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters.brokers.webhooks import _parsing as p
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError
 from shared.domain.broker_orders import BrokerCallError, BrokerErrorKind, BrokerOrderState
+from shared.domain.errors import MalformedPayloadError
 
 
 @dataclass(frozen=True, slots=True)

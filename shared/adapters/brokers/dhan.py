@@ -26,7 +26,6 @@ from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, by_http_status
 from shared.adapters.brokers._orderbook import OrderBookFields, order_state
 from shared.adapters.brokers.webhooks import _parsing as p
 from shared.adapters.brokers.webhooks.dhan import DHAN_STATUSES
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError
 from shared.domain.broker_orders import (
     BrokerAccount,
     BrokerCallError,
@@ -38,6 +37,7 @@ from shared.domain.broker_orders import (
     BrokerOrderType,
     BrokerProduct,
 )
+from shared.domain.errors import MalformedPayloadError
 from shared.domain.execution import PRICE_QUANTUM, ExecutionStatus
 
 BASE_URL = "https://api.dhan.co/v2"

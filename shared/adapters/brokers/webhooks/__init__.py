@@ -12,11 +12,6 @@ from typing import Any, Protocol
 
 from shared.adapters.brokers.webhooks._parsing import IST, parse_json_body
 from shared.adapters.brokers.webhooks.dhan import normalise_dhan
-from shared.adapters.brokers.webhooks.errors import (
-    ImpossibleReportError,
-    MalformedPayloadError,
-    UnsupportedPayloadError,
-)
 from shared.adapters.brokers.webhooks.generic import normalise_generic
 from shared.adapters.brokers.webhooks.kite import normalise_kite
 from shared.adapters.brokers.webhooks.upstox import normalise_upstox
@@ -31,6 +26,11 @@ from shared.adapters.brokers.webhooks.verification import (
     verify_kite_checksum,
     verify_path_token,
     verify_signed_webhook,
+)
+from shared.domain.errors import (
+    ImpossibleReportError,
+    MalformedPayloadError,
+    UnsupportedPayloadError,
 )
 from shared.domain.execution import ExecutionReport
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.adapters.brokers.webhooks.errors import (
+from shared.domain.errors import (
     ImpossibleReportError,
+    InvalidExecutionReportError,
     MalformedPayloadError,
     UnsupportedPayloadError,
 )
-from shared.domain.errors import InvalidExecutionReportError
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import SYMBOL_PATTERN, Exchange, Side
 

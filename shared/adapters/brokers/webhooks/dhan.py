@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.adapters.brokers.webhooks import _parsing as p
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError
+from shared.domain.errors import MalformedPayloadError
 from shared.domain.execution import ExecutionReport
 
 DHAN_STATUSES: Mapping[str, p.Phase] = {

@@ -26,8 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.adapters.brokers.webhooks import _parsing as p
-from shared.adapters.brokers.webhooks.errors import MalformedPayloadError
-from shared.domain.errors import AuthenticationError
+from shared.domain.errors import AuthenticationError, MalformedPayloadError
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 
 # Report field -> field in the body, so a structural error names what the sender sent.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.adapters.brokers.webhooks import _parsing as p
-from shared.adapters.brokers.webhooks.errors import UnsupportedPayloadError
+from shared.domain.errors import UnsupportedPayloadError
 from shared.domain.execution import ExecutionReport
 
 # Upstox keeps "open" while an order is partially filled; quantities tell partial fills apart.
