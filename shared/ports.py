@@ -26,6 +26,7 @@ from shared.domain.connections import ConnectionRecord
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.identity import TraderIdentity
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
+from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
 from shared.domain.risk import Instrument, KillSwitch
 from shared.domain.settlement import BrokerLookup
@@ -142,7 +143,7 @@ class OrderRepository(Protocol):
         """
         ...
 
-    def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
+    def get_order_view(self, user_id: str, order_id: str) -> OrderView | None:
         """Decision, allocations, children and executions of a caller's own order."""
         ...
 

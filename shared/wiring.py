@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.ports import EventPublisher, MarketData, SecretStore
     from shared.services.analytics import AnalyticsService
     from shared.services.connections import ConnectionService
+    from shared.services.orders import OrderQueries
     from shared.services.profiles import ProfileService
     from shared.services.reconcile import Reconciler
     from shared.services.risk import CachedInstruments, RiskService
@@ -254,6 +255,13 @@ class Wiring:
             self.notifier,
             service_name=self.settings.service_name,
         )
+
+    @cached_property
+    def order_queries(self) -> OrderQueries:
+        """A trader's reads of their own orders."""
+        from shared.services.orders import OrderQueries
+
+        return OrderQueries(self.orders)
 
     @cached_property
     def analytics(self) -> AnalyticsService:

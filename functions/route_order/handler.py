@@ -11,7 +11,7 @@ import time
 import uuid
 from functools import cache
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -23,9 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from shared.domain.analytics import ExecutionAnalytics
-from shared.domain.errors import DomainError, NotFoundError
+from shared.domain.errors import DomainError
 from shared.domain.identity import trader_from_claims
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
+from shared.domain.order_view import OrderView
 from shared.http import (
     MAX_JSON_DEPTH,
     MAX_ORDER_BODY_BYTES,
@@ -43,10 +44,12 @@ from shared.observability import NAMESPACE, SERVICE, traced
 from shared.services.schemas import (
     HealthView,
     OrderRoutingResult,
-    OrderView,
     RoutingRecommendation,
     SmartOrderRequest,
 )
+
+if TYPE_CHECKING:
+    from shared.wiring import Wiring
 
 PREFIX = "/api/v1/trading/intelligent"
 SMART_PATH = f"{PREFIX}/orders/smart"
@@ -66,7 +69,7 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 install_error_handlers(app, logger)
 
 
-def _wiring() -> Any:
+def _wiring() -> Wiring:
     from shared.wiring import get_wiring
 
     return get_wiring()
@@ -183,10 +186,7 @@ def handle_get_order(
     order_id: Annotated[str, Path(min_length=1, max_length=50)],
 ) -> Response[Any]:
     """Decision, allocations, child orders and executions of one of the caller's orders."""
-    view: dict[str, Any] | None = _wiring().orders.get_order_view(_user_id(), order_id)
-    if view is None:
-        raise NotFoundError(f"order {order_id} not found")
-    return _ok(OrderView.model_validate(view))
+    return _ok(_wiring().order_queries.order_view(_user_id(), order_id))
 
 
 @app.get(

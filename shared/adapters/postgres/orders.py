@@ -10,6 +10,7 @@ from psycopg.types.json import Jsonb
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import learned_profiles, send_learning
 from shared.domain.models import BrokerProfile, OrderRequest, RoutingDecision
+from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
 from shared.ports import Observed, ProfileKey, StoredOrder
 
@@ -366,7 +367,7 @@ class PostgresOrderRepository:
             # Read after the pipeline's sync, as the tracker does.
             return learned_profiles(learned) if learned is not None else {}
 
-    def get_order_view(self, user_id: str, order_id: str) -> dict[str, Any] | None:
+    def get_order_view(self, user_id: str, order_id: str) -> OrderView | None:
         """A caller's own order with its decision, allocations, children and executions."""
         with self._db.connection() as conn:
             order = conn.execute(SELECT_ORDER_VIEW, (order_id, user_id)).fetchone()
@@ -379,13 +380,15 @@ class PostgresOrderRepository:
             )
             children = conn.execute(SELECT_CHILDREN, (order_id,)).fetchall()
             executions = conn.execute(SELECT_EXECUTIONS, (order_id,)).fetchall()
-        # Rows as the driver reads them (Decimal, datetime): the API's view model types them.
-        return {
-            "order": order,
-            "allocations": allocations,
-            "childOrders": children,
-            "executions": executions,
-        }
+        # Rows as the driver reads them (Decimal, datetime), typed by the view model.
+        return OrderView.model_validate(
+            {
+                "order": order,
+                "allocations": allocations,
+                "childOrders": children,
+                "executions": executions,
+            }
+        )
 
     def get_child(self, child_order_id: str) -> ChildOrder | None:
         """One child order or ``None``."""

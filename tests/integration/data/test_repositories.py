@@ -107,12 +107,12 @@ def test_routed_order_is_written_in_one_transaction_and_read_back(db: Database) 
     assert decision_id is not None
     view = repo.get_order_view("trader-1", request.order_id)
     assert view is not None
-    assert view["order"]["decision_id"] == decision_id
-    assert [(a["broker_id"], a["quantity"]) for a in view["allocations"]] == [
+    assert view.order.decision_id == decision_id
+    assert [(a.broker_id, a.quantity) for a in view.allocations] == [
         ("zerodha", 200),
         ("upstox", 100),
     ]
-    assert [c["status"] for c in view["childOrders"]] == ["PENDING", "PENDING"]
+    assert [c.status for c in view.child_orders] == ["PENDING", "PENDING"]
     assert repo.get_order_view("someone-else", request.order_id) is None
     # AND the outbox holds the event
     sent = RecordingPublisher()
@@ -200,11 +200,11 @@ def test_placements_update_children_and_record_cascades(db: Database) -> None:
     # THEN the view shows the rejection, the cascade allocation and the new child
     view = repo.get_order_view("trader-1", request.order_id)
     assert view is not None
-    assert [(c["broker_id"], c["status"]) for c in view["childOrders"]] == [
+    assert [(c.broker_id, c.status) for c in view.child_orders] == [
         ("zerodha", "REJECTED"),
         ("upstox", "PLACED"),
     ]
-    assert [(a["broker_id"], a["cascaded_from"]) for a in view["allocations"]] == [
+    assert [(a.broker_id, a.cascaded_from) for a in view.allocations] == [
         ("zerodha", None),
         ("upstox", "zerodha"),
     ]
