@@ -329,7 +329,7 @@ def _curl(api_url: str, token: str) -> str:
 
 def _token(secret: str, user: str, groups: tuple[str, ...], ttl_s: int) -> str:
     from local.runtime import AUDIENCE, LOCAL_ISSUER
-    from shared.adapters.auth.local_issuer import issue_local_token
+    from local.tokens import issue_local_token
 
     return issue_local_token(
         secret, user_id=user, groups=groups, issuer=LOCAL_ISSUER, audience=AUDIENCE, ttl_s=ttl_s

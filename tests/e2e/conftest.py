@@ -25,7 +25,7 @@ import redis
 
 from local.runtime import AUDIENCE, DATABASE, LOCAL_ISSUER, jwt_secret
 from local.services import free_port
-from shared.adapters.auth.local_issuer import issue_local_token
+from local.tokens import issue_local_token
 
 REPO = Path(__file__).resolve().parents[2]
 API = "/api/v1/trading/intelligent"

@@ -146,7 +146,7 @@ def test_trader_routes_without_a_valid_token_are_401(
 
 def test_a_token_of_another_issuer_secret_is_401(runtime: Runtime) -> None:
     # GIVEN a well-formed token signed with a secret that is not the run's
-    from shared.adapters.auth.local_issuer import issue_local_token
+    from local.tokens import issue_local_token
 
     forged = issue_local_token(
         "x" * 64, user_id="mallory", issuer="urn:order-router:local-issuer", audience="order-router"

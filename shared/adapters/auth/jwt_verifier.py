@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from shared.adapters.auth.local_issuer import MIN_SECRET_BYTES
 from shared.domain.errors import (
     AuthenticationError,
     ForbiddenError,
@@ -38,6 +37,10 @@ LOCAL_STAGES = frozenset({"local", "test"})
 
 MAX_TOKEN_CHARS = 8192
 """Cognito tokens are 1-2 KB; anything far larger is refused before parsing."""
+
+
+MIN_SECRET_BYTES = 32
+"""RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
 
 
 class JwtVerifier:

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions.ws_connect.handler import handle_event
+from local.tokens import issue_local_token
 from shared.adapters.apigw_push import ApiGatewayNotifier
 from shared.adapters.auth.jwt_verifier import JwtVerifier
-from shared.adapters.auth.local_issuer import issue_local_token
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.errors import (
     AuthenticationError,

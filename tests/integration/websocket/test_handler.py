@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from functions.ws_connect import handler
 from functions.ws_connect.handler import handle_event, lambda_handler
+from local.tokens import issue_local_token
 from shared.adapters.apigw_push import ApiGatewayNotifier
-from shared.adapters.auth.local_issuer import issue_local_token
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.connections import ConnectionRecord
 from shared.services.connections import ConnectionService

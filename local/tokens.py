@@ -1,4 +1,7 @@
-"""The local dev issuer: HS256 tokens shaped like Cognito ID tokens, for local mode and the CLI."""
+"""The local dev issuer: HS256 tokens shaped like Cognito ID tokens, for local mode and the CLI.
+
+Local mode only: it never ships to Lambda, where Cognito issues every token.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,7 @@ from datetime import UTC, datetime
 
 import jwt
 
-MIN_SECRET_BYTES = 32
-"""RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits)."""
+from shared.adapters.auth.jwt_verifier import MIN_SECRET_BYTES
 
 
 def issue_local_token(
