@@ -88,8 +88,6 @@ class LocalEventBus:
         self._retry_delay_s = retry_delay_s
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._idle = threading.Condition()
-        self._in_flight = 0
         self.stats = BusStats()
 
     # -- PutEvents ---------------------------------------------------------------------------
@@ -119,8 +117,6 @@ class LocalEventBus:
             results.append({"EventId": event["id"]})
             self.stats.accepted += 1
             if (event["source"], event["detail-type"]) in ROUTED_TO_TRACKER:
-                with self._idle:
-                    self._in_flight += 1
                 self._queue.put(event)
             else:
                 self.stats.unmatched += 1
@@ -174,28 +170,12 @@ class LocalEventBus:
         self._thread.join(timeout=timeout_s)
         self._thread = None
 
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until every accepted event was delivered or dead-lettered."""
-        deadline = time.monotonic() + timeout_s
-        with self._idle:
-            while self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
-
     def _run(self) -> None:
         while True:
             event = self._queue.get()
             if event is None:
                 return
-            try:
-                self._deliver_with_retries(event)
-            finally:
-                with self._idle:
-                    self._in_flight -= 1
-                    self._idle.notify_all()
+            self._deliver_with_retries(event)
 
     def _deliver_with_retries(self, event: dict[str, Any]) -> None:
         delay = self._retry_delay_s

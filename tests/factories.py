@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.adapters.postgres.pool import Database
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.models import (
     BrokerageRule,
@@ -186,3 +187,12 @@ def store(
         children=children(request, routing),
         events=list(events),
     )
+
+
+def unpublished_events(db: Database) -> int:
+    """How many outbox events still wait to be published."""
+    with db.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) AS n FROM event_outbox WHERE published_at IS NULL"
+        ).fetchone()
+    return int(row["n"]) if row else 0

@@ -134,15 +134,6 @@ class PostbackSender:
         """Queue one postback."""
         self._queue.put((url, body, dict(headers)))
 
-    def wait_idle(self, timeout_s: float = 5.0) -> bool:
-        """Block until every queued postback was attempted."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.01)
-        return False
-
     def close(self) -> None:
         """Stop the delivery thread after the queued postbacks."""
         self._queue.put(None)

@@ -150,11 +150,6 @@ class ExecutionReport(FrozenModel):
         parts = (self.broker_id, self.broker_order_id, self.status.value, self.filled_quantity)
         return ":".join(str(part) for part in parts)
 
-    @property
-    def remaining_quantity(self) -> int:
-        """Ordered minus filled."""
-        return self.quantity - self.filled_quantity
-
 
 def _check_quantities(quantity: int, filled: int) -> None:
     if quantity <= 0:

@@ -103,11 +103,3 @@ class PostgresOutbox:
         if event_ids:
             with self._db.connection() as conn:
                 conn.execute(MARK_FAILED, (error, list(event_ids)))
-
-    def pending_count(self) -> int:
-        """How many events wait to be published (a health and alarm figure)."""
-        with self._db.connection() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS n FROM event_outbox WHERE published_at IS NULL"
-            ).fetchone()
-        return int(row["n"]) if row else 0
