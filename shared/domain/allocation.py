@@ -276,16 +276,31 @@ class _Search:
         return self.best[0] + margin * abs(self.best[0])
 
     def run(self) -> tuple[float, _Pairs] | None:
-        models, total, lot = self.models, self.total, self.lot
-        members = [i for i, m in enumerate(models) if m.rank != self.banned]
-        for i in members:
-            m = models[i]
-            if m.lo_single <= total <= m.hi:
-                self.offer(m.cost(total), ((m.rank, total),))
-                self.floor = min(self.floor, m.cost(total))
+        members = [i for i, m in enumerate(self.models) if m.rank != self.banned]
+        self._offer_singles(members)
         if self.max_brokers < 2:
             return self.best
-        pool = [i for i in members if models[i].lo_split <= min(models[i].hi, total)]
+        pool = self._split_pool(members)
+        table = [self.pieces[i][0] for i in pool]
+        hulls = [self.pieces[i][1] for i in pool]
+        suffix = _suffix_bounds(hulls)
+        self.floor = min(self.floor, suffix[0].at(self.lots))
+        self._offer_relaxed(suffix[0])
+        self._search(pool, table, hulls, suffix)
+        return self.best
+
+    def _offer_singles(self, members: Sequence[int]) -> None:
+        """Every broker that can take the whole order alone."""
+        for i in members:
+            m = self.models[i]
+            if m.lo_single <= self.total <= m.hi:
+                self.offer(m.cost(self.total), ((m.rank, self.total),))
+                self.floor = min(self.floor, m.cost(self.total))
+
+    def _split_pool(self, members: Sequence[int]) -> list[int]:
+        """The brokers that can be part of a split, cheapest first, their pieces computed."""
+        models, lot = self.models, self.lot
+        pool = [i for i in members if models[i].lo_split <= min(models[i].hi, self.total)]
         # Cheapest first: good plans are found early and bound the rest.
         pool.sort(key=lambda i: (models[i].floor_per_share(), i))
         for i in pool:
@@ -293,15 +308,16 @@ class _Search:
                 # Each broker's cost at each of its breakpoints, once a call.
                 points = [(x, models[i].cost(x * lot)) for x in models[i].breakpoints(lot)]
                 self.pieces[i] = (points, _segments(_lower_hull([(0, 0.0), *points]), i))
-        table = [self.pieces[i][0] for i in pool]
-        hulls = [self.pieces[i][1] for i in pool]
-        # suffix[k] bounds the cost of placing lots on pool[k:] (see _Bound).
-        suffix = [_Bound([])]
-        for k in range(len(pool) - 1, -1, -1):
-            suffix.append(suffix[-1].adding(hulls[k]))
-        suffix.reverse()
-        self.floor = min(self.floor, suffix[0].at(self.lots))
-        self._offer_relaxed(suffix[0])
+        return pool
+
+    def _search(
+        self,
+        pool: Sequence[int],
+        table: Sequence[list[tuple[int, float]]],
+        hulls: Sequence[list[tuple[float, int, int]]],
+        suffix: Sequence[_Bound],
+    ) -> None:
+        """For each free broker, the best plan with every other broker at a breakpoint."""
         prefix: _States = {(0, 0): (0.0, ())}
         for k, free in enumerate(pool):
             if not prefix:
@@ -317,10 +333,9 @@ class _Search:
                 if rest is None:
                     rest = self.bounds[pool[t], free] = suffix[t + 1].adding(hulls[k])
                 states = self._extend(states, pool[t], table[t], rest)
-            self._finish(states, models[free])
+            self._finish(states, self.models[free])
             if k + 1 < len(pool):
                 prefix = self._extend(prefix, free, table[k], suffix[k + 1])
-        return self.best
 
     def _offer_relaxed(self, bound: _Bound) -> None:
         """Offer the relaxation's optimum when it is a plan: often it is the optimum itself."""
@@ -511,3 +526,12 @@ def optimise(
         states=search.states + rival.states,
         gap_bound=_gap_bound(search, best[0]),
     )
+
+
+def _suffix_bounds(hulls: Sequence[list[tuple[float, int, int]]]) -> list[_Bound]:
+    """``[k]`` bounds the cost of placing lots on the brokers from ``k`` on (:class:`_Bound`)."""
+    suffix = [_Bound([])]
+    for k in range(len(hulls) - 1, -1, -1):
+        suffix.append(suffix[-1].adding(hulls[k]))
+    suffix.reverse()
+    return suffix
