@@ -9,7 +9,7 @@ from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import learned_profiles, send_learning
-from shared.domain.models import BrokerProfile, OrderRequest, RoutingDecision
+from shared.domain.models import BrokerProfile, OrderAllocation, OrderRequest, RoutingDecision
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
 from shared.ports import Observed, ProfileKey, StoredOrder
@@ -237,40 +237,9 @@ class PostgresOrderRepository:
             unique constraint makes concurrent duplicates wait for the first writer and then
             write nothing.
         """
-        expected = decision.expected_execution
         with self._db.connection() as conn:
             decision_row = conn.execute(
-                INSERT_ORDER_AND_DECISION,
-                {
-                    "order_id": order.order_id,
-                    "user_id": order.user_id,
-                    "client_order_id": order.client_order_id or order.order_id,
-                    "request_hash": request_hash,
-                    "symbol": order.symbol,
-                    "exchange": order.exchange.value,
-                    "side": order.side.value,
-                    "quantity": order.quantity,
-                    "order_type": order.order_type.value,
-                    "limit_price": order.limit_price,
-                    "trigger_price": order.trigger_price,
-                    "product": order.product.value,
-                    "routing_objective": order.routing_objective.value,
-                    "max_brokers": order.max_brokers,
-                    "strategy": decision.strategy.value,
-                    "confidence": round(decision.confidence_score, 3),
-                    "time_ms": round(expected.time_ms),
-                    "slippage": round(expected.slippage_bps, 4),
-                    "price": expected.price,
-                    "fill_probability": round(expected.fill_probability, 4),
-                    "charges": expected.charges.total,
-                    "total_cost": expected.total_cost_inr,
-                    "fallbacks": list(decision.fallback_broker_ids),
-                    "scores": Jsonb(
-                        [s.model_dump(mode="json", by_alias=True) for s in decision.broker_scores]
-                    ),
-                    # The whole decision, for the reconciler's answer if placement never happens.
-                    "decision": Jsonb(decision.model_dump(mode="json")),
-                },
+                INSERT_ORDER_AND_DECISION, _order_and_decision_params(order, request_hash, decision)
             ).fetchone()
             if decision_row is None:
                 return None
@@ -279,21 +248,7 @@ class PostgresOrderRepository:
             with conn.pipeline(), conn.cursor() as cur:
                 cur.executemany(
                     INSERT_ALLOCATION,
-                    [
-                        {
-                            "decision_id": decision_id,
-                            "broker_id": a.broker_id,
-                            "pct": a.allocation_percentage,
-                            "price": a.expected_execution_price,
-                            "priority": a.priority,
-                            "status": "PENDING",
-                            "quantity": a.quantity,
-                            "slices": a.slices,
-                            "cost": a.expected_cost_inr,
-                            "cascaded_from": None,
-                        }
-                        for a in decision.allocations
-                    ],
+                    [_planned_allocation_params(decision_id, a) for a in decision.allocations],
                 )
                 cur.executemany(UPSERT_CHILD, [_child_params(c) for c in children])
                 if events:
@@ -403,3 +358,52 @@ class PostgresOrderRepository:
                 SELECT_CHILD_BY_BROKER_ORDER, (broker_id, broker_order_id)
             ).fetchone()
         return child_from_row(row) if row else None
+
+
+def _order_and_decision_params(
+    order: OrderRequest, request_hash: str, decision: RoutingDecision
+) -> dict[str, Any]:
+    expected = decision.expected_execution
+    return {
+        "order_id": order.order_id,
+        "user_id": order.user_id,
+        "client_order_id": order.client_order_id or order.order_id,
+        "request_hash": request_hash,
+        "symbol": order.symbol,
+        "exchange": order.exchange.value,
+        "side": order.side.value,
+        "quantity": order.quantity,
+        "order_type": order.order_type.value,
+        "limit_price": order.limit_price,
+        "trigger_price": order.trigger_price,
+        "product": order.product.value,
+        "routing_objective": order.routing_objective.value,
+        "max_brokers": order.max_brokers,
+        "strategy": decision.strategy.value,
+        "confidence": round(decision.confidence_score, 3),
+        "time_ms": round(expected.time_ms),
+        "slippage": round(expected.slippage_bps, 4),
+        "price": expected.price,
+        "fill_probability": round(expected.fill_probability, 4),
+        "charges": expected.charges.total,
+        "total_cost": expected.total_cost_inr,
+        "fallbacks": list(decision.fallback_broker_ids),
+        "scores": Jsonb([s.model_dump(mode="json", by_alias=True) for s in decision.broker_scores]),
+        # The whole decision, for the reconciler's answer if placement never happens.
+        "decision": Jsonb(decision.model_dump(mode="json")),
+    }
+
+
+def _planned_allocation_params(decision_id: int, allocation: OrderAllocation) -> dict[str, Any]:
+    return {
+        "decision_id": decision_id,
+        "broker_id": allocation.broker_id,
+        "pct": allocation.allocation_percentage,
+        "price": allocation.expected_execution_price,
+        "priority": allocation.priority,
+        "status": "PENDING",
+        "quantity": allocation.quantity,
+        "slices": allocation.slices,
+        "cost": allocation.expected_cost_inr,
+        "cascaded_from": None,
+    }
