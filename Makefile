@@ -51,7 +51,7 @@ os-deps:
 	else echo "missing OS packages: install postgresql and redis-server (e.g. sudo apt-get install postgresql redis-server)"; exit 1; fi
 
 run: $(STAMP) os-deps
-	$(BIN)/order-router run
+	$(BIN)/order-router run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
