@@ -55,7 +55,7 @@ Outcome = Literal["sent", "gone", "failed"]
 
 
 def _json_default(value: Any) -> Any:
-    # Money and prices stay exact as strings (ARCHITECTURE section 3: never float at the edges).
+    # Money and prices stay exact as strings (docs/architecture.md §3: never float at the edges).
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime | date):

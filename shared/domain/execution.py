@@ -7,7 +7,7 @@ This module then answers three questions without any I/O or clock read (times co
 * what new quantity, at what price, does this report add (:func:`fill_delta`,
   :func:`apply_report`)? Brokers such as Zerodha Kite report *cumulative* filled quantity and
   average price, reports are duplicated and may arrive out of order;
-* how good was the execution (:func:`compute_execution_metrics`, ARCHITECTURE.md section 5)?
+* how good was the execution (:func:`compute_execution_metrics`, docs/architecture.md §5)?
 * what does the report teach the broker's profile (:func:`profile_observation`)?
 
 The formulas and the reasons behind them are in ``docs/execution-tracking.md``.
@@ -142,7 +142,7 @@ class ExecutionReport(FrozenModel):
 
     @property
     def idempotency_key(self) -> str:
-        """``broker:broker order id:status:cumulative filled qty`` (ARCHITECTURE.md section 6).
+        """``broker:broker order id:status:cumulative filled qty`` (docs/architecture.md §6).
 
         A duplicate webhook yields the same key and is stored once (``report_key`` is unique).
         At most 50 + 64 + 16 + 19 + 3 characters, within ``VARCHAR(200)``.

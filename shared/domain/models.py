@@ -38,7 +38,7 @@ class FrozenModel(BaseModel):
 
 
 class Side(StrEnum):
-    """Order side; ``sign`` is +1 for a buy and -1 for a sell (ARCHITECTURE.md §5)."""
+    """Order side; ``sign`` is +1 for a buy and -1 for a sell (docs/architecture.md §5)."""
 
     BUY = "BUY"
     SELL = "SELL"

@@ -89,7 +89,7 @@ class DomainEvent(FrozenModel):
     """An event for EventBridge (and the MSK topic): ``detail`` is the JSON payload.
 
     Every ``detail`` carries ``schema_version``, ``order_id``, ``user_id`` and ``idempotency_key``
-    (ARCHITECTURE.md §6), so consumers can de-duplicate at-least-once deliveries.
+    (docs/architecture.md §6), so consumers can de-duplicate at-least-once deliveries.
     """
 
     event_id: UUID

@@ -1,4 +1,4 @@
-"""Invariants of the engine over generated brokers and orders (ARCHITECTURE.md §4)."""
+"""Invariants of the engine over generated brokers and orders (docs/architecture.md §4)."""
 
 from __future__ import annotations
 

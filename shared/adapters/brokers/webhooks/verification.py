@@ -1,4 +1,4 @@
-"""Webhook authentication, one scheme per kind of broker (ARCHITECTURE.md section 7).
+"""Webhook authentication, one scheme per kind of broker (docs/architecture.md §7).
 
 * Zerodha Kite signs a postback with ``checksum = sha256(order_id + order_timestamp + api_secret)``
   inside the JSON body: :func:`verify_kite_checksum`.
