@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+from pydantic.alias_generators import to_snake
+
 from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
@@ -234,12 +236,21 @@ def webhook_secrets() -> dict[str, str]:
     return {f"{broker_id}/webhook": f"local-{broker_id}-webhook-secret" for broker_id in BROKERS}
 
 
+def _keep_stored(seeded: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` plus the seeded keys it lacks in either spelling (camelCase or snake_case)."""
+    present = {to_snake(key) for key in stored}
+    return {**{k: v for k, v in seeded.items() if to_snake(k) not in present}, **stored}
+
+
 def seed(
     database: Database, now: datetime, *, keep_for: timedelta = timedelta(0)
 ) -> tuple[int, int]:
     """Write the brokers and instruments, and the profiles missing or older than ``keep_for``.
 
-    Brokers are upserted; instruments too, with today's band. A profile updated within
+    Brokers are upserted, but a broker already stored keeps its ``adapter_config`` (a paper
+    broker's true behaviour, which an operator may have changed while it ran) and whether it is
+    enabled; keys the stored configuration lacks come from the seed. Instruments are upserted
+    too, with today's band. A profile updated within
     ``keep_for`` (the routing engine's maximum profile age) is kept as it is, so what a previous
     run learned survives a restart; an older one would be excluded from routing as stale, so it
     starts again from the seed.
@@ -250,8 +261,16 @@ def seed(
         Brokers written, profiles written.
     """
     brokers = PostgresBrokerRepository(database)
-    for broker in seed_brokers():
-        brokers.upsert(broker)
+    for seeded in seed_brokers():
+        stored = brokers.get(seeded.broker_id)
+        if stored is not None:
+            seeded = seeded.model_copy(  # noqa: PLW2901 - the seed, with the operator's changes
+                update={
+                    "adapter_config": _keep_stored(seeded.adapter_config, stored.adapter_config),
+                    "enabled": stored.enabled,
+                }
+            )
+        brokers.upsert(seeded)
     instruments = PostgresInstrumentRepository(database)
     for instrument in seed_instruments(now):
         instruments.upsert(instrument)

@@ -7,7 +7,9 @@ cancelled), at prices that slip by a characteristic amount. Its postbacks come b
 ``ExecutionReported`` events on the same path as a real broker's webhooks. The characteristics
 are hidden from the router, which must learn them from the reports: that is what the routing-
 quality simulation measures. Randomness comes from a seeded generator per broker, so a run can
-be replayed.
+be replayed. The truth can change while the broker runs (:meth:`PaperBroker.set_behaviour`, or an
+edit of ``brokers.adapter_config`` that the gateway registry re-reads): that is how the routing-
+quality benchmark degrades and recovers a broker (``docs/quality.md``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,21 @@ class PaperBroker:
         # and gone with the process, like everything a paper broker holds.
         self._book: OrderedDict[str, PlacementResult] = OrderedDict()
 
+    @property
+    def behaviour(self) -> PaperBehaviour:
+        """The hidden truth this broker simulates now."""
+        return self._behaviour
+
+    def set_behaviour(self, behaviour: PaperBehaviour) -> None:
+        """Change the hidden truth from the next placement on.
+
+        The random generator, the sequence and the order book are kept: a broker whose
+        behaviour changes is the same broker, and a replay with the same changes at the same
+        points draws the same outcomes.
+        """
+        with self._lock:
+            self._behaviour = behaviour
+
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Simulate placing ``child``; return the acknowledgement and the postbacks."""
         result = self._place(child, timeout_s=timeout_s)
@@ -104,8 +121,8 @@ class PaperBroker:
         )
 
     def _place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
-        b = self._behaviour
         with self._lock:
+            b = self._behaviour
             self._sequence += 1
             sequence = self._sequence
             ack_ms = max(0.0, self._rng.gauss(b.ack_latency_ms, b.ack_jitter_ms))

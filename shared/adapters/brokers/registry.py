@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from shared.adapters.brokers.paper import PaperBehaviour, PaperBroker
 from shared.domain.brokers import BrokerConfig
+from shared.domain.errors import DataUnavailableError
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import (
@@ -21,6 +25,9 @@ from shared.ports import (
 REAL_ADAPTERS = frozenset({"kite", "upstox", "dhan"})
 """``brokers.adapter`` values served by a real broker's order API (see ``docs/brokers.md``)."""
 
+PAPER_CONFIG_TTL_S = 5.0
+"""How long a paper broker's behaviour is used before ``brokers.adapter_config`` is read again."""
+
 
 class BrokerGatewayRegistry:
     """:class:`shared.ports.BrokerGateway` that dispatches each child to its broker's adapter.
@@ -31,6 +38,11 @@ class BrokerGatewayRegistry:
     credentials reference, instrument maps) with credentials from ``secrets``. A broker whose
     adapter is not available (unknown adapter, unusable configuration, no secret store) gets a
     rejection with the reason, which cascades the quantity to the next-ranked broker.
+
+    A paper broker's behaviour (its hidden truth) is re-read from ``brokers.adapter_config`` at
+    most every ``paper_config_ttl_s`` seconds, and at once by :meth:`reload`, so an operator or a
+    simulation changes it without a restart; its random generator and order book are kept. A
+    real broker's settings still take a new container (its HTTP client holds them).
     """
 
     def __init__(
@@ -41,6 +53,8 @@ class BrokerGatewayRegistry:
         seed: int,
         clock: Callable[[], datetime],
         secrets: SecretStore | None = None,
+        paper_config_ttl_s: float = PAPER_CONFIG_TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._brokers = brokers
         self._secrets = secrets
@@ -48,13 +62,49 @@ class BrokerGatewayRegistry:
         self._seed = seed
         self._clock = clock
         self._adapters: dict[str, BrokerGateway] = {}
+        self._paper_ttl_s = paper_config_ttl_s
+        self._monotonic = monotonic
+        # When each paper broker built from the table last read its configuration.
+        self._paper_read_at: dict[str, float] = {}
 
     def register(self, broker_id: str, adapter: BrokerGateway) -> None:
         """Use ``adapter`` for ``broker_id`` (tests, local mode)."""
         self._adapters[broker_id] = adapter
 
+    def reload(self, broker_id: str) -> None:
+        """Read ``broker_id``'s paper behaviour from the ``brokers`` table now.
+
+        A paper broker whose row is gone, is no longer a paper broker or has an unusable
+        behaviour is dropped, so its next child is rebuilt from the row or rejected with the
+        reason. Adapters of other kinds are left as they are.
+
+        Raises
+        ------
+        DataUnavailableError
+            When the table cannot be read.
+        """
+        adapter = self._adapters.get(broker_id)
+        if not isinstance(adapter, PaperBroker) or broker_id not in self._paper_read_at:
+            return
+        config = self._brokers.get(broker_id)
+        self._paper_read_at[broker_id] = self._monotonic()
+        behaviour = _paper_behaviour(config) if config and config.adapter == "paper" else None
+        if isinstance(behaviour, PaperBehaviour):
+            adapter.set_behaviour(behaviour)
+        else:
+            del self._adapters[broker_id]
+            del self._paper_read_at[broker_id]
+
     def _adapter(self, broker_id: str) -> BrokerGateway | str:
         adapter = self._adapters.get(broker_id)
+        read_at = self._paper_read_at.get(broker_id)
+        if read_at is not None and self._monotonic() - read_at >= self._paper_ttl_s:
+            try:
+                self.reload(broker_id)
+            except DataUnavailableError:
+                # The behaviour it had is still the best guess; the next placement tries again.
+                self._paper_read_at[broker_id] = self._monotonic()
+            adapter = self._adapters.get(broker_id)
         if adapter is None:
             config = self._brokers.get(broker_id)
             if config is None:
@@ -63,16 +113,17 @@ class BrokerGatewayRegistry:
             if isinstance(built, str):
                 return f"no adapter available for broker {broker_id}: {built}"
             adapter = self._adapters[broker_id] = built
+            if isinstance(built, PaperBroker):
+                self._paper_read_at[broker_id] = self._monotonic()
         return adapter
 
     def _build(self, config: BrokerConfig) -> BrokerGateway | str:
         if config.adapter == "paper":
+            behaviour = _paper_behaviour(config)
+            if isinstance(behaviour, str):
+                return behaviour
             return PaperBroker(
-                config.broker_id,
-                PaperBehaviour.model_validate(config.adapter_config),
-                self._market,
-                seed=self._seed,
-                clock=self._clock,
+                config.broker_id, behaviour, self._market, seed=self._seed, clock=self._clock
             )
         if config.adapter in REAL_ADAPTERS:
             if self._secrets is None:
@@ -106,3 +157,13 @@ class BrokerGatewayRegistry:
         if not isinstance(adapter, BrokerOrderLookup):
             return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order look-up")
         return adapter.lookup(child, timeout_s=timeout_s)
+
+
+def _paper_behaviour(config: BrokerConfig) -> PaperBehaviour | str:
+    """A paper broker's behaviour, or why its ``adapter_config`` is unusable."""
+    try:
+        return PaperBehaviour.model_validate(config.adapter_config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "adapter_config"
+        return f"adapter_config.{where}: {first['msg']}"

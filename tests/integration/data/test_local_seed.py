@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from local import seed
+from shared.adapters.brokers.paper import PaperBehaviour
+from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
 from shared.domain.execution import ProfileObservation
@@ -43,3 +45,40 @@ def test_restart_keeps_fresh_learned_profiles_and_reseeds_stale_ones(db: Databas
     assert after_two_days is not None
     assert after_two_days.sample_count < learned.sample_count
     assert after_two_days.last_updated > start + day
+
+
+def test_restart_keeps_an_operators_changed_paper_behaviour(db: Database) -> None:
+    # GIVEN a seeded database where an operator made zerodha reject half its orders (snake_case
+    # spelling), dropped one of its seeded keys, and disabled dhan
+    start = factories.NOW
+    seed.seed(db, start)
+    brokers = PostgresBrokerRepository(db)
+    zerodha = brokers.get("zerodha")
+    dhan = brokers.get("dhan")
+    assert zerodha is not None
+    assert dhan is not None
+    changed = {
+        k: v for k, v in zerodha.adapter_config.items() if k not in ("rejectRate", "ackLatencyMs")
+    }
+    brokers.upsert(zerodha.model_copy(update={"adapter_config": {**changed, "reject_rate": 0.5}}))
+    brokers.upsert(dhan.model_copy(update={"enabled": False}))
+    # WHEN local mode restarts
+    seed.seed(db, start + timedelta(hours=1))
+    # THEN the changed behaviour and the disabled broker survive, the dropped key comes back
+    # from the seed, the operator's snake_case key is not shadowed by the seeded camelCase
+    # one, and an untouched broker is as seeded
+    after = brokers.get("zerodha")
+    assert after is not None
+    behaviour = PaperBehaviour.model_validate(after.adapter_config)
+    assert behaviour.reject_rate == 0.5
+    assert "rejectRate" not in after.adapter_config
+    assert behaviour.ack_latency_ms == seed.BROKERS["zerodha"]["behaviour"]["ackLatencyMs"]
+    assert [b.broker_id for b in brokers.list_enabled()] == [
+        "angelone",
+        "fyers",
+        "upstox",
+        "zerodha",
+    ]
+    upstox = brokers.get("upstox")
+    assert upstox is not None
+    assert upstox.adapter_config == seed.BROKERS["upstox"]["behaviour"]
