@@ -46,6 +46,7 @@ class _Run:
     placement: Placement = field(default_factory=Placement)
     failed: set[str] = field(default_factory=set)
     sent: Counter[str] = field(default_factory=Counter)
+    """Children of this order sent or about to be sent, per broker."""
     cascade_no: int = 0
 
     def orders_this_second(self) -> dict[str, int]:
@@ -132,13 +133,13 @@ class ChildPlacer:
             recent_orders=recent_orders,
         )
         pending = list(children)
+        run.sent.update(c.broker_id for c in pending)
         while pending:
             pending = self._round(run, pending)
         return run.placement
 
     def _round(self, run: _Run, pending: Sequence[ChildOrder]) -> list[ChildOrder]:
         """Place ``pending`` at once; return the children their failures cascade to."""
-        run.sent.update(c.broker_id for c in pending)
         next_round: list[ChildOrder] = []
         for child, outcome, ack_ms in self._place_parallel(pending):
             self._record(run.placement, child, outcome, ack_ms)
@@ -212,6 +213,9 @@ class ChildPlacer:
                     cascaded_from=child.broker_id,
                 )
             )
+        # Counted now, not when the next round sends them: a second failure of this round must
+        # see them against the target's rate limit.
+        run.sent[target.broker_id] += len(cascaded)
         return cascaded
 
     def _place_parallel(
