@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_the_next_ranked_broker_that_has_not_failed_takes_the_quantity() -> None
     ],
 )
 def test_a_broker_eligibility_excludes_is_skipped_with_its_reason(
-    upstox: dict[str, object], recent: dict[str, int], offset_s: float, reason: str
+    upstox: dict[str, Any], recent: dict[str, int], offset_s: float, reason: str
 ) -> None:
     # GIVEN the next-ranked broker went offline, stale, rate-limited, or cannot take the size
     profiles = [

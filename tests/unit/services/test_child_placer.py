@@ -1,8 +1,9 @@
-"""ChildPlacer's cascade policy on in-memory fakes: which broker a failed child's quantity goes to."""
+"""ChildPlacer's cascade policy on fakes: which broker a failed child's quantity goes to."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_a_rejected_child_cascades_to_the_first_fallback() -> None:
     ],
 )
 def test_a_fallback_eligibility_excludes_is_skipped_and_the_reason_recorded(
-    upstox: dict[str, object], recent: dict[str, int], reason: str
+    upstox: dict[str, Any], recent: dict[str, int], reason: str
 ) -> None:
     # GIVEN zerodha rejects and the first fallback, upstox, is offline, in error or rate-limited
     bench = Bench(FakeGateway({"zerodha": REJECTED}))
