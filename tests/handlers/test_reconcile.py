@@ -20,7 +20,7 @@ from shared.domain.settlement import NEVER_PLACED, UNCONFIRMED
 from shared.ports import PlacementResult
 from shared.services.placement import ChildPlacer
 from shared.wiring import Wiring
-from tests.handlers.conftest import API, EventSink, call
+from tests.handlers.support import API, EventSink, call
 
 SMART = f"{API}/orders/smart"
 ORDER = {"symbol": "RELIANCE", "side": "BUY", "quantity": 300, "orderType": "MARKET"}
