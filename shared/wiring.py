@@ -367,20 +367,26 @@ class Wiring:
     def routing(self) -> RoutingService:
         """The smart-order service."""
         from shared.domain.engine import EngineConfig
+        from shared.services.placement import ChildPlacer
         from shared.services.routing import RoutingService
 
+        placer = ChildPlacer(
+            gateway=self.gateway,
+            rate_counter=self.rate_counter,
+            clock=utc_now,
+            broker_timeout_s=self.settings.broker_timeout_ms / 1000,
+            max_profile_age_s=self.settings.profile_max_age_s,
+        )
         return RoutingService(
             profiles=self.profiles,
             orders=self.orders,
-            gateway=self.gateway,
+            placer=placer,
             publisher=self.publisher,
             outbox=self.outbox,
             market=self.market,
-            rate_counter=self.rate_counter,
             risk=self.risk,
             clock=utc_now,
             engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
-            broker_timeout_s=self.settings.broker_timeout_ms / 1000,
             alpha=self.settings.ewma_alpha,
         )
 

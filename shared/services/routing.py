@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
+from shared.domain.cascade import new_child
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import (
-    ConflictError,
     InvalidOrderError,
     NoEligibleBrokerError,
     RiskRejectedError,
@@ -26,27 +21,22 @@ from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDeci
 from shared.domain.orders import (
     SOURCE_ROUTING,
     ChildOrder,
-    ChildOrderStatus,
     DomainEvent,
     execution_reported_event,
     make_event,
-    placement_observation,
     split_into_slices,
 )
 from shared.domain.quotes import check_client_quote
-from shared.domain.settlement import FAILED as _FAILED
 from shared.domain.settlement import aggregate_status, child_placed_event, parent_status
 from shared.ports import (
-    BrokerGateway,
     EventPublisher,
     MarketData,
-    Observed,
     OrderRepository,
     Outbox,
-    PlacementResult,
-    RateCounter,
 )
+from shared.services.placement import ChildPlacer, Placement
 from shared.services.profiles import ProfileService
+from shared.services.replay import IdempotentReplay, request_fingerprint
 from shared.services.risk import RiskService
 from shared.services.schemas import (
     AllocationResult,
@@ -55,12 +45,6 @@ from shared.services.schemas import (
     RoutingRecommendation,
     SmartOrderRequest,
 )
-
-
-def request_fingerprint(request: SmartOrderRequest) -> str:
-    """SHA-256 of the request's canonical JSON: the same key with another body is a conflict."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
@@ -73,21 +57,14 @@ class RoutingOutcome:
     decision_ms: float = 0.0
 
 
-@dataclass
-class _Placement:
-    children: list[ChildOrder] = field(default_factory=list)
-    cascades: list[Cascade] = field(default_factory=list)
-    events: list[DomainEvent] = field(default_factory=list)
-    observed: list[Observed] = field(default_factory=list)
-    rejects: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class _Decided:
     decision: RoutingDecision
     profiles: list[BrokerProfile]
     arrival: Quote | None
     """The server's own quote when the order arrived: the only learning reference."""
+    counts: dict[str, int]
+    """Orders sent to each broker this second, read with the profiles."""
 
 
 class RoutingService:
@@ -99,23 +76,19 @@ class RoutingService:
         Read-through profile cache.
     orders
         The audit trail and child-order store.
-    gateway
-        Sends child orders to brokers.
+    placer
+        Places the children with brokers, cascading a failed child's quantity.
     publisher, outbox
         Events are written to the outbox with the state change and published after commit;
         what fails to publish stays for the relay.
     market
         Arrival quotes (1-second in-process cache).
-    rate_counter
-        Orders sent per broker in the current second (brokers' API rate limits).
     risk
         Pre-trade risk checks, run before anything else (``docs/risk.md``).
     clock
         Current time (UTC, tz-aware).
     engine_config
         Engine parameters (profile age, minimum child size...).
-    broker_timeout_s
-        Per-broker placement timeout, after which the quantity cascades.
     alpha
         Weight of one placement outcome (reject, timeout, acknowledgement time) in the
         profile's moving averages: the execution tracker's weight.
@@ -128,34 +101,27 @@ class RoutingService:
         *,
         profiles: ProfileService,
         orders: OrderRepository,
-        gateway: BrokerGateway,
+        placer: ChildPlacer,
         publisher: EventPublisher,
         outbox: Outbox,
         market: MarketData,
-        rate_counter: RateCounter,
         risk: RiskService,
         clock: Callable[[], datetime],
         engine_config: EngineConfig,
-        broker_timeout_s: float,
         alpha: float,
         replay_wait_s: float = 5.0,
     ) -> None:
         self._profiles = profiles
         self._orders = orders
-        self._gateway = gateway
+        self._placer = placer
         self._publisher = publisher
         self._outbox = outbox
         self._market = market
-        self._rates = rate_counter
         self._risk = risk
         self._clock = clock
         self._config = engine_config
-        self._timeout_s = broker_timeout_s
         self._alpha = alpha
-        self._replay_wait_s = replay_wait_s
-        # Long-lived: a container places orders for its whole life, and starting threads per
-        # request would cost more than placing a paper order.
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="place")
+        self._replay = IdempotentReplay(orders, wait_s=replay_wait_s)
 
     # -- analyze -----------------------------------------------------------------------------
 
@@ -188,7 +154,7 @@ class RoutingService:
         decision = decide_route(
             order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
         )
-        return _Decided(decision, profiles, arrival)
+        return _Decided(decision, profiles, arrival, counts)
 
     def analyze(self, order: OrderRequest) -> RoutingRecommendation:
         """The decision for ``order`` without storing anything or calling a broker."""
@@ -235,21 +201,47 @@ class RoutingService:
         except (NoEligibleBrokerError, InvalidOrderError, RiskRejectedError):
             # The world may have changed since the first request (its own placements used up a
             # broker's rate limit): a repeat still gets the original answer.
-            if self._orders.find_by_client_order_id(user_id, client_order_id) is not None:
-                return self._replay(user_id, client_order_id, fingerprint)
+            if self._replay.exists(user_id, client_order_id):
+                return self._replayed(user_id, client_order_id, fingerprint)
             raise
         decision_ms = (time.perf_counter() - started) * 1000
-        decision, profiles, arrival = decided.decision, decided.profiles, decided.arrival
-        children = self._children(order, decision, profiles, arrival)
-        routed = self._order_routed_event(order, decision)
+        children = self._children(order, decided)
+        routed = self._order_routed_event(order, decided.decision)
         decision_id = self._orders.save_routed_order(
-            order, request_hash=fingerprint, decision=decision, children=children, events=[routed]
+            order,
+            request_hash=fingerprint,
+            decision=decided.decision,
+            children=children,
+            events=[routed],
         )
         if decision_id is None:  # a concurrent duplicate committed first
-            return self._replay(user_id, client_order_id, fingerprint)
-        placement = self._place(order, decision, children, profiles, arrival)
+            return self._replayed(user_id, client_order_id, fingerprint)
+        outcome = self._execute(order, decided, children, decision_id, routed)
+        outcome.decision_ms = decision_ms
+        return outcome
+
+    def _replayed(self, user_id: str, client_order_id: str, fingerprint: str) -> RoutingOutcome:
+        return RoutingOutcome(result=self._replay.answer(user_id, client_order_id, fingerprint))
+
+    def _execute(
+        self,
+        order: OrderRequest,
+        decided: _Decided,
+        children: list[ChildOrder],
+        decision_id: int,
+        routed: DomainEvent,
+    ) -> RoutingOutcome:
+        """Place the stored children, record what became of them, then publish."""
+        placement = self._placer.place(
+            order,
+            decided.decision,
+            children,
+            decided.profiles,
+            arrival=decided.arrival,
+            recent_orders=decided.counts,
+        )
         result = routing_result(
-            decision,
+            decided.decision,
             decision_id,
             placement.children,
             placement.cascades,
@@ -257,210 +249,54 @@ class RoutingService:
             client_order_id=order.client_order_id or order.order_id,
             quantity=order.quantity,
         )
+        events = self._placement_events(placement)
         learned = self._orders.record_placements(
             order.order_id,
             placement.children,
-            placement.events,
+            events,
             result.model_dump(mode="json", by_alias=True),
             observed=placement.observed,
             alpha=self._alpha,
         )
         # After the commit, as the tracker does: the next order sees what this one taught.
         self._profiles.store(learned.values())
-        self._publish([routed, *placement.events])
+        self._publish([routed, *events])
         return RoutingOutcome(
             result=result,
             rejects=placement.rejects,
             cascades=sum(1 for c in placement.cascades if c.to_broker_id is not None),
-            decision_ms=decision_ms,
         )
 
-    def _replay(self, user_id: str, client_order_id: str, fingerprint: str) -> RoutingOutcome:
-        deadline = time.monotonic() + self._replay_wait_s
-        while True:
-            stored = self._orders.find_by_client_order_id(user_id, client_order_id)
-            if stored is None:  # pragma: no cover - a stored order is never deleted
-                raise ConflictError("the order of this key disappeared")
-            if stored.request_hash != fingerprint:
-                raise ConflictError(
-                    "clientOrderId was already used for a different order; use a new key"
-                )
-            if stored.response is not None:
-                result = OrderRoutingResult.model_validate(stored.response)
-                return RoutingOutcome(result=result.model_copy(update={"replayed": True}))
-            if time.monotonic() >= deadline:
-                raise ConflictError("the first request with this key is still being processed")
-            time.sleep(0.02)
-
-    def _children(
-        self,
-        order: OrderRequest,
-        decision: RoutingDecision,
-        profiles: Sequence[BrokerProfile],
-        arrival: Quote | None,
-    ) -> list[ChildOrder]:
-        by_broker = {p.broker_id: p for p in profiles}
+    @staticmethod
+    def _children(order: OrderRequest, decided: _Decided) -> list[ChildOrder]:
+        by_broker = {p.broker_id: p for p in decided.profiles}
         children: list[ChildOrder] = []
-        for allocation in decision.allocations:
+        for allocation in decided.decision.allocations:
             profile = by_broker[allocation.broker_id]
             slices = split_into_slices(
                 allocation.quantity, profile.lot_size, profile.freeze_quantity
             )
-            for n, quantity in enumerate(slices, start=1):
-                children.append(
-                    self._child(
-                        order,
-                        arrival,
-                        child_order_id=f"{order.order_id}-{allocation.priority}-{n}",
-                        broker_id=allocation.broker_id,
-                        quantity=quantity,
-                        expected_price=allocation.expected_execution_price,
-                        priority=allocation.priority,
-                    )
+            children.extend(
+                new_child(
+                    order,
+                    decided.arrival,
+                    child_order_id=f"{order.order_id}-{allocation.priority}-{n}",
+                    broker_id=allocation.broker_id,
+                    quantity=quantity,
+                    expected_price=allocation.expected_execution_price,
+                    priority=allocation.priority,
                 )
+                for n, quantity in enumerate(slices, start=1)
+            )
         return children
 
-    @staticmethod
-    def _child(order: OrderRequest, arrival: Quote | None, **values: Any) -> ChildOrder:
-        # The server's arrival quote, never the client's: executions are measured against it
-        # and what they teach is shared by every trader.
-        return ChildOrder(
-            order_id=order.order_id,
-            user_id=order.user_id,
-            symbol=order.symbol,
-            exchange=order.exchange,
-            side=order.side,
-            order_type=order.order_type,
-            product=order.product,
-            limit_price=order.limit_price,
-            trigger_price=order.trigger_price,
-            arrival_bid=arrival.bid if arrival else None,
-            arrival_ask=arrival.ask if arrival else None,
-            **values,
-        )
-
-    def _place(
-        self,
-        order: OrderRequest,
-        decision: RoutingDecision,
-        children: list[ChildOrder],
-        profiles: Sequence[BrokerProfile],
-        arrival: Quote | None,
-    ) -> _Placement:
-        """Place children in parallel; cascade rejected or timed-out quantity to the next broker.
-
-        Every answer is also an observation of its broker (acknowledgement time; a reject or
-        timeout is an error sample), learned when the placements are recorded.
-        """
-        placement = _Placement()
-        failed_brokers: set[str] = set()
-        ranked = [a.broker_id for a in decision.allocations] + list(decision.fallback_broker_ids)
-        by_broker = {p.broker_id: p for p in profiles}
-        pending = children
-        cascade_no = 0
-        while pending:
-            next_round: list[ChildOrder] = []
-            for child, outcome, ack_ms in self._place_parallel(pending):
-                observation = placement_observation(outcome.status, ack_ms)
-                if observation is not None:
-                    placement.observed.append(
-                        Observed(
-                            child.broker_id,
-                            child.symbol,
-                            observation,
-                            child.placed_at or self._clock(),
-                            child.child_order_id,
-                        )
-                    )
-                placed = child.model_copy(
-                    update={
-                        "status": outcome.status,
-                        "broker_order_id": outcome.broker_order_id,
-                        "status_reason": outcome.reason,
-                    }
-                )
-                placement.children.append(placed)
-                placement.events.append(child_placed_event(placed, uuid.uuid4()))
-                placement.events.extend(
-                    self._execution_event(placed, report) for report in outcome.reports
-                )
-                if outcome.status not in _FAILED:
-                    continue
-                placement.rejects += 1
-                failed_brokers.add(child.broker_id)
-                target = next(
-                    (
-                        b
-                        for b in ranked
-                        if b not in failed_brokers and _can_take(by_broker.get(b), child.quantity)
-                    ),
-                    None,
-                )
-                placement.cascades.append(
-                    Cascade(
-                        from_broker_id=child.broker_id,
-                        to_broker_id=target,
-                        quantity=child.quantity,
-                        reason=outcome.reason or outcome.status.value,
-                    )
-                )
-                if target is None:
-                    continue
-                profile = by_broker[target]
-                for quantity in split_into_slices(
-                    child.quantity, profile.lot_size, profile.freeze_quantity
-                ):
-                    cascade_no += 1
-                    next_round.append(
-                        self._child(
-                            order,
-                            arrival,
-                            child_order_id=f"{order.order_id}-c{cascade_no}",
-                            broker_id=target,
-                            quantity=quantity,
-                            expected_price=child.expected_price,
-                            priority=child.priority,
-                            attempt=child.attempt + 1,
-                            cascaded_from=child.broker_id,
-                        )
-                    )
-            pending = next_round
-        return placement
-
-    def _place_parallel(
-        self, children: Sequence[ChildOrder]
-    ) -> list[tuple[ChildOrder, PlacementResult, float]]:
-        """Send children at once; the per-broker timeout bounds the wait for each answer.
-
-        Returns each child (stamped ``placed_at``), its result and its acknowledgement time in
-        ms: the adapter's own figure when it gives one (it times the broker's API call, or
-        simulates it), else the time the call took here; the bound for a hung adapter.
-        """
-        stamped = [c.model_copy(update={"placed_at": self._clock()}) for c in children]
-        self._rates.hit([c.broker_id for c in stamped])
-        futures = [self._pool.submit(self._timed_place, child) for child in stamped]
-        # Adapters enforce the timeout themselves; this deadline only catches one that hangs,
-        # whose thread is then abandoned rather than waited for.
-        deadline = time.monotonic() + self._timeout_s + 0.5
-        results = []
-        for child, future in zip(stamped, futures, strict=True):
-            try:
-                result, elapsed_ms = future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                result = PlacementResult(
-                    child_order_id=child.child_order_id,
-                    status=ChildOrderStatus.TIMED_OUT,
-                    reason="broker adapter did not answer in time",
-                )
-                elapsed_ms = self._timeout_s * 1000
-            ack_ms = result.response_time_ms if result.response_time_ms is not None else elapsed_ms
-            results.append((child, result, ack_ms))
-        return results
-
-    def _timed_place(self, child: ChildOrder) -> tuple[PlacementResult, float]:
-        started = time.perf_counter()
-        result = self._gateway.place(child, timeout_s=self._timeout_s)
-        return result, (time.perf_counter() - started) * 1000
+    @classmethod
+    def _placement_events(cls, placement: Placement) -> list[DomainEvent]:
+        events: list[DomainEvent] = []
+        for placed, reports in zip(placement.children, placement.reports, strict=True):
+            events.append(child_placed_event(placed, uuid.uuid4()))
+            events.extend(cls._execution_event(placed, report) for report in reports)
+        return events
 
     def _publish(self, events: Sequence[DomainEvent]) -> None:
         failed = self._publisher.publish(events)
@@ -556,14 +392,6 @@ def routing_result(
         status=parent_status(children, quantity),
         cascades=tuple(cascades),
     )
-
-
-def _can_take(profile: BrokerProfile | None, quantity: int) -> bool:
-    if profile is None or quantity % profile.lot_size:
-        return False
-    if profile.min_order_size is not None and quantity < profile.min_order_size:
-        return False
-    return profile.max_order_size is None or quantity <= profile.max_order_size
 
 
 def _percentage(quantity: int, total: int) -> Decimal:

@@ -135,6 +135,13 @@ class AllocationResult(FrozenModel):
         )
 
 
+class SkippedBroker(FrozenModel):
+    """A broker a cascade passed over, and why eligibility refused it the quantity."""
+
+    broker_id: str
+    reason: str
+
+
 class Cascade(FrozenModel):
     """Quantity moved from a broker that rejected or timed out to the next-ranked one."""
 
@@ -142,6 +149,8 @@ class Cascade(FrozenModel):
     to_broker_id: str | None
     quantity: int
     reason: str
+    skipped: tuple[SkippedBroker, ...] = ()
+    """Better-ranked brokers that could not take the quantity (offline, stale, rate-limited...)."""
 
 
 class RoutingRecommendation(FrozenModel):

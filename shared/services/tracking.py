@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,8 +15,10 @@ from shared.domain.charges import compute_charges
 from shared.domain.errors import InvalidExecutionReportError
 from shared.domain.execution import (
     ChildExecutionState,
+    ExecutionMetrics,
     ExecutionReport,
     ExecutionStatus,
+    FillDelta,
     apply_report,
     compute_execution_metrics,
     profile_observation,
@@ -71,6 +74,97 @@ def _advanced(child: ChildOrder, state: ChildStateUpdate) -> ChildOrder:
             "broker_order_id": child.broker_order_id or state.broker_order_id,
         }
     )
+
+
+def _charges(child: ChildOrder, report: ExecutionReport, fees: FeeSchedule) -> Decimal:
+    assert report.average_price is not None
+    return compute_charges(
+        side=child.side,
+        product=child.product,
+        quantity=report.filled_quantity,
+        price=report.average_price,
+        fee_schedule=fees,
+        exchange=child.exchange,
+    ).total
+
+
+def _execution_record(
+    child: ChildOrder,
+    report: ExecutionReport,
+    delta: FillDelta,
+    metrics: ExecutionMetrics,
+    charges: Decimal,
+) -> ExecutionRecord:
+    return ExecutionRecord(
+        report_key=report.idempotency_key,
+        order_id=child.order_id,
+        child_order_id=child.child_order_id,
+        user_id=child.user_id,
+        broker_id=child.broker_id,
+        symbol=child.symbol,
+        status=report.status.value,
+        filled_quantity=delta.quantity,
+        fill_price=delta.price,
+        execution_latency_ms=metrics.latency_ms,
+        slippage_bps=_float(metrics.slippage_bps),
+        price_improvement_bps=_float(metrics.price_improvement_bps),
+        fill_rate=float(metrics.fill_rate),
+        execution_quality_score=float(metrics.execution_quality_score),
+        charges_inr=charges,
+        market_conditions=dict(metrics.market_conditions),
+    )
+
+
+CheckReport = Callable[
+    [ChildOrder, ExecutionReport, FeeSchedule, datetime], ExecutionPlan | QuarantinedReport
+]
+
+
+@dataclass
+class _BatchFold:
+    """The fold of one batch (a :data:`~shared.ports.BatchFold`), and what it decided.
+
+    Each report sees its child as every earlier report (of this batch or before) left it; a
+    report key seen before is a duplicate.
+    """
+
+    reports: Sequence[ExecutionReport]
+    child_ids: Sequence[str | None]
+    fees: Mapping[str, FeeSchedule]
+    now: datetime
+    check: CheckReport
+    outcomes: list[TrackedExecution] = field(init=False)
+    recorded: list[tuple[int, ChildOrder, ExecutionPlan]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outcomes = [TrackedExecution(status="unknown_child")] * len(self.reports)
+
+    def __call__(
+        self, children: Mapping[str, ChildOrder], stored: AbstractSet[str]
+    ) -> list[ExecutionPlan | QuarantinedReport]:
+        current = dict(children)
+        seen = set(stored)
+        writes: list[ExecutionPlan | QuarantinedReport] = []
+        for index, (report, child_id) in enumerate(zip(self.reports, self.child_ids, strict=True)):
+            child = current.get(child_id) if child_id else None
+            if child is None:
+                continue
+            if report.idempotency_key in seen:
+                self.outcomes[index] = TrackedExecution(status="duplicate", child=child)
+                continue
+            held = self.check(child, report, self.fees[report.broker_id], self.now)
+            writes.append(held)
+            if isinstance(held, QuarantinedReport):
+                self.outcomes[index] = TrackedExecution(
+                    status="quarantined", child=child, reason=held.reason
+                )
+                continue
+            seen.add(report.idempotency_key)
+            self.outcomes[index] = TrackedExecution(status="recorded", child=child)
+            self.recorded.append((index, child, held))
+            if held.child_state is not None:
+                current[child.child_order_id] = _advanced(child, held.child_state)
+        return writes
 
 
 class ExecutionTracker:
@@ -148,50 +242,23 @@ class ExecutionTracker:
         child_ids = [
             r.child_order_id or found.get((r.broker_id, r.broker_order_id)) for r in reports
         ]
-        keys = [r.idempotency_key for r in reports]
-        # Read before the transaction: the fold runs while the batch holds its connection.
-        fees = {b: self._fee_schedule(b) for b in {r.broker_id for r in reports}}
-        now = self._clock()
-        outcomes = [TrackedExecution(status="unknown_child")] * len(reports)
-        recorded: list[tuple[int, ChildOrder, ExecutionPlan]] = []
-
-        def fold(
-            children: Mapping[str, ChildOrder], stored: AbstractSet[str]
-        ) -> list[ExecutionPlan | QuarantinedReport]:
-            current = dict(children)
-            seen = set(stored)
-            writes: list[ExecutionPlan | QuarantinedReport] = []
-            for index, (report, child_id) in enumerate(zip(reports, child_ids, strict=True)):
-                child = current.get(child_id) if child_id else None
-                if child is None:
-                    continue
-                if keys[index] in seen:
-                    outcomes[index] = TrackedExecution(status="duplicate", child=child)
-                    continue
-                held = self._check(child, report, fees[report.broker_id], now)
-                if isinstance(held, QuarantinedReport):
-                    outcomes[index] = TrackedExecution(
-                        status="quarantined", child=child, reason=held.reason
-                    )
-                    writes.append(held)
-                    continue
-                seen.add(keys[index])
-                outcomes[index] = TrackedExecution(status="recorded", child=child)
-                recorded.append((index, child, held))
-                writes.append(held)
-                if held.child_state is not None:
-                    current[child.child_order_id] = _advanced(child, held.child_state)
-            return writes
-
+        batch = _BatchFold(
+            reports=reports,
+            child_ids=child_ids,
+            # Read before the transaction: the fold runs while the batch holds its connection.
+            fees={b: self._fee_schedule(b) for b in {r.broker_id for r in reports}},
+            now=self._clock(),
+            check=self._check,
+        )
         if any(child_ids):
             learned = self._executions.track_batch(
                 {c for c in child_ids if c},
-                set(keys),
-                fold,
+                {r.idempotency_key for r in reports},
+                batch,
                 alpha=self._alpha,
             )
-            self._after_commit(reports, outcomes, recorded, learned)
-        return outcomes
+            self._after_commit(reports, batch.outcomes, batch.recorded, learned)
+        return batch.outcomes
 
     def _check(
         self, child: ChildOrder, report: ExecutionReport, fees: FeeSchedule, now: datetime
@@ -259,33 +326,8 @@ class ExecutionTracker:
         # Brokerage is per executed order, so charges are booked once, on the report that
         # closes the child, for everything it filled.
         if transition.advanced and report.status.is_terminal and report.filled_quantity > 0:
-            assert report.average_price is not None
-            charges = compute_charges(
-                side=child.side,
-                product=child.product,
-                quantity=report.filled_quantity,
-                price=report.average_price,
-                fee_schedule=fees,
-                exchange=child.exchange,
-            ).total
-        record = ExecutionRecord(
-            report_key=report.idempotency_key,
-            order_id=child.order_id,
-            child_order_id=child.child_order_id,
-            user_id=child.user_id,
-            broker_id=child.broker_id,
-            symbol=child.symbol,
-            status=report.status.value,
-            filled_quantity=transition.delta.quantity,
-            fill_price=transition.delta.price,
-            execution_latency_ms=metrics.latency_ms,
-            slippage_bps=_float(metrics.slippage_bps),
-            price_improvement_bps=_float(metrics.price_improvement_bps),
-            fill_rate=float(metrics.fill_rate),
-            execution_quality_score=float(metrics.execution_quality_score),
-            charges_inr=charges,
-            market_conditions=dict(metrics.market_conditions),
-        )
+            charges = _charges(child, report, fees)
+        record = _execution_record(child, report, transition.delta, metrics, charges)
         if not transition.advanced:
             return ExecutionPlan(
                 record=record, child_state=None, observation=None, observed_at=report.event_time

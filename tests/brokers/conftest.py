@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -15,51 +13,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from local.simulators import RunningSimulator, start_simulator
-from local.simulators._core import RunningServer, serve
+from local.simulators import start_simulator
 from local.simulators._core import free_port as _free_port
+from local.simulators._core import serve
 from shared.adapters.brokers.dhan import DhanClient
 from shared.adapters.brokers.gateway import TaggedClient
 from shared.adapters.brokers.kite import KiteClient
 from shared.adapters.brokers.upstox import UpstoxClient
 from shared.domain.broker_orders import BrokerAccount
+from tests.brokers.support import (
+    DHAN_PATH_TOKEN,
+    KITE_SECRET,
+    UPSTOX_PATH_TOKEN,
+    BrokerCase,
+    Postback,
+    Receiver,
+)
 
-KITE_SECRET = "kite-api-secret-for-tests"
-UPSTOX_PATH_TOKEN = "upstox-path-token-0123456789abcdef0123456789"
-DHAN_PATH_TOKEN = "dhan-path-token-0123456789abcdef0123456789ab"
 INSTRUMENTS = {"NSE_EQ|INE002A01018": ("NSE", "RELIANCE"), "BSE_EQ|INE467B01029": ("BSE", "TCS")}
 SECURITY_IDS = {"2885": ("NSE", "RELIANCE"), "532540": ("BSE", "TCS")}
-
-
-@dataclass
-class Postback:
-    """One postback as received."""
-
-    path: str
-    body: bytes
-    headers: dict[str, str]
-
-
-@dataclass
-class Receiver:
-    """Collects postbacks posted to ``/webhooks/...``."""
-
-    server: RunningServer
-    received: list[Postback] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"{self.server.url}/webhooks/{path}"
-
-    def wait_for(self, count: int, *, prefix: str = "", timeout_s: float = 5.0) -> list[Postback]:
-        """Postbacks under ``prefix``, once ``count`` of them arrived (or the timeout passed)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._lock:
-                got = [p for p in self.received if p.path.startswith(f"/webhooks/{prefix}")]
-            if len(got) >= count or time.monotonic() > deadline:
-                return got
-            time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")
@@ -80,22 +52,6 @@ def receiver() -> Iterator[Receiver]:
         yield holder[0]
     finally:
         server.stop()
-
-
-@dataclass
-class BrokerCase:
-    """One broker: its simulator, the adapter pointed at it, and an account it accepts."""
-
-    name: str
-    running: RunningSimulator
-    client: TaggedClient
-    account: BrokerAccount
-    postback_prefix: str
-
-    @property
-    def sim(self) -> Any:
-        """The simulator (typed loosely: each broker's has its own settings)."""
-        return self.running.sim
 
 
 def make_case(name: str, receiver: Receiver, **sim_config: Any) -> BrokerCase:

@@ -33,7 +33,7 @@ from shared.domain.broker_orders import (
 from shared.domain.errors import AuthenticationError
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, Side
-from tests.brokers.conftest import (
+from tests.brokers.support import (
     DHAN_PATH_TOKEN,
     KITE_SECRET,
     UPSTOX_PATH_TOKEN,

@@ -19,7 +19,7 @@ from shared.adapters.secrets import JsonSecretStore
 from shared.domain.brokers import WebhookAuth
 from shared.domain.execution import ExecutionStatus
 from shared.domain.orders import ChildOrderStatus
-from tests.brokers.conftest import Receiver
+from tests.brokers.support import Receiver
 from tests.brokers.test_gateway import child, registry
 
 

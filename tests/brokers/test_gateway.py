@@ -21,7 +21,7 @@ from shared.domain.execution import ExecutionStatus
 from shared.domain.models import Exchange, OrderType, Product, Quote, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import LookupOutcome
-from tests.brokers.conftest import BrokerCase
+from tests.brokers.support import BrokerCase
 
 CHILD_ID = "ord-0123456789abcdef0123456789abcdef-1-1"
 

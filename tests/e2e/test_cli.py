@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from shared.domain.models import OrderType
-from tests.e2e.conftest import API, REPO, Runtime, _environment, cli
+from tests.e2e.support import API, REPO, Runtime, _environment, cli
 
 
 def one_error_line(outcome: subprocess.CompletedProcess[str]) -> str:

@@ -23,7 +23,7 @@ import schemathesis
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from tests.e2e.conftest import REPO, Runtime
+from tests.e2e.support import REPO, Runtime
 
 OPENAPI = REPO / "docs" / "openapi.json"
 

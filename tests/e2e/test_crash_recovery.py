@@ -26,7 +26,7 @@ import redis
 
 from local.runtime import DATABASE
 from local.services import REDIS_PID_FILE, EmbeddedPostgres, EmbeddedRedis
-from tests.e2e.conftest import API, PAPER_BEHAVIOUR, Runtime, cli, start_runtime, stop_runtime
+from tests.e2e.support import API, PAPER_BEHAVIOUR, Runtime, cli, start_runtime, stop_runtime
 
 RECONCILE_AFTER_S = 3.0
 OPTIONS = (f"--reconcile-after={RECONCILE_AFTER_S}", "--reconcile-interval=0.5")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from shared.http import API_GATEWAY_MAX_BODY_BYTES
-from tests.e2e.conftest import API, Runtime
+from tests.e2e.support import API, Runtime
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

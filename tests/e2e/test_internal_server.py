@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from websockets.asyncio.client import connect
 
-from tests.e2e.conftest import Runtime
+from tests.e2e.support import Runtime
 
 WITHIN_S = 5.0
 FORGED_EXECUTION = {

@@ -28,7 +28,7 @@ from local.bus import ROUTED_TO_TRACKER
 from local.cli import market_status
 from local.services import free_port
 from shared.adapters.brokers.webhooks import sign_webhook
-from tests.e2e.conftest import API, Runtime, cli, start_runtime, stop_runtime
+from tests.e2e.support import API, Runtime, cli, start_runtime, stop_runtime
 
 UPDATE_WITHIN_S = 5.0
 ORDER = {

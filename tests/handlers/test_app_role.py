@@ -12,7 +12,7 @@ from functions.track_execution import handler as track_execution
 from local.apigw import LocalLambdaContext
 from shared.adapters.postgres.migrations import APP_ROLE, ensure_app_role
 from shared.settings import Settings
-from tests.handlers.conftest import API, EventSink, call, handler_settings
+from tests.handlers.support import API, EventSink, call, handler_settings
 
 
 def as_user(url: str, user: str) -> str:

@@ -20,7 +20,7 @@ from shared.settings import Settings
 from shared.wiring import Wiring
 from tests import factories
 from tests.factories import broker
-from tests.handlers.conftest import EventSink, call
+from tests.handlers.support import EventSink, call
 
 KITE_SECRET = "kite-api-secret-for-tests"
 UPSTOX_TOKEN = "upstox-path-token-0123456789"

@@ -22,7 +22,7 @@ from shared.domain.models import MAX_PRICE, Exchange
 from shared.http import MAX_JSON_DEPTH, MAX_ORDER_BODY_BYTES
 from shared.ports import TraderLimitOverrides
 from shared.wiring import Wiring
-from tests.handlers.conftest import API, TRADER, call
+from tests.handlers.support import API, TRADER, call
 
 SMART = f"{API}/orders/smart"
 ANALYZE = f"{API}/orders/analyze"

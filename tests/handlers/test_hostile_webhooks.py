@@ -30,7 +30,7 @@ from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.settings import Settings
 from shared.wiring import Wiring
 from tests import factories
-from tests.handlers.conftest import EventSink, call
+from tests.handlers.support import EventSink, call
 from tests.handlers.test_track_execution import msk_batch
 
 KITE_SECRET = "kite-api-secret-for-hostile-tests"

@@ -19,7 +19,7 @@ from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerProfile, Quote, Side
 from shared.services.schemas import SmartOrderRequest
 from shared.wiring import Wiring
-from tests.handlers.conftest import API, OTHER_TRADER, RELIABLE, TRADER, call
+from tests.handlers.support import API, OTHER_TRADER, RELIABLE, TRADER, call
 
 SMART = f"{API}/orders/smart"
 ANALYZE = f"{API}/orders/analyze"

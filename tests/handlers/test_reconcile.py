@@ -18,9 +18,9 @@ from local.apigw import LocalLambdaContext
 from shared.domain.orders import ChildOrder
 from shared.domain.settlement import NEVER_PLACED, UNCONFIRMED
 from shared.ports import PlacementResult
-from shared.services.routing import RoutingService
+from shared.services.placement import ChildPlacer
 from shared.wiring import Wiring
-from tests.handlers.conftest import API, EventSink, call
+from tests.handlers.support import API, EventSink, call
 
 SMART = f"{API}/orders/smart"
 ORDER = {"symbol": "RELIANCE", "side": "BUY", "quantity": 300, "orderType": "MARKET"}
@@ -39,7 +39,7 @@ def crash_before_placing(monkeypatch: pytest.MonkeyPatch) -> None:
     def died(*args: Any, **kwargs: Any) -> Any:
         raise ProcessDied
 
-    monkeypatch.setattr(RoutingService, "_place", died)
+    monkeypatch.setattr(ChildPlacer, "place", died)
 
 
 def submit_and_crash(body: dict[str, Any]) -> None:
@@ -124,7 +124,7 @@ def test_before_reconciling_a_retry_is_409_still_being_processed(
     wiring: Wiring, stuck_order: dict[str, Any]
 ) -> None:
     # GIVEN a stuck order and a routing service that waits briefly for a first request
-    wiring.routing._replay_wait_s = 0.1
+    wiring.routing._replay._wait_s = 0.1
     # WHEN the key is retried before the reconciler ran
     status, body, _ = call(route_order, "POST", SMART, body=stuck_order)
     # THEN it is a 409 in the one error shape (and the reconciler is what ends it)

@@ -19,7 +19,7 @@ from shared.domain.risk import GLOBAL_SCOPE, IST
 from shared.ports import TraderLimitOverrides
 from shared.settings import Settings
 from shared.wiring import Wiring
-from tests.handlers.conftest import API, OTHER_TRADER, TRADER, call, handler_settings
+from tests.handlers.support import API, OTHER_TRADER, TRADER, call, handler_settings
 
 SMART = f"{API}/orders/smart"
 ANALYZE = f"{API}/orders/analyze"

@@ -19,7 +19,7 @@ from shared.adapters.eventbridge import EventBridgePublisher
 from shared.domain.orders import DomainEvent
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
-from tests.handlers.conftest import API, OTHER_TRADER, TRADER, EventSink, RecordingNotifier, call
+from tests.handlers.support import API, OTHER_TRADER, TRADER, EventSink, RecordingNotifier, call
 
 SMART = f"{API}/orders/smart"
 ANALYZE = f"{API}/orders/analyze"

@@ -24,7 +24,7 @@ from shared.ports import TrackedExecution
 from shared.settings import Settings
 from shared.wiring import Wiring
 from tests import factories
-from tests.handlers.conftest import RecordingNotifier
+from tests.handlers.support import RecordingNotifier
 
 
 def routed_children(

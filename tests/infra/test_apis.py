@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk.assertions import Match, Template
 
 from infra.apis import PUBLIC_ROUTES, TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
-from tests.infra.conftest import DASHBOARD, function_by_handler, one, resources
+from tests.infra.support import DASHBOARD, function_by_handler, one, resources
 
 
 def _routes(template: Template) -> dict[str, dict[str, object]]:

@@ -17,7 +17,7 @@ from infra.capacity import (
     for_stage,
 )
 from infra.config import Stage
-from tests.infra.conftest import ROOT, one, resources
+from tests.infra.support import ROOT, one, resources
 
 
 def _functions(template: Template) -> dict[str, dict[str, Any]]:

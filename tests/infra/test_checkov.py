@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import ROOT, Synthesized
+from tests.infra.support import ROOT, Synthesized
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 #: A template with one finding nobody acknowledged: proves the scan reports what it should.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cfnlint.api import lint_file
 
-from tests.infra.conftest import Synthesized
+from tests.infra.support import Synthesized
 
 
 def test_cdk_nag_has_no_unacknowledged_findings(synthesized: Synthesized) -> None:

@@ -7,7 +7,7 @@ import json
 from aws_cdk.assertions import Match, Template
 
 from shared.settings import APP_DB_ROLE
-from tests.infra.conftest import function_by_handler, one, policy_statements, resources
+from tests.infra.support import function_by_handler, one, policy_statements, resources
 
 
 def test_aurora_postgres_serverless_v2_encrypted(dev: Template) -> None:

@@ -6,7 +6,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.events import MSK_BATCH_SIZE, MSK_TOPIC, RETRY_ATTEMPTS
-from tests.infra.conftest import MSK_ARN, function_by_handler, one, resources
+from tests.infra.support import MSK_ARN, function_by_handler, one, resources
 
 
 def test_tracker_rules_retry_then_dead_letter(dev: Template) -> None:

@@ -13,7 +13,7 @@ from infra import layer, target
 from infra.config import DeployConfig
 from infra.functions import ARCHITECTURE, RUNTIME, FunctionFactory, code_excludes
 from shared.settings import ENV_PREFIX, Settings
-from tests.infra.conftest import ROOT, actions_of, function_by_handler, one, policy_statements
+from tests.infra.support import ROOT, actions_of, function_by_handler, one, policy_statements
 
 FUNCTIONS = (
     "route_order",

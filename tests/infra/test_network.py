@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match, Template
 
-from tests.infra.conftest import one, resources
+from tests.infra.support import one, resources
 
 
 def _sg_id(template: Template, description: str) -> str:

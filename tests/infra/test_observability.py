@@ -9,7 +9,7 @@ from aws_cdk.assertions import Template
 from functions.track_execution.handler import LATE_FILLS_METRIC
 from infra.observability import ROUTING_LATENCY_P95_MS
 from shared.observability import QUARANTINED_REPORTS_METRIC
-from tests.infra.conftest import function_by_handler, one, resources
+from tests.infra.support import function_by_handler, one, resources
 
 
 def _alarms(template: Template) -> list[dict[str, Any]]:

@@ -27,7 +27,8 @@ from shared.domain.errors import (
 )
 from shared.services.connections import ConnectionService
 from shared.settings import Settings
-from tests.integration.websocket.conftest import (
+from tests.integration.websocket.servers import JwksServer
+from tests.integration.websocket.support import (
     AUDIENCE,
     ISSUER,
     KID,
@@ -37,7 +38,6 @@ from tests.integration.websocket.conftest import (
     rs256,
     ws_event,
 )
-from tests.integration.websocket.servers import JwksServer
 
 Keys = tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey]
 

@@ -21,7 +21,8 @@ from shared.domain.connections import ConnectionRecord
 from shared.services.connections import ConnectionService
 from shared.settings import Settings
 from shared.wiring import Wiring
-from tests.integration.websocket.conftest import (
+from tests.integration.websocket.servers import FakeManagementApi
+from tests.integration.websocket.support import (
     AUDIENCE,
     LOCAL_ISSUER,
     LOCAL_SECRET,
@@ -30,7 +31,6 @@ from tests.integration.websocket.conftest import (
     rs256,
     ws_event,
 )
-from tests.integration.websocket.servers import FakeManagementApi
 
 
 @pytest.fixture

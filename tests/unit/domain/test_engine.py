@@ -16,7 +16,7 @@ from shared.domain.models import (
     RoutingDecision,
     Side,
 )
-from tests.unit.domain.conftest import NOW, QUOTE, make_order, make_profile, three_brokers
+from tests.factories import NOW, QUOTE, make_order, make_profile, three_brokers
 
 
 def assert_consistent(decision: RoutingDecision, quantity: int) -> None:

@@ -19,7 +19,7 @@ from shared.domain.models import (
     RoutingObjective,
     Side,
 )
-from tests.unit.domain.conftest import FLAT_20, NOW, make_order, make_profile
+from tests.factories import FLAT_20, NOW, make_order, make_profile
 
 LOT = 5_000
 CONFIG = EngineConfig(min_child_pct=0.0, min_child_lots=1, max_brokers=4)

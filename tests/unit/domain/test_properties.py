@@ -25,7 +25,7 @@ from shared.domain.models import (
     RoutingObjective,
     Side,
 )
-from tests.unit.domain.conftest import FLAT_20, NOW, make_order, make_profile
+from tests.factories import FLAT_20, NOW, make_order, make_profile
 
 FEES = [
     FeeSchedule(),

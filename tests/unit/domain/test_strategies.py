@@ -9,7 +9,7 @@ import pytest
 from shared.domain.engine import decide_route
 from shared.domain.models import BrokerProfile, FeeSchedule, RoutingObjective
 from shared.domain.strategies import STRATEGIES, OrderTraits, get_strategy
-from tests.unit.domain.conftest import FLAT_20, NOW, make_order, make_profile
+from tests.factories import FLAT_20, NOW, make_order, make_profile
 
 BASE: dict[str, Any] = {
     "avg_execution_time_ms": 300.0,
