@@ -23,10 +23,11 @@ from shared.domain.broker_orders import (
 )
 from shared.domain.brokers import BrokerConfig
 from shared.domain.connections import ConnectionRecord
+from shared.domain.contracts import DomainEvent
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.identity import TraderIdentity
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
-from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, KillSwitch
 from shared.domain.settlement import BrokerLookup
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.domain.brokers import BrokerConfig, WebhookAuth
+from shared.domain.contracts import DomainEvent, order_routed_event
 from shared.domain.models import (
     BrokerageRule,
     BrokerProfile,
@@ -23,7 +24,7 @@ from shared.domain.models import (
     RoutingObjective,
     Side,
 )
-from shared.domain.orders import SOURCE_ROUTING, ChildOrder, DomainEvent, make_event
+from shared.domain.orders import ChildOrder
 from shared.ports import OrderRepository
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -159,15 +160,7 @@ def children(request: OrderRequest, routing: RoutingDecision) -> list[ChildOrder
 
 
 def routed_event(request: OrderRequest) -> DomainEvent:
-    return make_event(
-        event_id=uuid.uuid4(),
-        source=SOURCE_ROUTING,
-        detail_type="OrderRouted",
-        order_id=request.order_id,
-        user_id=request.user_id,
-        idempotency_key=f"routed:{request.order_id}",
-        payload={"symbol": request.symbol},
-    )
+    return order_routed_event(request, decision(request), uuid.uuid4())
 
 
 def store(

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.connections import ConnectionRecord
+from shared.domain.contracts import UPDATE_MESSAGES
 from shared.domain.errors import CacheUnavailableError
 from shared.observability import emit_metric
 from shared.ports import UserMessage
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 128 * 1024
 """API Gateway's WebSocket message limit (``postToConnection`` returns 413 above it)."""
-UPDATE_TYPES = frozenset({"ROUTING_UPDATE", "EXECUTION_UPDATE", "PROFILE_UPDATE"})
 PUSH_FAILURES_METRIC = "WebSocketPushFailures"
 _LONG_STRING_CHARS = 256
 
@@ -271,7 +271,7 @@ class ApiGatewayNotifier:
     ) -> int:
         if not records:
             return 0
-        if message_type not in UPDATE_TYPES:
+        if message_type not in UPDATE_MESSAGES:
             logger.error("websocket push refused: unknown message type %s", message_type)
             self._count_failures(len(records))
             return 0

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.domain.contracts import DomainEvent, execution_reported_event, order_routed_event
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import (
     ConflictError,
@@ -24,12 +25,8 @@ from shared.domain.errors import (
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import (
-    SOURCE_ROUTING,
     ChildOrder,
     ChildOrderStatus,
-    DomainEvent,
-    execution_reported_event,
-    make_event,
     placement_observation,
     split_into_slices,
 )
@@ -473,30 +470,7 @@ class RoutingService:
 
     @staticmethod
     def _order_routed_event(order: OrderRequest, decision: RoutingDecision) -> DomainEvent:
-        return make_event(
-            event_id=uuid.uuid4(),
-            source=SOURCE_ROUTING,
-            detail_type="OrderRouted",
-            order_id=order.order_id,
-            user_id=order.user_id,
-            idempotency_key=f"OrderRouted:{order.order_id}",
-            payload={
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "quantity": order.quantity,
-                "strategy": decision.strategy.value,
-                "confidenceScore": decision.confidence_score,
-                "allocations": [
-                    {
-                        "brokerId": a.broker_id,
-                        "quantity": a.quantity,
-                        "allocationPercentage": str(a.allocation_percentage),
-                        "priority": a.priority,
-                    }
-                    for a in decision.allocations
-                ],
-            },
-        )
+        return order_routed_event(order, decision, uuid.uuid4())
 
     @staticmethod
     def _execution_event(child: ChildOrder, report: ExecutionReport) -> DomainEvent:

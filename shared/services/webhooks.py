@@ -19,9 +19,10 @@ from shared.adapters.brokers.webhooks import (
     verify_signed_webhook,
 )
 from shared.domain.brokers import BrokerConfig, WebhookAuth
+from shared.domain.contracts import DomainEvent, execution_reported_event
 from shared.domain.errors import AuthenticationError, NotFoundError
 from shared.domain.execution import ExecutionReport
-from shared.domain.orders import ChildOrder, DomainEvent, execution_reported_event
+from shared.domain.orders import ChildOrder
 from shared.domain.report_validation import (
     QuarantineReason,
     ReportViolation,

@@ -14,12 +14,13 @@ import shared.wiring
 from local import seed
 from local.apigw import LocalLambdaContext, http_api_event
 from local.services import free_port
+from shared.domain.contracts import TRADER_PREFIX
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
 
 TRADER = {"sub": "trader-1", "cognito:groups": ["TRADER"]}
 OTHER_TRADER = {"sub": "trader-2", "cognito:groups": ["TRADER"]}
-API = "/api/v1/trading/intelligent"
+API = TRADER_PREFIX
 BUS = "order-router"
 
 # Handler tests need every paper broker to behave predictably; the cascade tests change one.
