@@ -28,14 +28,20 @@ def resolver_routes(app: APIGatewayHttpResolver) -> set[str]:
 
 def stack_routes(template: Template) -> dict[str, set[str]]:
     """The HTTP API's route keys, by the logical id of the function each one invokes."""
+    (http_api,) = [
+        logical_id
+        for logical_id, api in resources(template, "AWS::ApiGatewayV2::Api").items()
+        if api["Properties"]["ProtocolType"] == "HTTP"
+    ]
     integrations: dict[str, str] = {}
     for logical_id, integration in resources(template, "AWS::ApiGatewayV2::Integration").items():
-        uri: dict[str, Any] = integration["Properties"]["IntegrationUri"]
-        integrations[logical_id] = uri["Fn::GetAtt"][0]
+        props: dict[str, Any] = integration["Properties"]
+        if props["ApiId"] == {"Ref": http_api}:
+            integrations[logical_id] = props["IntegrationUri"]["Fn::GetAtt"][0]
     by_function: dict[str, set[str]] = {}
     for route in resources(template, "AWS::ApiGatewayV2::Route").values():
         props = route["Properties"]
-        if props["RouteKey"].startswith("$"):  # the WebSocket API's $connect, $default...
+        if props["ApiId"] != {"Ref": http_api}:  # the WebSocket API's $connect, $default...
             continue
         (integration_id,) = [
             part["Ref"] for part in props["Target"]["Fn::Join"][1] if isinstance(part, dict)
