@@ -36,10 +36,10 @@ from shared.adapters.brokers.paper import PaperBehaviour
 from shared.adapters.postgres.migrations import apply_migrations
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.charges import brokerage_per_order
+from shared.domain.contracts import DomainEvent
 from shared.domain.engine import DEFAULT_CONFIG
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerageRule, FeeSchedule, Product, RoutingObjective, Side
-from shared.domain.orders import DomainEvent
 from shared.services.schemas import SmartOrderRequest
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now

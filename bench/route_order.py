@@ -40,12 +40,11 @@ from bench.harness import (
 from local import seed
 from local.apigw import LocalLambdaContext, http_api_event
 from shared.adapters.eventbridge import EventBridgePublisher
-from shared.domain.orders import DomainEvent
+from shared.domain.contracts import ApiPath, DomainEvent
 from shared.wiring import Wiring, utc_now
 
 ORDERS = 2000
 TRADER = {"sub": "bench-trader", "cognito:groups": ["TRADER"]}
-API = "/api/v1/trading/intelligent"
 BODY = {"symbol": "RELIANCE", "side": "BUY", "quantity": 100, "orderType": "MARKET"}
 QUIET = {"rejectRate": 0.0, "timeoutRate": 0.0, "partialFillRate": 0.0}
 EAGER_IMPORTS = (
@@ -168,13 +167,13 @@ def main() -> None:
             # turn: a 2-core VM that slows down for a while slows both alike.
             with contextlib.redirect_stdout(io.StringIO()):
                 raw_samples, analyze = time_interleaved(
-                    [raw, lambda _: invoke(handler, f"{API}/orders/analyze", BODY)], ORDERS
+                    [raw, lambda _: invoke(handler, ApiPath.ANALYZE_ORDER, BODY)], ORDERS
                 )
         with contextlib.redirect_stdout(io.StringIO()):
             smart = time_calls(
                 lambda i: invoke(
                     handler,
-                    f"{API}/orders/smart",
+                    ApiPath.SMART_ORDER,
                     {**BODY, "clientOrderId": f"b-{i}-{uuid.uuid4().hex[:8]}"},
                 ),
                 ORDERS,

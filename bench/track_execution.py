@@ -24,9 +24,10 @@ import shared.wiring
 from bench.harness import bench_services, summary_ms, time_calls, write_result
 from local import seed
 from local.apigw import LocalLambdaContext
+from shared.domain.contracts import execution_reported_event
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, OrderRequest, OrderType, Side
-from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
+from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.wiring import Wiring, utc_now
 
 MSK_REPORTS = 5000

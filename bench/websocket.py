@@ -20,6 +20,7 @@ import redis
 from bench.harness import bench_services, summary_ms, write_result
 from shared.adapters.apigw_push import ApiGatewayNotifier
 from shared.adapters.redis.connections import RedisConnectionRegistry
+from shared.domain.contracts import MessageType
 from tests.integration.websocket.servers import FakeManagementApi, management_client
 
 CONNECTIONS = 100
@@ -37,11 +38,13 @@ UPDATE = {
 
 def measure(notifier: ApiGatewayNotifier) -> list[float]:
     for _ in range(WARMUP):
-        assert notifier.notify_user("bench-user", "EXECUTION_UPDATE", UPDATE) == CONNECTIONS
+        assert (
+            notifier.notify_user("bench-user", MessageType.EXECUTION_UPDATE, UPDATE) == CONNECTIONS
+        )
     samples = []
     for _ in range(ROUNDS):
         start = time.perf_counter()
-        delivered = notifier.notify_user("bench-user", "EXECUTION_UPDATE", UPDATE)
+        delivered = notifier.notify_user("bench-user", MessageType.EXECUTION_UPDATE, UPDATE)
         samples.append(time.perf_counter() - start)
         assert delivered == CONNECTIONS
     return samples

@@ -18,22 +18,19 @@ from constructs import Construct
 from infra import nag
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
+from shared.domain.contracts import ApiPath
 
-API_PREFIX = "/api/v1"
-TRADER_ROUTES: tuple[tuple[apigwv2.HttpMethod, str], ...] = (
-    (apigwv2.HttpMethod.POST, f"{API_PREFIX}/trading/intelligent/orders/smart"),
-    (apigwv2.HttpMethod.POST, f"{API_PREFIX}/trading/intelligent/orders/analyze"),
-    (apigwv2.HttpMethod.GET, f"{API_PREFIX}/trading/intelligent/orders/{{orderId}}"),
-    (apigwv2.HttpMethod.GET, f"{API_PREFIX}/trading/intelligent/analytics/execution"),
-    (apigwv2.HttpMethod.GET, f"{API_PREFIX}/trading/intelligent/brokers/profiles"),
+TRADER_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
+    (apigwv2.HttpMethod.POST, ApiPath.SMART_ORDER),
+    (apigwv2.HttpMethod.POST, ApiPath.ANALYZE_ORDER),
+    (apigwv2.HttpMethod.GET, ApiPath.ORDER),
+    (apigwv2.HttpMethod.GET, ApiPath.EXECUTION_ANALYTICS),
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_PROFILES),
 )
-WEBHOOK_ROUTES = (
-    f"{API_PREFIX}/webhooks/brokers/{{brokerId}}",
-    f"{API_PREFIX}/webhooks/brokers/{{brokerId}}/{{token}}",
-)
-HEALTH_ROUTE = f"{API_PREFIX}/health"
-OPENAPI_ROUTE = f"{API_PREFIX}/openapi.json"
-PUBLIC_ROUTES = (HEALTH_ROUTE, OPENAPI_ROUTE)
+"""route_order's routes behind the JWT authorizer."""
+WEBHOOK_ROUTES = (ApiPath.SIGNED_WEBHOOK, ApiPath.TOKEN_WEBHOOK)
+"""broker_webhook's POST routes (no authorizer: each broker proves itself)."""
+PUBLIC_ROUTES = (ApiPath.HEALTH, ApiPath.OPENAPI)
 """GET routes of route_order without an authorizer: the health check and the API document."""
 
 #: Whole-API throttle, and the tighter one for unauthenticated broker webhooks.
@@ -157,14 +154,14 @@ class HttpApi(Construct):
         webhook_integration = integrations.HttpLambdaIntegration("BrokerWebhook", broker_webhook)
         for method, path in TRADER_ROUTES:
             self.api.add_routes(
-                path=path, methods=[method], integration=trader_integration, authorizer=jwt
+                path=str(path), methods=[method], integration=trader_integration, authorizer=jwt
             )
         # The webhook routes must exist before the stage's route settings refer to them.
         webhook_routes = [
             route
             for path in WEBHOOK_ROUTES
             for route in self.api.add_routes(
-                path=path, methods=[apigwv2.HttpMethod.POST], integration=webhook_integration
+                path=str(path), methods=[apigwv2.HttpMethod.POST], integration=webhook_integration
             )
         ]
         for route in webhook_routes:
@@ -173,7 +170,7 @@ class HttpApi(Construct):
             route
             for path in PUBLIC_ROUTES
             for route in self.api.add_routes(
-                path=path, methods=[apigwv2.HttpMethod.GET], integration=trader_integration
+                path=str(path), methods=[apigwv2.HttpMethod.GET], integration=trader_integration
             )
         ]
         for route in [*webhook_routes, *public]:

@@ -13,13 +13,8 @@ from constructs import Construct
 
 from infra import nag
 from infra.config import DeployConfig
+from shared.domain.contracts import TRACKED_EVENTS
 
-ROUTING_SOURCE = "order-router.routing"
-BROKERS_SOURCE = "order-router.brokers"
-TRACKED_EVENTS = (
-    ("ExecutionReported", BROKERS_SOURCE, "ExecutionReported"),
-    ("OrderRouted", ROUTING_SOURCE, "OrderRouted"),
-)
 MSK_TOPIC = "order-executions"
 MSK_BATCH_SIZE = 100
 #: EventBridge retries with back-off for up to MAX_EVENT_AGE before giving up to the DLQ.
@@ -71,13 +66,15 @@ class EventBus(Construct):
         tracker
             The ``track_execution`` function.
         """
-        for name, source, detail_type in TRACKED_EVENTS:
-            self.rules[name] = events.Rule(
+        for source, detail_type in sorted(TRACKED_EVENTS):
+            self.rules[detail_type] = events.Rule(
                 self,
-                f"{name}Rule",
+                f"{detail_type}Rule",
                 event_bus=self.bus,
                 description=f"{detail_type} from {source} to track_execution",
-                event_pattern=events.EventPattern(source=[source], detail_type=[detail_type]),
+                event_pattern=events.EventPattern(
+                    source=[str(source)], detail_type=[str(detail_type)]
+                ),
                 targets=[
                     targets.LambdaFunction(
                         tracker,

@@ -18,6 +18,7 @@ from infra.functions import FunctionFactory
 from infra.migrations import Migrations
 from infra.network import POSTGRES_PORT, Network
 from infra.observability import Observability
+from shared.domain.contracts import ApiPath
 
 #: Settings field names and values, as :func:`shared.settings.lambda_environment` takes them.
 SettingValues = dict[str, str | int | float | None]
@@ -225,7 +226,7 @@ class OrderRouterStack(cdk.Stack):
         outputs = {
             "HttpApiUrl": (http.url, "Base URL of the HTTP API"),
             "WebhookUrlTemplate": (
-                f"{http.url}api/v1/webhooks/brokers/{{brokerId}}",
+                f"{http.url}{ApiPath.SIGNED_WEBHOOK.removeprefix('/')}",
                 "Give each broker this URL with its id (and /{token} if unsigned)",
             ),
             "WebSocketUrl": (websocket.url, "wss URL for the dashboard (?token=<JWT>)"),

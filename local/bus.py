@@ -2,12 +2,11 @@
 
 The production :class:`~shared.adapters.eventbridge.EventBridgePublisher` keeps running
 unchanged: boto3 posts ``PutEvents`` (JSON 1.1) to the local HTTP server, which hands the entries
-to :meth:`LocalEventBus.put_events`. Entries matching the rules the CDK stack creates
-(``infra/events.py``: ``ExecutionReported`` from ``order-router.brokers``, ``OrderRouted`` from
-``order-router.routing``) are turned into EventBridge-shaped events and delivered, one at a time
-and in arrival order, by a worker thread, with a few attempts like EventBridge's retry policy and
-a dead-letter log after the last one. Other entries are accepted and dropped, as EventBridge drops
-events no rule matches.
+to :meth:`LocalEventBus.put_events`. Entries matching the rules the CDK stack creates (both from
+:data:`shared.domain.contracts.TRACKED_EVENTS`) are turned into EventBridge-shaped events and
+delivered, one at a time and in arrival order, by a worker thread, with a few attempts like
+EventBridge's retry policy and a dead-letter log after the last one. Other entries are accepted
+and dropped, as EventBridge drops events no rule matches.
 """
 
 from __future__ import annotations
@@ -24,16 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.domain.contracts import TRACKED_EVENTS
+
 logger = logging.getLogger("order_router.local.bus")
 
-ROUTED_TO_TRACKER: frozenset[tuple[str, str]] = frozenset(
-    {
-        # Kept in step with infra.events.TRACKED_EVENTS (a test compares them): importing infra
-        # here would pull aws_cdk (400 MB) into the local runtime.
-        ("order-router.brokers", "ExecutionReported"),
-        ("order-router.routing", "OrderRouted"),
-    }
-)
 ACCOUNT = "123456789012"
 MAX_ENTRIES = 10
 """PutEvents accepts at most 10 entries per call."""
@@ -116,7 +109,7 @@ class LocalEventBus:
             event = self._event(entry)
             results.append({"EventId": event["id"]})
             self.stats.accepted += 1
-            if (event["source"], event["detail-type"]) in ROUTED_TO_TRACKER:
+            if (event["source"], event["detail-type"]) in TRACKED_EVENTS:
                 self._queue.put(event)
             else:
                 self.stats.unmatched += 1

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared.domain.contracts import API_PREFIX, REPLY_MESSAGES, ApiPath
 from shared.domain.models import OrderType, Product, RoutingObjective
 from shared.settings import Settings
 
@@ -36,12 +37,9 @@ DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
 DEFAULT_USER = "trader-1"
 TOKEN_TTL_S = 12 * 3600
-API_PREFIX = "/api/v1/trading/intelligent"
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "internal-credentials.json"
 """This run's key pair for the internal server (mode 0600, removed when the run stops)."""
-REPLY_TYPES = frozenset({"SUBSCRIBED", "PONG", "ERROR"})
-"""WebSocket messages that answer the client's own messages (not counted by ``watch --count``)."""
 EXAMPLE_ORDER = {
     "symbol": "RELIANCE",
     "side": "BUY",
@@ -192,7 +190,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
-            f"  API         {config.api_url}/api/v1",
+            f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
             f"this run's keys in {credentials_file})",
@@ -319,7 +317,7 @@ def _data_dir_option(data_dir: Path) -> str:
 def _curl(api_url: str, token: str) -> str:
     body = json.dumps(EXAMPLE_ORDER, separators=(",", ":"))
     return (
-        f"curl -s -X POST {api_url}{API_PREFIX}/orders/smart "
+        f"curl -s -X POST {api_url}{ApiPath.SMART_ORDER} "
         f"-H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{body}'"
     )
 
@@ -486,25 +484,23 @@ def _order_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    return _request(args, "POST", f"{API_PREFIX}/orders/smart", json=_order_body(args))
+    return _request(args, "POST", ApiPath.SMART_ORDER, json=_order_body(args))
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    return _request(args, "POST", f"{API_PREFIX}/orders/analyze", json=_order_body(args))
+    return _request(args, "POST", ApiPath.ANALYZE_ORDER, json=_order_body(args))
 
 
 def _cmd_analytics(args: argparse.Namespace) -> int:
-    return _request(
-        args, "GET", f"{API_PREFIX}/analytics/execution", params={"days": str(args.days)}
-    )
+    return _request(args, "GET", ApiPath.EXECUTION_ANALYTICS, params={"days": str(args.days)})
 
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
-    return _request(args, "GET", f"{API_PREFIX}/brokers/profiles", params={"symbol": args.symbol})
+    return _request(args, "GET", ApiPath.BROKER_PROFILES, params={"symbol": args.symbol})
 
 
 def _cmd_order(args: argparse.Namespace) -> int:
-    return _request(args, "GET", f"{API_PREFIX}/orders/{args.order_id}")
+    return _request(args, "GET", ApiPath.ORDER.format(orderId=args.order_id))
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -541,7 +537,7 @@ def _is_reply(message: str) -> bool:
         decoded = json.loads(message)
     except ValueError:
         return False
-    return isinstance(decoded, dict) and decoded.get("type") in REPLY_TYPES
+    return isinstance(decoded, dict) and decoded.get("type") in REPLY_MESSAGES
 
 
 def _messages(socket: Any, timeout_s: float | None) -> Iterator[str]:

@@ -37,17 +37,15 @@ from starlette.types import Receive, Scope, Send
 
 from functions.route_order.handler import OPENAPI_FILE
 from local.apigw import http_api_event
+from shared.domain.contracts import API_PREFIX, TRADER_PREFIX, WEBHOOK_PREFIX, ApiPath
 from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
 from shared.http import API_GATEWAY_MAX_BODY_BYTES, error_body
 
 logger = logging.getLogger("order_router.local.http")
 
-HEALTH_PATH = "/api/v1/health"
-OPENAPI_PATH = "/api/v1/openapi.json"
-DOCS_PATH = "/api/v1/docs"
-UNAUTHENTICATED_PATHS = frozenset({HEALTH_PATH, OPENAPI_PATH})
-TRADER_PREFIX = "/api/v1/trading/intelligent/"
-WEBHOOK_PREFIX = "/api/v1/webhooks/"
+DOCS_PATH = f"{API_PREFIX}/docs"
+"""Local mode only: Swagger UI (not a route of the stack)."""
+UNAUTHENTICATED_PATHS = frozenset({ApiPath.HEALTH, ApiPath.OPENAPI})
 
 Invoke = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
@@ -126,9 +124,9 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         return HTMLResponse(swagger_page())
     if path in UNAUTHENTICATED_PATHS:
         function = "route_order"
-    elif path.startswith(WEBHOOK_PREFIX):
+    elif path.startswith(f"{WEBHOOK_PREFIX}/"):
         function = "broker_webhook"
-    elif path.startswith(TRADER_PREFIX):
+    elif path.startswith(f"{TRADER_PREFIX}/"):
         function = "route_order"
         verified = authorize(request.headers.get("authorization"), verifier)
         if isinstance(verified, Response):

@@ -23,11 +23,12 @@ from shared.domain.broker_orders import (
 )
 from shared.domain.brokers import BrokerConfig
 from shared.domain.connections import ConnectionRecord
+from shared.domain.contracts import DomainEvent, MessageType
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.identity import TraderIdentity
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.order_view import OrderView
-from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, KillSwitch
 from shared.domain.settlement import BrokerLookup
 
@@ -460,14 +461,14 @@ class SecretStore(Protocol):
         ...
 
 
-UserMessage = tuple[str, str, Mapping[str, Any]]
+UserMessage = tuple[str, MessageType, Mapping[str, Any]]
 """``(user_id, message_type, data)`` of one push."""
 
 
 class Notifier(Protocol):
     """Pushes live updates to a trader's open connections."""
 
-    def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
+    def notify_user(self, user_id: str, message_type: MessageType, data: Mapping[str, Any]) -> int:
         """Push one message to every connection of ``user_id``; return how many received it."""
         ...
 
@@ -476,7 +477,7 @@ class Notifier(Protocol):
         ...
 
     def notify_symbol_subscribers(
-        self, symbol: str, message_type: str, data: Mapping[str, Any]
+        self, symbol: str, message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         """Push one message to every connection subscribed to ``symbol``."""
         ...
@@ -539,7 +540,7 @@ class ConnectionRegistry(Protocol):
 class ReplySender(Protocol):
     """Sends a direct reply to one connection (``ApiGatewayNotifier.reply``)."""
 
-    def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
+    def reply(self, connection_id: str, message_type: MessageType, data: Mapping[str, Any]) -> bool:
         """Deliver one ``{"type", "data", "timestamp"}`` message; never raises."""
         ...
 

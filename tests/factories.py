@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.adapters.postgres.pool import Database
 from shared.domain.brokers import BrokerConfig, WebhookAuth
+from shared.domain.contracts import DomainEvent, order_routed_event
 from shared.domain.models import (
     BrokerageRule,
     BrokerProfile,
@@ -25,7 +26,7 @@ from shared.domain.models import (
     RoutingObjective,
     Side,
 )
-from shared.domain.orders import SOURCE_ROUTING, ChildOrder, DomainEvent, make_event
+from shared.domain.orders import ChildOrder
 from shared.ports import OrderRepository
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -161,15 +162,7 @@ def children(request: OrderRequest, routing: RoutingDecision) -> list[ChildOrder
 
 
 def routed_event(request: OrderRequest) -> DomainEvent:
-    return make_event(
-        event_id=uuid.uuid4(),
-        source=SOURCE_ROUTING,
-        detail_type="OrderRouted",
-        order_id=request.order_id,
-        user_id=request.user_id,
-        idempotency_key=f"routed:{request.order_id}",
-        payload={"symbol": request.symbol},
-    )
+    return order_routed_event(request, decision(request), uuid.uuid4())
 
 
 def store(

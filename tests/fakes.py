@@ -24,11 +24,12 @@ from typing import Any
 from uuid import UUID
 
 from shared.domain.brokers import BrokerConfig
+from shared.domain.contracts import DomainEvent, MessageType
 from shared.domain.engine import EngineConfig
 from shared.domain.execution import ProfileObservation
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.order_view import OrderView
-from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, default_calendar
 from shared.ports import (
     BatchFold,
@@ -459,7 +460,7 @@ class FakeNotifier:
         self.to_users: list[UserMessage] = []
         self.to_symbols: list[UserMessage] = []
 
-    def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
+    def notify_user(self, user_id: str, message_type: MessageType, data: Mapping[str, Any]) -> int:
         self.to_users.append((user_id, message_type, data))
         return 1
 
@@ -468,7 +469,7 @@ class FakeNotifier:
         return len(messages)
 
     def notify_symbol_subscribers(
-        self, symbol: str, message_type: str, data: Mapping[str, Any]
+        self, symbol: str, message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         self.to_symbols.append((symbol, message_type, data))
         return 1

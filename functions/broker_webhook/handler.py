@@ -20,19 +20,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.domain.contracts import ApiPath, resolver_path
 from shared.domain.errors import DomainError, MalformedPayloadError, UnsupportedPayloadError
 from shared.domain.models import BROKER_ID_PATTERN
 from shared.http import describe, install_error_handlers
 from shared.observability import NAMESPACE, SERVICE, count_quarantined, traced
-
-PREFIX = "/api/v1/webhooks/brokers"
 
 app = APIGatewayHttpResolver(enable_validation=True)
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 install_error_handlers(app, logger)
 
-BrokerId = Annotated[str, Path(pattern=BROKER_ID_PATTERN)]
+BrokerId = Annotated[str, Path(alias="brokerId", title="Broker Id", pattern=BROKER_ID_PATTERN)]
 
 
 def raw_body(event: APIGatewayProxyEventV2) -> bytes:
@@ -82,13 +81,13 @@ def _receive(broker_id: str, token: str | None) -> Response[dict[str, Any]]:
     return Response(status_code=202, content_type="application/json", body=body)
 
 
-@app.post(f"{PREFIX}/<broker_id>")
+@app.post(resolver_path(ApiPath.SIGNED_WEBHOOK))
 def handle_post_signed_webhook(broker_id: BrokerId) -> Response[dict[str, Any]]:
     """A webhook from a broker that signs (HMAC headers or Kite's checksum)."""
     return _receive(broker_id, None)
 
 
-@app.post(f"{PREFIX}/<broker_id>/<token>")
+@app.post(resolver_path(ApiPath.TOKEN_WEBHOOK))
 def handle_post_token_webhook(
     broker_id: BrokerId, token: Annotated[str, Path(min_length=16, max_length=256)]
 ) -> Response[dict[str, Any]]:

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from shared.domain.analytics import ExecutionAnalytics
+from shared.domain.contracts import ApiPath, resolver_path
 from shared.domain.errors import DomainError
 from shared.domain.identity import trader_from_claims
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
@@ -51,12 +52,7 @@ from shared.services.schemas import (
 if TYPE_CHECKING:
     from shared.wiring import Wiring
 
-PREFIX = "/api/v1/trading/intelligent"
-SMART_PATH = f"{PREFIX}/orders/smart"
-ANALYZE_PATH = f"{PREFIX}/orders/analyze"
-HEALTH_PATH = "/api/v1/health"
-OPENAPI_PATH = "/api/v1/openapi.json"
-JSON_ROUTES = frozenset({("POST", SMART_PATH), ("POST", ANALYZE_PATH)})
+JSON_ROUTES = frozenset({("POST", ApiPath.SMART_ORDER), ("POST", ApiPath.ANALYZE_ORDER)})
 """Routes whose body is a JSON object: read by :func:`shared.http.read_json_object` first."""
 OPENAPI_FILE = FilePath(__file__).with_name("openapi.json")
 """The generated document, shipped with the function (``docs/openapi.json`` links to it)."""
@@ -134,7 +130,7 @@ def _respond(status: int, body: dict[str, Any]) -> Response[Any]:
 
 
 @app.post(
-    SMART_PATH,
+    resolver_path(ApiPath.SMART_ORDER),
     responses=_documented(OrderRoutingResult, *_TRADER, *_JSON_BODY, 409),
     security=BEARER,
 )
@@ -161,7 +157,7 @@ def handle_post_smart_order(
 
 
 @app.post(
-    ANALYZE_PATH,
+    resolver_path(ApiPath.ANALYZE_ORDER),
     responses=_documented(RoutingRecommendation, *_TRADER, *_JSON_BODY),
     security=BEARER,
 )
@@ -180,17 +176,19 @@ def handle_post_analyze_order(
 
 
 @app.get(
-    f"{PREFIX}/orders/<order_id>", responses=_documented(OrderView, *_TRADER, 404), security=BEARER
+    resolver_path(ApiPath.ORDER),
+    responses=_documented(OrderView, *_TRADER, 404),
+    security=BEARER,
 )
 def handle_get_order(
-    order_id: Annotated[str, Path(min_length=1, max_length=50)],
+    order_id: Annotated[str, Path(alias="orderId", title="Order Id", min_length=1, max_length=50)],
 ) -> Response[Any]:
     """Decision, allocations, child orders and executions of one of the caller's orders."""
     return _ok(_wiring().order_queries.order_view(_user_id(), order_id))
 
 
 @app.get(
-    f"{PREFIX}/analytics/execution",
+    resolver_path(ApiPath.EXECUTION_ANALYTICS),
     responses=_documented(ExecutionAnalytics, *_TRADER),
     security=BEARER,
 )
@@ -203,7 +201,7 @@ def handle_get_execution_analytics(
 
 
 @app.get(
-    f"{PREFIX}/brokers/profiles",
+    resolver_path(ApiPath.BROKER_PROFILES),
     responses=_documented(list[BrokerProfile], *_TRADER),
     security=BEARER,
 )
@@ -216,7 +214,7 @@ def handle_get_broker_profiles(
     return profiles
 
 
-@app.get(HEALTH_PATH, responses=_documented(HealthView, 503))
+@app.get(resolver_path(ApiPath.HEALTH), responses=_documented(HealthView, 503))
 def handle_get_health() -> Response[Any]:
     """Dependencies' state; 503 when Postgres does not answer (Redis down is only degraded)."""
     dependencies: dict[str, bool] = _wiring().health()
@@ -231,7 +229,7 @@ def handle_get_health() -> Response[Any]:
 
 
 @app.get(
-    OPENAPI_PATH,
+    resolver_path(ApiPath.OPENAPI),
     responses={
         200: {"description": "This API's OpenAPI 3.1 document", "content": {"application/json": {}}}
     },

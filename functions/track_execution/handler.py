@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from functools import singledispatch
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -24,6 +25,14 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent, KafkaEventRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.domain.contracts import (
+    DetailType,
+    EventPayload,
+    EventSource,
+    ExecutionReportedPayload,
+    OrderRoutedPayload,
+    read_payload,
+)
 from shared.domain.errors import DataUnavailableError
 from shared.domain.execution import ExecutionReport
 from shared.observability import NAMESPACE, SERVICE, count_quarantined, traced
@@ -43,18 +52,49 @@ class UnknownEventError(ValueError):
 
 
 def handle_event(detail_type: str, detail: Mapping[str, Any]) -> str:
-    """Route one event to the tracker; return what happened (for logs and metrics)."""
+    """Route one event to the tracker; return what happened (for logs and metrics).
+
+    Raises
+    ------
+    UnknownDetailTypeError
+        ``detail_type`` is no contract's (:mod:`shared.domain.contracts`).
+    UnknownEventError
+        A contract's event this function does not handle.
+    pydantic.ValidationError
+        The detail breaks its payload's model.
+    """
+    return _handle(read_payload(detail_type, detail), detail)
+
+
+@singledispatch
+def _handle(payload: EventPayload, detail: Mapping[str, Any]) -> str:
+    raise UnknownEventError(f"unhandled detail-type {payload.detail_type!r}")
+
+
+@_handle.register
+def _execution_reported(payload: ExecutionReportedPayload, detail: Mapping[str, Any]) -> str:
     from shared.wiring import get_wiring
 
-    tracker = get_wiring().tracker
-    if detail_type == "ExecutionReported":
-        tracked = tracker.track(ExecutionReport.model_validate(detail["report"]))
-        _count([tracked])
-        return tracked.status
-    if detail_type == "OrderRouted":
-        tracker.order_routed(detail)
-        return "notified"
-    raise UnknownEventError(f"unhandled detail-type {detail_type!r}")
+    tracked = get_wiring().tracker.track(payload.report)
+    _count([tracked])
+    return tracked.status
+
+
+@_handle.register
+def _order_routed(payload: OrderRoutedPayload, detail: Mapping[str, Any]) -> str:
+    from shared.wiring import get_wiring
+
+    get_wiring().tracker.order_routed(detail)
+    return "notified"
+
+
+def handled_events() -> frozenset[tuple[EventSource, DetailType]]:
+    """The ``(source, detail-type)`` pairs this function handles (the stack's rules must match)."""
+    return frozenset(
+        (model.source, model.detail_type)
+        for model in _handle.registry
+        if model is not object and issubclass(model, EventPayload)
+    )
 
 
 RecordKey = tuple[str, int, int]
@@ -93,10 +133,11 @@ def track_kafka_batch(records: Iterable[KafkaEventRecord]) -> dict[RecordKey, Ou
         try:
             envelope = json.loads(record.decoded_value)
             detail_type, detail = envelope["detail-type"], envelope["detail"]
-            if detail_type == "ExecutionReported":
-                reports.append((key, ExecutionReport.model_validate(detail["report"])))
+            payload = read_payload(detail_type, detail)
+            if isinstance(payload, ExecutionReportedPayload):
+                reports.append((key, payload.report))
             else:
-                outcomes[key] = handle_event(detail_type, detail)
+                outcomes[key] = _handle(payload, detail)
         except Exception as exc:  # reported as this record's failure
             outcomes[key] = exc
     if reports:

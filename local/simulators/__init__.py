@@ -2,7 +2,7 @@
 
 :func:`start_simulator` serves one on a given port in a background thread::
 
-    running = start_simulator("kite", 8701, postback_url="http://127.0.0.1:8000/api/v1/webhooks/kite")
+    running = start_simulator("kite", 8701, postback_url="http://127.0.0.1:8000/api/v1/webhooks/brokers/kite")
     running.sim.behaviour = Behaviour(outcome="partial")
     ...
     running.stop()

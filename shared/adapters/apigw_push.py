@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.connections import ConnectionRecord
+from shared.domain.contracts import UPDATE_MESSAGES, MessageType
 from shared.domain.errors import CacheUnavailableError
 from shared.observability import emit_metric
 from shared.ports import UserMessage
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 128 * 1024
 """API Gateway's WebSocket message limit (``postToConnection`` returns 413 above it)."""
-UPDATE_TYPES = frozenset({"ROUTING_UPDATE", "EXECUTION_UPDATE", "PROFILE_UPDATE"})
 PUSH_FAILURES_METRIC = "WebSocketPushFailures"
 _LONG_STRING_CHARS = 256
 
@@ -84,7 +84,7 @@ def utc_timestamp(now: datetime | None = None) -> str:
 
 
 def encode_message(
-    message_type: str,
+    message_type: MessageType,
     data: Mapping[str, Any],
     *,
     now: datetime | None = None,
@@ -179,7 +179,7 @@ class ApiGatewayNotifier:
 
     # Notifier port ------------------------------------------------------------------------
 
-    def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
+    def notify_user(self, user_id: str, message_type: MessageType, data: Mapping[str, Any]) -> int:
         """Push one update to every connection of ``user_id`` whose filters accept it.
 
         Parameters
@@ -229,7 +229,7 @@ class ApiGatewayNotifier:
         )
 
     def notify_symbol_subscribers(
-        self, symbol: str, message_type: str, data: Mapping[str, Any]
+        self, symbol: str, message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         """Push one update (``PROFILE_UPDATE``) to every connection subscribed to ``symbol``.
 
@@ -246,7 +246,7 @@ class ApiGatewayNotifier:
             return 0
         return self._fan_out(records, message_type, data)
 
-    def reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> bool:
+    def reply(self, connection_id: str, message_type: MessageType, data: Mapping[str, Any]) -> bool:
         """Send a direct reply (``PONG``, ``SUBSCRIBED``, ``ERROR``) to one connection.
 
         Returns
@@ -267,11 +267,11 @@ class ApiGatewayNotifier:
     # Internals ----------------------------------------------------------------------------
 
     def _fan_out(
-        self, records: list[ConnectionRecord], message_type: str, data: Mapping[str, Any]
+        self, records: list[ConnectionRecord], message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         if not records:
             return 0
-        if message_type not in UPDATE_TYPES:
+        if message_type not in UPDATE_MESSAGES:
             logger.error("websocket push refused: unknown message type %s", message_type)
             self._count_failures(len(records))
             return 0

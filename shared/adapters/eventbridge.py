@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.domain.orders import DomainEvent
+from shared.domain.contracts import DomainEvent
 
 MAX_ENTRIES_PER_CALL = 10  # the PutEvents limit
 

@@ -1,16 +1,14 @@
-"""Child orders (what is sent to each broker) and the events the router publishes."""
+"""Child orders: what is sent to each broker, how it is sliced and priced, what it teaches."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any
-from uuid import UUID
 
 from pydantic import Field
 
-from shared.domain.execution import ExecutionReport, ProfileObservation
+from shared.domain.execution import ProfileObservation
 from shared.domain.models import (
     Exchange,
     FrozenModel,
@@ -21,10 +19,6 @@ from shared.domain.models import (
 
 TICK_SIZE = Decimal("0.05")
 """Price tick of NSE/BSE cash equities."""
-
-SOURCE_ROUTING = "order-router.routing"
-SOURCE_BROKERS = "order-router.brokers"
-EVENT_SCHEMA_VERSION = 1
 
 
 class ChildOrderStatus(StrEnum):
@@ -85,58 +79,6 @@ class ChildOrder(FrozenModel):
     """When we sent the order to the broker: the start of its execution latency."""
 
 
-class DomainEvent(FrozenModel):
-    """An event for EventBridge (and the MSK topic): ``detail`` is the JSON payload.
-
-    Every ``detail`` carries ``schema_version``, ``order_id``, ``user_id`` and ``idempotency_key``
-    (docs/architecture.md §6), so consumers can de-duplicate at-least-once deliveries.
-    """
-
-    event_id: UUID
-    source: str
-    detail_type: str
-    detail: dict[str, Any]
-
-
-def make_event(
-    *,
-    event_id: UUID,
-    source: str,
-    detail_type: str,
-    order_id: str,
-    user_id: str,
-    idempotency_key: str,
-    payload: dict[str, Any],
-) -> DomainEvent:
-    """Build an event whose detail carries the fields every consumer relies on.
-
-    Parameters
-    ----------
-    event_id
-        Unique id of this event (also the outbox row's key).
-    source, detail_type
-        EventBridge routing fields.
-    order_id, user_id
-        Owner of the event; consumers push updates to this user only.
-    idempotency_key
-        Stable key of the fact the event reports, for consumer de-duplication.
-    payload
-        The rest of the detail.
-
-    Returns
-    -------
-    DomainEvent
-    """
-    detail = {
-        "schema_version": EVENT_SCHEMA_VERSION,
-        "order_id": order_id,
-        "user_id": user_id,
-        "idempotency_key": idempotency_key,
-        **payload,
-    }
-    return DomainEvent(event_id=event_id, source=source, detail_type=detail_type, detail=detail)
-
-
 def split_into_slices(quantity: int, lot_size: int, freeze_quantity: int | None) -> list[int]:
     """Split a child quantity into orders no larger than the exchange's freeze quantity.
 
@@ -169,21 +111,6 @@ def split_into_slices(quantity: int, lot_size: int, freeze_quantity: int | None)
 def round_to_tick(price: Decimal, tick: Decimal = TICK_SIZE) -> Decimal:
     """Round a price to the nearest tick (half up)."""
     return (price / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick
-
-
-def execution_reported_event(
-    order_id: str, user_id: str, report: ExecutionReport, event_id: UUID
-) -> DomainEvent:
-    """The ``ExecutionReported`` event of a broker report, keyed for de-duplication."""
-    return make_event(
-        event_id=event_id,
-        source=SOURCE_BROKERS,
-        detail_type="ExecutionReported",
-        order_id=order_id,
-        user_id=user_id,
-        idempotency_key=report.idempotency_key,
-        payload={"report": report.model_dump(mode="json", by_alias=True)},
-    )
 
 
 def placement_observation(

@@ -13,15 +13,10 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
+from shared.domain.contracts import ChildOrderPlacedPayload, DetailType, DomainEvent
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import FrozenModel
-from shared.domain.orders import (
-    SOURCE_ROUTING,
-    ChildOrder,
-    ChildOrderStatus,
-    DomainEvent,
-    make_event,
-)
+from shared.domain.orders import ChildOrder, ChildOrderStatus
 
 FAILED: frozenset[ChildOrderStatus] = frozenset(
     {ChildOrderStatus.REJECTED, ChildOrderStatus.TIMED_OUT}
@@ -119,12 +114,10 @@ def parent_status(children: Sequence[ChildOrder], quantity: int) -> ParentStatus
 
 def child_placed_event(child: ChildOrder, event_id: UUID) -> DomainEvent:
     """``ChildOrderPlaced``: one child's outcome at its broker (keyed by the child)."""
-    return make_event(
+    return DomainEvent(
         event_id=event_id,
-        source=SOURCE_ROUTING,
-        detail_type="ChildOrderPlaced",
         order_id=child.order_id,
         user_id=child.user_id,
-        idempotency_key=f"ChildOrderPlaced:{child.child_order_id}",
-        payload={"child": child.model_dump(mode="json", by_alias=True)},
+        idempotency_key=f"{DetailType.CHILD_ORDER_PLACED}:{child.child_order_id}",
+        payload=ChildOrderPlacedPayload(child=child),
     )

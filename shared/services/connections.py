@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from shared.domain.contracts import MessageType
 from shared.domain.errors import CacheUnavailableError
 from shared.domain.identity import TraderIdentity
 from shared.observability import emit_metric
@@ -155,7 +156,7 @@ class ConnectionService:
         if self._registry.touch(connection_id) is None:
             self._unknown(connection_id)
             return
-        self._reply(connection_id, "PONG", {})
+        self._reply(connection_id, MessageType.PONG, {})
 
     def _subscribe(self, connection_id: str, filters: _Filters) -> None:
         if filters.action == "subscribe":
@@ -184,7 +185,7 @@ class ConnectionService:
             return
         self._reply(
             connection_id,
-            "SUBSCRIBED",
+            MessageType.SUBSCRIBED,
             {"orderIds": sorted(record.order_ids), "symbols": sorted(record.symbols)},
         )
 
@@ -192,9 +193,11 @@ class ConnectionService:
         self._error(connection_id, "UNKNOWN_CONNECTION", "connection expired; reconnect")
 
     def _error(self, connection_id: str, code: str, message: str) -> None:
-        self._reply(connection_id, "ERROR", {"code": code, "message": message})
+        self._reply(connection_id, MessageType.ERROR, {"code": code, "message": message})
 
-    def _reply(self, connection_id: str, message_type: str, data: Mapping[str, Any]) -> None:
+    def _reply(
+        self, connection_id: str, message_type: MessageType, data: Mapping[str, Any]
+    ) -> None:
         self._replies.reply(connection_id, message_type, data)
 
     def _publish_active(self) -> None:

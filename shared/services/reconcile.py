@@ -21,7 +21,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.domain.orders import ChildOrderStatus, DomainEvent, execution_reported_event
+from shared.domain.contracts import DomainEvent, execution_reported_event
+from shared.domain.orders import ChildOrderStatus
 from shared.domain.settlement import LookupOutcome, child_placed_event, settle_child
 from shared.ports import (
     BrokerOrderLookup,

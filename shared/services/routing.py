@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from shared.domain.cascade import new_child
+from shared.domain.contracts import DomainEvent, execution_reported_event, order_routed_event
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import (
     InvalidOrderError,
@@ -19,11 +20,7 @@ from shared.domain.errors import (
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import (
-    SOURCE_ROUTING,
     ChildOrder,
-    DomainEvent,
-    execution_reported_event,
-    make_event,
     split_into_slices,
 )
 from shared.domain.quotes import check_client_quote
@@ -309,30 +306,7 @@ class RoutingService:
 
     @staticmethod
     def _order_routed_event(order: OrderRequest, decision: RoutingDecision) -> DomainEvent:
-        return make_event(
-            event_id=uuid.uuid4(),
-            source=SOURCE_ROUTING,
-            detail_type="OrderRouted",
-            order_id=order.order_id,
-            user_id=order.user_id,
-            idempotency_key=f"OrderRouted:{order.order_id}",
-            payload={
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "quantity": order.quantity,
-                "strategy": decision.strategy.value,
-                "confidenceScore": decision.confidence_score,
-                "allocations": [
-                    {
-                        "brokerId": a.broker_id,
-                        "quantity": a.quantity,
-                        "allocationPercentage": str(a.allocation_percentage),
-                        "priority": a.priority,
-                    }
-                    for a in decision.allocations
-                ],
-            },
-        )
+        return order_routed_event(order, decision, uuid.uuid4())
 
     @staticmethod
     def _execution_event(child: ChildOrder, report: ExecutionReport) -> DomainEvent:

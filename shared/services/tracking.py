@@ -12,6 +12,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from shared.domain.charges import compute_charges
+from shared.domain.contracts import MessageType
 from shared.domain.errors import InvalidExecutionReportError
 from shared.domain.execution import (
     ChildExecutionState,
@@ -301,7 +302,9 @@ class ExecutionTracker:
         self._profiles.store(learned.values())
         for profile in learned.values():
             self._notifier.notify_symbol_subscribers(
-                profile.symbol, "PROFILE_UPDATE", profile.model_dump(mode="json", by_alias=True)
+                profile.symbol,
+                MessageType.PROFILE_UPDATE,
+                profile.model_dump(mode="json", by_alias=True),
             )
 
     def _plan(self, child: ChildOrder, report: ExecutionReport, fees: FeeSchedule) -> ExecutionPlan:
@@ -380,7 +383,7 @@ class ExecutionTracker:
             # trader may now hold more than ordered (the order turns OVERFILLED).
             "lateAfterTimeout": child.status is ChildOrderStatus.TIMED_OUT,
         }
-        return (child.user_id, "EXECUTION_UPDATE", data)
+        return (child.user_id, MessageType.EXECUTION_UPDATE, data)
 
     def order_routed(self, detail: Mapping[str, Any]) -> int:
         """Tell the order's owner how it was routed (``ROUTING_UPDATE``)."""
@@ -388,4 +391,4 @@ class ExecutionTracker:
         data["orderId"] = data.pop("order_id", None)
         user_id = str(detail["user_id"])
         data.pop("user_id", None)
-        return self._notifier.notify_user(user_id, "ROUTING_UPDATE", data)
+        return self._notifier.notify_user(user_id, MessageType.ROUTING_UPDATE, data)

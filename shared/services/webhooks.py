@@ -11,9 +11,10 @@ from typing import cast
 from cachetools import TTLCache
 
 from shared.domain.brokers import BrokerConfig
+from shared.domain.contracts import DomainEvent, execution_reported_event
 from shared.domain.errors import AuthenticationError, ImpossibleReportError, NotFoundError
 from shared.domain.execution import ExecutionReport
-from shared.domain.orders import ChildOrder, DomainEvent, execution_reported_event
+from shared.domain.orders import ChildOrder
 from shared.domain.report_validation import (
     QuarantineReason,
     ReportViolation,

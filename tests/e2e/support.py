@@ -18,10 +18,11 @@ import redis
 from local.runtime import AUDIENCE, LOCAL_ISSUER, jwt_secret
 from local.services import free_port
 from local.tokens import issue_local_token
+from shared.domain.contracts import TRADER_PREFIX, ApiPath
 
 REPO = Path(__file__).resolve().parents[2]
 
-API = "/api/v1/trading/intelligent"
+API = TRADER_PREFIX
 
 START_TIMEOUT_S = 90
 
@@ -157,7 +158,7 @@ def _wait_until_healthy(run: Runtime) -> None:
         if run.process.poll() is not None:
             pytest.fail(f"order-router run exited with {run.process.returncode}:\n{run.output()}")
         try:
-            if httpx.get(f"{run.api}/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{run.api}{ApiPath.HEALTH}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

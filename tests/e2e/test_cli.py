@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.domain.contracts import MessageType
 from shared.domain.models import OrderType
 from tests.e2e.support import API, REPO, Runtime, _environment, cli
 
@@ -126,6 +127,6 @@ def test_watch_count_counts_pushed_updates_not_its_subscribed_reply(runtime: Run
     # THEN it printed the reply and then exactly one pushed update, and stopped by itself
     assert watch.returncode == 0, stderr
     types = [json.loads(line)["type"] for line in stdout.strip().splitlines()]
-    assert types[0] == "SUBSCRIBED"
+    assert types[0] == MessageType.SUBSCRIBED
     assert len(types) == 2
-    assert types[1] != "SUBSCRIBED"
+    assert types[1] != MessageType.SUBSCRIBED

@@ -23,6 +23,7 @@ import schemathesis
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
+from shared.domain.contracts import TRADER_PREFIX, ApiPath
 from tests.e2e.support import REPO, Runtime
 
 OPENAPI = REPO / "docs" / "openapi.json"
@@ -72,7 +73,7 @@ schema = schemathesis.openapi.from_path(OPENAPI, config=_config()).include(path_
 
 def test_local_mode_serves_the_committed_document(runtime: Runtime) -> None:
     # GIVEN the running local mode; WHEN its document is fetched
-    served = httpx.get(f"{runtime.api}/api/v1/openapi.json")
+    served = httpx.get(f"{runtime.api}{ApiPath.OPENAPI}")
     # THEN it is the one fuzzed here
     assert served.status_code == 200
     assert served.json() == json.loads(OPENAPI.read_text())
@@ -96,7 +97,7 @@ def test_the_api_keeps_its_contract_without_a_token(case: Any, runtime: Runtime)
     )
     cases.append((case.operation.label, response.status_code))
     # THEN a trader route refused it, in the one error shape
-    if case.operation.path.startswith("/api/v1/trading/"):
+    if case.operation.path.startswith(f"{TRADER_PREFIX}/"):
         assert response.status_code in (401, 404, 405), response.text
         if case.method != "HEAD":  # a HEAD answer has no body
             assert set(response.json()) == {"error"}

@@ -26,6 +26,7 @@ import redis
 
 from local.runtime import DATABASE
 from local.services import REDIS_PID_FILE, EmbeddedPostgres, EmbeddedRedis
+from shared.domain.contracts import ApiPath
 from tests.e2e.support import API, PAPER_BEHAVIOUR, Runtime, cli, start_runtime, stop_runtime
 
 RECONCILE_AFTER_S = 3.0
@@ -248,6 +249,6 @@ def test_a_second_run_on_a_live_data_dir_is_refused(runs: Runs) -> None:
         # THEN it refuses in one line and leaves the live run's servers alone
         assert outcome.returncode == 2
         assert "another order-router run" in outcome.stderr
-        assert httpx.get(f"{run.api}/api/v1/health", timeout=5).status_code == 200
+        assert httpx.get(f"{run.api}{ApiPath.HEALTH}", timeout=5).status_code == 200
     finally:
         stop_runtime(run)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.domain.contracts import API_PREFIX, ApiPath
 from shared.http import API_GATEWAY_MAX_BODY_BYTES
 from tests.e2e.support import API, Runtime
 
@@ -39,9 +40,9 @@ def test_unknown_paths_are_404(runtime: Runtime, path: str) -> None:
     [
         ("GET", f"{API}/orders/smart", "POST"),
         ("DELETE", f"{API}/orders/ord-1", "GET"),
-        ("QUERY", "/api/v1/health", "GET"),
+        ("QUERY", ApiPath.HEALTH, "GET"),
         ("TRACE", f"{API}/brokers/profiles", "GET"),
-        ("PUT", "/api/v1/openapi.json", "GET"),
+        ("PUT", ApiPath.OPENAPI, "GET"),
     ],
 )
 def test_wrong_methods_are_405_with_allow(
@@ -70,7 +71,9 @@ def test_a_body_over_api_gateways_limit_is_413(runtime: Runtime) -> None:
     # GIVEN a body past 10 MB (on a webhook route, which has no smaller limit of its own)
     body = b"x" * (API_GATEWAY_MAX_BODY_BYTES + 1)
     # WHEN it is posted
-    response = httpx.post(f"{runtime.api}/api/v1/webhooks/brokers/zerodha", content=body)
+    response = httpx.post(
+        f"{runtime.api}{ApiPath.SIGNED_WEBHOOK.format(brokerId='zerodha')}", content=body
+    )
     # THEN the front door answers 413 without invoking the function
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
 
@@ -85,7 +88,7 @@ def test_a_missing_token_is_401_in_the_one_shape(runtime: Runtime) -> None:
 
 def test_the_openapi_document_is_public(runtime: Runtime) -> None:
     # GIVEN no token; WHEN the document is fetched
-    response = httpx.get(f"{runtime.api}/api/v1/openapi.json")
+    response = httpx.get(f"{runtime.api}{ApiPath.OPENAPI}")
     # THEN it is the OpenAPI 3.1 document with the bearer scheme and the error schema
     assert response.status_code == 200
     document = response.json()
@@ -96,7 +99,7 @@ def test_the_openapi_document_is_public(runtime: Runtime) -> None:
 
 def test_the_docs_page_works_offline(runtime: Runtime) -> None:
     # GIVEN local mode; WHEN the interactive docs page is fetched
-    response = httpx.get(f"{runtime.api}/api/v1/docs")
+    response = httpx.get(f"{runtime.api}{API_PREFIX}/docs")
     # THEN it is Swagger UI with its script and styles inline: nothing loads from a CDN
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")

@@ -17,14 +17,15 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from websockets.asyncio.client import connect
 
+from shared.domain.contracts import DetailType, EventSource
 from tests.e2e.support import Runtime
 
 WITHIN_S = 5.0
 FORGED_EXECUTION = {
     "Entries": [
         {
-            "Source": "order-router.brokers",
-            "DetailType": "ExecutionReported",
+            "Source": EventSource.BROKERS,
+            "DetailType": DetailType.EXECUTION_REPORTED,
             "Detail": json.dumps({"order_id": "ord-x", "user_id": "victim"}),
             "EventBusName": "order-router",
         }

@@ -24,10 +24,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local import seed
-from local.bus import ROUTED_TO_TRACKER
 from local.cli import market_status
 from local.services import free_port
 from shared.adapters.brokers.webhooks import sign_webhook
+from shared.domain.contracts import ApiPath, MessageType
 from tests.e2e.support import API, Runtime, cli, start_runtime, stop_runtime
 
 UPDATE_WITHIN_S = 5.0
@@ -120,7 +120,7 @@ async def messages_until(
 
 def test_health_needs_no_token(runtime: Runtime) -> None:
     # GIVEN the running service; WHEN the health route is called without a token
-    response = httpx.get(f"{runtime.api}/api/v1/health")
+    response = httpx.get(f"{runtime.api}{ApiPath.HEALTH}")
     # THEN both data services are up
     assert response.status_code == 200
     assert response.json()["dependencies"] == {"postgres": "up", "redis": "up"}
@@ -223,7 +223,7 @@ async def test_a_smart_order_is_routed_and_only_its_owner_hears_about_it(
         # AND within 5 s the owner's socket gets a routing and an execution update for it
         def both(received: list[dict[str, Any]]) -> bool:
             kinds = {m["type"] for m in received if m["data"].get("orderId") == order_id}
-            return {"ROUTING_UPDATE", "EXECUTION_UPDATE"} <= kinds
+            return {MessageType.ROUTING_UPDATE, MessageType.EXECUTION_UPDATE} <= kinds
 
         owner_messages = await messages_until(owner_ws, both, UPDATE_WITHIN_S)
         assert both(owner_messages), owner_messages
@@ -252,8 +252,8 @@ async def test_websocket_messages_reach_the_handler_and_replies_come_back(
         await ws.send(json.dumps({"action": "subscribe", "symbols": ["RELIANCE"]}))
         subscribed = json.loads(await asyncio.wait_for(ws.recv(), UPDATE_WITHIN_S))
     # THEN the handler's replies arrive through the management API
-    assert pong["type"] == "PONG"
-    assert subscribed == {**subscribed, "type": "SUBSCRIBED"}
+    assert pong["type"] == MessageType.PONG
+    assert subscribed == {**subscribed, "type": MessageType.SUBSCRIBED}
     assert subscribed["data"]["symbols"] == ["RELIANCE"]
 
 
@@ -320,7 +320,7 @@ def test_a_signed_report_filling_a_cancelled_child_is_quarantined(runtime: Runti
     ).encode()
     secret = seed.webhook_secrets()[f"{child['brokerId']}/webhook"]
     response = httpx.post(
-        f"{runtime.api}/api/v1/webhooks/brokers/{child['brokerId']}",
+        f"{runtime.api}{ApiPath.SIGNED_WEBHOOK.format(brokerId=child['brokerId'])}",
         content=raw,
         headers={
             "Content-Type": "application/json",
@@ -341,7 +341,9 @@ def test_a_signed_report_filling_a_cancelled_child_is_quarantined(runtime: Runti
 
 def test_an_unsigned_webhook_is_401(runtime: Runtime) -> None:
     # GIVEN a report without a signature; WHEN it is posted
-    response = httpx.post(f"{runtime.api}/api/v1/webhooks/brokers/zerodha", json={"a": 1})
+    response = httpx.post(
+        f"{runtime.api}{ApiPath.SIGNED_WEBHOOK.format(brokerId='zerodha')}", json={"a": 1}
+    )
     # THEN the function refuses it
     assert response.status_code == 401
 
@@ -480,11 +482,3 @@ def test_data_and_tokens_survive_a_restart(tmp_path: Any) -> None:
     assert analytics.status_code == 200
     assert analytics.json()["summary"]["orders"] == 1
     assert again.status_code == 200, again.text
-
-
-def test_the_local_bus_routes_what_the_stack_routes() -> None:
-    # GIVEN the CDK rules to track_execution; WHEN compared with the local bus's
-    from infra.events import TRACKED_EVENTS
-
-    # THEN they deliver the same (source, detail-type) pairs
-    assert {(source, detail) for _, source, detail in TRACKED_EVENTS} == set(ROUTED_TO_TRACKER)

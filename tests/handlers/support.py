@@ -8,13 +8,14 @@ from typing import Any
 
 from local import seed
 from local.apigw import LocalLambdaContext, http_api_event
+from shared.domain.contracts import TRADER_PREFIX
 from shared.settings import Settings
 
 TRADER = {"sub": "trader-1", "cognito:groups": ["TRADER"]}
 
 OTHER_TRADER = {"sub": "trader-2", "cognito:groups": ["TRADER"]}
 
-API = "/api/v1/trading/intelligent"
+API = TRADER_PREFIX
 
 # Handler tests need every paper broker to behave predictably; the cascade tests change one.
 RELIABLE = {"rejectRate": 0.0, "timeoutRate": 0.0, "partialFillRate": 0.0, "ackLatencyMs": 20}

@@ -11,6 +11,7 @@ from functions.route_order import handler as route_order
 from functions.track_execution import handler as track_execution
 from local.apigw import LocalLambdaContext
 from shared.adapters.postgres.migrations import APP_ROLE, ensure_app_role
+from shared.domain.contracts import DetailType
 from shared.settings import Settings
 from tests.handlers.support import API, EventSink, call, handler_settings
 
@@ -39,7 +40,7 @@ def test_the_whole_order_loop_runs_as_the_app_role(aws: EventSink) -> None:
         f"{API}/orders/smart",
         body={"symbol": "RELIANCE", "side": "BUY", "quantity": 100, "orderType": "MARKET"},
     )
-    reports = [e for e in aws.drain() if e["detail-type"] == "ExecutionReported"]
+    reports = [e for e in aws.drain() if e["detail-type"] == DetailType.EXECUTION_REPORTED]
     outcomes = [
         track_execution.lambda_handler(e, LocalLambdaContext("test"))["outcome"] for e in reports
     ]

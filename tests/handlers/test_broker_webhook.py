@@ -13,6 +13,7 @@ from functions.broker_webhook import handler
 from local import seed
 from shared.adapters.brokers.webhooks import compute_kite_checksum, sign_webhook
 from shared.domain.brokers import WebhookAuth
+from shared.domain.contracts import WEBHOOK_PREFIX, DetailType
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import Exchange, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
@@ -24,7 +25,7 @@ from tests.handlers.support import EventSink, call
 
 KITE_SECRET = "kite-api-secret-for-tests"
 UPSTOX_TOKEN = "upstox-path-token-0123456789"
-HOOKS = "/api/v1/webhooks/brokers"
+HOOKS = WEBHOOK_PREFIX
 
 
 @pytest.fixture
@@ -164,7 +165,7 @@ def upstox_update(child: ChildOrder) -> dict[str, Any]:
 
 
 def published(aws: EventSink) -> list[dict[str, Any]]:
-    return [e for e in aws.drain() if e["detail-type"] == "ExecutionReported"]
+    return [e for e in aws.drain() if e["detail-type"] == DetailType.EXECUTION_REPORTED]
 
 
 def test_kite_postback_with_a_valid_checksum_is_applied_once(

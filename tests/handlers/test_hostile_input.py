@@ -18,6 +18,7 @@ import pytest
 
 from functions.route_order import handler
 from local.apigw import LocalLambdaContext, http_api_event
+from shared.domain.contracts import ApiPath
 from shared.domain.models import MAX_PRICE, Exchange
 from shared.http import MAX_JSON_DEPTH, MAX_ORDER_BODY_BYTES
 from shared.ports import TraderLimitOverrides
@@ -357,7 +358,7 @@ def test_unknown_paths_are_404_in_the_one_shape(wiring: Wiring, path: str) -> No
         ("GET", SMART, "POST"),
         ("PUT", SMART, "POST"),
         ("DELETE", f"{API}/orders/ord-1", "GET"),
-        ("POST", "/api/v1/health", "GET"),
+        ("POST", ApiPath.HEALTH, "GET"),
         ("PATCH", f"{API}/brokers/profiles", "GET"),
     ],
 )

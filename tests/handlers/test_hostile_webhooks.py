@@ -24,6 +24,7 @@ from local.apigw import LocalLambdaContext
 from shared.adapters.brokers.webhooks import compute_kite_checksum, sign_webhook
 from shared.adapters.brokers.webhooks._parsing import MAX_BODY_BYTES
 from shared.domain.brokers import WebhookAuth
+from shared.domain.contracts import WEBHOOK_PREFIX, DetailType
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import Exchange, OrderType, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
@@ -35,7 +36,7 @@ from tests.handlers.test_track_execution import msk_batch
 
 KITE_SECRET = "kite-api-secret-for-hostile-tests"
 UPSTOX_TOKEN = "upstox-path-token-hostile-0123456789"
-HOOKS = "/api/v1/webhooks/brokers"
+HOOKS = WEBHOOK_PREFIX
 ZERODHA_SECRET = seed.webhook_secrets()["zerodha/webhook"]
 PLACED_AT = factories.NOW
 
@@ -175,7 +176,7 @@ def assert_error(status: int, answer: Any, expected: int, field: str | None = No
 
 def track_published(aws: EventSink) -> dict[str, Any]:
     """Feed every ExecutionReported event on the bus to track_execution as one MSK batch."""
-    events = [e for e in aws.drain() if e["detail-type"] == "ExecutionReported"]
+    events = [e for e in aws.drain() if e["detail-type"] == DetailType.EXECUTION_REPORTED]
     values = [
         json.dumps({"detail-type": e["detail-type"], "detail": e["detail"]}).encode()
         for e in events
@@ -536,7 +537,7 @@ def test_a_resend_whose_earlier_copy_was_never_applied_goes_through(
     [child] = routed(wiring)
     body = generic(child)
     first = post_report(body)
-    lost = [e for e in aws.drain() if e["detail-type"] == "ExecutionReported"]
+    lost = [e for e in aws.drain() if e["detail-type"] == DetailType.EXECUTION_REPORTED]
     aws.seen.clear()
     # WHEN the broker resends the same report
     second = post_report(body)
@@ -613,7 +614,7 @@ def test_two_reports_that_each_fit_but_together_overfill_are_caught_at_tracking(
     assert order["status"] == "COMPLETED"
     assert len(rows(wiring, "SELECT id FROM execution_metrics")) == 2
     # AND the same batch delivered again quarantines nothing twice
-    events = [e for e in aws.seen if e["detail-type"] == "ExecutionReported"]
+    events = [e for e in aws.seen if e["detail-type"] == DetailType.EXECUTION_REPORTED]
     values = [
         json.dumps({"detail-type": e["detail-type"], "detail": e["detail"]}).encode()
         for e in events

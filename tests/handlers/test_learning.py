@@ -15,6 +15,7 @@ from typing import Any
 
 from functions.route_order import handler
 from local import seed
+from shared.domain.contracts import DetailType
 from shared.domain.execution import ExecutionReport
 from shared.domain.models import BrokerProfile, Quote, Side
 from shared.services.schemas import SmartOrderRequest
@@ -52,8 +53,9 @@ def track_reports(wiring: Wiring, order_id: str) -> None:
     """Track the order's postbacks, as track_execution does with the events."""
     details = rows(
         wiring,
-        "SELECT detail FROM event_outbox WHERE detail_type = 'ExecutionReported' "
+        "SELECT detail FROM event_outbox WHERE detail_type = %s "
         "AND detail->>'order_id' = %s ORDER BY id",
+        DetailType.EXECUTION_REPORTED,
         order_id,
     )
     reports = [ExecutionReport.model_validate(r["detail"]["report"]) for r in details]

@@ -15,6 +15,7 @@ import pytest
 from functions.reconcile import handler as reconcile
 from functions.route_order import handler as route_order
 from local.apigw import LocalLambdaContext
+from shared.domain.contracts import DetailType
 from shared.domain.orders import ChildOrder
 from shared.domain.settlement import NEVER_PLACED, UNCONFIRMED
 from shared.ports import PlacementResult
@@ -88,12 +89,12 @@ def test_a_child_never_placed_is_failed_and_a_retry_gets_the_final_answer(
     assert result == {"orders": 1, "adopted": 0, "neverPlaced": len(children), "unconfirmed": 0}
     # AND one ChildOrderPlaced per child reached the bus; only the OrderRouted the dead
     # process never published waits in the outbox, and the relay sends it
-    placed = [e for e in aws.drain() if e["detail-type"] == "ChildOrderPlaced"]
+    placed = [e for e in aws.drain() if e["detail-type"] == DetailType.CHILD_ORDER_PLACED]
     assert sorted(e["detail"]["child"]["childOrderId"] for e in placed) == sorted(
         c["child_order_id"] for c in children
     )
     unsent = "SELECT detail_type FROM event_outbox WHERE published_at IS NULL"
-    assert rows(wiring, unsent) == [{"detail_type": "OrderRouted"}]
+    assert rows(wiring, unsent) == [{"detail_type": DetailType.ORDER_ROUTED}]
     wiring.outbox.relay(wiring.publisher.publish, min_age_s=0)
     assert rows(wiring, unsent) == []
     # AND a retry of the key gets that final answer, naming why
@@ -157,8 +158,8 @@ def test_a_child_the_broker_holds_is_adopted_with_its_fills(
     assert rows(wiring, "SELECT status FROM orders") == [{"status": "ROUTED"}]
     # AND the broker's fills were published for the tracker, as the normal path would
     types = aws.detail_types()
-    assert types.count("ChildOrderPlaced") == len(children)
-    assert types.count("ExecutionReported") >= len(children)
+    assert types.count(DetailType.CHILD_ORDER_PLACED) == len(children)
+    assert types.count(DetailType.EXECUTION_REPORTED) >= len(children)
 
 
 class NoLookupBroker:
@@ -231,8 +232,8 @@ def test_two_reconcilers_at_once_settle_each_order_once(
     children = rows(wiring, "SELECT child_order_id FROM child_orders")
     events = rows(
         wiring,
-        "SELECT detail->'child'->>'childOrderId' AS child FROM event_outbox "
-        "WHERE detail_type = 'ChildOrderPlaced'",
+        "SELECT detail->'child'->>'childOrderId' AS child FROM event_outbox WHERE detail_type = %s",
+        DetailType.CHILD_ORDER_PLACED,
     )
     assert sorted(e["child"] for e in events) == sorted(c["child_order_id"] for c in children)
     assert rows(wiring, "SELECT count(*) AS n FROM orders WHERE response IS NULL") == [{"n": 0}]

@@ -16,7 +16,7 @@ from functions.route_order import handler, openapi
 from local import seed
 from local.services import free_port
 from shared.adapters.eventbridge import EventBridgePublisher
-from shared.domain.orders import DomainEvent
+from shared.domain.contracts import ApiPath, DetailType, DomainEvent
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
 from tests.handlers.support import API, OTHER_TRADER, TRADER, EventSink, RecordingNotifier, call
@@ -58,9 +58,9 @@ def test_specification_integration_case(wiring: Wiring, aws: EventSink) -> None:
     assert count(wiring, "order_routing_decisions") == 1
     assert count(wiring, "child_orders") == len(body["allocations"])
     types = aws.detail_types()
-    assert types.count("OrderRouted") == 1
-    assert "ChildOrderPlaced" in types
-    assert "ExecutionReported" in types
+    assert types.count(DetailType.ORDER_ROUTED) == 1
+    assert DetailType.CHILD_ORDER_PLACED in types
+    assert DetailType.EXECUTION_REPORTED in types
 
 
 def test_analyze_returns_a_recommendation_without_storing_anything(wiring: Wiring) -> None:
@@ -210,7 +210,7 @@ def test_events_stay_in_the_outbox_when_eventbridge_fails_and_are_relayed_later(
     )
     published, failed = wiring.outbox.relay(up.publish, min_age_s=0)
     assert (published, failed) == (pending, 0)
-    assert "OrderRouted" in aws.detail_types()
+    assert DetailType.ORDER_ROUTED in aws.detail_types()
 
 
 def test_redis_down_still_routes_from_postgres(
@@ -234,7 +234,7 @@ def test_redis_down_still_routes_from_postgres(
     # THEN it is routed from Postgres, and health says degraded
     assert status == 200, body
     assert body["allocations"]
-    health, health_body, _ = call(handler, "GET", "/api/v1/health", claims=None)
+    health, health_body, _ = call(handler, "GET", ApiPath.HEALTH, claims=None)
     assert (health, health_body["status"]) == (200, "degraded")
     broken.database.close()
 
@@ -308,7 +308,7 @@ def test_health_is_503_when_postgres_does_not_answer(
     down = Wiring(unreachable_postgres)
     monkeypatch.setattr(shared.wiring, "get_wiring", lambda: down)
     # WHEN health and an order are requested
-    health, body, _ = call(handler, "GET", "/api/v1/health", claims=None)
+    health, body, _ = call(handler, "GET", ApiPath.HEALTH, claims=None)
     order, order_body, headers = call(handler, "POST", SMART, body=MARKET_BUY)
     # THEN health is 503 and the order 503 with Retry-After
     assert health == 503

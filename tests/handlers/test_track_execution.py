@@ -13,13 +13,21 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from pydantic import ValidationError
 
 import shared.wiring
 from functions.track_execution import handler
 from local.apigw import LocalLambdaContext
+from shared.domain.contracts import (
+    DetailType,
+    EventSource,
+    MessageType,
+    execution_reported_event,
+)
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, Side
-from shared.domain.orders import ChildOrder, ChildOrderStatus, execution_reported_event
+from shared.domain.orders import ChildOrder, ChildOrderStatus
+from shared.domain.settlement import child_placed_event
 from shared.ports import TrackedExecution
 from shared.settings import Settings
 from shared.wiring import Wiring
@@ -159,13 +167,13 @@ def test_fill_is_measured_stored_learned_and_pushed(
     after = wiring.profile_repository.get("zerodha", "RELIANCE")
     assert after is not None
     assert after.sample_count == before.sample_count + 1
-    assert [(u, t) for u, t, _ in notifier.messages] == [("trader-1", "EXECUTION_UPDATE")]
+    assert [(u, t) for u, t, _ in notifier.messages] == [("trader-1", MessageType.EXECUTION_UPDATE)]
     assert notifier.messages[0][2]["filledQuantity"] == 100
     # AND subscribers of RELIANCE see the learned profile
     [(symbol, kind, profile)] = notifier.profile_updates
     assert (symbol, kind, profile["sampleCount"]) == (
         "RELIANCE",
-        "PROFILE_UPDATE",
+        MessageType.PROFILE_UPDATE,
         after.sample_count,
     )
 
@@ -208,9 +216,31 @@ def test_rejection_counts_as_an_error(wiring: Wiring) -> None:
 
 def test_order_routed_pushes_a_routing_update(wiring: Wiring, notifier: RecordingNotifier) -> None:
     # GIVEN an OrderRouted event of trader-1
+    routed = factories.routed_event(factories.order(order_id="ord-1", symbol="TCS"))
     event = {
-        "detail-type": "OrderRouted",
-        "source": "order-router.routing",
+        "detail-type": routed.detail_type,
+        "source": routed.source,
+        "detail": json.loads(json.dumps(routed.detail)),
+    }
+    # WHEN it is handled
+    handler.lambda_handler(event, LocalLambdaContext("test"))
+    # THEN trader-1 gets a ROUTING_UPDATE for that order: the payload, keyed by its order
+    [(user, kind, data)] = notifier.messages
+    assert (user, kind) == ("trader-1", MessageType.ROUTING_UPDATE)
+    assert data["orderId"] == "ord-1"
+    assert data["symbol"] == "TCS"
+    assert data["allocations"] == [
+        {"brokerId": "zerodha", "quantity": 100, "allocationPercentage": "100.00", "priority": 1}
+    ]
+
+
+def test_an_order_routed_event_missing_its_payload_is_refused(
+    wiring: Wiring, notifier: RecordingNotifier
+) -> None:
+    # GIVEN an OrderRouted detail with the envelope only (no symbol, side, allocations...)
+    event = {
+        "detail-type": DetailType.ORDER_ROUTED,
+        "source": EventSource.ROUTING,
         "detail": {
             "schema_version": 1,
             "order_id": "ord-1",
@@ -219,12 +249,25 @@ def test_order_routed_pushes_a_routing_update(wiring: Wiring, notifier: Recordin
             "symbol": "TCS",
         },
     }
-    # WHEN it is handled
-    handler.lambda_handler(event, LocalLambdaContext("test"))
-    # THEN trader-1 gets a ROUTING_UPDATE for that order
-    assert notifier.messages == [
-        ("trader-1", "ROUTING_UPDATE", {"orderId": "ord-1", "symbol": "TCS"})
-    ]
+    # WHEN it is handled THEN it fails (EventBridge retries, then dead-letters it)
+    with pytest.raises(ValidationError, match="allocations"):
+        handler.lambda_handler(event, LocalLambdaContext("test"))
+    # AND nobody was told anything
+    assert notifier.messages == []
+
+
+@pytest.mark.parametrize("detail_type", ["OrderExploded", DetailType.CHILD_ORDER_PLACED])
+def test_an_event_the_tracker_does_not_handle_is_refused(
+    wiring: Wiring, notifier: RecordingNotifier, detail_type: str
+) -> None:
+    # GIVEN an event of no contract, and a contract's event the tracker has no rule for
+    [child] = routed_children(wiring)
+    placed = child_placed_event(child, uuid.uuid4())
+    event = {"detail-type": detail_type, "source": placed.source, "detail": placed.detail}
+    # WHEN it is handled THEN it is refused by name (a ValueError: EventBridge retries it)
+    with pytest.raises(ValueError, match=str(detail_type)):
+        handler.lambda_handler(event, LocalLambdaContext("test"))
+    assert notifier.messages == []
 
 
 def test_msk_batch_reports_exactly_the_poison_records(wiring: Wiring) -> None:
@@ -235,7 +278,7 @@ def test_msk_batch_reports_exactly_the_poison_records(wiring: Wiring) -> None:
     bad_report["detail"]["report"]["filledQuantity"] = 11  # more than ordered
     poison = [
         b"{not json",
-        json.dumps({"detail-type": "ExecutionReported"}).encode(),
+        json.dumps({"detail-type": DetailType.EXECUTION_REPORTED}).encode(),
         json.dumps(bad_report).encode(),
     ]
     positions = [5, 50, 99]
@@ -479,18 +522,17 @@ def test_msk_batch_mixes_routing_updates_and_reports_known_by_broker_order_id_on
     anonymous = report(child, ExecutionStatus.FILLED, 10, "1295.60", 150).model_copy(
         update={"child_order_id": None}
     )
-    routed = {
-        "detail-type": "OrderRouted",
-        "detail": {"order_id": child.order_id, "user_id": child.user_id, "symbol": "RELIANCE"},
-    }
+    request = factories.order(order_id=child.order_id, user_id=child.user_id)
+    routed_event = factories.routed_event(request)
+    routed = {"detail-type": routed_event.detail_type, "detail": routed_event.detail}
     values = [json.dumps(routed).encode(), envelope(child, anonymous)]
     # WHEN the batch is handled
     result = handler.lambda_handler(msk_batch(values), LocalLambdaContext("test"))
     # THEN both succeed: the trader hears of the routing and of the fill of the right child
     assert result["batchItemFailures"] == []
     assert [(m[1], m[2].get("childOrderId")) for m in notifier.messages] == [
-        ("ROUTING_UPDATE", None),
-        ("EXECUTION_UPDATE", child.child_order_id),
+        (MessageType.ROUTING_UPDATE, None),
+        (MessageType.EXECUTION_UPDATE, child.child_order_id),
     ]
     [stored] = rows(wiring, "SELECT child_order_id FROM execution_metrics")
     assert stored["child_order_id"] == child.child_order_id

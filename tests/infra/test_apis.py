@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk.assertions import Match, Template
 
 from infra.apis import PUBLIC_ROUTES, TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
+from shared.domain.contracts import ApiPath
 from tests.infra.support import DASHBOARD, function_by_handler, one, resources
 
 
@@ -32,7 +33,7 @@ def test_webhook_and_health_routes_have_no_jwt(dev: Template) -> None:
     # GIVEN brokers and probes WHEN synthesized THEN their routes carry no authorizer
     routes = _routes(dev)
     public = [f"GET {p}" for p in PUBLIC_ROUTES]
-    assert "GET /api/v1/openapi.json" in public
+    assert f"GET {ApiPath.OPENAPI}" in public
     for key in [*(f"POST {p}" for p in WEBHOOK_ROUTES), *public]:
         assert routes[key]["AuthorizationType"] == "NONE"
         assert "AuthorizerId" not in routes[key]

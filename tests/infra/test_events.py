@@ -6,6 +6,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.events import MSK_BATCH_SIZE, MSK_TOPIC, RETRY_ATTEMPTS
+from shared.domain.contracts import DetailType, EventSource
 from tests.infra.support import MSK_ARN, function_by_handler, one, resources
 
 
@@ -27,8 +28,8 @@ def test_tracker_rules_retry_then_dead_letter(dev: Template) -> None:
         assert target["RetryPolicy"]["MaximumRetryAttempts"] == RETRY_ATTEMPTS
         assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
     assert patterns == {
-        "ExecutionReported": "order-router.brokers",
-        "OrderRouted": "order-router.routing",
+        DetailType.EXECUTION_REPORTED: EventSource.BROKERS,
+        DetailType.ORDER_ROUTED: EventSource.ROUTING,
     }
 
 

@@ -9,9 +9,10 @@ from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import learned_profiles, send_learning
+from shared.domain.contracts import DomainEvent
 from shared.domain.models import BrokerProfile, OrderAllocation, OrderRequest, RoutingDecision
 from shared.domain.order_view import OrderView
-from shared.domain.orders import ChildOrder, ChildOrderStatus, DomainEvent
+from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.ports import Observed, ProfileKey, StoredOrder
 
 # The order and its decision in one statement: the decision is inserted only when the order

@@ -8,7 +8,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
-from shared.domain.orders import DomainEvent
+from shared.domain.contracts import DomainEvent
 
 # SKIP LOCKED lets several relays drain the outbox at once without sending an event twice;
 # the age filter leaves fresh events to the invocation that wrote them, which publishes them
@@ -58,25 +58,31 @@ class PostgresOutbox:
         """
         with self._db.connection() as conn:
             rows = conn.execute(SELECT_PENDING, {"limit": limit, "min_age_s": min_age_s}).fetchall()
-            events = [
-                DomainEvent(
-                    event_id=r["event_id"],
-                    source=r["source"],
-                    detail_type=r["detail_type"],
-                    detail=r["detail"],
-                )
-                for r in rows
-            ]
-            if not events:
-                return 0, 0
-            failed = publish(events)
+            events: list[DomainEvent] = []
+            unreadable = 0
+            for r in rows:
+                try:
+                    events.append(
+                        DomainEvent.from_wire(
+                            event_id=r["event_id"],
+                            source=r["source"],
+                            detail_type=r["detail_type"],
+                            detail=r["detail"],
+                        )
+                    )
+                except (ValueError, KeyError) as exc:
+                    # A row no contract reads (written by another schema version) stays in
+                    # the outbox with its reason; the rest of the batch is still sent.
+                    unreadable += 1
+                    conn.execute(MARK_FAILED, (f"unreadable: {exc}", [r["event_id"]]))
+            failed = publish(events) if events else []
             failed_ids = {e.event_id for e in failed}
             published = [e.event_id for e in events if e.event_id not in failed_ids]
             if published:
                 conn.execute(MARK_PUBLISHED, (published,))
             if failed_ids:
                 conn.execute(MARK_FAILED, ("publish failed", list(failed_ids)))
-        return len(published), len(failed_ids)
+        return len(published), len(failed_ids) + unreadable
 
     def add(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
         """Store events on their own; return those that were new (a repeated id is a no-op)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
 from shared.adapters.postgres.brokers import PostgresBrokerRepository
@@ -14,8 +16,9 @@ from shared.adapters.postgres.orders import PostgresOrderRepository
 from shared.adapters.postgres.outbox import PostgresOutbox
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
+from shared.domain.contracts import DetailType, DomainEvent, EventSource
 from shared.domain.models import BrokerStatus, OrderType
-from shared.domain.orders import ChildOrderStatus, DomainEvent, placement_observation
+from shared.domain.orders import ChildOrderStatus, placement_observation
 from shared.ports import ExecutionRecord, Observed
 from tests import factories
 
@@ -313,6 +316,44 @@ def test_outbox_relay_keeps_failed_events_for_the_next_pass(db: Database) -> Non
         )
         assert row.fetchone() == {"attempts": 1}
     assert factories.unpublished_events(db) == 0
+
+
+def test_outbox_relay_sets_aside_a_row_no_contract_reads(db: Database) -> None:
+    # GIVEN an outbox holding a good event and two rows no contract reads (an unknown detail
+    # type, and an OrderRouted whose payload lost its allocations)
+    seed_brokers(db, "zerodha")
+    request = factories.order()
+    good = factories.routed_event(request)
+    factories.store(PostgresOrderRepository(db), request, events=[good])
+    broken = {k: v for k, v in good.detail.items() if k != "allocations"}
+    strangers = [uuid.uuid4(), uuid.uuid4()]
+    with db.connection() as conn:
+        for event_id, detail_type, detail in [
+            (strangers[0], "OrderExploded", good.detail),
+            (strangers[1], DetailType.ORDER_ROUTED, broken),
+        ]:
+            conn.execute(
+                "INSERT INTO event_outbox (event_id, source, detail_type, detail) "
+                "VALUES (%s, %s, %s, %s)",
+                (event_id, EventSource.ROUTING, detail_type, Jsonb(detail)),
+            )
+    # WHEN the relay runs
+    sent = RecordingPublisher()
+    result = PostgresOutbox(db).relay(sent, min_age_s=0)
+    # THEN the good event is published unchanged, the strangers stay pending with their reason
+    assert result == (1, 2)
+    assert [e.detail for e in sent.events] == [good.detail]
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT event_id, attempts, last_error, published_at FROM event_outbox "
+            "WHERE event_id = ANY(%s)",
+            (strangers,),
+        ).fetchall()
+    assert {r["event_id"] for r in rows} == set(strangers)
+    for row in rows:
+        assert row["published_at"] is None
+        assert row["attempts"] == 1
+        assert row["last_error"].startswith("unreadable: ")
 
 
 def test_outbox_relay_leaves_fresh_events_to_their_writer(db: Database) -> None:

@@ -18,6 +18,7 @@ from local.tokens import issue_local_token
 from shared.adapters.apigw_push import ApiGatewayNotifier
 from shared.adapters.redis.connections import RedisConnectionRegistry
 from shared.domain.connections import ConnectionRecord
+from shared.domain.contracts import MessageType
 from shared.services.connections import ConnectionService
 from shared.settings import Settings
 from shared.wiring import Wiring
@@ -68,7 +69,7 @@ def test_ping_gets_a_pong_on_that_connection_only(
     # THEN it alone receives a PONG envelope
     assert response == {"statusCode": 200}
     [pong] = replies(management_api, sender)
-    assert pong["type"] == "PONG"
+    assert pong["type"] == MessageType.PONG
     assert pong["data"] == {}
     assert str(pong["timestamp"]).endswith("Z")
     assert replies(management_api, other) == []
@@ -99,7 +100,7 @@ def test_bad_messages_get_an_error_on_that_connection_only(
     # THEN it alone receives an ERROR with the code
     assert response == {"statusCode": 200}
     [error] = replies(management_api, sender)
-    assert error["type"] == "ERROR"
+    assert error["type"] == MessageType.ERROR
     assert isinstance(error["data"], dict)
     assert error["data"]["code"] == code
     assert replies(management_api, other) == []
@@ -117,12 +118,14 @@ def test_subscribe_then_filtered_pushes(
     body = json.dumps({"action": "subscribe", "orderIds": ["o1"], "symbols": ["TCS"]})
     handle_event(ws_event("$default", sender, body=body), service)
     [ack] = replies(management_api, sender)
-    assert ack["type"] == "SUBSCRIBED"
+    assert ack["type"] == MessageType.SUBSCRIBED
     assert ack["data"] == {"orderIds": ["o1"], "symbols": ["TCS"]}
     management_api.reset()
     # WHEN updates for o1 and o2 (INFY) are pushed to the trader
-    notifier.notify_user("trader-1", "EXECUTION_UPDATE", {"orderId": "o1"})
-    notifier.notify_user("trader-1", "EXECUTION_UPDATE", {"orderId": "o2", "symbol": "INFY"})
+    notifier.notify_user("trader-1", MessageType.EXECUTION_UPDATE, {"orderId": "o1"})
+    notifier.notify_user(
+        "trader-1", MessageType.EXECUTION_UPDATE, {"orderId": "o2", "symbol": "INFY"}
+    )
     # THEN the subscribed connection got o1 only, the unfiltered one both
     assert [m["data"] for m in replies(management_api, sender)] == [{"orderId": "o1"}]
     assert len(replies(management_api, other)) == 2
@@ -210,7 +213,7 @@ def test_lambda_handler_wired_from_settings_in_local_mode(
     lambda_handler(ws_event("$default", conn, body='{"action":"ping"}'), None)  # type: ignore[arg-type]
     # THEN it is accepted and the pong went through the management API
     assert connected == {"statusCode": 200}
-    assert [m["type"] for m in replies(management_api, conn)] == ["PONG"]
+    assert [m["type"] for m in replies(management_api, conn)] == [MessageType.PONG]
     # AND a token of the wrong issuer is refused by the same wiring
     forged = issue_local_token(LOCAL_SECRET, user_id="x", issuer="other", audience=AUDIENCE)
     refused = lambda_handler(ws_event("$connect", connection_id(), token=forged), None)  # type: ignore[arg-type]

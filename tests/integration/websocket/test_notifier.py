@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 
 from shared.adapters.apigw_push import MAX_MESSAGE_BYTES, ApiGatewayNotifier, encode_message
 from shared.adapters.redis.connections import RedisConnectionRegistry
+from shared.domain.contracts import MessageType
 from tests.integration.websocket.servers import FakeManagementApi, management_client
 
 ROUTED = {"orderId": "o1", "symbol": "RELIANCE", "status": "ROUTED", "price": Decimal("2450.55")}
@@ -26,13 +27,13 @@ def test_a_user_with_three_connections_gets_three_copies_and_nobody_else_any(
         registry.register(conn, "u1")
     registry.register("b1", "u2")
     # WHEN an update for u1 is pushed
-    delivered = notifier.notify_user("u1", "ROUTING_UPDATE", ROUTED)
+    delivered = notifier.notify_user("u1", MessageType.ROUTING_UPDATE, ROUTED)
     # THEN each of u1's connections received one copy of the envelope, and u2 nothing
     assert delivered == 3
     assert sorted(management_api.received) == ["a1", "a2", "a3"]
     for conn in ("a1", "a2", "a3"):
         [message] = management_api.messages(conn)
-        assert message["type"] == "ROUTING_UPDATE"
+        assert message["type"] == MessageType.ROUTING_UPDATE
         assert message["data"] == {**ROUTED, "price": "2450.55"}
         assert datetime.fromisoformat(message["timestamp"]).tzinfo == UTC
     assert management_api.messages("b1") == []
@@ -48,7 +49,7 @@ def test_a_gone_connection_is_pruned_and_the_others_still_receive(
     registry.register("dead", "u1")
     management_api.gone.add("dead")
     # WHEN an update is pushed
-    delivered = notifier.notify_user("u1", "EXECUTION_UPDATE", {"orderId": "o1"})
+    delivered = notifier.notify_user("u1", MessageType.EXECUTION_UPDATE, {"orderId": "o1"})
     # THEN the live one received it and the gone one is removed from the registry
     assert delivered == 1
     assert len(management_api.messages("alive")) == 1
@@ -69,7 +70,7 @@ def test_gone_exception_from_a_stubbed_client_prunes_too(
             "post_to_connection", service_error_code="GoneException", http_status_code=410
         )
         # WHEN a push reaches it
-        delivered = notifier.notify_user("u1", "EXECUTION_UPDATE", {"orderId": "o1"})
+        delivered = notifier.notify_user("u1", MessageType.EXECUTION_UPDATE, {"orderId": "o1"})
         stub.assert_no_pending_responses()
     # THEN nothing was delivered and the connection is forgotten
     assert delivered == 0
@@ -86,7 +87,7 @@ def test_other_failures_are_counted_never_raised(
     registry.register("c1", "u1")
     management_api.forbidden.add("c1")
     # WHEN an update is pushed
-    delivered = notifier.notify_user("u1", "EXECUTION_UPDATE", {"orderId": "o1"})
+    delivered = notifier.notify_user("u1", MessageType.EXECUTION_UPDATE, {"orderId": "o1"})
     # THEN nothing raised, the connection is kept, and the failure metric was emitted
     assert delivered == 0
     assert registry.get("c1") is not None
@@ -101,7 +102,7 @@ def test_no_endpoint_configured_is_a_counted_failure(registry: RedisConnectionRe
     registry.register("c1", "u1")
     notifier = ApiGatewayNotifier(registry, endpoint_url=None, region="ap-south-1")
     # WHEN / THEN a push delivers nothing and raises nothing
-    assert notifier.notify_user("u1", "ROUTING_UPDATE", ROUTED) == 0
+    assert notifier.notify_user("u1", MessageType.ROUTING_UPDATE, ROUTED) == 0
 
 
 def test_order_and_symbol_filters_select_connections(
@@ -117,9 +118,15 @@ def test_order_and_symbol_filters_select_connections(
     registry.subscribe("tcs-only", symbols=["TCS"])
     # WHEN updates for o1 (RELIANCE), o2 (TCS) and o3 (INFY) are pushed
     counts = [
-        notifier.notify_user("u1", "EXECUTION_UPDATE", {"orderId": "o1", "symbol": "RELIANCE"}),
-        notifier.notify_user("u1", "EXECUTION_UPDATE", {"order_id": "o2", "symbol": "TCS"}),
-        notifier.notify_user("u1", "EXECUTION_UPDATE", {"orderId": "o3", "symbol": "INFY"}),
+        notifier.notify_user(
+            "u1", MessageType.EXECUTION_UPDATE, {"orderId": "o1", "symbol": "RELIANCE"}
+        ),
+        notifier.notify_user(
+            "u1", MessageType.EXECUTION_UPDATE, {"order_id": "o2", "symbol": "TCS"}
+        ),
+        notifier.notify_user(
+            "u1", MessageType.EXECUTION_UPDATE, {"orderId": "o3", "symbol": "INFY"}
+        ),
     ]
     # THEN each filtered connection got only its matches, the unfiltered one everything
     assert counts == [2, 2, 1]
@@ -141,11 +148,13 @@ def test_profile_updates_reach_symbol_subscribers_of_any_user(
     registry.subscribe("c2", symbols=["TCS", "INFY"])
     # WHEN a TCS profile changes
     delivered = notifier.notify_symbol_subscribers(
-        "TCS", "PROFILE_UPDATE", {"symbol": "TCS", "brokerId": "zerodha", "fillRate": 99.2}
+        "TCS",
+        MessageType.PROFILE_UPDATE,
+        {"symbol": "TCS", "brokerId": "zerodha", "fillRate": 99.2},
     )
     # THEN both subscribers received it and the third connection did not
     assert delivered == 2
-    assert [m["type"] for m in management_api.messages("c2")] == ["PROFILE_UPDATE"]
+    assert [m["type"] for m in management_api.messages("c2")] == [MessageType.PROFILE_UPDATE]
     assert management_api.messages("c3") == []
 
 
@@ -156,14 +165,16 @@ def test_a_message_just_under_the_limit_is_sent_whole(
 ) -> None:
     # GIVEN an update whose envelope is a few bytes under 128 KB
     now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-    base = len(encode_message("EXECUTION_UPDATE", {"orderId": "o1", "note": ""}, now=now) or b"")
+    base = len(
+        encode_message(MessageType.EXECUTION_UPDATE, {"orderId": "o1", "note": ""}, now=now) or b""
+    )
     data = {"orderId": "o1", "note": "x" * (MAX_MESSAGE_BYTES - base - 10)}
-    body = encode_message("EXECUTION_UPDATE", data, now=now)
+    body = encode_message(MessageType.EXECUTION_UPDATE, data, now=now)
     assert body is not None
     assert MAX_MESSAGE_BYTES - 10 <= len(body) <= MAX_MESSAGE_BYTES
     registry.register("c1", "u1")
     # WHEN it is pushed
-    delivered = notifier.notify_user("u1", "EXECUTION_UPDATE", data)
+    delivered = notifier.notify_user("u1", MessageType.EXECUTION_UPDATE, data)
     # THEN it arrives intact, untruncated
     assert delivered == 1
     [message] = management_api.messages("c1")
@@ -180,7 +191,7 @@ def test_an_oversize_update_drops_its_bulkiest_fields() -> None:
         "brokerScores": [{"brokerId": f"b{i}", "explain": "y" * 200} for i in range(1000)],
     }
     # WHEN it is encoded
-    body = encode_message("ROUTING_UPDATE", data)
+    body = encode_message(MessageType.ROUTING_UPDATE, data)
     # THEN only the bulkiest list went, the rest is intact, and the client is told
     assert body is not None
     assert len(body) <= MAX_MESSAGE_BYTES
@@ -200,8 +211,8 @@ def test_an_update_that_cannot_be_shrunk_is_not_sent(
     data = {f"field{i:05d}": i for i in range(20_000)}
     registry.register("c1", "u1")
     # WHEN it is pushed
-    delivered = notifier.notify_user("u1", "EXECUTION_UPDATE", data)
+    delivered = notifier.notify_user("u1", MessageType.EXECUTION_UPDATE, data)
     # THEN it is refused rather than sent over the limit
-    assert encode_message("EXECUTION_UPDATE", data) is None
+    assert encode_message(MessageType.EXECUTION_UPDATE, data) is None
     assert delivered == 0
     assert management_api.calls == 0

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from shared.domain.contracts import DetailType
 from shared.domain.models import Exchange, OrderType, Product, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import (
@@ -90,5 +91,8 @@ def test_a_child_placed_event_is_keyed_by_the_child() -> None:
     # GIVEN a settled child WHEN its event is built THEN consumers can de-duplicate it
     settled = settle_child(child(), BrokerLookup(outcome=LookupOutcome.NOT_FOUND))
     event = child_placed_event(settled, uuid.uuid4())
-    assert event.detail["idempotency_key"] == f"ChildOrderPlaced:{settled.child_order_id}"
+    assert (
+        event.detail["idempotency_key"]
+        == f"{DetailType.CHILD_ORDER_PLACED}:{settled.child_order_id}"
+    )
     assert event.detail["child"]["status"] == "REJECTED"
