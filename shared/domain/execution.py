@@ -696,11 +696,12 @@ def profile_observation(
     return ProfileObservation(
         latency_ms=float(metrics.latency_ms) if filled else None,
         fill_rate_pct=float(metrics.fill_rate),
-        slippage_bps=_float_or_none(metrics.slippage_bps),
-        price_improvement_bps=_float_or_none(metrics.price_improvement_bps),
+        slippage_bps=float_or_none(metrics.slippage_bps),
+        price_improvement_bps=float_or_none(metrics.price_improvement_bps),
         is_error=False,
     )
 
 
-def _float_or_none(value: Decimal | None) -> float | None:
+def float_or_none(value: Decimal | None) -> float | None:
+    """``value`` as a float, keeping ``None`` (an unknown metric stays unknown)."""
     return None if value is None else float(value)

@@ -22,6 +22,7 @@ from shared.domain.execution import (
     FillDelta,
     apply_report,
     compute_execution_metrics,
+    float_or_none,
     profile_observation,
 )
 from shared.domain.models import BrokerProfile, FeeSchedule, Quote
@@ -58,10 +59,6 @@ _CHILD_OF_STATE = {
     ExecutionStatus.CANCELLED: ChildOrderStatus.CANCELLED,
     ExecutionStatus.REJECTED: ChildOrderStatus.REJECTED,
 }
-
-
-def _float(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
 
 
 def _advanced(child: ChildOrder, state: ChildStateUpdate) -> ChildOrder:
@@ -107,8 +104,8 @@ def _execution_record(
         filled_quantity=delta.quantity,
         fill_price=delta.price,
         execution_latency_ms=metrics.latency_ms,
-        slippage_bps=_float(metrics.slippage_bps),
-        price_improvement_bps=_float(metrics.price_improvement_bps),
+        slippage_bps=float_or_none(metrics.slippage_bps),
+        price_improvement_bps=float_or_none(metrics.price_improvement_bps),
         fill_rate=float(metrics.fill_rate),
         execution_quality_score=float(metrics.execution_quality_score),
         charges_inr=charges,

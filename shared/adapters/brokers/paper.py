@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -49,6 +50,18 @@ class PaperBehaviour(FrozenModel):
     slippage_bps_std: float = Field(default=1.0, ge=0)
     simulate_delay: bool = False
     """Sleep for the acknowledgement latency (local mode); benchmarks keep it off."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Draw:
+    """The random draws of one placement (taken in one go, so seeded runs repeat exactly)."""
+
+    sequence: int
+    ack_ms: float
+    outcome: float
+    partial: float
+    fraction: float
+    slippage_bps: float
 
 
 class PaperBroker:
@@ -121,16 +134,8 @@ class PaperBroker:
         )
 
     def _place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
-        with self._lock:
-            b = self._behaviour
-            self._sequence += 1
-            sequence = self._sequence
-            ack_ms = max(0.0, self._rng.gauss(b.ack_latency_ms, b.ack_jitter_ms))
-            outcome = self._rng.random()
-            partial_draw = self._rng.random()
-            fraction = self._rng.uniform(0.3, 0.9)
-            slippage_bps = self._rng.gauss(b.slippage_bps_mean, b.slippage_bps_std)
-        if outcome < b.timeout_rate or ack_ms / 1000 > timeout_s:
+        b, draw = self._draw()
+        if draw.outcome < b.timeout_rate or draw.ack_ms / 1000 > timeout_s:
             if b.simulate_delay:
                 time.sleep(timeout_s)
             return PlacementResult(
@@ -140,10 +145,10 @@ class PaperBroker:
                 response_time_ms=timeout_s * 1000,
             )
         if b.simulate_delay:
-            time.sleep(ack_ms / 1000)
+            time.sleep(draw.ack_ms / 1000)
         placed_at = self._clock()
-        broker_order_id = f"{self.broker_id.upper()}-{self._instance}-{sequence:06d}"
-        if outcome < b.timeout_rate + b.reject_rate:
+        broker_order_id = f"{self.broker_id.upper()}-{self._instance}-{draw.sequence:06d}"
+        if draw.outcome < b.timeout_rate + b.reject_rate:
             reason = "RMS: order rejected by the broker's risk checks"
             report = self._report(
                 child,
@@ -159,15 +164,46 @@ class PaperBroker:
                 status=ChildOrderStatus.REJECTED,
                 broker_order_id=broker_order_id,
                 reason=reason,
-                response_time_ms=ack_ms,
+                response_time_ms=draw.ack_ms,
                 reports=(report,),
             )
-        price = self._fill_price(child, slippage_bps)
-        filled_at = placed_at + timedelta(milliseconds=ack_ms + b.fill_latency_ms)
-        if partial_draw < b.partial_fill_rate and child.quantity > 1:
-            filled = max(1, int(child.quantity * fraction))
+        return PlacementResult(
+            child_order_id=child.child_order_id,
+            status=ChildOrderStatus.PLACED,
+            broker_order_id=broker_order_id,
+            response_time_ms=draw.ack_ms,
+            reports=self._fills(child, b, draw, broker_order_id, placed_at),
+        )
+
+    def _draw(self) -> tuple[PaperBehaviour, _Draw]:
+        """The behaviour and random draws of one placement, taken together under the lock."""
+        with self._lock:
+            b = self._behaviour
+            self._sequence += 1
+            return b, _Draw(
+                sequence=self._sequence,
+                ack_ms=max(0.0, self._rng.gauss(b.ack_latency_ms, b.ack_jitter_ms)),
+                outcome=self._rng.random(),
+                partial=self._rng.random(),
+                fraction=self._rng.uniform(0.3, 0.9),
+                slippage_bps=self._rng.gauss(b.slippage_bps_mean, b.slippage_bps_std),
+            )
+
+    def _fills(
+        self,
+        child: ChildOrder,
+        b: PaperBehaviour,
+        draw: _Draw,
+        broker_order_id: str,
+        placed_at: datetime,
+    ) -> tuple[ExecutionReport, ...]:
+        """A full fill, or a partial fill whose remainder is cancelled."""
+        price = self._fill_price(child, draw.slippage_bps)
+        filled_at = placed_at + timedelta(milliseconds=draw.ack_ms + b.fill_latency_ms)
+        if draw.partial < b.partial_fill_rate and child.quantity > 1:
+            filled = max(1, int(child.quantity * draw.fraction))
             cancelled_at = filled_at + timedelta(milliseconds=b.fill_latency_ms)
-            reports: tuple[ExecutionReport, ...] = (
+            return (
                 self._report(
                     child,
                     broker_order_id=broker_order_id,
@@ -186,23 +222,15 @@ class PaperBroker:
                     message="remaining quantity cancelled: no liquidity at the limit",
                 ),
             )
-        else:
-            reports = (
-                self._report(
-                    child,
-                    broker_order_id=broker_order_id,
-                    status=ExecutionStatus.FILLED,
-                    filled=child.quantity,
-                    price=price,
-                    at=filled_at,
-                ),
-            )
-        return PlacementResult(
-            child_order_id=child.child_order_id,
-            status=ChildOrderStatus.PLACED,
-            broker_order_id=broker_order_id,
-            response_time_ms=ack_ms,
-            reports=reports,
+        return (
+            self._report(
+                child,
+                broker_order_id=broker_order_id,
+                status=ExecutionStatus.FILLED,
+                filled=child.quantity,
+                price=price,
+                at=filled_at,
+            ),
         )
 
     def _fill_price(self, child: ChildOrder, slippage_bps: float) -> Decimal:
