@@ -269,6 +269,8 @@ def _seed(redis_url: str) -> tuple[int, int]:
 
     from local import seed
     from shared.adapters.postgres.pool import Database, create_pool
+    from shared.adapters.redis.connections import RedisConnectionRegistry
+    from shared.adapters.redis.profile_cache import RedisProfileCache
     from shared.settings import get_settings
 
     # A profile older than profile_max_age_s is excluded from routing, so a laptop's day-old
@@ -284,10 +286,8 @@ def _seed(redis_url: str) -> tuple[int, int]:
     # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.
     client = redis.Redis.from_url(redis_url)
     try:
-        for pattern in ("profile:*", "ws:*"):
-            keys = list(client.scan_iter(match=pattern, count=1000))
-            if keys:
-                client.delete(*keys)
+        RedisProfileCache(client, ttl_s=settings.profile_cache_ttl_s).clear()
+        RedisConnectionRegistry(client).clear()
     finally:
         client.close()
     return counts

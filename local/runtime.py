@@ -417,9 +417,7 @@ def _close_wiring() -> None:
     import shared.wiring
 
     if shared.wiring.get_wiring.cache_info().currsize:
-        wiring = shared.wiring.get_wiring()
-        if "database" in wiring.__dict__:
-            wiring.database.close()
+        shared.wiring.get_wiring().close()
 
 
 class _QuietSignalsServer(uvicorn.Server):

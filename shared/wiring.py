@@ -404,6 +404,11 @@ class Wiring:
             lookup_timeout_s=self.settings.broker_timeout_ms / 1000,
         )
 
+    def close(self) -> None:
+        """Close the Postgres pool if this process opened it (a no-op otherwise)."""
+        if "database" in self.__dict__:
+            self.database.close()
+
     def health(self) -> dict[str, bool]:
         """Whether Postgres and Redis answer right now."""
         import redis as redis_lib

@@ -113,6 +113,17 @@ class RedisConnectionRegistry:
 
     # Writes -------------------------------------------------------------------------------
 
+    def clear(self) -> int:
+        """Forget every connection under this prefix (the sockets of a stopped run).
+
+        Returns
+        -------
+        int
+            How many keys were deleted.
+        """
+        keys = list(self._client.scan_iter(match=f"{self._prefix}ws:*", count=1000))
+        return int(self._client.delete(*keys)) if keys else 0
+
     def register(self, connection_id: str, user_id: str) -> None:
         """Record a new connection of ``user_id`` (replacing any record under that id).
 

@@ -54,6 +54,10 @@ class RedisProfileCache:
         # read returned, so keep the parsed model per key and reuse it while the bytes match.
         self._parsed: LRUCache[str, tuple[bytes | str, BrokerProfile]] = LRUCache(maxsize=4096)
 
+    def clear(self) -> int:
+        """Forget every cached profile under this prefix (an operator's reset); return how many."""
+        return _delete_matching(self._client, f"{self._prefix}profile:*")
+
     def key(self, broker_id: str, symbol: str) -> str:
         """The cache key of one profile."""
         return f"{self._prefix}profile:{broker_id}:{symbol}"
@@ -96,3 +100,8 @@ class RedisProfileCache:
                 args += [profile.model_dump_json().encode(), profile.sample_count]
         with self._guard.call():
             self._put_if_newer(keys=keys, args=args)
+
+
+def _delete_matching(client: redis.Redis, pattern: str) -> int:
+    keys = list(client.scan_iter(match=pattern, count=1000))
+    return int(client.delete(*keys)) if keys else 0

@@ -1,4 +1,4 @@
-"""The Redis analytics cache on a real Redis: key, expiry, and a Redis that is gone."""
+"""Redis adapters on a real Redis: the analytics cache, and clearing profiles and connections."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import redis
 
 from shared.adapters.redis.analytics_cache import RedisAnalyticsCache
 from shared.adapters.redis.client import RedisGuard
+from shared.adapters.redis.connections import RedisConnectionRegistry
+from shared.adapters.redis.profile_cache import RedisProfileCache
 from shared.domain.analytics import ExecutionAnalytics, ExecutionStats
 from shared.domain.errors import CacheUnavailableError
 
@@ -36,3 +38,24 @@ def test_an_unreachable_redis_raises_the_domain_error() -> None:
     # THEN the driver's error is translated into the domain's
     with pytest.raises(CacheUnavailableError):
         cache.get("u1", 30)
+
+
+def test_clearing_the_profile_cache_and_registry_keeps_other_prefixes(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN cached profiles and connections under this prefix, and a key of another prefix
+    redis_client.set(f"{redis_prefix}profile:zerodha:TCS", "{}")
+    redis_client.set(f"{redis_prefix}profile:dhan:TCS", "{}")
+    registry = RedisConnectionRegistry(redis_client, prefix=redis_prefix)
+    registry.register("c1", "trader-1")
+    redis_client.set(f"other-{redis_prefix}profile:zerodha:TCS", "{}")
+    # WHEN local mode's start clears both
+    profiles = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix).clear()
+    connections = registry.clear()
+    # THEN exactly this prefix's profiles and connections are gone
+    assert profiles == 2
+    assert connections > 0
+    assert registry.get("c1") is None
+    assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
+    assert redis_client.get(f"other-{redis_prefix}profile:zerodha:TCS") == b"{}"
+    redis_client.delete(f"other-{redis_prefix}profile:zerodha:TCS")
