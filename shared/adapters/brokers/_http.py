@@ -13,7 +13,7 @@ classified and handed back (see :class:`~shared.domain.broker_orders.BrokerError
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -125,6 +125,32 @@ def unreadable(answer: HttpAnswer, what: str) -> BrokerCallError:
     return BrokerCallError(
         BrokerErrorKind.SERVER,
         f"unreadable {what} answer (HTTP {answer.status}): {snippet}",
+        http_status=answer.status,
+    )
+
+
+def call_error(
+    answer: HttpAnswer,
+    *,
+    code: object,
+    message: object,
+    classify: Callable[[int, str | None], BrokerErrorKind | None],
+) -> BrokerCallError:
+    """The error of a call a broker refused.
+
+    429 is always rate limiting; then the broker's own rule (``classify(status, code)``, its
+    error-code table); then the HTTP status alone.
+    """
+    broker_code = code if isinstance(code, str) else None
+    kind = (
+        BrokerErrorKind.RATE_LIMITED
+        if answer.status == 429
+        else classify(answer.status, broker_code) or by_http_status(answer.status)
+    )
+    return BrokerCallError(
+        kind,
+        str(message or f"HTTP {answer.status}"),
+        broker_code=broker_code,
         http_status=answer.status,
     )
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, by_http_status, unreadable
+from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, call_error, unreadable
 from shared.adapters.brokers._orderbook import OrderBookFields, order_state
 from shared.adapters.brokers.webhooks import _parsing as p
 from shared.adapters.brokers.webhooks.dhan import DHAN_STATUSES
@@ -97,22 +97,19 @@ FIELDS = OrderBookFields(
 
 def _error(answer: HttpAnswer) -> BrokerCallError:
     body = answer.body if isinstance(answer.body, Mapping) else {}
-    code = body.get("errorCode")
-    message = body.get("errorMessage") or f"HTTP {answer.status}"
-    if answer.status == 429:
-        kind = BrokerErrorKind.RATE_LIMITED
-    elif answer.status == 404:
-        kind = BrokerErrorKind.NOT_FOUND
-    elif isinstance(code, str) and code in ERROR_CODES:
-        kind = ERROR_CODES[code]
-    else:
-        kind = by_http_status(answer.status)
-    return BrokerCallError(
-        kind,
-        str(message),
-        broker_code=code if isinstance(code, str) else None,
-        http_status=answer.status,
+    return call_error(
+        answer,
+        code=body.get("errorCode"),
+        message=body.get("errorMessage"),
+        classify=_classify,
     )
+
+
+def _classify(status: int, code: str | None) -> BrokerErrorKind | None:
+    # Dhan answers 404 for an order it does not know, whatever code the body carries.
+    if status == 404:
+        return BrokerErrorKind.NOT_FOUND
+    return ERROR_CODES.get(code) if code else None
 
 
 def _price(value: Decimal | None) -> float:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, by_http_status, unreadable
+from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, call_error, unreadable
 from shared.adapters.brokers._orderbook import OrderBookFields, order_state
 from shared.adapters.brokers.webhooks.kite import KITE_STATUSES
 from shared.domain.broker_orders import (
@@ -82,19 +82,11 @@ def _price(value: object) -> str:
 
 def _error(answer: HttpAnswer) -> BrokerCallError:
     body = answer.body if isinstance(answer.body, Mapping) else {}
-    error_type = body.get("error_type")
-    message = body.get("message") or f"HTTP {answer.status}"
-    if answer.status == 429:
-        kind = BrokerErrorKind.RATE_LIMITED
-    elif isinstance(error_type, str) and error_type in ERROR_TYPES:
-        kind = ERROR_TYPES[error_type]
-    else:
-        kind = by_http_status(answer.status)
-    return BrokerCallError(
-        kind,
-        str(message),
-        broker_code=error_type if isinstance(error_type, str) else None,
-        http_status=answer.status,
+    return call_error(
+        answer,
+        code=body.get("error_type"),
+        message=body.get("message"),
+        classify=lambda _status, code: ERROR_TYPES.get(code) if code else None,
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, by_http_status, unreadable
+from shared.adapters.brokers._http import BrokerHttp, HttpAnswer, call_error, unreadable
 from shared.adapters.brokers._orderbook import OrderBookFields, order_state
 from shared.adapters.brokers.webhooks.upstox import UPSTOX_STATUSES
 from shared.domain.broker_orders import (
@@ -94,23 +94,19 @@ def _error(answer: HttpAnswer) -> BrokerCallError:
     first: Mapping[str, Any] = (
         errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], Mapping) else {}
     )
-    code = first.get("error_code") or first.get("errorCode")
-    message = first.get("message") or f"HTTP {answer.status}"
-    if answer.status == 429:
-        kind = BrokerErrorKind.RATE_LIMITED
-    elif isinstance(code, str) and code in ERROR_CODES:
-        kind = ERROR_CODES[code]
-    elif answer.status == 400 and isinstance(code, str):
-        # A refusal of this order with the broker's own code (funds, price band, instrument).
-        kind = BrokerErrorKind.ORDER
-    else:
-        kind = by_http_status(answer.status)
-    return BrokerCallError(
-        kind,
-        str(message),
-        broker_code=code if isinstance(code, str) else None,
-        http_status=answer.status,
+    return call_error(
+        answer,
+        code=first.get("error_code") or first.get("errorCode"),
+        message=first.get("message"),
+        classify=_classify,
     )
+
+
+def _classify(status: int, code: str | None) -> BrokerErrorKind | None:
+    if code is not None and code in ERROR_CODES:
+        return ERROR_CODES[code]
+    # A 400 with the broker's own code refuses this order (funds, price band, instrument).
+    return BrokerErrorKind.ORDER if status == 400 and code else None
 
 
 class UpstoxClient:
