@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.rate_counter import RedisRateCounter
     from shared.ports import EventPublisher, MarketData, SecretStore
+    from shared.services.admin import AdminService
     from shared.services.analytics import AnalyticsService
     from shared.services.connections import ConnectionService
     from shared.services.orders import OrderQueries
@@ -261,7 +262,7 @@ class Wiring:
         """A trader's reads of their own orders."""
         from shared.services.orders import OrderQueries
 
-        return OrderQueries(self.orders)
+        return OrderQueries(self.orders, history=self.orders)
 
     @cached_property
     def analytics(self) -> AnalyticsService:
@@ -402,6 +403,26 @@ class Wiring:
             outbox=self.outbox,
             older_than_s=self.settings.reconcile_after_s,
             lookup_timeout_s=self.settings.broker_timeout_ms / 1000,
+        )
+
+    @cached_property
+    def admin(self) -> AdminService:
+        """The admin API's service (``functions/admin``)."""
+        from shared.adapters.postgres.admin import PostgresBrokerAdministration
+        from shared.adapters.redis.profile_cache import RedisProfileCache
+        from shared.services.admin import AdminService
+
+        cache = RedisProfileCache(
+            self.redis,
+            ttl_s=self.settings.profile_cache_ttl_s,
+            prefix=self.settings.redis_key_prefix,
+            guard=self.redis_guard,
+        )
+        return AdminService(
+            brokers=PostgresBrokerAdministration(self.database),
+            cache=cache,
+            notifier=self.notifier,
+            quarantine=self.quarantine,
         )
 
     def close(self) -> None:
