@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 import shared.wiring
-
 from functions.admin import handler as admin
 from functions.route_order import handler as route_order
 from shared.domain.contracts import ADMIN_PREFIX, MessageType
@@ -70,7 +69,8 @@ def test_maintenance_takes_effect_from_the_next_order_is_audited_and_pushed(
 ) -> None:
     # GIVEN an order routed through zerodha among others (the profile cache is now warm)
     first = _route()
-    assert any(s["brokerId"] == "zerodha" and s["exclusionReason"] is None for s in first["brokerScores"]), first
+    scores = {s["brokerId"]: s for s in first["brokerScores"]}
+    assert scores["zerodha"]["exclusionReason"] is None, first
     # WHEN an operator puts zerodha in MAINTENANCE with a reason
     status, body, _ = _status("zerodha", "MAINTENANCE", "exchange connectivity")
     # THEN the answer shows the new status and reason
@@ -152,7 +152,7 @@ def test_register_then_update_then_duplicate(wiring: Wiring) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body", "code", "status"),
+    "case",
     [
         (
             "PUT",
@@ -191,8 +191,9 @@ def test_register_then_update_then_duplicate(wiring: Wiring) -> None:
     ],
 )
 def test_bad_requests_answer_in_the_one_error_shape(
-    wiring: Wiring, method: str, path: str, body: Any, code: str, status: int
+    wiring: Wiring, case: tuple[str, str, Any, str, int]
 ) -> None:
+    method, path, body, code, status = case
     # GIVEN an operator
     # WHEN the request is wrong
     answer_status, answer, _ = call(admin, method, path, body=body, claims=ADMIN)
@@ -203,7 +204,7 @@ def test_bad_requests_answer_in_the_one_error_shape(
 
 
 @pytest.mark.parametrize(
-    ("claims", "status", "code"),
+    "caller",
     [
         (TRADER, 403, "FORBIDDEN"),
         (None, 401, "UNAUTHENTICATED"),
@@ -211,7 +212,7 @@ def test_bad_requests_answer_in_the_one_error_shape(
     ],
 )
 @pytest.mark.parametrize(
-    ("method", "path", "body", "query"),
+    "request_",
     [
         ("GET", BROKERS, None, None),
         ("PUT", f"{BROKERS}/zerodha/status", {"status": "MAINTENANCE", "reason": "x"}, None),
@@ -222,14 +223,11 @@ def test_bad_requests_answer_in_the_one_error_shape(
 )
 def test_only_admins_get_in(
     wiring: Wiring,
-    claims: dict[str, Any] | None,
-    status: int,
-    code: str,
-    method: str,
-    path: str,
-    body: Any,
-    query: dict[str, str] | None,
+    caller: tuple[dict[str, Any] | None, int, str],
+    request_: tuple[str, str, Any, dict[str, str] | None],
 ) -> None:
+    claims, status, code = caller
+    method, path, body, query = request_
     # GIVEN a caller without the ADMIN group (a trader, nobody, a lower-case "admin")
     # WHEN it calls an admin route, even with a bad body or query
     answer_status, answer, _ = call(admin, method, path, body=body, claims=claims, query=query)
