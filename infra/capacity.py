@@ -160,6 +160,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "reconcile": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(10),
+            "admin": FunctionCapacity(2, _POOL),
         },
     ),
     "prod": StageCapacity(
@@ -174,6 +175,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "reconcile": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(100),
+            "admin": FunctionCapacity(5, _POOL),
         },
     ),
 }

@@ -163,6 +163,13 @@ class OrderRouterStack(cdk.Stack):
                 "broker_secrets_arn": brokers.secret.secret_arn,
             },
         )
+        admin = factory.create(
+            "admin",
+            description="Admin HTTP routes: brokers and their routing status, profiles, audit",
+            security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
+            settings={**postgres, **redis, **push},
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -180,14 +187,22 @@ class OrderRouterStack(cdk.Stack):
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (route_order, broker_webhook, track_execution, outbox_relay, reconcile, migrate):
+        for fn in (
+            route_order,
+            broker_webhook,
+            track_execution,
+            outbox_relay,
+            reconcile,
+            migrate,
+            admin,
+        ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
         for fn in (route_order, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
-        for fn in (route_order, track_execution, ws_connect):
+        for fn in (route_order, track_execution, ws_connect, admin):
             websocket.grant_push(fn)
 
         bus.route_to_tracker(track_execution)
@@ -213,6 +228,7 @@ class OrderRouterStack(cdk.Stack):
             auth=auth,
             route_order=route_order,
             broker_webhook=broker_webhook,
+            admin=admin,
         )
         Observability(
             self,
