@@ -71,14 +71,17 @@ def settle_child(child: ChildOrder, lookup: BrokerLookup) -> ChildOrder:
     Returns
     -------
     ChildOrder
-        ``FOUND``: the broker's state (``PLACED`` when it names none) and order id. ``NOT_FOUND``:
+        ``FOUND``: the broker's state and order id (``PLACED`` when it names none, or gives
+        reports, which then settle it through the tracker). ``NOT_FOUND``:
         ``REJECTED`` with :data:`NEVER_PLACED`. ``UNKNOWN``: ``TIMED_OUT`` with
         :data:`UNCONFIRMED`: as for a placement that timed out, a report that arrives later is
         still taken (the tracker's late-fill path), so nothing the broker did is lost.
     """
     if lookup.outcome is LookupOutcome.FOUND:
         status = lookup.status or ChildOrderStatus.PLACED
-        if status is ChildOrderStatus.PENDING:
+        if status is ChildOrderStatus.PENDING or lookup.reports:
+            # The reports published with the settlement move it on (and are learned from): a
+            # child stored closed would refuse their fills as coming after its close.
             status = ChildOrderStatus.PLACED
         return child.model_copy(
             update={
@@ -172,10 +175,10 @@ def resolve_timed_out(child: ChildOrder, cancel: BrokerLookup) -> Resolution:
     Resolution
         ``NOT_FOUND`` (the broker never booked it): the child stays ``TIMED_OUT`` and all of its
         quantity is free. ``FOUND`` in a terminal state (cancelled, rejected, or filled in the
-        meantime) with a known fill: the broker's state and order id; what it did not fill is
-        free. ``FOUND`` still working (the cancel is not confirmed), or ``UNKNOWN``: the child
-        stays ``TIMED_OUT`` with the broker's order id if any, nothing is free, and polling
-        settles it later.
+        meantime) with a known fill: ``PLACED`` with the broker's order id, its reports to be
+        tracked (they close it); what it did not fill is free. ``FOUND`` still working (the
+        cancel is not confirmed), or ``UNKNOWN``: the child stays ``TIMED_OUT`` with the
+        broker's order id if any, nothing is free, and polling settles it later.
     """
     if cancel.outcome is LookupOutcome.NOT_FOUND:
         return Resolution(child=child, free_quantity=child.quantity)
@@ -194,7 +197,9 @@ def resolve_timed_out(child: ChildOrder, cancel: BrokerLookup) -> Resolution:
     assert cancel.status is not None
     assert cancel.filled_quantity is not None
     filled = min(cancel.filled_quantity, child.quantity)
-    update["status"] = cancel.status
+    # Stored as working: the broker's reports then move it to its final state and are learned
+    # from (a child stored closed would refuse their fills as coming after its close).
+    update["status"] = ChildOrderStatus.PLACED
     update["status_reason"] = (
         f"{child.status_reason or 'timed out'}; "
         f"{cancel.status.value.lower()} at the broker with {filled} filled"
