@@ -125,7 +125,9 @@ def record(wiring: Wiring, placed: ChildOrder) -> None:
 
 def deliver_postback(kite: RunningSimulator, broker_order_id: str) -> dict[str, Any]:
     """The simulator's signed postback of the order's current state, through broker_webhook."""
-    body, headers = kite.sim.postback(kite.sim.book.orders[broker_order_id])
+    built = kite.sim.postback(kite.sim.book.orders[broker_order_id])
+    assert built is not None
+    body, headers = built
     status, answer, _ = call(webhook, "POST", HOOK, body=body, headers=headers, claims=None)
     assert status == 202, answer
     result: dict[str, Any] = answer
