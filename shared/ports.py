@@ -416,6 +416,29 @@ class BrokerOrderLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class BrokerOrderCanceller(Protocol):
+    """Cancels what a timed-out child may have left at its broker, and says what became of it."""
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel the order placed under ``child``'s tag; return the broker's state after.
+
+        ``NOT_FOUND``: the broker holds no such order. ``FOUND`` with a terminal status and a
+        filled quantity: the cancel (or a fill before it) is confirmed. ``FOUND`` still working
+        or ``UNKNOWN``: the cancel is not confirmed. Never raises.
+        """
+        ...
+
+
+@runtime_checkable
+class BrokerOrderPoller(Protocol):
+    """Reads a placed child's order history from its broker (a postback that never came)."""
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The broker's states of ``child``'s order as reports, oldest first; never raises."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StuckOrder:
     """An order stored with its decision whose answer was never written (see the reconciler)."""
@@ -747,4 +770,19 @@ class OrderHistory(Protocol):
 
     def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
         """``user_id``'s orders with a child still working, newest first."""
+        ...
+
+
+# -- reconciliation by polling (shared/services/polling.py) ---------------------------------------
+
+
+class QuietChildren(Protocol):
+    """Placed children no terminal report has settled yet (the poller's input)."""
+
+    def take_quiet(self, *, older_than_s: float, max_age_s: float, limit: int) -> list[ChildOrder]:
+        """Children to poll now, each stamped as polled so the next run takes others first.
+
+        Up to ``limit`` children still working (or timed out) placed more than
+        ``older_than_s`` and less than ``max_age_s`` seconds ago, least recently polled first.
+        """
         ...

@@ -394,15 +394,30 @@ class Wiring:
     @cached_property
     def reconciler(self) -> Reconciler:
         """Finishes orders stuck between their decision and their placement."""
+        from shared.adapters.postgres.polling import PostgresQuietChildren
+        from shared.services.polling import ChildPoller
         from shared.services.reconcile import Reconciler
 
+        timeout_s = self.settings.broker_timeout_ms / 1000
+        poller = ChildPoller(
+            children=PostgresQuietChildren(self.database),
+            brokers=self.gateway,
+            executions=self.executions,
+            publisher=self.publisher,
+            outbox=self.outbox,
+            older_than_s=self.settings.poll_after_s,
+            max_age_s=self.settings.poll_max_age_s,
+            timeout_s=timeout_s,
+            batch=self.settings.poll_batch,
+        )
         return Reconciler(
             stuck=self.stuck_orders,
             brokers=self.gateway,
             publisher=self.publisher,
             outbox=self.outbox,
             older_than_s=self.settings.reconcile_after_s,
-            lookup_timeout_s=self.settings.broker_timeout_ms / 1000,
+            lookup_timeout_s=timeout_s,
+            poller=poller,
         )
 
     @cached_property
