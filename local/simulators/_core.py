@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -276,6 +277,36 @@ class Simulator:
         """``(method, path with query, headers, body)`` of every API call received."""
         self._failures: deque[ErrorKind] = deque()
         self._lock = threading.Lock()
+        self.tokens: set[str] = set()
+        """Access tokens the order API accepts (the configured one, and those a login issued)."""
+        self.grants: dict[str, str] = {}
+        """Single-use login grants (Kite request tokens, Upstox codes) not yet exchanged."""
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether ``token`` is a live access token of this simulated account."""
+        return token is not None and token in self.tokens
+
+    def issue_grant(self) -> str:
+        """A single-use login grant, as the broker's login page hands the trader back."""
+        grant = secrets.token_urlsafe(24)
+        with self._lock:
+            self.grants[grant] = self.clock().isoformat()
+        return grant
+
+    def redeem_grant(self, grant: str) -> bool:
+        """Consume a grant: ``True`` once, then ``False`` (used, or never issued)."""
+        with self._lock:
+            return self.grants.pop(grant, None) is not None
+
+    def issue_token(self) -> str:
+        """A new access token for this account (a session exchange)."""
+        token = secrets.token_hex(16)
+        self.tokens.add(token)
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Make ``token`` invalid, as the broker does each morning or on logout."""
+        self.tokens.discard(token)
 
     @property
     def behaviour(self) -> Behaviour:
