@@ -127,7 +127,12 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
     elif path.startswith(f"{WEBHOOK_PREFIX}/"):
         function = "broker_webhook"
     elif path.startswith(f"{TRADER_PREFIX}/"):
-        function = "route_order"
+        function = (
+            "broker_connections"
+            if path == ApiPath.BROKER_CONNECTIONS
+            or path.startswith(f"{ApiPath.BROKER_CONNECTIONS}/")
+            else "route_order"
+        )
         verified = authorize(request.headers.get("authorization"), verifier)
         if isinstance(verified, Response):
             return verified

@@ -56,8 +56,15 @@ FUNCTIONS = (
     "ws_connect",
     "outbox_relay",
     "reconcile",
+    "broker_connections",
 )
-TIMEOUTS_S = {"route_order": 29, "broker_webhook": 29, "outbox_relay": 60, "reconcile": 60}
+TIMEOUTS_S = {
+    "route_order": 29,
+    "broker_webhook": 29,
+    "broker_connections": 29,
+    "outbox_relay": 60,
+    "reconcile": 60,
+}
 """Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
 

@@ -93,6 +93,11 @@ class ApiPath(StrEnum):
     OPENAPI = f"{API_PREFIX}/openapi.json"
     SIGNED_WEBHOOK = f"{WEBHOOK_PREFIX}/{{brokerId}}"
     TOKEN_WEBHOOK = f"{WEBHOOK_PREFIX}/{{brokerId}}/{{token}}"
+    BROKER_CONNECTIONS = f"{TRADER_PREFIX}/broker-connections"
+    BROKER_CONNECTION = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}"
+    BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"
+    BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
+    BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")
