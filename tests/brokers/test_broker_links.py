@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
@@ -64,7 +65,7 @@ class Linking:
         else:
             self.service.complete_login(user_id, IDS[adapter], self.redirect(user_id, adapter))
 
-    def row(self, user_id: str, broker_id: str) -> dict[str, object]:
+    def row(self, user_id: str, broker_id: str) -> dict[str, Any]:
         with self.db.connection() as conn:
             found = conn.execute(
                 "SELECT * FROM broker_connections WHERE user_id = %s AND broker_id = %s",
@@ -124,7 +125,7 @@ def test_kite_links_by_login_redirect_and_session_exchange(linking: Linking) -> 
     # AND the token is stored only sealed: no column holds it in clear
     token = linking.service.account(ALICE, "kite-sim").access_token.get_secret_value()
     row = linking.row(ALICE, "kite-sim")
-    assert token.encode() not in bytes(row["token_ciphertext"])  # type: ignore[arg-type]
+    assert token.encode() not in bytes(row["token_ciphertext"])
     assert token not in json.dumps({k: str(v) for k, v in row.items()})
 
 
