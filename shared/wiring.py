@@ -418,7 +418,7 @@ class Wiring:
     @cached_property
     def sealer(self) -> SecretSealer:
         """Envelope encryption of broker tokens: KMS in AWS, the local key otherwise."""
-        from shared.adapters.crypto import KmsEnvelopeSealer, LocalKeySealer
+        from shared.adapters.crypto import KmsEnvelopeSealer, LocalKeySealer, UnconfiguredSealer
 
         if self.settings.connection_kms_key_id:
 
@@ -430,7 +430,7 @@ class Wiring:
             return KmsEnvelopeSealer(client, self.settings.connection_kms_key_id)
         key = self.settings.local_connection_key
         if key is None:
-            raise RuntimeError("no connection_kms_key_id nor local_connection_key configured")
+            return UnconfiguredSealer()
         return LocalKeySealer(bytes.fromhex(key.get_secret_value()))
 
     @cached_property

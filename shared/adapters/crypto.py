@@ -140,3 +140,19 @@ class KmsEnvelopeSealer:
             raise DataUnavailableError(f"KMS {operation} failed: {code}") from exc
         except BotoCoreError as exc:
             raise DataUnavailableError(f"KMS {operation} failed: {type(exc).__name__}") from exc
+
+
+class UnconfiguredSealer:
+    """No key-encryption key configured: every use is unavailable (503), nothing is stored.
+
+    Lets a deployment without broker connections (paper brokers only) start; linking a broker
+    or routing to a real one then answers why.
+    """
+
+    def seal(self, plaintext: bytes, context: Mapping[str, str]) -> SealedSecret:
+        """Refuse: there is no key to seal with."""
+        raise DataUnavailableError("no key-encryption key configured for broker connections")
+
+    def open(self, sealed: SealedSecret, context: Mapping[str, str]) -> bytes:
+        """Refuse: there is no key to open with."""
+        raise DataUnavailableError("no key-encryption key configured for broker connections")
