@@ -28,6 +28,15 @@ TRADER_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
     (apigwv2.HttpMethod.GET, ApiPath.BROKER_PROFILES),
 )
 """route_order's routes behind the JWT authorizer."""
+CONNECTION_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_CONNECTIONS),
+    (apigwv2.HttpMethod.POST, ApiPath.BROKER_CONNECTION_LOGIN),
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_CONNECTION_CALLBACK),
+    (apigwv2.HttpMethod.PUT, ApiPath.BROKER_CONNECTION),
+    (apigwv2.HttpMethod.POST, ApiPath.BROKER_CONNECTION_REFRESH),
+    (apigwv2.HttpMethod.DELETE, ApiPath.BROKER_CONNECTION),
+)
+"""broker_connections' routes behind the JWT authorizer."""
 WEBHOOK_ROUTES = (ApiPath.SIGNED_WEBHOOK, ApiPath.TOKEN_WEBHOOK)
 """broker_webhook's POST routes (no authorizer: each broker proves itself)."""
 PUBLIC_ROUTES = (ApiPath.HEALTH, ApiPath.OPENAPI)
@@ -97,8 +106,8 @@ class HttpApi(Construct):
         Deployment options (CORS origin, stage).
     auth
         The trader user pool, whose tokens the JWT authorizer accepts.
-    route_order, broker_webhook
-        The functions behind the trader and webhook routes.
+    route_order, broker_webhook, broker_connections
+        The functions behind the trader, webhook and broker-connection routes.
     """
 
     def __init__(
@@ -110,6 +119,7 @@ class HttpApi(Construct):
         auth: TraderAuth,
         route_order: lambda_.IFunction,
         broker_webhook: lambda_.IFunction,
+        broker_connections: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         self.api = apigwv2.HttpApi(
@@ -122,6 +132,8 @@ class HttpApi(Construct):
                 allow_methods=[
                     apigwv2.CorsHttpMethod.GET,
                     apigwv2.CorsHttpMethod.POST,
+                    apigwv2.CorsHttpMethod.PUT,
+                    apigwv2.CorsHttpMethod.DELETE,
                     apigwv2.CorsHttpMethod.OPTIONS,
                 ],
                 allow_headers=["authorization", "content-type", "idempotency-key"],
@@ -155,6 +167,11 @@ class HttpApi(Construct):
         for method, path in TRADER_ROUTES:
             self.api.add_routes(
                 path=str(path), methods=[method], integration=trader_integration, authorizer=jwt
+            )
+        connections = integrations.HttpLambdaIntegration("BrokerConnections", broker_connections)
+        for method, path in CONNECTION_ROUTES:
+            self.api.add_routes(
+                path=str(path), methods=[method], integration=connections, authorizer=jwt
             )
         # The webhook routes must exist before the stage's route settings refer to them.
         webhook_routes = [
