@@ -12,8 +12,8 @@ from typing import Any
 from aws_cdk.assertions import Template
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from functions.broker_webhook import handler as broker_webhook
 from functions.broker_connections import handler as broker_connections
+from functions.broker_webhook import handler as broker_webhook
 from functions.route_order import handler as route_order
 from functions.track_execution import handler as track_execution
 from shared.domain.contracts import TRACKED_EVENTS, ApiPath, DetailType, EventSource
