@@ -177,6 +177,13 @@ class OrderRouterStack(cdk.Stack):
                 "connection_kms_key_id": connection_key.key.key_arn,
             },
         )
+        admin = factory.create(
+            "admin",
+            description="Admin HTTP routes: brokers and their routing status, profiles, audit",
+            security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
+            settings={**postgres, **redis, **push},
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -202,6 +209,7 @@ class OrderRouterStack(cdk.Stack):
             outbox_relay,
             reconcile,
             migrate,
+            admin,
         ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
@@ -213,7 +221,7 @@ class OrderRouterStack(cdk.Stack):
         connection_key.grant_seal(broker_connections)
         for fn in (route_order, reconcile):
             connection_key.grant_open(fn)
-        for fn in (route_order, track_execution, ws_connect):
+        for fn in (route_order, track_execution, ws_connect, admin):
             websocket.grant_push(fn)
 
         bus.route_to_tracker(track_execution)
@@ -240,6 +248,7 @@ class OrderRouterStack(cdk.Stack):
             route_order=route_order,
             broker_webhook=broker_webhook,
             broker_connections=broker_connections,
+            admin=admin,
         )
         Observability(
             self,

@@ -37,7 +37,13 @@ from starlette.types import Receive, Scope, Send
 
 from functions.route_order.handler import OPENAPI_FILE
 from local.apigw import http_api_event
-from shared.domain.contracts import API_PREFIX, TRADER_PREFIX, WEBHOOK_PREFIX, ApiPath
+from shared.domain.contracts import (
+    ADMIN_PREFIX,
+    API_PREFIX,
+    TRADER_PREFIX,
+    WEBHOOK_PREFIX,
+    ApiPath,
+)
 from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
 from shared.http import API_GATEWAY_MAX_BODY_BYTES, error_body
 
@@ -126,13 +132,8 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         function = "route_order"
     elif path.startswith(f"{WEBHOOK_PREFIX}/"):
         function = "broker_webhook"
-    elif path.startswith(f"{TRADER_PREFIX}/"):
-        function = (
-            "broker_connections"
-            if path == ApiPath.BROKER_CONNECTIONS
-            or path.startswith(f"{ApiPath.BROKER_CONNECTIONS}/")
-            else "route_order"
-        )
+    elif path.startswith(f"{TRADER_PREFIX}/") or path.startswith(f"{ADMIN_PREFIX}/"):
+        function = _authorized_function(path)
         verified = authorize(request.headers.get("authorization"), verifier)
         if isinstance(verified, Response):
             return verified
@@ -160,6 +161,16 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         logger.exception("%s failed", function)
         return error_response(500, "INTERNAL", "internal error")
     return lambda_response(result)
+
+
+def _authorized_function(path: str) -> str:
+    """The function behind a path of the JWT-authorized API, as API Gateway routes it."""
+    if path.startswith(f"{ADMIN_PREFIX}/"):
+        return "admin"
+    connections = str(ApiPath.BROKER_CONNECTIONS)
+    if path == connections or path.startswith(f"{connections}/"):
+        return "broker_connections"
+    return "route_order"
 
 
 async def _bounded_body(request: Request) -> bytes | None:

@@ -34,6 +34,7 @@ from shared.domain.errors import (
     InvalidExecutionReportError,
     InvalidLinkError,
     InvalidOrderError,
+    InvalidRequestError,
     LinkRefusedError,
     MalformedPayloadError,
     NoEligibleBrokerError,
@@ -54,6 +55,7 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (DataUnavailableError, 503),
     (InvalidLinkError, 400),
     (LinkRefusedError, 422),
+    (InvalidRequestError, 422),
 )
 
 RETRY_AFTER_S = 5

@@ -158,3 +158,13 @@ class LinkRefusedError(DomainError):
     """The broker refused the session exchange or the token: nothing is stored (422)."""
 
     code = "LINK_REFUSED"
+
+
+class InvalidRequestError(DomainError):
+    """A well-formed request whose value the service cannot use (a tampered cursor): 422."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -256,6 +256,7 @@ class RoutingService:
             order_id=order.order_id,
             client_order_id=order.client_order_id or order.order_id,
             quantity=order.quantity,
+            rerouted=placement.rerouted,
         )
         events = self._placement_events(placement)
         learned = self._orders.record_placements(
@@ -333,11 +334,13 @@ def routing_result(
     order_id: str,
     client_order_id: str,
     quantity: int,
+    rerouted: Mapping[str, int] | None = None,
 ) -> OrderRoutingResult:
     """The answer to a smart order: the decision with what became of each allocation.
 
     Used by the routing service after placing, and by the reconciler for an order whose
-    placement never happened, so both answer in the same shape.
+    placement never happened, so both answer in the same shape. ``rerouted`` is the quantity of
+    live children that went on to another broker (a partial fill's remainder), counted once.
     """
     allocations: list[AllocationResult] = []
     for a in decision.allocations:
@@ -374,7 +377,7 @@ def routing_result(
         order_id=order_id,
         decision_id=decision_id,
         client_order_id=client_order_id,
-        status=parent_status(children, quantity),
+        status=parent_status(children, quantity, rerouted),
         cascades=tuple(cascades),
     )
 
