@@ -120,6 +120,7 @@ class ApiPath(StrEnum):
     ADMIN_PROFILES = f"{ADMIN_PREFIX}/profiles"
     ADMIN_QUARANTINE = f"{ADMIN_PREFIX}/quarantine"
     ADMIN_AUDIT = f"{ADMIN_PREFIX}/audit"
+    ADMIN_CONNECTIONS = f"{ADMIN_PREFIX}/connections"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")
