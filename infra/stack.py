@@ -247,8 +247,8 @@ class OrderRouterStack(cdk.Stack):
             auth=auth,
             route_order=route_order,
             broker_webhook=broker_webhook,
-            broker_connections=broker_connections,
             admin=admin,
+            broker_connections=broker_connections,
         )
         Observability(
             self,

@@ -123,6 +123,15 @@ def error_response(
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+def _authenticated_function(path: str) -> str:
+    """The function serving an authenticated ``path`` (admin, broker connections, trader)."""
+    if path.startswith(f"{ADMIN_PREFIX}/"):
+        return "admin"
+    if path == ApiPath.BROKER_CONNECTIONS or path.startswith(f"{ApiPath.BROKER_CONNECTIONS}/"):
+        return "broker_connections"
+    return "route_order"
+
+
 async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Response:
     path = request.url.path
     claims: dict[str, Any] | None = None
@@ -132,8 +141,8 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         function = "route_order"
     elif path.startswith(f"{WEBHOOK_PREFIX}/"):
         function = "broker_webhook"
-    elif path.startswith(f"{TRADER_PREFIX}/") or path.startswith(f"{ADMIN_PREFIX}/"):
-        function = _authorized_function(path)
+    elif path.startswith((f"{TRADER_PREFIX}/", f"{ADMIN_PREFIX}/")):
+        function = _authenticated_function(path)
         verified = authorize(request.headers.get("authorization"), verifier)
         if isinstance(verified, Response):
             return verified
@@ -161,16 +170,6 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         logger.exception("%s failed", function)
         return error_response(500, "INTERNAL", "internal error")
     return lambda_response(result)
-
-
-def _authorized_function(path: str) -> str:
-    """The function behind a path of the JWT-authorized API, as API Gateway routes it."""
-    if path.startswith(f"{ADMIN_PREFIX}/"):
-        return "admin"
-    connections = str(ApiPath.BROKER_CONNECTIONS)
-    if path == connections or path.startswith(f"{connections}/"):
-        return "broker_connections"
-    return "route_order"
 
 
 async def _bounded_body(request: Request) -> bytes | None:

@@ -56,14 +56,14 @@ FUNCTIONS = (
     "ws_connect",
     "outbox_relay",
     "reconcile",
-    "broker_connections",
     "admin",
+    "broker_connections",
 )
 TIMEOUTS_S = {
     "route_order": 29,
     "admin": 29,
-    "broker_connections": 29,
     "broker_webhook": 29,
+    "broker_connections": 29,
     "outbox_relay": 60,
     "reconcile": 60,
 }

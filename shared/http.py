@@ -53,9 +53,9 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidExecutionReportError, 400),
     (MalformedPayloadError, 400),
     (DataUnavailableError, 503),
+    (InvalidRequestError, 422),
     (InvalidLinkError, 400),
     (LinkRefusedError, 422),
-    (InvalidRequestError, 422),
 )
 
 RETRY_AFTER_S = 5

@@ -719,6 +719,75 @@ class WebhookReader(Protocol):
         ...
 
 
+# -- Administration (functions/admin) and a trader's order history ------------------------------
+
+
+class BrokerAdministration(Protocol):
+    """Brokers as an operator changes them, every change audited in the same transaction.
+
+    Failures of the store raise ``DataUnavailableError``.
+    """
+
+    def list_brokers(self) -> list[BrokerAdminView]:
+        """Every broker, enabled or not, with its routing status, by id."""
+        ...
+
+    def register(self, broker: BrokerConfig, *, actor: str) -> AuditEntry:
+        """Store a new broker (status ACTIVE). Raises ``ConflictError`` if the id exists."""
+        ...
+
+    def update(self, broker_id: str, update: BrokerUpdate, *, actor: str) -> BrokerAdminView:
+        """Change a broker's configuration. Raises ``NotFoundError`` if unknown."""
+        ...
+
+    def set_status(
+        self, broker_id: str, change: StatusChange, *, actor: str
+    ) -> tuple[BrokerAdminView, AuditEntry]:
+        """Set a broker's routing status (row-locked). Raises ``NotFoundError`` if unknown."""
+        ...
+
+    def audit(self, *, limit: int, broker_id: str | None = None) -> list[AuditEntry]:
+        """The newest administrative changes first."""
+        ...
+
+    def statuses(self) -> list[BrokerStatusMessage]:
+        """The routing status of every enabled broker (the ``ROUTING_STATUS`` reply)."""
+        ...
+
+    def profiles(self, *, symbol: str | None, limit: int) -> list[BrokerProfile]:
+        """Learned profiles (of one symbol, or all), by symbol then broker."""
+        ...
+
+
+class OrderHistory(Protocol):
+    """A trader's own orders, newest first, in keyset pages."""
+
+    def list_orders(self, user_id: str, query: HistoryQuery) -> list[OrderView]:
+        """Up to ``query.limit + 1`` of ``user_id``'s orders after ``query.after``.
+
+        The extra row tells the caller whether another page exists.
+        """
+        ...
+
+    def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
+        """``user_id``'s orders with a child still working, newest first."""
+        ...
+
+
+# -- reconciliation by polling (shared/services/polling.py) ---------------------------------------
+
+
+class QuietChildren(Protocol):
+    """Placed children no terminal report has settled yet (the poller's input)."""
+
+    def take_quiet(self, *, older_than_s: float, max_age_s: float, limit: int) -> list[ChildOrder]:
+        """Children to poll now, each stamped as polled so the next run takes others first.
+
+        Up to ``limit`` children still working (or timed out) placed more than
+        ``older_than_s`` and less than ``max_age_s`` seconds ago, least recently polled first.
+        """
+
+
 # -- trader broker connections (docs/brokers.md, "Trader broker connections") -----------------
 
 
@@ -840,74 +909,4 @@ class TraderAccounts(Protocol):
 
     def token_rejected(self, user_id: str, broker_id: str) -> None:
         """The broker refused the token (``TokenException``): the link becomes EXPIRED."""
-        ...
-
-
-# -- Administration (functions/admin) and a trader's order history ------------------------------
-
-
-class BrokerAdministration(Protocol):
-    """Brokers as an operator changes them, every change audited in the same transaction.
-
-    Failures of the store raise ``DataUnavailableError``.
-    """
-
-    def list_brokers(self) -> list[BrokerAdminView]:
-        """Every broker, enabled or not, with its routing status, by id."""
-        ...
-
-    def register(self, broker: BrokerConfig, *, actor: str) -> AuditEntry:
-        """Store a new broker (status ACTIVE). Raises ``ConflictError`` if the id exists."""
-        ...
-
-    def update(self, broker_id: str, update: BrokerUpdate, *, actor: str) -> BrokerAdminView:
-        """Change a broker's configuration. Raises ``NotFoundError`` if unknown."""
-        ...
-
-    def set_status(
-        self, broker_id: str, change: StatusChange, *, actor: str
-    ) -> tuple[BrokerAdminView, AuditEntry]:
-        """Set a broker's routing status (row-locked). Raises ``NotFoundError`` if unknown."""
-        ...
-
-    def audit(self, *, limit: int, broker_id: str | None = None) -> list[AuditEntry]:
-        """The newest administrative changes first."""
-        ...
-
-    def statuses(self) -> list[BrokerStatusMessage]:
-        """The routing status of every enabled broker (the ``ROUTING_STATUS`` reply)."""
-        ...
-
-    def profiles(self, *, symbol: str | None, limit: int) -> list[BrokerProfile]:
-        """Learned profiles (of one symbol, or all), by symbol then broker."""
-        ...
-
-
-class OrderHistory(Protocol):
-    """A trader's own orders, newest first, in keyset pages."""
-
-    def list_orders(self, user_id: str, query: HistoryQuery) -> list[OrderView]:
-        """Up to ``query.limit + 1`` of ``user_id``'s orders after ``query.after``.
-
-        The extra row tells the caller whether another page exists.
-        """
-        ...
-
-    def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
-        """``user_id``'s orders with a child still working, newest first."""
-        ...
-
-
-# -- reconciliation by polling (shared/services/polling.py) ---------------------------------------
-
-
-class QuietChildren(Protocol):
-    """Placed children no terminal report has settled yet (the poller's input)."""
-
-    def take_quiet(self, *, older_than_s: float, max_age_s: float, limit: int) -> list[ChildOrder]:
-        """Children to poll now, each stamped as polled so the next run takes others first.
-
-        Up to ``limit`` children still working (or timed out) placed more than
-        ``older_than_s`` and less than ``max_age_s`` seconds ago, least recently polled first.
-        """
         ...

@@ -112,11 +112,11 @@ def document() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(openapi_document())
     doc["paths"].update(_webhook_paths())
     schemas: dict[str, Any] = doc["components"]["schemas"]
-    doc["paths"].update(_connection_paths(schemas))
     admin = _admin_document()
     doc["paths"].update(admin["paths"])
     for name, schema in admin["components"]["schemas"].items():
         schemas.setdefault(name, schema)
+    doc["paths"].update(_connection_paths(schemas))
     schemas["WebhookAck"] = WebhookAck.model_json_schema(
         by_alias=True, ref_template="#/components/schemas/{model}"
     )

@@ -108,11 +108,6 @@ class ApiPath(StrEnum):
     OPENAPI = f"{API_PREFIX}/openapi.json"
     SIGNED_WEBHOOK = f"{WEBHOOK_PREFIX}/{{brokerId}}"
     TOKEN_WEBHOOK = f"{WEBHOOK_PREFIX}/{{brokerId}}/{{token}}"
-    BROKER_CONNECTIONS = f"{TRADER_PREFIX}/broker-connections"
-    BROKER_CONNECTION = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}"
-    BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"
-    BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
-    BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
     ORDERS = f"{TRADER_PREFIX}/orders"
     ADMIN_BROKERS = f"{ADMIN_PREFIX}/brokers"
     ADMIN_BROKER = f"{ADMIN_PREFIX}/brokers/{{brokerId}}"
@@ -121,6 +116,11 @@ class ApiPath(StrEnum):
     ADMIN_QUARANTINE = f"{ADMIN_PREFIX}/quarantine"
     ADMIN_AUDIT = f"{ADMIN_PREFIX}/audit"
     ADMIN_CONNECTIONS = f"{ADMIN_PREFIX}/connections"
+    BROKER_CONNECTIONS = f"{TRADER_PREFIX}/broker-connections"
+    BROKER_CONNECTION = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}"
+    BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"
+    BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
+    BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")

@@ -139,6 +139,16 @@ class ImpossibleReportError(InvalidExecutionReportError):
         self.unchecked = unchecked
 
 
+class InvalidRequestError(DomainError):
+    """A well-formed request whose value the service cannot use (a tampered cursor): 422."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidLinkError(DomainError):
     """A broker link step that cannot be accepted (400).
 
@@ -158,13 +168,3 @@ class LinkRefusedError(DomainError):
     """The broker refused the session exchange or the token: nothing is stored (422)."""
 
     code = "LINK_REFUSED"
-
-
-class InvalidRequestError(DomainError):
-    """A well-formed request whose value the service cannot use (a tampered cursor): 422."""
-
-    code = "INVALID_REQUEST"
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
