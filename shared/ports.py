@@ -856,6 +856,12 @@ class BrokerLinkStore(Protocol):
         """Consume a state once: its ``(user_id, broker_id)``; ``None`` if unknown or used."""
         ...
 
+    def list_all(
+        self, *, limit: int, broker_id: str | None = None, status: LinkStatus | None = None
+    ) -> list[BrokerLink]:
+        """Every trader's links (operators' view), most recently changed first."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LinkedSession:
