@@ -132,6 +132,12 @@ class FakeProfiles:
     def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
         self.cached.setdefault(symbol, {}).update(profiles)
 
+    def evict_broker(self, broker_id: str) -> int:
+        evicted = 0
+        for entries in self.cached.values():
+            evicted += entries.pop(broker_id, False) is not False
+        return evicted
+
     def read(
         self, symbol: str, broker_ids: Sequence[str]
     ) -> tuple[dict[str, BrokerProfile | None], dict[str, int]]:
@@ -468,6 +474,7 @@ class FakeNotifier:
     def __init__(self) -> None:
         self.to_users: list[UserMessage] = []
         self.to_symbols: list[UserMessage] = []
+        self.to_all: list[tuple[MessageType, Mapping[str, Any]]] = []
 
     def notify_user(self, user_id: str, message_type: MessageType, data: Mapping[str, Any]) -> int:
         self.to_users.append((user_id, message_type, data))
@@ -481,6 +488,10 @@ class FakeNotifier:
         self, symbol: str, message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         self.to_symbols.append((symbol, message_type, data))
+        return 1
+
+    def notify_all(self, message_type: MessageType, data: Mapping[str, Any]) -> int:
+        self.to_all.append((message_type, data))
         return 1
 
 
