@@ -10,9 +10,11 @@ from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.models import Exchange, OrderType, Product, Side
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import (
+    UNCONFIRMED,
     BrokerLookup,
     LookupOutcome,
     parent_status,
+    quantity_moved_on,
     resolve_timed_out,
     unfilled_remainder,
 )
@@ -149,3 +151,16 @@ def test_rerouted_quantity_counts_once_in_the_parent_status() -> None:
     assert parent_status([first, second], 100, {first.child_order_id: 40}) == "ROUTED"
     # and without the second child, only partly
     assert parent_status([first], 100, {first.child_order_id: 40}) == "PARTIALLY_ROUTED"
+
+
+def test_only_a_timed_out_child_whose_quantity_moved_on_can_over_fill() -> None:
+    # GIVEN a timeout that cascaded, one held, one the reconciler settled, one placed
+    cascaded = resolve_timed_out(timed_out(), BrokerLookup(outcome=LookupOutcome.NOT_FOUND))
+    held = resolve_timed_out(timed_out(), BrokerLookup(outcome=LookupOutcome.UNKNOWN))
+    reconciled = timed_out(status_reason=UNCONFIRMED)
+    placed = timed_out(status=ChildOrderStatus.PLACED)
+    # WHEN / THEN only the first may fill on top of its cascade
+    assert quantity_moved_on(cascaded.child) is True
+    assert quantity_moved_on(held.child) is False
+    assert quantity_moved_on(reconciled) is False
+    assert quantity_moved_on(placed) is False
