@@ -164,7 +164,8 @@ class OrderRouterStack(cdk.Stack):
         )
         reconcile = factory.create(
             "reconcile",
-            description="Finishes orders whose placement never happened (a crash mid-order)",
+            description="Finishes orders whose placement never happened (a crash mid-order) and "
+            "polls brokers for children without a final report",
             security_groups=app_sgs,
             no_dlq_reason="Started every minute by a schedule without retries: a failed run "
             "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",

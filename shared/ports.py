@@ -39,7 +39,7 @@ from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, R
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, KillSwitch
-from shared.domain.settlement import BrokerLookup
+from shared.domain.settlement import BrokerLookup, quantity_moved_on
 
 
 class BrokerRepository(Protocol):
@@ -230,11 +230,9 @@ class TrackedExecution:
 
     @property
     def late(self) -> bool:
-        """A report stored for a child that had timed out (its quantity went elsewhere)."""
+        """A report stored for a child that had timed out and whose quantity went elsewhere."""
         return (
-            self.status == "recorded"
-            and self.child is not None
-            and self.child.status is ChildOrderStatus.TIMED_OUT
+            self.status == "recorded" and self.child is not None and quantity_moved_on(self.child)
         )
 
 
