@@ -15,6 +15,7 @@ from infra.config import DeployConfig
 from infra.data import DATABASE_NAME, BrokerSecrets, Cache, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
+from infra.market import MarketSchedules
 from infra.migrations import Migrations
 from infra.network import POSTGRES_PORT, Network
 from infra.observability import Observability
@@ -84,6 +85,12 @@ class OrderRouterStack(cdk.Stack):
         }
         redis: SettingValues = {"redis_url": cache.redis_url}
 
+        market = {
+            "market_data_source": "kite",
+            "market_data_api_key": config.market_data_api_key,
+            # The platform token is read from the broker secret (docs/market-data.md).
+            "broker_secrets_arn": brokers.secret.secret_arn,
+        }
         # The WebSocket API needs ws_connect first; the pushers need the API's endpoint.
         ws_connect = factory.create(
             "ws_connect",
@@ -114,8 +121,8 @@ class OrderRouterStack(cdk.Stack):
                 **postgres,
                 **redis,
                 **push,
+                **market,
                 "event_bus_name": bus.bus.event_bus_name,
-                "broker_secrets_arn": brokers.secret.secret_arn,
                 "jwt_issuer": auth.issuer,
                 "jwt_audience": auth.audience,
             },
@@ -163,6 +170,15 @@ class OrderRouterStack(cdk.Stack):
                 "broker_secrets_arn": brokers.secret.secret_arn,
             },
         )
+        market_refresh = factory.create(
+            "market_refresh",
+            description="Scheduled market data: daily instrument master, per-minute statistics",
+            security_groups=app_sgs,
+            no_dlq_reason="Started by EventBridge Scheduler, whose next run repeats the job "
+            "(the loads are idempotent); a failed run is logged and counted.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres, **redis, **market},
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -180,12 +196,20 @@ class OrderRouterStack(cdk.Stack):
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (route_order, broker_webhook, track_execution, outbox_relay, reconcile, migrate):
+        for fn in (
+            route_order,
+            broker_webhook,
+            track_execution,
+            outbox_relay,
+            reconcile,
+            migrate,
+            market_refresh,
+        ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_webhook, reconcile):
+        for fn in (route_order, broker_webhook, reconcile, market_refresh):
             brokers.secret.grant_read(fn)
         for fn in (route_order, track_execution, ws_connect):
             websocket.grant_push(fn)
@@ -193,6 +217,7 @@ class OrderRouterStack(cdk.Stack):
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
         bus.schedule_reconciler(reconcile)
+        MarketSchedules(self, "MarketData", function=market_refresh)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 

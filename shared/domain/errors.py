@@ -137,3 +137,9 @@ class ImpossibleReportError(InvalidExecutionReportError):
     def __init__(self, field: str, reason: str, unchecked: ExecutionReport) -> None:
         super().__init__(field, reason)
         self.unchecked = unchecked
+
+
+class MarketDataUnavailableError(DomainError):
+    """The market-data source cannot be reached or refused the call (a reason, never a 500)."""
+
+    code = "MARKET_DATA_UNAVAILABLE"

@@ -1,0 +1,65 @@
+"""The market-data schedules (EventBridge Scheduler; docs/market-data.md).
+
+Two schedules invoke ``market_refresh`` in IST (``Asia/Kolkata``), on weekdays:
+
+* ``instruments`` at 08:40 and 08:55, before the 09:00 pre-open: the day's instrument master and
+  circuit limits (the load is idempotent, so the second run only catches a late dump);
+* ``statistics`` every minute from 09:00 to 15:59: the routed symbols' spread, depth, volume and
+  last price.
+
+Exchange holidays are not known to the scheduler; on those days the statistics job finds every
+quote stale and changes nothing (and says so), and risk refuses orders by the market calendar.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from constructs import Construct
+
+IST = cdk.TimeZone.ASIA_KOLKATA
+
+
+class MarketSchedules(Construct):
+    """The daily instrument load and the per-minute statistics refresh.
+
+    Parameters
+    ----------
+    function
+        The ``market_refresh`` function.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, function: lambda_.IFunction) -> None:
+        super().__init__(scope, construct_id)
+        self.instruments = scheduler.Schedule(
+            self,
+            "InstrumentsDaily",
+            description="Load the day's instrument master and price bands before the open",
+            schedule=scheduler.ScheduleExpression.cron(
+                time_zone=IST, minute="40,55", hour="8", week_day="MON-FRI"
+            ),
+            target=targets.LambdaInvoke(
+                function,
+                input=scheduler.ScheduleTargetInput.from_object({"job": "instruments"}),
+                # A failed load is retried by the 08:55 run; retries would only pile up.
+                retry_attempts=2,
+                max_event_age=cdk.Duration.minutes(10),
+            ),
+        )
+        self.statistics = scheduler.Schedule(
+            self,
+            "StatisticsEveryMinute",
+            description="Refresh the routed symbols' market statistics during the session",
+            schedule=scheduler.ScheduleExpression.cron(
+                time_zone=IST, minute="*", hour="9-15", week_day="MON-FRI"
+            ),
+            target=targets.LambdaInvoke(
+                function,
+                input=scheduler.ScheduleTargetInput.from_object({"job": "statistics"}),
+                # The next minute's run replaces a missed one.
+                retry_attempts=0,
+                max_event_age=cdk.Duration.minutes(1),
+            ),
+        )
