@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,9 +30,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
+from local.simulators.market import Listing, SimMarket, default_listings
 
 ORDER_TYPES = {"MARKET", "LIMIT", "SL", "SL-M"}
 PRODUCTS = {"CNC", "MIS", "NRML"}
+MAX_QUOTES = 500
 _TAG = re.compile(r"^[A-Za-z0-9]{1,20}$")
 
 FAILURES: dict[ErrorKind, tuple[int, str, str]] = {
@@ -78,6 +80,8 @@ class KiteSimulator(Simulator):
         Where postbacks go.
     per_second, per_minute
         Order limits (Kite's published 10/s and 200/min by default).
+    listings
+        The instruments of its market (``local.simulators.market``).
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class KiteSimulator(Simulator):
         per_minute: int | None = 200,
         user_id: str = "AB1234",
         clock: Callable[[], datetime] | None = None,
+        listings: Iterable[Listing] | None = None,
     ) -> None:
         super().__init__(
             "2512",
@@ -103,6 +108,9 @@ class KiteSimulator(Simulator):
         self.access_token = access_token
         self.api_secret = api_secret
         self.user_id = user_id
+        self.market = SimMarket(self.book, self.clock)
+        """What ``/quote`` and ``/instruments`` serve (the seed's symbols unless ``listings``)."""
+        self.market.add(default_listings() if listings is None else listings)
 
     def render(self, order: SimOrder) -> dict[str, Any]:
         """Kite's order-book entry."""
@@ -307,8 +315,35 @@ def build_app(sim: KiteSimulator) -> Starlette:
             return refused
         return _success([o.history[-1] for o in sim.book.orders.values()])
 
+    async def quote(request: Request) -> Response:
+        refused = await gate(request, order_call=False)
+        if refused is not None:
+            return refused
+        wanted = request.query_params.getlist("i")
+        if not wanted:
+            return _error(400, "InputException", "No instruments specified.")
+        if len(wanted) > MAX_QUOTES:
+            return _error(400, "InputException", f"At most {MAX_QUOTES} instruments.")
+        data = {}
+        for key in wanted:
+            exchange, _, symbol = key.partition(":")
+            found = sim.market.quote(exchange, symbol)
+            if found is not None:
+                data[key] = found
+        return _success(data)
+
+    async def instruments(request: Request) -> Response:
+        refused = await gate(request, order_call=False)
+        if refused is not None:
+            return refused
+        exchange = request.path_params.get("exchange")
+        return Response(sim.market.dump(exchange), media_type="text/csv")
+
     return Starlette(
         routes=[
+            Route("/quote", quote, methods=["GET"]),
+            Route("/instruments", instruments, methods=["GET"]),
+            Route("/instruments/{exchange}", instruments, methods=["GET"]),
             Route("/orders", orders, methods=["GET"]),
             Route("/orders/{order_id}", history, methods=["GET"]),
             Route("/orders/{variety}", place, methods=["POST"]),
