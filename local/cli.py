@@ -35,6 +35,7 @@ DEFAULT_WS_PORT = 8081
 DEFAULT_INTERNAL_PORT = 8082
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
+DEFAULT_MARKET_PORT = 8083
 DEFAULT_USER = "trader-1"
 TOKEN_TTL_S = 12 * 3600
 ENDPOINTS_FILE = "endpoints.json"
@@ -77,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         reconcile_after_s=args.reconcile_after,
         verbose=args.verbose,
         enforce_market_hours=not args.ignore_market_hours,
+        market_port=args.market_port,
+        market_interval_s=args.market_interval,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -113,6 +116,7 @@ def _check_ports(config: RuntimeConfig) -> None:
         "internal API": config.internal_port,
         "PostgreSQL": config.pg_port,
         "Redis": config.redis_port,
+        "market-data simulator": config.market_port,
     }
     if len(set(ports.values())) < len(ports):
         raise CliError(f"ports must differ: {ports}", status=2)
@@ -152,10 +156,12 @@ def _run_services(config: RuntimeConfig) -> int:
             ("Redis", redis_server.running, redis_server.start),
         ]
     )
+    market_sim: Any = None
     try:
         postgres.start()
         redis_server.start()
         watchdog.start()
+        market_sim = _start_market(config)
         database_url, applied = _prepare_database(postgres)
         apply_environment(
             handler_environment(
@@ -177,6 +183,7 @@ def _run_services(config: RuntimeConfig) -> int:
             ),
         )
         brokers, profiles = _seed(redis_server.url)
+        market_line = _load_market()
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
         lines = [
             f"order-router local mode, data in {config.data_dir}",
@@ -190,6 +197,8 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
+            f"  Market data {config.market_url} (Kite simulator: /quote, /instruments); "
+            f"{market_line}",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
@@ -222,6 +231,8 @@ def _run_services(config: RuntimeConfig) -> int:
     except (ServiceStartError, OSError, RuntimeError) as exc:
         raise CliError(str(exc) or repr(exc)) from exc
     finally:
+        if market_sim is not None:
+            market_sim.stop()
         watchdog.stop()
         endpoints.unlink(missing_ok=True)
         credentials_file.unlink(missing_ok=True)
@@ -262,6 +273,31 @@ def _prepare_database(postgres: Any) -> tuple[str, list[str]]:
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
     url = str(postgres.url_for(DATABASE))
     return url, apply_migrations(url)
+
+
+def _start_market(config: RuntimeConfig) -> Any:
+    """The Kite simulator local mode takes its market data from (docs/market-data.md)."""
+    from local.runtime import MARKET_API_KEY, MARKET_TOKEN
+    from local.simulators import start_simulator
+
+    return start_simulator(
+        "kite", config.market_port, api_key=MARKET_API_KEY, access_token=MARKET_TOKEN
+    )
+
+
+def _load_market() -> str:
+    """Load the day's instrument master from the simulator, as the 08:40 IST schedule does."""
+    from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
+    from shared.wiring import get_wiring
+
+    try:
+        report = get_wiring().market_refresh.load_instruments()
+    except (MarketDataUnavailableError, DataUnavailableError) as exc:
+        return f"instrument load failed: {exc}"
+    return (
+        f"instruments loaded: {report.listed} listed, {report.written} written, "
+        f"{report.unchanged} unchanged, {report.bad_rows} bad rows, {report.no_band} without band"
+    )
 
 
 def _seed(redis_url: str) -> tuple[int, int]:
@@ -705,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(handler=_cmd_watch)
     _add_quarantine_parser(sub)
     _kill_switch_parser(sub)
+    _refresh_market_parser(sub)
     return parser
 
 
@@ -731,6 +768,18 @@ def _run_parser(sub: Any) -> None:
     )
     run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
     run.add_argument(
+        "--market-port",
+        type=int,
+        default=DEFAULT_MARKET_PORT,
+        help="the Kite simulator serving market data (/quote, /instruments)",
+    )
+    run.add_argument(
+        "--market-interval",
+        type=float,
+        default=60.0,
+        help="market-statistics refresh period (s)",
+    )
+    run.add_argument(
         "--ignore-market-hours",
         action="store_true",
         help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
@@ -747,6 +796,57 @@ def _kill_switch_parser(sub: Any) -> None:
     kill.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     kill.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
     kill.set_defaults(handler=_cmd_kill_switch)
+
+
+def _refresh_market_parser(sub: Any) -> None:
+    refresh = sub.add_parser(
+        "refresh-market",
+        help="load the instrument master and/or refresh market statistics of a running `run`",
+    )
+    refresh.add_argument("--job", choices=["instruments", "statistics", "all"], default="all")
+    refresh.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
+    refresh.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
+    refresh.add_argument(
+        "--market-port", type=int, default=DEFAULT_MARKET_PORT, help="the run's Kite simulator"
+    )
+    refresh.set_defaults(handler=_cmd_refresh_market)
+
+
+def _cmd_refresh_market(args: argparse.Namespace) -> int:
+    """Run the market-data jobs against a running local mode's stores and simulator."""
+    from local.runtime import DATABASE, HOST, MARKET_API_KEY, MARKET_TOKEN
+    from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
+    from shared.settings import Settings
+    from shared.wiring import Wiring
+
+    settings = Settings(
+        stage="local",
+        database_url=f"postgresql://postgres@{HOST}:{args.pg_port}/{DATABASE}",
+        redis_url=f"redis://{HOST}:{args.redis_port}/0",
+        db_pool_min=0,
+        db_pool_max=1,
+        market_data_source="kite",
+        market_data_base_url=f"http://{HOST}:{args.market_port}",
+        market_data_api_key=MARKET_API_KEY,
+        broker_secrets_json=json.dumps({"market-data/kite": MARKET_TOKEN}),
+    )
+    wiring = Wiring(settings)
+    results: dict[str, Any] = {}
+    try:
+        if args.job in ("instruments", "all"):
+            results["instruments"] = wiring.market_refresh.load_instruments().as_dict()
+        if args.job in ("statistics", "all"):
+            results["statistics"] = wiring.market_refresh.refresh_statistics().as_dict()
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"Postgres on port {args.pg_port} does not answer: is `order-router run` running?"
+        ) from exc
+    except MarketDataUnavailableError as exc:
+        raise CliError(f"market data unavailable: {exc}") from exc
+    finally:
+        wiring.close()
+    print(json.dumps(results, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

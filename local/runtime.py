@@ -49,6 +49,9 @@ BUS_NAME = "order-router"
 DATABASE = "order_router"
 SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 REGION = "ap-south-1"
+MARKET_API_KEY = "kite-key"
+MARKET_TOKEN = "kite-token"  # noqa: S105 - the local Kite simulator's own default, not a secret
+"""Credentials of the local Kite simulator that serves market data (its defaults)."""
 FUNCTIONS = (
     "route_order",
     "broker_webhook",
@@ -56,8 +59,15 @@ FUNCTIONS = (
     "ws_connect",
     "outbox_relay",
     "reconcile",
+    "market_refresh",
 )
-TIMEOUTS_S = {"route_order": 29, "broker_webhook": 29, "outbox_relay": 60, "reconcile": 60}
+TIMEOUTS_S = {
+    "route_order": 29,
+    "broker_webhook": 29,
+    "outbox_relay": 60,
+    "reconcile": 60,
+    "market_refresh": 300,
+}
 """Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
 
@@ -80,6 +90,15 @@ class RuntimeConfig:
     verbose: bool = False
     enforce_market_hours: bool = True
     """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
+    market_port: int = 8083
+    """The Kite simulator serving ``/quote`` and ``/instruments`` (docs/market-data.md)."""
+    market_interval_s: float = 60.0
+    """Period of the market-statistics refresh (EventBridge Scheduler's minute in AWS)."""
+
+    @property
+    def market_url(self) -> str:
+        """Base URL of the market-data simulator."""
+        return f"http://{HOST}:{self.market_port}"
 
     @property
     def api_url(self) -> str:
@@ -173,7 +192,10 @@ def handler_environment(
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,
-        broker_secrets_json=json.dumps(seed.webhook_secrets()),
+        broker_secrets_json=json.dumps(seed.webhook_secrets() | {"market-data/kite": MARKET_TOKEN}),
+        market_data_source="kite",
+        market_data_base_url=config.market_url,
+        market_data_api_key=MARKET_API_KEY,
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
@@ -255,15 +277,25 @@ class Schedule:
     invoker
         Runs the handler.
     function
-        ``outbox_relay`` or ``reconcile``.
+        ``outbox_relay``, ``reconcile`` or ``market_refresh``.
     interval_s
         Time between runs.
+    detail
+        The event to send (a Scheduler schedule's input); ``None`` sends an EventBridge
+        scheduled event.
     """
 
-    def __init__(self, invoker: Invoker, function: str, interval_s: float) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        function: str,
+        interval_s: float,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         self._invoker = invoker
         self._function = function
         self._interval_s = interval_s
+        self._input = detail
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=function, daemon=True)
 
@@ -290,6 +322,9 @@ class Schedule:
                 "resources": [],
                 "detail": {},
             }
+            if self._input is not None:
+                # EventBridge Scheduler delivers the schedule's own input instead.
+                event = dict(self._input)
             try:
                 result = self._invoker.invoke(self._function, event)
             except Exception:  # a failed run is retried by the next tick, as in AWS
@@ -367,6 +402,12 @@ class LocalRuntime:
         schedules = [
             Schedule(self.invoker, "outbox_relay", self.config.relay_interval_s),
             Schedule(self.invoker, "reconcile", self.config.reconcile_interval_s),
+            Schedule(
+                self.invoker,
+                "market_refresh",
+                self.config.market_interval_s,
+                {"job": "statistics"},
+            ),
         ]
         self.bus.start()
         tasks = {url: asyncio.create_task(server.serve()) for url, server in servers.items()}
