@@ -5,7 +5,8 @@ the last price is the latest fill in the symbol (else the reference), the depth 
 limit orders of the book merged with a market maker quoting one tick either side of the last
 price, the volume counts the book's fills on top of a base, and the circuit limits are the
 reference +/- ``band_pct``. ``stale_by_s`` back-dates every quote's timestamp (a stuck feed),
-and ``bad_rows`` are appended to the instruments dump verbatim (a broken dump).
+and ``bad_rows`` are appended to the instruments dump verbatim (a broken dump; to an exchange's
+dump when they end with its name).
 """
 
 from __future__ import annotations
@@ -179,5 +180,5 @@ class SimMarket:
                 f"{listing.reference},,0.0,{listing.tick},{listing.lot},EQ,{listing.exchange},"
                 f"{listing.exchange}"
             )
-        lines.extend(self.bad_rows)
+        lines.extend(r for r in self.bad_rows if exchange is None or r.endswith(f",{exchange}"))
         return "\n".join(lines) + "\n"

@@ -176,8 +176,11 @@ def listing_of(row: Mapping[str, str | None]) -> InstrumentListing | None:
     Raises
     ------
     BadRowError
-        When an in-universe row has a missing or unreadable field.
+        When the row has more or fewer fields than the header, or an in-universe row has a
+        missing or unreadable field.
     """
+    if None in row or any(value is None for value in row.values()):
+        raise BadRowError(f"row {dict(row)!r} does not have the dump's columns")
     exchange = (row.get("exchange") or "").strip()
     segment = (row.get("segment") or "").strip()
     kind = (row.get("instrument_type") or "").strip()
