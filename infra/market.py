@@ -14,10 +14,13 @@ quote stale and changes nothing (and says so), and risk refuses orders by the ma
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
+
+from infra import nag
 
 IST = cdk.TimeZone.ASIA_KOLKATA
 
@@ -33,6 +36,16 @@ class MarketSchedules(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, function: lambda_.IFunction) -> None:
         super().__init__(scope, construct_id)
+        # One role for both schedules, for this function only and for this account's schedules.
+        role = iam.Role(
+            self,
+            "InvokeRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+            ),
+            description="EventBridge Scheduler invokes market_refresh",
+        )
         self.instruments = scheduler.Schedule(
             self,
             "InstrumentsDaily",
@@ -43,6 +56,7 @@ class MarketSchedules(Construct):
             target=targets.LambdaInvoke(
                 function,
                 input=scheduler.ScheduleTargetInput.from_object({"job": "instruments"}),
+                role=role,
                 # A failed load is retried by the 08:55 run; retries would only pile up.
                 retry_attempts=2,
                 max_event_age=cdk.Duration.minutes(10),
@@ -58,8 +72,17 @@ class MarketSchedules(Construct):
             target=targets.LambdaInvoke(
                 function,
                 input=scheduler.ScheduleTargetInput.from_object({"job": "statistics"}),
+                role=role,
                 # The next minute's run replaces a missed one.
                 retry_attempts=0,
                 max_event_age=cdk.Duration.minutes(1),
             ),
+        )
+        # LambdaInvoke grants the role the function and "<arn>:*" (its versions and aliases).
+        nag.acknowledge(
+            role,
+            "IAM5",
+            "Scheduler may invoke market_refresh and its versions/aliases (what LambdaInvoke "
+            "grants); nothing else.",
+            finding=f"Resource::{nag.logical_ref(cdk.Stack.of(self), function.function_arn)}:*",
         )

@@ -23,6 +23,7 @@ FUNCTIONS = (
     "outbox_relay",
     "reconcile",
     "migrate",
+    "market_refresh",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 
