@@ -197,7 +197,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
-            f"  Market data {config.market_url} (Kite simulator: /quote, /instruments); "
+            f"  Quotes      {config.market_url} (Kite simulator: /quote, /instruments); "
             f"{market_line}",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
