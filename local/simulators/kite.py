@@ -1,4 +1,4 @@
-"""A local Zerodha Kite Connect v3 simulator: the order API and signed postbacks.
+"""A local Zerodha Kite Connect v3 simulator: the order API, signed postbacks and market data.
 
 Speaks https://kite.trade/docs/connect/v3/orders/ as the adapter does (see
 ``shared/adapters/brokers/kite.py``): ``X-Kite-Version: 3`` and ``Authorization: token
@@ -6,7 +6,10 @@ api_key:access_token`` on every call (403 ``TokenException`` otherwise), form-en
 ``{"status": "success", "data": ...}`` answers and ``{"status": "error", "message": ...,
 "error_type": ...}`` errors, 429 beyond the order rate limits. Postbacks are the order's JSON
 with ``checksum`` = SHA-256 hex of ``order_id + order_timestamp + api_secret``, as
-https://kite.trade/docs/connect/v3/postbacks/ describes.
+https://kite.trade/docs/connect/v3/postbacks/ describes. ``GET /quote?i=EXCHANGE:SYMBOL`` (up
+to 500) and ``GET /instruments[/{exchange}]`` (CSV with Kite's columns) serve the simulated
+market of ``local/simulators/market.py``, as https://kite.trade/docs/connect/v3/market-quotes/
+describes.
 """
 
 # Endpoints are closures over one simulator, each refusing bad calls as the broker does (many
