@@ -154,6 +154,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
         proxy_max_connections_percent=80,
         functions={
             "route_order": FunctionCapacity(20, _POOL),
+            "broker_connections": FunctionCapacity(2, _POOL),
             "broker_webhook": FunctionCapacity(10, _POOL),
             "track_execution": FunctionCapacity(5, _POOL),
             "outbox_relay": FunctionCapacity(1, _POOL),
@@ -161,6 +162,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "market_refresh": FunctionCapacity(2, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(10),
+            "admin": FunctionCapacity(2, _POOL),
         },
     ),
     "prod": StageCapacity(
@@ -169,6 +171,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
         proxy_max_connections_percent=80,
         functions={
             "route_order": FunctionCapacity(300, _POOL),
+            "broker_connections": FunctionCapacity(10, _POOL),
             "broker_webhook": FunctionCapacity(100, _POOL),
             "track_execution": FunctionCapacity(25, _POOL),
             "outbox_relay": FunctionCapacity(1, _POOL),
@@ -176,6 +179,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "market_refresh": FunctionCapacity(2, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(100),
+            "admin": FunctionCapacity(5, _POOL),
         },
     ),
 }

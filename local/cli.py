@@ -28,6 +28,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from local.runtime import RuntimeConfig
+    from local.simulators.fleet import Fleet
 
 DEFAULT_DATA_DIR = ".local"
 DEFAULT_HTTP_PORT = 8080
@@ -35,8 +36,9 @@ DEFAULT_WS_PORT = 8081
 DEFAULT_INTERNAL_PORT = 8082
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
-DEFAULT_MARKET_PORT = 8083
 DEFAULT_USER = "trader-1"
+LOCAL_ADMIN = "local-admin"
+"""Subject of an ADMIN token minted without ``--user``."""
 TOKEN_TTL_S = 12 * 3600
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "internal-credentials.json"
@@ -78,7 +80,6 @@ def _run(args: argparse.Namespace) -> int:
         reconcile_after_s=args.reconcile_after,
         verbose=args.verbose,
         enforce_market_hours=not args.ignore_market_hours,
-        market_port=args.market_port,
         market_interval_s=args.market_interval,
     )
     logging.basicConfig(
@@ -116,7 +117,6 @@ def _check_ports(config: RuntimeConfig) -> None:
         "internal API": config.internal_port,
         "PostgreSQL": config.pg_port,
         "Redis": config.redis_port,
-        "market-data simulator": config.market_port,
     }
     if len(set(ports.values())) < len(ports):
         raise CliError(f"ports must differ: {ports}", status=2)
@@ -128,6 +128,7 @@ def _check_ports(config: RuntimeConfig) -> None:
 
 
 def _run_services(config: RuntimeConfig) -> int:
+    from local.brokers import connection_key, market_feed, start_simulated_brokers
     from local.internal_server import new_credentials
     from local.runtime import (
         LocalRuntime,
@@ -156,13 +157,14 @@ def _run_services(config: RuntimeConfig) -> int:
             ("Redis", redis_server.running, redis_server.start),
         ]
     )
-    market_sim: Any = None
+    fleet = None
     try:
         postgres.start()
         redis_server.start()
         watchdog.start()
-        market_sim = _start_market(config)
         database_url, applied = _prepare_database(postgres)
+        fleet = start_simulated_brokers(config.api_url)
+        market = market_feed(fleet)
         apply_environment(
             handler_environment(
                 config,
@@ -170,6 +172,9 @@ def _run_services(config: RuntimeConfig) -> int:
                 redis_url=redis_server.url,
                 secret=secret,
                 credentials=credentials,
+                broker_secrets=fleet.secrets,
+                connection_key=connection_key(config.data_dir),
+                market=market,
             )
         )
         _write_private(
@@ -179,10 +184,17 @@ def _run_services(config: RuntimeConfig) -> int:
                     "endpoint": config.internal_url,
                     "accessKeyId": credentials.access_key_id,
                     "secretAccessKey": credentials.secret_access_key,
+                    # order-router refresh-market calls the simulator as the platform does.
+                    "marketData": {
+                        "url": market.url,
+                        "apiKey": market.api_key,
+                        "token": market.token,
+                    },
                 }
             ),
         )
-        brokers, profiles = _seed(redis_server.url)
+        brokers, profiles = _seed(redis_server.url, fleet)
+        linked = _link_local_trader(fleet)
         market_line = _load_market()
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
         lines = [
@@ -196,8 +208,12 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
+            *(
+                f"  Simulated   {name} at {running.url} (broker {linked.get(name, '?')})"
+                for name, running in fleet.simulators.items()
+            ),
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
-            f"  Quotes      {config.market_url} (Kite simulator: /quote, /instruments); "
+            f"  Quotes      {market.url} (the Kite simulator's /quote, /instruments); "
             f"{market_line}",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
@@ -212,7 +228,11 @@ def _run_services(config: RuntimeConfig) -> int:
             f"Live updates:  order-router watch{_data_dir_option(config.data_dir)}",
             "Ctrl-C stops everything.",
         ]
-        runtime = LocalRuntime(config, credentials)
+        runtime = LocalRuntime(
+            config,
+            credentials,
+            simulator_urls={name: r.url for name, r in fleet.simulators.items()},
+        )
 
         def ready() -> None:
             endpoints.write_text(
@@ -231,8 +251,8 @@ def _run_services(config: RuntimeConfig) -> int:
     except (ServiceStartError, OSError, RuntimeError) as exc:
         raise CliError(str(exc) or repr(exc)) from exc
     finally:
-        if market_sim is not None:
-            market_sim.stop()
+        if fleet is not None:
+            fleet.stop()
         watchdog.stop()
         endpoints.unlink(missing_ok=True)
         credentials_file.unlink(missing_ok=True)
@@ -275,16 +295,6 @@ def _prepare_database(postgres: Any) -> tuple[str, list[str]]:
     return url, apply_migrations(url)
 
 
-def _start_market(config: RuntimeConfig) -> Any:
-    """The Kite simulator local mode takes its market data from (docs/market-data.md)."""
-    from local.runtime import MARKET_API_KEY, MARKET_TOKEN
-    from local.simulators import start_simulator
-
-    return start_simulator(
-        "kite", config.market_port, api_key=MARKET_API_KEY, access_token=MARKET_TOKEN
-    )
-
-
 def _load_market() -> str:
     """Load the day's instrument master from the simulator, as the 08:40 IST schedule does."""
     from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
@@ -300,10 +310,11 @@ def _load_market() -> str:
     )
 
 
-def _seed(redis_url: str) -> tuple[int, int]:
+def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
     import redis
 
     from local import seed
+    from local.brokers import seed_simulated_brokers
     from shared.adapters.postgres.pool import Database, create_pool
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.profile_cache import RedisProfileCache
@@ -314,9 +325,9 @@ def _seed(redis_url: str) -> tuple[int, int]:
     settings = get_settings()
     database = Database(create_pool(settings))
     try:
-        counts = seed.seed(
-            database, datetime.now(UTC), keep_for=timedelta(seconds=settings.profile_max_age_s)
-        )
+        keep_for = timedelta(seconds=settings.profile_max_age_s)
+        brokers, profiles = seed.seed(database, datetime.now(UTC), keep_for=keep_for)
+        profiles += seed_simulated_brokers(database, fleet, datetime.now(UTC), keep_for=keep_for)
     finally:
         database.close()
     # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.
@@ -326,7 +337,26 @@ def _seed(redis_url: str) -> tuple[int, int]:
         RedisConnectionRegistry(client).clear()
     finally:
         client.close()
-    return counts
+    return brokers, profiles
+
+
+def _link_local_trader(fleet: Fleet) -> dict[str, str]:
+    """Link the local trader's simulated accounts through the real flows: adapter -> status."""
+    from local.brokers import BROKER_IDS, link_trader
+    from shared.settings import get_settings
+    from shared.wiring import Wiring
+
+    wiring = Wiring(get_settings())
+    try:
+        views = link_trader(wiring.broker_links, fleet, DEFAULT_USER)
+    finally:
+        wiring.close()
+    by_broker = {view.broker_id: view for view in views}
+    return {
+        adapter: f"{broker_id}, {DEFAULT_USER} {by_broker[broker_id].status.value}"
+        for adapter, broker_id in BROKER_IDS.items()
+        if broker_id in by_broker
+    }
 
 
 def market_status(enforced: bool, now: datetime) -> str:
@@ -402,7 +432,8 @@ def _price(text: str) -> str:
 
 def _cmd_token(args: argparse.Namespace) -> int:
     groups = tuple(args.group or ["TRADER"])
-    print(_token(_secret(args.data_dir), args.user, groups, args.ttl))
+    user = args.user or (LOCAL_ADMIN if "ADMIN" in groups else DEFAULT_USER)
+    print(_token(_secret(args.data_dir), user, groups, args.ttl))
     return 0
 
 
@@ -694,8 +725,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")
-    token.add_argument("--user", required=True)
-    token.add_argument("--group", action="append", help="repeatable; default TRADER")
+    token.add_argument(
+        "--user", help=f"subject; default {DEFAULT_USER}, or {LOCAL_ADMIN} with --group ADMIN"
+    )
+    token.add_argument("--group", action="append", help="repeatable: TRADER (default), ADMIN")
     token.add_argument(
         "--ttl", type=_positive_int, default=TOKEN_TTL_S, help="lifetime in seconds (> 0)"
     )
@@ -768,12 +801,6 @@ def _run_parser(sub: Any) -> None:
     )
     run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
     run.add_argument(
-        "--market-port",
-        type=int,
-        default=DEFAULT_MARKET_PORT,
-        help="the Kite simulator serving market data (/quote, /instruments)",
-    )
-    run.add_argument(
         "--market-interval",
         type=float,
         default=60.0,
@@ -804,21 +831,30 @@ def _refresh_market_parser(sub: Any) -> None:
         help="load the instrument master and/or refresh market statistics of a running `run`",
     )
     refresh.add_argument("--job", choices=["instruments", "statistics", "all"], default="all")
+    refresh.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="the running `run`'s")
     refresh.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
     refresh.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
-    refresh.add_argument(
-        "--market-port", type=int, default=DEFAULT_MARKET_PORT, help="the run's Kite simulator"
-    )
     refresh.set_defaults(handler=_cmd_refresh_market)
+
+
+def _running_market(data_dir: Path) -> dict[str, str]:
+    """The market-data simulator of the `run` using ``data_dir`` (from its credentials file)."""
+    path = data_dir / CREDENTIALS_FILE
+    try:
+        feed = json.loads(path.read_text())["marketData"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"no running `order-router run` found in {data_dir} ({path})") from exc
+    return {key: str(feed[key]) for key in ("url", "apiKey", "token")}
 
 
 def _cmd_refresh_market(args: argparse.Namespace) -> int:
     """Run the market-data jobs against a running local mode's stores and simulator."""
-    from local.runtime import DATABASE, HOST, MARKET_API_KEY, MARKET_TOKEN
+    from local.runtime import DATABASE, HOST, MARKET_TOKEN_REF
     from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
     from shared.settings import Settings
     from shared.wiring import Wiring
 
+    feed = _running_market(Path(args.data_dir))
     settings = Settings(
         stage="local",
         database_url=f"postgresql://postgres@{HOST}:{args.pg_port}/{DATABASE}",
@@ -826,9 +862,9 @@ def _cmd_refresh_market(args: argparse.Namespace) -> int:
         db_pool_min=0,
         db_pool_max=1,
         market_data_source="kite",
-        market_data_base_url=f"http://{HOST}:{args.market_port}",
-        market_data_api_key=MARKET_API_KEY,
-        broker_secrets_json=json.dumps({"market-data/kite": MARKET_TOKEN}),
+        market_data_base_url=feed["url"],
+        market_data_api_key=feed["apiKey"],
+        broker_secrets_json=json.dumps({MARKET_TOKEN_REF: feed["token"]}),
     )
     wiring = Wiring(settings)
     results: dict[str, Any] = {}

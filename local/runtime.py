@@ -49,9 +49,22 @@ BUS_NAME = "order-router"
 DATABASE = "order_router"
 SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 REGION = "ap-south-1"
-MARKET_API_KEY = "kite-key"
-MARKET_TOKEN = "kite-token"  # noqa: S105 - the local Kite simulator's own default, not a secret
-"""Credentials of the local Kite simulator that serves market data (its defaults)."""
+MARKET_TOKEN_REF = "market-data/kite"  # noqa: S105 - a secret-store reference
+
+
+@dataclass(frozen=True)
+class MarketFeed:
+    """The Kite simulator local mode takes its market data from, and the platform credential.
+
+    The token is the platform's own session at the simulator (not a trader's), stored under
+    ``market-data/kite`` as in AWS (docs/market-data.md).
+    """
+
+    url: str
+    api_key: str
+    token: str
+
+
 FUNCTIONS = (
     "route_order",
     "broker_webhook",
@@ -59,11 +72,15 @@ FUNCTIONS = (
     "ws_connect",
     "outbox_relay",
     "reconcile",
+    "admin",
+    "broker_connections",
     "market_refresh",
 )
 TIMEOUTS_S = {
     "route_order": 29,
+    "admin": 29,
     "broker_webhook": 29,
+    "broker_connections": 29,
     "outbox_relay": 60,
     "reconcile": 60,
     "market_refresh": 300,
@@ -87,18 +104,14 @@ class RuntimeConfig:
     relay_interval_s: float = 5.0
     reconcile_interval_s: float = 10.0
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
+    poll_after_s: float = 15.0
+    """Children without a terminal report this long are polled by the reconcile timer (shorter
+    than in AWS: a withheld simulator postback is recovered while one watches)."""
     verbose: bool = False
     enforce_market_hours: bool = True
     """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
-    market_port: int = 8083
-    """The Kite simulator serving ``/quote`` and ``/instruments`` (docs/market-data.md)."""
     market_interval_s: float = 60.0
     """Period of the market-statistics refresh (EventBridge Scheduler's minute in AWS)."""
-
-    @property
-    def market_url(self) -> str:
-        """Base URL of the market-data simulator."""
-        return f"http://{HOST}:{self.market_port}"
 
     @property
     def api_url(self) -> str:
@@ -157,6 +170,9 @@ def handler_environment(
     redis_url: str,
     secret: str,
     credentials: InternalCredentials,
+    broker_secrets: dict[str, str] | None = None,
+    connection_key: str | None = None,
+    market: MarketFeed | None = None,
 ) -> dict[str, str]:
     """Every environment variable the handlers read in local mode.
 
@@ -170,6 +186,12 @@ def handler_environment(
         The local issuer's secret.
     credentials
         This run's key pair: boto3 signs the handlers' calls to the internal server with it.
+    broker_secrets
+        More broker secrets (the simulated brokers' webhook and app secrets).
+    connection_key
+        The local key-encryption key of traders' broker tokens (64 hex characters).
+    market
+        The Kite simulator serving market data; ``None`` prices from the profiles.
 
     Returns
     -------
@@ -189,13 +211,19 @@ def handler_environment(
         event_bus_endpoint_url=config.internal_url,
         ws_management_endpoint=config.internal_url,
         reconcile_after_s=config.reconcile_after_s,
+        poll_after_s=config.poll_after_s,
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,
-        broker_secrets_json=json.dumps(seed.webhook_secrets() | {"market-data/kite": MARKET_TOKEN}),
-        market_data_source="kite",
-        market_data_base_url=config.market_url,
-        market_data_api_key=MARKET_API_KEY,
+        broker_secrets_json=json.dumps(
+            seed.webhook_secrets()
+            | (broker_secrets or {})
+            | ({MARKET_TOKEN_REF: market.token} if market is not None else {})
+        ),
+        local_connection_key=connection_key,
+        market_data_source="kite" if market is not None else "profiles",
+        market_data_base_url=market.url if market is not None else None,
+        market_data_api_key=market.api_key if market is not None else None,
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
@@ -346,11 +374,22 @@ class LocalRuntime:
         Ports and intervals.
     credentials
         This run's key pair, which the internal server requires.
+    simulator_urls
+        The broker simulators' API roots by adapter (local/brokers.py), for what else needs
+        them (the market-data adapter reads the Kite simulator's quotes).
     """
 
-    def __init__(self, config: RuntimeConfig, credentials: InternalCredentials) -> None:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        credentials: InternalCredentials,
+        *,
+        simulator_urls: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.credentials = credentials
+        self.simulator_urls = dict(simulator_urls or {})
+        """Adapter (``kite``, ``upstox``, ``dhan``) -> its running simulator's API root."""
         self.invoker = Invoker()
         self.bus = LocalEventBus(
             BUS_NAME,

@@ -44,7 +44,6 @@ class Runtime:
     data_dir: Path
     pg_port: int
     redis_port: int
-    market_port: int
     process: subprocess.Popen[bytes]
     log: Path
 
@@ -114,7 +113,7 @@ def start_runtime(data_dir: Path, *options: str) -> Runtime:
 
     ``options`` are more ``run`` options (e.g. ``--reconcile-after=2``).
     """
-    http_port, ws_port, internal_port, pg_port, redis_port, market_port = _distinct_free_ports(6)
+    http_port, ws_port, internal_port, pg_port, redis_port = _distinct_free_ports(5)
     log = data_dir.parent / f"{data_dir.name}-{http_port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -128,7 +127,6 @@ def start_runtime(data_dir: Path, *options: str) -> Runtime:
                 f"--internal-port={internal_port}",
                 f"--pg-port={pg_port}",
                 f"--redis-port={redis_port}",
-                f"--market-port={market_port}",
                 f"--data-dir={data_dir}",
                 "--relay-interval=1",
                 # The suite runs at any hour; the hours rule is tested in tests/handlers.
@@ -147,7 +145,6 @@ def start_runtime(data_dir: Path, *options: str) -> Runtime:
         data_dir=data_dir,
         pg_port=pg_port,
         redis_port=redis_port,
-        market_port=market_port,
         process=process,
         log=log,
     )

@@ -137,9 +137,9 @@ def test_refresh_market_loads_the_master_and_refreshes_statistics_from_the_simul
 ) -> None:
     # GIVEN a running local mode, whose start already loaded today's instruments
     ports = (
+        f"--data-dir={runtime.data_dir}",
         f"--pg-port={runtime.pg_port}",
         f"--redis-port={runtime.redis_port}",
-        f"--market-port={runtime.market_port}",
     )
     # WHEN both market jobs are run from the command line
     outcome = cli("refresh-market", *ports)
@@ -152,15 +152,9 @@ def test_refresh_market_loads_the_master_and_refreshes_statistics_from_the_simul
     assert statistics["refreshed"] == statistics["symbols"] > 0
 
 
-def test_refresh_market_without_a_simulator_says_so(runtime: Runtime) -> None:
-    # GIVEN a port where no simulator listens WHEN the load is asked for
-    outcome = cli(
-        "refresh-market",
-        "--job=instruments",
-        f"--pg-port={runtime.pg_port}",
-        f"--redis-port={runtime.redis_port}",
-        "--market-port=1",
-    )
-    # THEN one error line says market data is unavailable, no traceback
+def test_refresh_market_without_a_running_local_mode_says_so(tmp_path: Path) -> None:
+    # GIVEN a data dir no run uses WHEN the load is asked for
+    outcome = cli("refresh-market", "--job=instruments", f"--data-dir={tmp_path}")
+    # THEN one error line says no run was found, no traceback
     assert outcome.returncode == 1
-    assert "market data unavailable" in one_error_line(outcome)
+    assert "no running `order-router run` found" in one_error_line(outcome)
