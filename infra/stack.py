@@ -198,7 +198,9 @@ class OrderRouterStack(cdk.Stack):
             description="Admin HTTP routes: brokers and their routing status, profiles, audit",
             security_groups=app_sgs,
             no_dlq_reason=SYNCHRONOUS,
-            settings={**postgres, **redis, **push},
+            # A market refresh on demand runs the market_refresh jobs (docs/market-data.md).
+            timeout=cdk.Duration.seconds(29),
+            settings={**postgres, **redis, **push, **market},
         )
         migrate = factory.create(
             "migrate",
@@ -232,7 +234,14 @@ class OrderRouterStack(cdk.Stack):
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_connections, broker_webhook, reconcile, market_refresh):
+        for fn in (
+            route_order,
+            broker_connections,
+            broker_webhook,
+            reconcile,
+            market_refresh,
+            admin,
+        ):
             brokers.secret.grant_read(fn)
         # Only the link flows seal tokens; placing and reconciling orders only open them.
         connection_key.grant_seal(broker_connections)

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
-from shared.domain.models import SYMBOL_PATTERN, Exchange, Quote
+from shared.domain.models import SYMBOL_PATTERN, Exchange, FrozenModel, Quote
 from shared.domain.risk import IST, Instrument
 
 _SYMBOL = re.compile(SYMBOL_PATTERN)
@@ -313,3 +314,37 @@ class StatisticsReport:
 def batches(items: Sequence[tuple[Exchange, str]], size: int) -> list[list[tuple[Exchange, str]]]:
     """``items`` in consecutive batches of at most ``size`` (the quote API's per-call cap)."""
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# -- the admin trigger (POST /api/v1/admin/market/refresh) ----------------------------------------
+
+MarketJob = Literal["instruments", "statistics"]
+
+
+class MarketRefreshRequest(FrozenModel):
+    """Which market-data job to run now."""
+
+    job: MarketJob
+
+
+class MarketRefreshResult(FrozenModel):
+    """A job's counts (``LoadReport`` or ``StatisticsReport``; the other's fields are ``None``)."""
+
+    job: MarketJob
+    rows: int | None = None
+    listed: int | None = None
+    written: int | None = None
+    unchanged: int | None = None
+    bad_rows: int | None = None
+    no_band: int | None = None
+    symbols: int | None = None
+    refreshed: int | None = None
+    profiles: int | None = None
+    stale: int | None = None
+    unavailable: int | None = None
+    reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, job: MarketJob, report: LoadReport | StatisticsReport) -> MarketRefreshResult:
+        """The result of ``report``."""
+        return cls.model_validate({"job": job, **report.as_dict()})

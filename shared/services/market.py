@@ -20,6 +20,7 @@ from shared.domain.market import (
     BadRowError,
     InstrumentListing,
     LoadReport,
+    MarketJob,
     MarketQuote,
     MarketStatistics,
     StatisticsReport,
@@ -166,6 +167,10 @@ class MarketRefresh:
         self._clock = clock
         self._max_age_s = max_age_s
         self._exchanges = exchanges
+
+    def run(self, job: MarketJob) -> LoadReport | StatisticsReport:
+        """Run one job now (the admin trigger, the CLI): see the two below."""
+        return self.load_instruments() if job == "instruments" else self.refresh_statistics()
 
     def load_instruments(self) -> LoadReport:
         """Load the day's instrument master: the dump's rules with the quote's circuit limits.
