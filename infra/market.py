@@ -18,11 +18,43 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from infra import nag
+from infra.config import DeployConfig
+from infra.data import MANAGED_KEY_REASON
 
 IST = cdk.TimeZone.ASIA_KOLKATA
+
+
+class MarketDataSecret(Construct):
+    """The platform's market-data session token, apart from every broker credential.
+
+    A JSON object ``{"market-data/kite": "<access token>"}`` written by an operator after the
+    day's Kite login (docs/deploy.md); its own secret so that the functions reading quotes
+    (routing, the admin trigger) never get the brokers' order credentials.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = sm.Secret(
+            self,
+            "Secret",
+            secret_name=f"order-router/{config.stage}/market-data",
+            description="The platform Kite session's access token for market data",
+            secret_string_value=cdk.SecretValue.unsafe_plain_text("{}"),
+            removal_policy=(
+                cdk.RemovalPolicy.RETAIN if config.is_prod else cdk.RemovalPolicy.DESTROY
+            ),
+        )
+        nag.skip_checkov(self.secret, "CKV_AWS_149", MANAGED_KEY_REASON)
+        nag.acknowledge(
+            self.secret,
+            "SMG4",
+            "Kite issues the session token at the day's login and it expires every morning; an "
+            "operator writes it here, so no rotation Lambda can do it.",
+        )
 
 
 class MarketSchedules(Construct):

@@ -15,7 +15,7 @@ from infra.config import DeployConfig
 from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
-from infra.market import MarketSchedules
+from infra.market import MarketDataSecret, MarketSchedules
 from infra.migrations import Migrations
 from infra.network import POSTGRES_PORT, Network
 from infra.observability import Observability
@@ -86,11 +86,12 @@ class OrderRouterStack(cdk.Stack):
         }
         redis: SettingValues = {"redis_url": cache.redis_url}
 
+        market_data = MarketDataSecret(self, "MarketDataSecret", config=config)
         market = {
             "market_data_source": "kite",
             "market_data_api_key": config.market_data_api_key,
-            # The platform token is read from the broker secret (docs/market-data.md).
-            "broker_secrets_arn": brokers.secret.secret_arn,
+            # The platform token has a secret of its own (docs/market-data.md).
+            "market_data_secret_arn": market_data.secret.secret_arn,
         }
         # The WebSocket API needs ws_connect first; the pushers need the API's endpoint.
         ws_connect = factory.create(
@@ -124,6 +125,7 @@ class OrderRouterStack(cdk.Stack):
                 **push,
                 **market,
                 "event_bus_name": bus.bus.event_bus_name,
+                "broker_secrets_arn": brokers.secret.secret_arn,
                 "connection_kms_key_id": connection_key.key.key_arn,
                 "jwt_issuer": auth.issuer,
                 "jwt_audience": auth.audience,
@@ -234,15 +236,10 @@ class OrderRouterStack(cdk.Stack):
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (
-            route_order,
-            broker_connections,
-            broker_webhook,
-            reconcile,
-            market_refresh,
-            admin,
-        ):
+        for fn in (route_order, broker_connections, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
+        for fn in (route_order, market_refresh, admin):
+            market_data.secret.grant_read(fn)
         # Only the link flows seal tokens; placing and reconciling orders only open them.
         connection_key.grant_seal(broker_connections)
         for fn in (route_order, reconcile):
@@ -298,6 +295,10 @@ class OrderRouterStack(cdk.Stack):
             "UserPoolClientId": (auth.audience, "Dashboard app client id (JWT audience)"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
+            "MarketDataSecretArn": (
+                market_data.secret.secret_arn,
+                "Platform Kite token for market data (JSON: market-data/kite)",
+            ),
             "ConnectionKeyArn": (connection_key.key.key_arn, "KMS key of traders' broker tokens"),
             "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
             "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     market_data_api_key: str | None = None
     """The platform Kite app's API key (not a trader's)."""
     market_data_token_ref: str = "market-data/kite"  # noqa: S105 (a reference, not a secret)
+    market_data_secret_arn: str | None = None
+    """The secret holding the token (AWS: its own, apart from the brokers'); unset reads it from
+    the broker secret store (local mode, tests)."""
     """Secret-store reference of the platform session's access token."""
     market_data_timeout_ms: int = Field(default=2_000, ge=10)
     market_quote_max_age_s: float = Field(default=30.0, gt=0)

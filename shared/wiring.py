@@ -519,11 +519,14 @@ class Wiring:
     def market_source(self) -> MarketDataSource:
         """Kite's market-data API on the platform's connection (key in settings, token secret)."""
         from shared.adapters.brokers.kite_market import KiteMarketData
+        from shared.adapters.secrets import SecretsManagerStore
 
         ref = self.settings.market_data_token_ref
+        arn = self.settings.market_data_secret_arn
+        store = SecretsManagerStore(arn) if arn else self.secrets
 
         def token() -> str:
-            current = self.secrets.get(ref)
+            current = store.get(ref)
             return current[0] if current else ""
 
         return KiteMarketData(

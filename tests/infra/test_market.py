@@ -54,16 +54,23 @@ def test_the_scheduler_role_may_invoke_only_market_refresh(dev: Template) -> Non
         assert all(function_id in str(t) for t in targets)
 
 
-def test_market_refresh_reads_the_platform_token_and_the_database(dev: Template) -> None:
+def test_market_refresh_reads_the_platform_token_never_the_brokers(dev: Template) -> None:
     # GIVEN the function WHEN synthesized THEN market data comes from Kite with the platform
-    # token in the broker secret; it reads secrets but publishes and pushes nothing
+    # token in a secret of its own; the brokers' credentials stay out of reach; it publishes
+    # and pushes nothing
     function_id, fn = function_by_handler(dev, "market_refresh")
     variables = fn["Properties"]["Environment"]["Variables"]
     assert variables["ROUTER_MARKET_DATA_SOURCE"] == "kite"
-    assert "ROUTER_BROKER_SECRETS_ARN" in variables
+    assert "ROUTER_BROKER_SECRETS_ARN" not in variables
     assert "ROUTER_REDIS_URL" in variables
-    actions = actions_of(policy_statements(dev, function_id))
-    assert "secretsmanager:GetSecretValue" in actions
+    secrets = dev.find_resources("AWS::SecretsManager::Secret")
+    market_secret = next(k for k in secrets if k.startswith("MarketDataSecret"))
+    broker_secret = next(k for k in secrets if k.startswith("Brokers"))
+    statements = policy_statements(dev, function_id)
+    assert variables["ROUTER_MARKET_DATA_SECRET_ARN"] == {"Ref": market_secret}
+    assert market_secret in str(statements)
+    assert broker_secret not in str(statements)
+    actions = actions_of(statements)
     assert "events:PutEvents" not in actions
     assert "execute-api:ManageConnections" not in actions
 
@@ -72,3 +79,16 @@ def test_route_order_quotes_from_kite_too(dev: Template) -> None:
     # GIVEN routing and risk WHEN synthesized THEN their quotes come from the same source
     _, fn = function_by_handler(dev, "route_order")
     assert fn["Properties"]["Environment"]["Variables"]["ROUTER_MARKET_DATA_SOURCE"] == "kite"
+
+
+def test_admin_may_run_the_market_jobs_on_demand(dev: Template) -> None:
+    # GIVEN the admin function WHEN synthesized THEN it reads market data as market_refresh does,
+    # within API Gateway's 29 s, and its POST market/refresh route exists
+    function_id, fn = function_by_handler(dev, "admin")
+    assert fn["Properties"]["Environment"]["Variables"]["ROUTER_MARKET_DATA_SOURCE"] == "kite"
+    assert fn["Properties"]["Timeout"] == 29
+    assert "secretsmanager:GetSecretValue" in actions_of(policy_statements(dev, function_id))
+    routes = {
+        r["Properties"]["RouteKey"] for r in resources(dev, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert "POST /api/v1/admin/market/refresh" in routes
