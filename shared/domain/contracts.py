@@ -121,6 +121,7 @@ class ApiPath(StrEnum):
     BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"
     BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
     BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
+    ADMIN_MARKET_REFRESH = f"{ADMIN_PREFIX}/market/refresh"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")

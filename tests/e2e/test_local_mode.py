@@ -486,3 +486,12 @@ def test_data_and_tokens_survive_a_restart(tmp_path: Any) -> None:
     assert analytics.status_code == 200
     assert analytics.json()["summary"]["orders"] == 1
     assert again.status_code == 200, again.text
+
+
+def test_run_loads_the_instrument_master_from_its_kite_simulator(runtime: Runtime) -> None:
+    # GIVEN the suite's run; WHEN its banner's quotes line is read
+    [quotes] = [line for line in runtime.output().splitlines() if line.startswith("  Quotes")]
+    # THEN market data comes from the Kite simulator, whose dump was loaded at start
+    assert "Kite simulator" in quotes
+    assert f"{len(seed.SYMBOLS) * 2} listed" in quotes
+    assert "0 bad rows, 0 without band" in quotes
