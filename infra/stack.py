@@ -163,6 +163,15 @@ class OrderRouterStack(cdk.Stack):
                 "broker_secrets_arn": brokers.secret.secret_arn,
             },
         )
+        rollup_analytics = factory.create(
+            "rollup_analytics",
+            description="Hourly analytics roll-ups, execution_metrics partitions and retention",
+            security_groups=app_sgs,
+            no_dlq_reason="Started every 15 minutes by a schedule without retries: a failed "
+            "run leaves the watermark where it was and the next run rolls the same hours.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres},
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -180,7 +189,15 @@ class OrderRouterStack(cdk.Stack):
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (route_order, broker_webhook, track_execution, outbox_relay, reconcile, migrate):
+        for fn in (
+            route_order,
+            broker_webhook,
+            track_execution,
+            outbox_relay,
+            reconcile,
+            migrate,
+            rollup_analytics,
+        ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
@@ -193,6 +210,7 @@ class OrderRouterStack(cdk.Stack):
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
         bus.schedule_reconciler(reconcile)
+        bus.schedule_rollup(rollup_analytics)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 

@@ -56,8 +56,15 @@ FUNCTIONS = (
     "ws_connect",
     "outbox_relay",
     "reconcile",
+    "rollup_analytics",
 )
-TIMEOUTS_S = {"route_order": 29, "broker_webhook": 29, "outbox_relay": 60, "reconcile": 60}
+TIMEOUTS_S = {
+    "route_order": 29,
+    "broker_webhook": 29,
+    "outbox_relay": 60,
+    "reconcile": 60,
+    "rollup_analytics": 300,
+}
 """Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
 
@@ -76,6 +83,8 @@ class RuntimeConfig:
     redis_port: int = 63799
     relay_interval_s: float = 5.0
     reconcile_interval_s: float = 10.0
+    rollup_interval_s: float = 60.0
+    """The analytics roll-up (every 15 minutes in AWS): each run only rolls what closed."""
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
     verbose: bool = False
     enforce_market_hours: bool = True
@@ -367,6 +376,7 @@ class LocalRuntime:
         schedules = [
             Schedule(self.invoker, "outbox_relay", self.config.relay_interval_s),
             Schedule(self.invoker, "reconcile", self.config.reconcile_interval_s),
+            Schedule(self.invoker, "rollup_analytics", self.config.rollup_interval_s),
         ]
         self.bus.start()
         tasks = {url: asyncio.create_task(server.serve()) for url, server in servers.items()}

@@ -23,6 +23,7 @@ FUNCTIONS = (
     "outbox_relay",
     "reconcile",
     "migrate",
+    "rollup_analytics",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 
