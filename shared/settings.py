@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     """Hours one run rolls at most (a month); a lagging job catches up over several runs."""
     partition_ahead_days: int = Field(default=62, ge=1)
     """Monthly partitions of ``execution_metrics`` are created this far ahead."""
+    rollup_statement_timeout_ms: int = Field(default=240_000, ge=1_000)
+    """The roll-up job's statements read hours of raw rows: their own, longer timeout."""
     execution_retention_days: int = Field(default=400, ge=2)
     """Raw execution rows older than this are dropped a partition at a time; roll-ups stay."""
 

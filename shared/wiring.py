@@ -415,7 +415,9 @@ class Wiring:
 
         settings = self.settings
         return RollupJob(
-            PostgresRollups(self.database),
+            PostgresRollups(
+                self.database, statement_timeout_ms=settings.rollup_statement_timeout_ms
+            ),
             clock=utc_now,
             policy=RollupPolicy(
                 settle=timedelta(seconds=settings.rollup_settle_s),

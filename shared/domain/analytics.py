@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -216,20 +216,48 @@ def floor_day(moment: datetime) -> datetime:
     return floor_hour(moment).replace(hour=0)
 
 
+def floor_month(moment: datetime) -> datetime:
+    """The start of ``moment``'s UTC month."""
+    return floor_day(moment).replace(day=1)
+
+
+def _ceil(moment: datetime, floor: Callable[[datetime], datetime], step: timedelta) -> datetime:
+    # The next boundary at or after ``moment``; a month's is found past its longest length.
+    low = floor(moment)
+    return low if low == moment else floor(low + step)
+
+
 @dataclass(frozen=True, slots=True)
 class AnalyticsWindow:
     """Where each part of a window is read from.
 
-    ``[start, now)`` is the window: whole UTC days ``[day_from, day_to)`` from daily roll-ups,
-    ``hour_ranges`` from hourly roll-ups, and ``[live_from, now)`` from the raw tables (the
-    current hour, and any hour the roll-up job has not closed yet).
+    ``[start, now)`` is the window: ``ranges`` of roll-up rows (grain ``m``onth, ``d``ay or
+    ``h``our, each ``[from, to)``, together exactly ``[start, live_from)``), then the raw rows
+    from ``live_from`` (the current hour, and any hour the roll-up job has not closed yet).
     """
 
     start: datetime
-    day_from: datetime
-    day_to: datetime
-    hour_ranges: tuple[tuple[datetime, datetime], ...]
+    ranges: tuple[tuple[str, datetime, datetime], ...]
     live_from: datetime
+
+
+def _cover(low: datetime, high: datetime) -> list[tuple[str, datetime, datetime]]:
+    # Whole months in the middle, whole days around them, hours at the ends: the fewest rows.
+    day_low, day_high = _ceil(low, floor_day, DAY), floor_day(high)
+    if day_low >= day_high:
+        return [("h", low, high)]
+    month_low, month_high = _ceil(day_low, floor_month, 31 * DAY), floor_month(day_high)
+    if month_low >= month_high:
+        parts = [("h", low, day_low), ("d", day_low, day_high), ("h", day_high, high)]
+    else:
+        parts = [
+            ("h", low, day_low),
+            ("d", day_low, month_low),
+            ("m", month_low, month_high),
+            ("d", month_high, day_high),
+            ("h", day_high, high),
+        ]
+    return [(grain, lo, hi) for grain, lo, hi in parts if lo < hi]
 
 
 def analytics_window(now: datetime, days: int, rolled_through: datetime | None) -> AnalyticsWindow:
@@ -240,13 +268,7 @@ def analytics_window(now: datetime, days: int, rolled_through: datetime | None) 
     """
     start = floor_hour(now - days * DAY)
     rolled = start if rolled_through is None else max(start, min(rolled_through, floor_hour(now)))
-    first_day = floor_day(start) + (DAY if floor_day(start) < start else timedelta(0))
-    last_day = floor_day(rolled)
-    if first_day >= last_day:
-        return AnalyticsWindow(start, start, start, ((start, rolled),), rolled)
-    return AnalyticsWindow(
-        start, first_day, last_day, ((start, first_day), (last_day, rolled)), rolled
-    )
+    return AnalyticsWindow(start, tuple(_cover(start, rolled)), rolled)
 
 
 def rollup_range(

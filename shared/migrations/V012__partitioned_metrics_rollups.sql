@@ -152,12 +152,13 @@ CREATE INDEX idx_execution_metrics_order ON execution_metrics (order_id);
 -- The live part of the analytics reads a trader's children created since the watermark.
 CREATE INDEX idx_child_orders_user_created ON child_orders (user_id, created_at);
 
--- Roll-ups: one row per trader x broker x strategy x UTC hour (grain 'h') or UTC day ('d').
+-- Roll-ups: one row per trader x broker x strategy x UTC hour (grain 'h'), UTC day ('d') or
+-- UTC month ('m'); a year's query reads about 12 months, 30 days and 23 hours of rows.
 -- broker_id '' holds the orders created in the bucket (an order is not a broker's). Sums and
 -- counts merge by addition; latency percentiles merge through a sparse histogram over fixed
 -- log-spaced buckets (latency_bucket below): bucket i >= 1 holds [1.05^(i-1), 1.05^i) ms.
 CREATE TABLE execution_rollups (
-    grain CHAR(1) NOT NULL CHECK (grain IN ('h', 'd')),
+    grain CHAR(1) NOT NULL CHECK (grain IN ('h', 'd', 'm')),
     bucket_start TIMESTAMPTZ NOT NULL,
     user_id VARCHAR(50) NOT NULL,
     broker_id VARCHAR(50) NOT NULL,
@@ -261,15 +262,55 @@ $q$, format(only_user, 'm'), format(only_user, 'c'), format(only_user, 'o'))
 END;
 $$;
 
+-- Merge the rows of grain p_source into grain p_target (unit 'day' or 'month') for every
+-- p_target bucket that [p_from, p_to) touches, replacing what was there.
+CREATE FUNCTION merge_execution_rollups(
+    p_source CHAR, p_target CHAR, p_unit TEXT, p_from TIMESTAMPTZ, p_to TIMESTAMPTZ)
+RETURNS VOID LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    lo TIMESTAMPTZ := date_trunc(p_unit, p_from, 'UTC');
+    hi TIMESTAMPTZ := date_trunc(p_unit, p_to - INTERVAL '1 microsecond', 'UTC')
+        + ('1 ' || p_unit)::interval;
+BEGIN
+    DELETE FROM execution_rollups WHERE grain = p_target AND bucket_start >= lo AND bucket_start < hi;
+    INSERT INTO execution_rollups (grain, bucket_start, user_id, broker_id, strategy, orders,
+        children, ordered_quantity, executions, filled_quantity, latency_count, latency_sum,
+        latency_buckets, latency_counts, slippage_count, slippage_sum, improvement_count,
+        improvement_sum, charges_inr)
+    SELECT p_target, s.bucket, s.user_id, s.broker_id, s.strategy, s.orders, s.children,
+        s.ordered_quantity, s.executions, s.filled_quantity, s.latency_count, s.latency_sum,
+        COALESCE(h.ks, '{}'), COALESCE(h.ns, '{}'), s.slippage_count, s.slippage_sum,
+        s.improvement_count, s.improvement_sum, s.charges_inr
+    FROM (
+        SELECT date_trunc(p_unit, r.bucket_start, 'UTC') AS bucket, r.user_id, r.broker_id,
+            r.strategy, sum(r.orders) AS orders, sum(r.children) AS children,
+            sum(r.ordered_quantity) AS ordered_quantity, sum(r.executions) AS executions,
+            sum(r.filled_quantity) AS filled_quantity, sum(r.latency_count) AS latency_count,
+            sum(r.latency_sum) AS latency_sum, sum(r.slippage_count) AS slippage_count,
+            sum(r.slippage_sum) AS slippage_sum, sum(r.improvement_count) AS improvement_count,
+            sum(r.improvement_sum) AS improvement_sum, sum(r.charges_inr) AS charges_inr
+        FROM execution_rollups r
+        WHERE r.grain = p_source AND r.bucket_start >= lo AND r.bucket_start < hi
+        GROUP BY 1, 2, 3, 4) s
+    LEFT JOIN (
+        SELECT bucket, user_id, broker_id, strategy, array_agg(k ORDER BY k) AS ks,
+            array_agg(n ORDER BY k) AS ns
+        FROM (SELECT date_trunc(p_unit, r.bucket_start, 'UTC') AS bucket, r.user_id,
+                  r.broker_id, r.strategy, u.k, sum(u.n)::bigint AS n
+              FROM execution_rollups r, unnest(r.latency_buckets, r.latency_counts) AS u(k, n)
+              WHERE r.grain = p_source AND r.bucket_start >= lo AND r.bucket_start < hi
+              GROUP BY 1, 2, 3, 4, 5) per_bucket
+        GROUP BY 1, 2, 3, 4) h
+    USING (bucket, user_id, broker_id, strategy);
+END;
+$$;
+
 -- Roll the hours of [p_from, p_to) again from the raw rows (replacing what was there: running
--- it twice gives the same rows), re-merge the UTC days they touch, and advance the watermark
--- when the range starts at or before it (a backfill further back leaves it alone).
+-- it twice gives the same rows), re-merge the UTC days and months they touch, and advance the
+-- watermark when the range starts at or before it (a backfill further back leaves it alone).
 CREATE FUNCTION rollup_execution_hours(p_from TIMESTAMPTZ, p_to TIMESTAMPTZ)
 RETURNS INTEGER LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    day_from TIMESTAMPTZ := date_trunc('day', p_from, 'UTC');
-    day_to TIMESTAMPTZ := date_trunc('day', p_to - INTERVAL '1 microsecond', 'UTC')
-        + INTERVAL '1 day';
     hourly INTEGER;
 BEGIN
     IF p_from >= p_to THEN
@@ -283,37 +324,8 @@ BEGIN
         improvement_sum, charges_inr)
     SELECT 'h', f.* FROM execution_facts(p_from, p_to, NULL) f;
     GET DIAGNOSTICS hourly = ROW_COUNT;
-    DELETE FROM execution_rollups
-    WHERE grain = 'd' AND bucket_start >= day_from AND bucket_start < day_to;
-    INSERT INTO execution_rollups (grain, bucket_start, user_id, broker_id, strategy, orders,
-        children, ordered_quantity, executions, filled_quantity, latency_count, latency_sum,
-        latency_buckets, latency_counts, slippage_count, slippage_sum, improvement_count,
-        improvement_sum, charges_inr)
-    SELECT 'd', s.day, s.user_id, s.broker_id, s.strategy, s.orders, s.children,
-        s.ordered_quantity, s.executions, s.filled_quantity, s.latency_count, s.latency_sum,
-        COALESCE(h.ks, '{}'), COALESCE(h.ns, '{}'), s.slippage_count, s.slippage_sum,
-        s.improvement_count, s.improvement_sum, s.charges_inr
-    FROM (
-        SELECT date_trunc('day', r.bucket_start, 'UTC') AS day, r.user_id, r.broker_id,
-            r.strategy, sum(r.orders) AS orders, sum(r.children) AS children,
-            sum(r.ordered_quantity) AS ordered_quantity, sum(r.executions) AS executions,
-            sum(r.filled_quantity) AS filled_quantity, sum(r.latency_count) AS latency_count,
-            sum(r.latency_sum) AS latency_sum, sum(r.slippage_count) AS slippage_count,
-            sum(r.slippage_sum) AS slippage_sum, sum(r.improvement_count) AS improvement_count,
-            sum(r.improvement_sum) AS improvement_sum, sum(r.charges_inr) AS charges_inr
-        FROM execution_rollups r
-        WHERE r.grain = 'h' AND r.bucket_start >= day_from AND r.bucket_start < day_to
-        GROUP BY 1, 2, 3, 4) s
-    LEFT JOIN (
-        SELECT day, user_id, broker_id, strategy, array_agg(k ORDER BY k) AS ks,
-            array_agg(n ORDER BY k) AS ns
-        FROM (SELECT date_trunc('day', r.bucket_start, 'UTC') AS day, r.user_id, r.broker_id,
-                  r.strategy, u.k, sum(u.n)::bigint AS n
-              FROM execution_rollups r, unnest(r.latency_buckets, r.latency_counts) AS u(k, n)
-              WHERE r.grain = 'h' AND r.bucket_start >= day_from AND r.bucket_start < day_to
-              GROUP BY 1, 2, 3, 4, 5) per_bucket
-        GROUP BY 1, 2, 3, 4) h
-    USING (day, user_id, broker_id, strategy);
+    PERFORM merge_execution_rollups('h', 'd', 'day', p_from, p_to);
+    PERFORM merge_execution_rollups('d', 'm', 'month', p_from, p_to);
     INSERT INTO execution_rollup_state AS st (name, rolled_through) VALUES ('hourly', p_to)
     ON CONFLICT (name) DO UPDATE SET rolled_through = p_to, updated_at = now()
     WHERE st.rolled_through >= p_from AND st.rolled_through < p_to;
@@ -321,6 +333,8 @@ BEGIN
 END;
 $$;
 
+REVOKE EXECUTE ON FUNCTION merge_execution_rollups(CHAR, CHAR, TEXT, TIMESTAMPTZ, TIMESTAMPTZ)
+    FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION ensure_execution_partitions(TIMESTAMPTZ, TIMESTAMPTZ) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION drop_execution_partitions_before(TIMESTAMPTZ) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION rollup_execution_hours(TIMESTAMPTZ, TIMESTAMPTZ) FROM PUBLIC;

@@ -30,16 +30,19 @@ _COLUMNS = """broker_id, strategy, orders, ordered_quantity, executions, filled_
 
 WINDOW_FACTS = f"""
 WITH rows AS (
-    SELECT {_COLUMNS} FROM execution_rollups
-    WHERE user_id = %(user_id)s AND grain = 'd'
-        AND bucket_start >= %(day_from)s AND bucket_start < %(day_to)s
+    SELECT {_COLUMNS}
+    FROM unnest(%(grains)s::char[], %(froms)s::timestamptz[], %(tos)s::timestamptz[])
+        AS r(grain, low, high)
+    JOIN LATERAL (
+        SELECT {_COLUMNS} FROM execution_rollups x
+        WHERE x.user_id = %(user_id)s AND x.grain = r.grain
+            AND x.bucket_start >= r.low AND x.bucket_start < r.high
+    ) AS x ON TRUE
     UNION ALL
-    SELECT {_COLUMNS} FROM execution_rollups
-    WHERE user_id = %(user_id)s AND grain = 'h' AND (
-        (bucket_start >= %(h1_from)s AND bucket_start < %(h1_to)s)
-        OR (bucket_start >= %(h2_from)s AND bucket_start < %(h2_to)s))
-    UNION ALL
-    SELECT {_COLUMNS} FROM execution_facts(%(live_from)s, 'infinity', %(user_id)s)
+    -- Rows are stamped with their transaction's start, never after now(): future partitions
+    -- are pruned.
+    SELECT {_COLUMNS} FROM execution_facts(%(live_from)s, now() + interval '1 second',
+        %(user_id)s)
 ), totals AS (
     SELECT broker_id, strategy, sum(orders) AS orders, sum(ordered_quantity) AS ordered_quantity,
         sum(executions) AS executions, sum(filled_quantity) AS filled_quantity,
@@ -94,18 +97,13 @@ class PostgresAnalyticsRepository:
             clock = conn.execute(WATERMARK).fetchone()
             assert clock is not None
             window = analytics_window(clock["now"], days, clock["rolled_through"])
-            (h1_from, h1_to), *rest = window.hour_ranges
-            h2_from, h2_to = rest[0] if rest else (h1_to, h1_to)
             rows = conn.execute(
                 WINDOW_FACTS,
                 {
                     "user_id": user_id,
-                    "day_from": window.day_from,
-                    "day_to": window.day_to,
-                    "h1_from": h1_from,
-                    "h1_to": h1_to,
-                    "h2_from": h2_from,
-                    "h2_to": h2_to,
+                    "grains": [grain for grain, _, _ in window.ranges],
+                    "froms": [low for _, low, _ in window.ranges],
+                    "tos": [high for _, _, high in window.ranges],
                     "live_from": window.live_from,
                 },
             ).fetchall()

@@ -19,8 +19,10 @@ EARLIEST = "SELECT min(created_at) AS earliest FROM execution_metrics"
 class PostgresRollups:
     """:class:`shared.ports.RollupRepository` over V012's tables and functions."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, statement_timeout_ms: int = 240_000) -> None:
         self._db = db
+        # The job's statements read hours of raw rows: far longer than a request's timeout.
+        self._timeout = f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
 
     def rolled_through(self) -> datetime | None:
         """The roll-up watermark: every hour before it is rolled up (``None`` before any run)."""
@@ -37,6 +39,7 @@ class PostgresRollups:
     def roll_hours(self, start: datetime, end: datetime) -> int:
         """Roll ``[start, end)`` again from the raw rows; the number of hourly rows written."""
         with self._db.connection() as conn:
+            conn.execute(self._timeout)
             row = conn.execute(
                 "SELECT rollup_execution_hours(%s, %s) AS n", (start, end)
             ).fetchone()
@@ -45,6 +48,7 @@ class PostgresRollups:
     def ensure_partitions(self, start: datetime, end: datetime) -> int:
         """Create the missing monthly partitions of ``[start, end)``; how many were created."""
         with self._db.connection() as conn:
+            conn.execute(self._timeout)
             row = conn.execute(
                 "SELECT ensure_execution_partitions(%s, %s) AS n", (start, end)
             ).fetchone()
@@ -53,6 +57,7 @@ class PostgresRollups:
     def drop_partitions_before(self, cutoff: datetime) -> int:
         """Drop the partitions wholly before ``cutoff``; how many were dropped."""
         with self._db.connection() as conn:
+            conn.execute(self._timeout)
             row = conn.execute(
                 "SELECT drop_execution_partitions_before(%s) AS n", (cutoff,)
             ).fetchone()

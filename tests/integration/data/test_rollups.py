@@ -214,7 +214,7 @@ def test_hours_and_days_are_utc_whatever_the_session_time_zone(
         add_execution(ist, "o1", at, latency_ms=10 + n)
     # WHEN those hours are rolled up in an IST session
     PostgresRollups(ist).roll_hours(T0 - timedelta(hours=2), T0 + timedelta(hours=16))
-    # THEN the hourly buckets start on UTC hours and one UTC day holds all four
+    # THEN the hourly buckets start on UTC hours, and one UTC day (and month) holds all four
     rows = sql(
         ist,
         "SELECT grain, to_char(bucket_start AT TIME ZONE 'UTC', 'DD HH24:MI') AS at, executions "
@@ -225,6 +225,7 @@ def test_hours_and_days_are_utc_whatever_the_session_time_zone(
         ("h", "30 03:00", 1),
         ("h", "30 04:00", 1),
         ("h", "30 18:00", 2),
+        ("m", "01 00:00", 4),
     ]
 
 
@@ -251,7 +252,8 @@ def test_an_empty_window_reads_zeros_from_roll_ups_and_raw_rows(db: Database) ->
 
 
 def test_roll_ups_and_raw_rows_give_the_same_analytics(db: Database) -> None:
-    # GIVEN executions over three days, across UTC midnights, and in the current hour
+    # GIVEN executions over three days, across UTC midnights, weekly ones before, and one in
+    #       the current hour
     seed(db)
     now = datetime.now(UTC)
     for n in range(30):
@@ -259,17 +261,24 @@ def test_roll_ups_and_raw_rows_give_the_same_analytics(db: Database) -> None:
         add_order(db, f"o{n}", at, children=(("zerodha", 50), ("upstox", 50)))
         add_execution(db, f"o{n}", at, latency_ms=10 * (n + 1), filled=50)
         add_execution(db, f"o{n}", at, latency_ms=7 * (n + 1), broker_id="upstox", filled=20)
+    for n in range(12):
+        # Weekly ones over 80 days: whole months are read from monthly rows.
+        at = now - timedelta(days=7 * n + 3, minutes=n)
+        add_order(db, f"w{n}", at, objective="SMART_BALANCE")
+        add_execution(db, f"w{n}", at, latency_ms=1000 + n, filled=0)
     add_order(db, "now", now)
     add_execution(db, "now", now, latency_ms=5)
     repository = PostgresAnalyticsRepository(db)
+    windows = (1, 2, 3, 90)
     # WHEN the analytics are read from the raw rows alone, then after the roll-up
-    raw = {days: repository.execution_analytics("trader-1", days) for days in (1, 2, 3)}
-    job(db, now).run()
-    rolled = {days: repository.execution_analytics("trader-1", days) for days in (1, 2, 3)}
+    raw = {days: repository.execution_analytics("trader-1", days) for days in windows}
+    job(db, now, max_hours=24 * 100).run()
+    rolled = {days: repository.execution_analytics("trader-1", days) for days in windows}
     # THEN they are the same, whatever the window
     assert rolled == raw
-    assert rolled[3].summary.child_executions == 61
+    assert rolled[90].summary.child_executions == 61 + 12
     assert rolled[3].summary.filled_quantity == 30 * 70 + 100
+    assert [s.strategy for s in rolled[90].by_strategy] == ["BEST_PRICE", "SMART_BALANCE"]
     by_broker = {b.broker_id: b for b in rolled[3].by_broker}
     assert by_broker["upstox"].fill_rate_percentage == 40.0
     assert by_broker["zerodha"].p50_latency_ms is not None
