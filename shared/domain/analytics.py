@@ -244,10 +244,10 @@ class AnalyticsWindow:
 def _cover(low: datetime, high: datetime) -> list[tuple[str, datetime, datetime]]:
     # Whole months in the middle, whole days around them, hours at the ends: the fewest rows.
     day_low, day_high = _ceil(low, floor_day, DAY), floor_day(high)
-    if day_low >= day_high:
-        return [("h", low, high)]
     month_low, month_high = _ceil(day_low, floor_month, 31 * DAY), floor_month(day_high)
-    if month_low >= month_high:
+    if day_low >= day_high:
+        parts = [("h", low, high)]
+    elif month_low >= month_high:
         parts = [("h", low, day_low), ("d", day_low, day_high), ("h", day_high, high)]
     else:
         parts = [
