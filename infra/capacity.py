@@ -161,6 +161,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "rollup_analytics": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(10),
+            "admin": FunctionCapacity(2, _POOL),
         },
     ),
     "prod": StageCapacity(
@@ -176,6 +177,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "rollup_analytics": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(100),
+            "admin": FunctionCapacity(5, _POOL),
         },
     ),
 }

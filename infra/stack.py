@@ -163,6 +163,13 @@ class OrderRouterStack(cdk.Stack):
                 "broker_secrets_arn": brokers.secret.secret_arn,
             },
         )
+        admin = factory.create(
+            "admin",
+            description="Admin HTTP routes: brokers and their routing status, profiles, audit",
+            security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
+            settings={**postgres, **redis, **push},
+        )
         rollup_analytics = factory.create(
             "rollup_analytics",
             description="Hourly analytics roll-ups, execution_metrics partitions and retention",
@@ -197,6 +204,7 @@ class OrderRouterStack(cdk.Stack):
             reconcile,
             migrate,
             rollup_analytics,
+            admin,
         ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
@@ -204,7 +212,7 @@ class OrderRouterStack(cdk.Stack):
             bus.bus.grant_put_events_to(fn)
         for fn in (route_order, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
-        for fn in (route_order, track_execution, ws_connect):
+        for fn in (route_order, track_execution, ws_connect, admin):
             websocket.grant_push(fn)
 
         bus.route_to_tracker(track_execution)
@@ -231,6 +239,7 @@ class OrderRouterStack(cdk.Stack):
             auth=auth,
             route_order=route_order,
             broker_webhook=broker_webhook,
+            admin=admin,
         )
         Observability(
             self,

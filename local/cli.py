@@ -36,6 +36,8 @@ DEFAULT_INTERNAL_PORT = 8082
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
 DEFAULT_USER = "trader-1"
+LOCAL_ADMIN = "local-admin"
+"""Subject of an ADMIN token minted without ``--user``."""
 TOKEN_TTL_S = 12 * 3600
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "internal-credentials.json"
@@ -366,7 +368,8 @@ def _price(text: str) -> str:
 
 def _cmd_token(args: argparse.Namespace) -> int:
     groups = tuple(args.group or ["TRADER"])
-    print(_token(_secret(args.data_dir), args.user, groups, args.ttl))
+    user = args.user or (LOCAL_ADMIN if "ADMIN" in groups else DEFAULT_USER)
+    print(_token(_secret(args.data_dir), user, groups, args.ttl))
     return 0
 
 
@@ -658,8 +661,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")
-    token.add_argument("--user", required=True)
-    token.add_argument("--group", action="append", help="repeatable; default TRADER")
+    token.add_argument(
+        "--user", help=f"subject; default {DEFAULT_USER}, or {LOCAL_ADMIN} with --group ADMIN"
+    )
+    token.add_argument("--group", action="append", help="repeatable: TRADER (default), ADMIN")
     token.add_argument(
         "--ttl", type=_positive_int, default=TOKEN_TTL_S, help="lifetime in seconds (> 0)"
     )

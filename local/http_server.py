@@ -37,7 +37,13 @@ from starlette.types import Receive, Scope, Send
 
 from functions.route_order.handler import OPENAPI_FILE
 from local.apigw import http_api_event
-from shared.domain.contracts import API_PREFIX, TRADER_PREFIX, WEBHOOK_PREFIX, ApiPath
+from shared.domain.contracts import (
+    ADMIN_PREFIX,
+    API_PREFIX,
+    TRADER_PREFIX,
+    WEBHOOK_PREFIX,
+    ApiPath,
+)
 from shared.domain.errors import AuthenticationError, DomainError, ForbiddenError
 from shared.http import API_GATEWAY_MAX_BODY_BYTES, error_body
 
@@ -126,8 +132,8 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         function = "route_order"
     elif path.startswith(f"{WEBHOOK_PREFIX}/"):
         function = "broker_webhook"
-    elif path.startswith(f"{TRADER_PREFIX}/"):
-        function = "route_order"
+    elif path.startswith(f"{TRADER_PREFIX}/") or path.startswith(f"{ADMIN_PREFIX}/"):
+        function = "admin" if path.startswith(f"{ADMIN_PREFIX}/") else "route_order"
         verified = authorize(request.headers.get("authorization"), verifier)
         if isinstance(verified, Response):
             return verified

@@ -56,10 +56,12 @@ FUNCTIONS = (
     "ws_connect",
     "outbox_relay",
     "reconcile",
+    "admin",
     "rollup_analytics",
 )
 TIMEOUTS_S = {
     "route_order": 29,
+    "admin": 29,
     "broker_webhook": 29,
     "outbox_relay": 60,
     "reconcile": 60,
@@ -86,6 +88,9 @@ class RuntimeConfig:
     rollup_interval_s: float = 60.0
     """The analytics roll-up (every 15 minutes in AWS): each run only rolls what closed."""
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
+    poll_after_s: float = 15.0
+    """Children without a terminal report this long are polled by the reconcile timer (shorter
+    than in AWS: a withheld simulator postback is recovered while one watches)."""
     verbose: bool = False
     enforce_market_hours: bool = True
     """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
@@ -179,6 +184,7 @@ def handler_environment(
         event_bus_endpoint_url=config.internal_url,
         ws_management_endpoint=config.internal_url,
         reconcile_after_s=config.reconcile_after_s,
+        poll_after_s=config.poll_after_s,
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,

@@ -33,6 +33,7 @@ from shared.domain.errors import (
     ForbiddenError,
     InvalidExecutionReportError,
     InvalidOrderError,
+    InvalidRequestError,
     MalformedPayloadError,
     NoEligibleBrokerError,
     NotFoundError,
@@ -50,6 +51,7 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidExecutionReportError, 400),
     (MalformedPayloadError, 400),
     (DataUnavailableError, 503),
+    (InvalidRequestError, 422),
 )
 
 RETRY_AFTER_S = 5

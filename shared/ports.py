@@ -14,6 +14,13 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
+from shared.domain.admin import (
+    AuditEntry,
+    BrokerAdminView,
+    BrokerStatusMessage,
+    BrokerUpdate,
+    StatusChange,
+)
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.broker_orders import (
     BrokerAccount,
@@ -25,6 +32,7 @@ from shared.domain.brokers import BrokerConfig
 from shared.domain.connections import ConnectionRecord
 from shared.domain.contracts import DomainEvent, MessageType
 from shared.domain.execution import ExecutionReport, ProfileObservation
+from shared.domain.history import HistoryQuery
 from shared.domain.identity import TraderIdentity
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.order_view import OrderView
@@ -65,6 +73,10 @@ class ProfileCache(Protocol):
 
     def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
         """Cache profiles (``None`` remembers that a broker has no profile for the symbol)."""
+        ...
+
+    def evict_broker(self, broker_id: str) -> int:
+        """Forget every cached profile of ``broker_id`` (its status changed); return how many."""
         ...
 
 
@@ -428,6 +440,29 @@ class BrokerOrderLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class BrokerOrderCanceller(Protocol):
+    """Cancels what a timed-out child may have left at its broker, and says what became of it."""
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel the order placed under ``child``'s tag; return the broker's state after.
+
+        ``NOT_FOUND``: the broker holds no such order. ``FOUND`` with a terminal status and a
+        filled quantity: the cancel (or a fill before it) is confirmed. ``FOUND`` still working
+        or ``UNKNOWN``: the cancel is not confirmed. Never raises.
+        """
+        ...
+
+
+@runtime_checkable
+class BrokerOrderPoller(Protocol):
+    """Reads a placed child's order history from its broker (a postback that never came)."""
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The broker's states of ``child``'s order as reports, oldest first; never raises."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StuckOrder:
     """An order stored with its decision whose answer was never written (see the reconciler)."""
@@ -504,6 +539,10 @@ class Notifier(Protocol):
         self, symbol: str, message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         """Push one message to every connection subscribed to ``symbol``."""
+        ...
+
+    def notify_all(self, message_type: MessageType, data: Mapping[str, Any]) -> int:
+        """Push one message to every live connection, whoever owns it (``BROKER_STATUS``)."""
         ...
 
 
@@ -699,5 +738,75 @@ class WebhookReader(Protocol):
         that the scheme can verify first), ``MalformedPayloadError`` (400, naming the field),
         ``UnsupportedPayloadError`` (an update we do not track) or ``ImpossibleReportError``
         (authentic, but its own figures contradict each other).
+        """
+        ...
+
+
+# -- Administration (functions/admin) and a trader's order history ------------------------------
+
+
+class BrokerAdministration(Protocol):
+    """Brokers as an operator changes them, every change audited in the same transaction.
+
+    Failures of the store raise ``DataUnavailableError``.
+    """
+
+    def list_brokers(self) -> list[BrokerAdminView]:
+        """Every broker, enabled or not, with its routing status, by id."""
+        ...
+
+    def register(self, broker: BrokerConfig, *, actor: str) -> AuditEntry:
+        """Store a new broker (status ACTIVE). Raises ``ConflictError`` if the id exists."""
+        ...
+
+    def update(self, broker_id: str, update: BrokerUpdate, *, actor: str) -> BrokerAdminView:
+        """Change a broker's configuration. Raises ``NotFoundError`` if unknown."""
+        ...
+
+    def set_status(
+        self, broker_id: str, change: StatusChange, *, actor: str
+    ) -> tuple[BrokerAdminView, AuditEntry]:
+        """Set a broker's routing status (row-locked). Raises ``NotFoundError`` if unknown."""
+        ...
+
+    def audit(self, *, limit: int, broker_id: str | None = None) -> list[AuditEntry]:
+        """The newest administrative changes first."""
+        ...
+
+    def statuses(self) -> list[BrokerStatusMessage]:
+        """The routing status of every enabled broker (the ``ROUTING_STATUS`` reply)."""
+        ...
+
+    def profiles(self, *, symbol: str | None, limit: int) -> list[BrokerProfile]:
+        """Learned profiles (of one symbol, or all), by symbol then broker."""
+        ...
+
+
+class OrderHistory(Protocol):
+    """A trader's own orders, newest first, in keyset pages."""
+
+    def list_orders(self, user_id: str, query: HistoryQuery) -> list[OrderView]:
+        """Up to ``query.limit + 1`` of ``user_id``'s orders after ``query.after``.
+
+        The extra row tells the caller whether another page exists.
+        """
+        ...
+
+    def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
+        """``user_id``'s orders with a child still working, newest first."""
+        ...
+
+
+# -- reconciliation by polling (shared/services/polling.py) ---------------------------------------
+
+
+class QuietChildren(Protocol):
+    """Placed children no terminal report has settled yet (the poller's input)."""
+
+    def take_quiet(self, *, older_than_s: float, max_age_s: float, limit: int) -> list[ChildOrder]:
+        """Children to poll now, each stamped as polled so the next run takes others first.
+
+        Up to ``limit`` children still working (or timed out) placed more than
+        ``older_than_s`` and less than ``max_age_s`` seconds ago, least recently polled first.
         """
         ...

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     """An order still unanswered this long after it was stored is finished by the reconciler
     (docs/api.md, "Crash recovery"). Keep it above the ``route_order`` timeout (29 s) so that
     a live request is never overtaken."""
+    poll_after_s: float = Field(default=60.0, gt=0)
+    """A placed child without a terminal report this long (and not polled for as long) is
+    polled at its broker (docs/execution-tracking.md, "Reconciliation by polling")."""
+    poll_max_age_s: float = Field(default=86_400.0, gt=0)
+    """Children placed longer ago than this are no longer polled (day orders end with the day)."""
+    poll_batch: int = Field(default=100, ge=1, le=1_000)
+    """Children polled per reconciler run."""
 
     # Analytics roll-ups, partitions and retention (docs/data-layer.md)
     rollup_settle_s: int = Field(default=300, ge=0)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.rate_counter import RedisRateCounter
     from shared.ports import EventPublisher, MarketData, SecretStore
+    from shared.services.admin import AdminService
     from shared.services.analytics import AnalyticsService
     from shared.services.connections import ConnectionService
     from shared.services.orders import OrderQueries
@@ -262,7 +263,7 @@ class Wiring:
         """A trader's reads of their own orders."""
         from shared.services.orders import OrderQueries
 
-        return OrderQueries(self.orders)
+        return OrderQueries(self.orders, history=self.orders)
 
     @cached_property
     def analytics(self) -> AnalyticsService:
@@ -394,15 +395,50 @@ class Wiring:
     @cached_property
     def reconciler(self) -> Reconciler:
         """Finishes orders stuck between their decision and their placement."""
+        from shared.adapters.postgres.polling import PostgresQuietChildren
+        from shared.services.polling import ChildPoller
         from shared.services.reconcile import Reconciler
 
+        timeout_s = self.settings.broker_timeout_ms / 1000
+        poller = ChildPoller(
+            children=PostgresQuietChildren(self.database),
+            brokers=self.gateway,
+            executions=self.executions,
+            publisher=self.publisher,
+            outbox=self.outbox,
+            older_than_s=self.settings.poll_after_s,
+            max_age_s=self.settings.poll_max_age_s,
+            timeout_s=timeout_s,
+            batch=self.settings.poll_batch,
+        )
         return Reconciler(
             stuck=self.stuck_orders,
             brokers=self.gateway,
             publisher=self.publisher,
             outbox=self.outbox,
             older_than_s=self.settings.reconcile_after_s,
-            lookup_timeout_s=self.settings.broker_timeout_ms / 1000,
+            lookup_timeout_s=timeout_s,
+            poller=poller,
+        )
+
+    @cached_property
+    def admin(self) -> AdminService:
+        """The admin API's service (``functions/admin``)."""
+        from shared.adapters.postgres.admin import PostgresBrokerAdministration
+        from shared.adapters.redis.profile_cache import RedisProfileCache
+        from shared.services.admin import AdminService
+
+        cache = RedisProfileCache(
+            self.redis,
+            ttl_s=self.settings.profile_cache_ttl_s,
+            prefix=self.settings.redis_key_prefix,
+            guard=self.redis_guard,
+        )
+        return AdminService(
+            brokers=PostgresBrokerAdministration(self.database),
+            cache=cache,
+            notifier=self.notifier,
+            quarantine=self.quarantine,
         )
 
     @cached_property

@@ -1,7 +1,8 @@
 """Assemble and write the service's OpenAPI document: ``python -m functions.route_order.openapi``.
 
 The trader API's resolver (``route_order``) documents its own routes, statuses and the bearer
-scheme. The broker webhooks live in another function with its own resolver; their operations
+scheme; the admin API's resolver (``functions/admin``) its own, merged in.
+The broker webhooks live in another function with its own resolver; their operations
 are taken from that resolver and given the answers the webhook handler really sends (202
 acknowledgements, errors in the one shape) here, so the handler itself needs no documentation
 code. The result is written to ``functions/route_order/openapi.json``, which ships with the
@@ -58,6 +59,10 @@ def document() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(openapi_document())
     doc["paths"].update(_webhook_paths())
     schemas: dict[str, Any] = doc["components"]["schemas"]
+    admin = _admin_document()
+    doc["paths"].update(admin["paths"])
+    for name, schema in admin["components"]["schemas"].items():
+        schemas.setdefault(name, schema)
     schemas["WebhookAck"] = WebhookAck.model_json_schema(
         by_alias=True, ref_template="#/components/schemas/{model}"
     )
@@ -95,6 +100,14 @@ def _webhook_paths() -> dict[str, Any]:
                 **{str(s): _error(text) for s, text in WEBHOOK_ERRORS.items()},
             }
     return paths
+
+
+def _admin_document() -> dict[str, Any]:
+    # The admin function's own resolver documents its routes; merged here so the service has
+    # one document (``docs/api.md``, "Admin API").
+    from functions.admin.handler import openapi_paths
+
+    return openapi_paths()
 
 
 def _operations(doc: dict[str, Any]) -> list[dict[str, Any]]:

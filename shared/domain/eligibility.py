@@ -7,7 +7,9 @@ from datetime import datetime
 
 from shared.domain.models import BrokerProfile, BrokerStatus, OrderRequest
 
-EXCLUDED_STATUSES = frozenset({BrokerStatus.OFFLINE, BrokerStatus.MAINTENANCE, BrokerStatus.ERROR})
+EXCLUDED_STATUSES = frozenset(
+    {BrokerStatus.OFFLINE, BrokerStatus.MAINTENANCE, BrokerStatus.ERROR, BrokerStatus.SUSPENDED}
+)
 LOT_REASON_PREFIX = "quantity is not a whole number of lots"
 
 
@@ -26,10 +28,10 @@ def exclusion_reason(
 ) -> str | None:
     """Why ``profile``'s broker cannot take any part of ``order``, or ``None`` if it can.
 
-    Checks, first failing wins: status (OFFLINE, MAINTENANCE, ERROR; BUSY is only penalised),
-    symbol, order type, lot size, minimum order size above the order, maximum order size below
-    one lot, profile older than ``max_profile_age_s``, and the rate limit (``recent_orders``
-    sent in the last second against ``rate_limit_per_s``).
+    Checks, first failing wins: status (OFFLINE, MAINTENANCE, ERROR, SUSPENDED; BUSY is only
+    penalised), symbol, order type, lot size, minimum order size above the order, maximum order
+    size below one lot, profile older than ``max_profile_age_s``, and the rate limit
+    (``recent_orders`` sent in the last second against ``rate_limit_per_s``).
 
     Parameters
     ----------

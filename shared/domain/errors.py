@@ -137,3 +137,13 @@ class ImpossibleReportError(InvalidExecutionReportError):
     def __init__(self, field: str, reason: str, unchecked: ExecutionReport) -> None:
         super().__init__(field, reason)
         self.unchecked = unchecked
+
+
+class InvalidRequestError(DomainError):
+    """A well-formed request whose value the service cannot use (a tampered cursor): 422."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

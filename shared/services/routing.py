@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -245,6 +245,7 @@ class RoutingService:
             order_id=order.order_id,
             client_order_id=order.client_order_id or order.order_id,
             quantity=order.quantity,
+            rerouted=placement.rerouted,
         )
         events = self._placement_events(placement)
         learned = self._orders.record_placements(
@@ -322,11 +323,13 @@ def routing_result(
     order_id: str,
     client_order_id: str,
     quantity: int,
+    rerouted: Mapping[str, int] | None = None,
 ) -> OrderRoutingResult:
     """The answer to a smart order: the decision with what became of each allocation.
 
     Used by the routing service after placing, and by the reconciler for an order whose
-    placement never happened, so both answer in the same shape.
+    placement never happened, so both answer in the same shape. ``rerouted`` is the quantity of
+    live children that went on to another broker (a partial fill's remainder), counted once.
     """
     allocations: list[AllocationResult] = []
     for a in decision.allocations:
@@ -363,7 +366,7 @@ def routing_result(
         order_id=order_id,
         decision_id=decision_id,
         client_order_id=client_order_id,
-        status=parent_status(children, quantity),
+        status=parent_status(children, quantity, rerouted),
         cascades=tuple(cascades),
     )
 

@@ -23,6 +23,7 @@ FUNCTIONS = (
     "outbox_relay",
     "reconcile",
     "migrate",
+    "admin",
     "rollup_analytics",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
@@ -85,6 +86,15 @@ def test_least_privilege_grants(dev: Template) -> None:
     assert "secretsmanager:GetSecretValue" not in ws
     assert "events:PutEvents" not in ws
     assert "execute-api:ManageConnections" not in actions("migrate")
+    admin = actions("admin")
+    assert "execute-api:ManageConnections" in admin  # BROKER_STATUS to every client
+    assert "events:PutEvents" not in admin
+    # AND it reads the services' database secret, never the brokers' credentials
+    secrets = dev.find_resources("AWS::SecretsManager::Secret")
+    broker_secret = next(k for k in secrets if k.startswith("Brokers"))
+    admin_statements = policy_statements(dev, function_by_handler(dev, "admin")[0])
+    assert broker_secret not in str(admin_statements)
+    assert broker_secret in str(policy_statements(dev, function_by_handler(dev, "route_order")[0]))
 
 
 def test_code_asset_holds_only_the_function_and_shared(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -126,19 +126,83 @@ class ClientGateway:
         it); ``UNKNOWN`` when the broker could not be asked (timeout, outage, no credentials);
         ``FOUND`` with the broker's state, order id and one cumulative report.
         """
-        tag = broker_tag(child.child_order_id, self.client.tag_length)
         try:
-            state = self.client.find_by_tag(self._account(), tag, timeout_s=timeout_s)
+            state = self._current(self._account(), child, timeout_s=timeout_s)
         except BrokerCallError as exc:
             return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=exc.reason)
         if state is None:
             return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return self._found(child, state, (state,))
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel the order a timed-out ``child`` left at the broker (``BrokerOrderCanceller``).
+
+        The order is found by the child's broker order id or tag; a working order is cancelled
+        and its status read again, since only that status confirms the cancel (a fill may have
+        come first). A cancel the broker refuses is not an error by itself: the status read
+        after it decides. Every failure to learn the state is ``UNKNOWN``.
+        """
+        refused: str | None = None
+        try:
+            account = self._account()
+            state = self._current(account, child, timeout_s=timeout_s)
+            if state is None:
+                return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+            if not state.status.is_terminal:
+                try:
+                    self.client.cancel(account, state.broker_order_id, timeout_s=timeout_s)
+                except BrokerCallError as exc:
+                    refused = f"cancel refused: {exc.reason}"
+                state = self.client.status(account, state.broker_order_id, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            reason = f"{refused}; " if refused else ""
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=f"{reason}{exc.reason}")
+        found = self._found(child, state, (state,))
+        if state.status.is_terminal or refused is None:
+            return found
+        return found.model_copy(update={"reason": refused})
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The broker's order history of ``child`` as reports (``BrokerOrderPoller``).
+
+        By the broker's order id when we know it (every state, oldest first, as its postbacks
+        would have said), else by tag (the current state only).
+        """
+        try:
+            account = self._account()
+            if child.broker_order_id:
+                states = self.client.history(account, child.broker_order_id, timeout_s=timeout_s)
+            else:
+                current = self.client.find_by_tag(
+                    account,
+                    broker_tag(child.child_order_id, self.client.tag_length),
+                    timeout_s=timeout_s,
+                )
+                states = [current] if current is not None else []
+        except BrokerCallError as exc:
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=exc.reason)
+        if not states:
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return self._found(child, states[-1], states)
+
+    def _current(
+        self, account: BrokerAccount, child: ChildOrder, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        if child.broker_order_id:
+            return self.client.status(account, child.broker_order_id, timeout_s=timeout_s)
+        tag = broker_tag(child.child_order_id, self.client.tag_length)
+        return self.client.find_by_tag(account, tag, timeout_s=timeout_s)
+
+    def _found(
+        self, child: ChildOrder, state: BrokerOrderState, states: Sequence[BrokerOrderState]
+    ) -> BrokerLookup:
         return BrokerLookup(
             outcome=LookupOutcome.FOUND,
             status=_CHILD_STATUS[state.status],
             broker_order_id=state.broker_order_id,
             reason=state.reason,
-            reports=self._report(child, state),
+            filled_quantity=state.filled_quantity,
+            reports=tuple(r for s in states for r in self._report(child, s)),
         )
 
     def _report(self, child: ChildOrder, state: BrokerOrderState) -> tuple[ExecutionReport, ...]:

@@ -15,7 +15,9 @@ from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import (
     BrokerGateway,
+    BrokerOrderCanceller,
     BrokerOrderLookup,
+    BrokerOrderPoller,
     BrokerRepository,
     MarketData,
     PlacementResult,
@@ -157,6 +159,28 @@ class BrokerGatewayRegistry:
         if not isinstance(adapter, BrokerOrderLookup):
             return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order look-up")
         return adapter.lookup(child, timeout_s=timeout_s)
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel what a timed-out ``child`` left at its broker (``BrokerOrderCanceller``).
+
+        A broker without an adapter never received anything (``NOT_FOUND``); an adapter that
+        cannot cancel cannot confirm anything (``UNKNOWN``: the quantity is held).
+        """
+        adapter = self._adapter(child.broker_id)
+        if isinstance(adapter, str):
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND, reason=adapter)
+        if not isinstance(adapter, BrokerOrderCanceller):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order cancel")
+        return adapter.cancel_child(child, timeout_s=timeout_s)
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Read ``child``'s order history at its broker (``BrokerOrderPoller``)."""
+        adapter = self._adapter(child.broker_id)
+        if isinstance(adapter, str):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=adapter)
+        if not isinstance(adapter, BrokerOrderPoller):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order history")
+        return adapter.poll(child, timeout_s=timeout_s)
 
 
 def _paper_behaviour(config: BrokerConfig) -> PaperBehaviour | str:
