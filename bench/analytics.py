@@ -34,7 +34,7 @@ from tests import factories
 
 ROWS = int(os.environ.get("BENCH_ANALYTICS_ROWS", "10000000"))
 REPORTS_PER_ORDER = 10  # two children, five reports each (partial fills)
-USERS = 50
+USERS = int(os.environ.get("BENCH_ANALYTICS_USERS", "50"))
 TARGET_P95_MS = 50.0
 N = 200
 
