@@ -57,12 +57,14 @@ FUNCTIONS = (
     "outbox_relay",
     "reconcile",
     "admin",
+    "broker_connections",
     "rollup_analytics",
 )
 TIMEOUTS_S = {
     "route_order": 29,
     "admin": 29,
     "broker_webhook": 29,
+    "broker_connections": 29,
     "outbox_relay": 60,
     "reconcile": 60,
     "rollup_analytics": 300,
@@ -152,6 +154,8 @@ def handler_environment(
     redis_url: str,
     secret: str,
     credentials: InternalCredentials,
+    broker_secrets: dict[str, str] | None = None,
+    connection_key: str | None = None,
 ) -> dict[str, str]:
     """Every environment variable the handlers read in local mode.
 
@@ -165,6 +169,10 @@ def handler_environment(
         The local issuer's secret.
     credentials
         This run's key pair: boto3 signs the handlers' calls to the internal server with it.
+    broker_secrets
+        More broker secrets (the simulated brokers' webhook and app secrets).
+    connection_key
+        The local key-encryption key of traders' broker tokens (64 hex characters).
 
     Returns
     -------
@@ -188,7 +196,8 @@ def handler_environment(
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,
-        broker_secrets_json=json.dumps(seed.webhook_secrets()),
+        broker_secrets_json=json.dumps(seed.webhook_secrets() | (broker_secrets or {})),
+        local_connection_key=connection_key,
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
@@ -326,11 +335,22 @@ class LocalRuntime:
         Ports and intervals.
     credentials
         This run's key pair, which the internal server requires.
+    simulator_urls
+        The broker simulators' API roots by adapter (local/brokers.py), for what else needs
+        them (the market-data adapter reads the Kite simulator's quotes).
     """
 
-    def __init__(self, config: RuntimeConfig, credentials: InternalCredentials) -> None:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        credentials: InternalCredentials,
+        *,
+        simulator_urls: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.credentials = credentials
+        self.simulator_urls = dict(simulator_urls or {})
+        """Adapter (``kite``, ``upstox``, ``dhan``) -> its running simulator's API root."""
         self.invoker = Invoker()
         self.bus = LocalEventBus(
             BUS_NAME,

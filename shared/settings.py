@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     broker_secrets_arn: str | None = None
     broker_secrets_json: SecretStr | None = None
     paper_broker_seed: int = 7
+    # Trader broker connections (docs/brokers.md): tokens under envelope encryption.
+    connection_kms_key_id: str | None = None
+    """KMS key (ARN or alias) that wraps the connections' data keys (AWS)."""
+    local_connection_key: SecretStr | None = None
+    """64 hex characters: local mode's key-encryption key when there is no KMS key."""
 
     @model_validator(mode="after")
     def _database_configured(self) -> Settings:

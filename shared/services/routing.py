@@ -91,6 +91,9 @@ class RoutingService:
         profile's moving averages: the execution tracker's weight.
     replay_wait_s
         How long a concurrent duplicate waits for the first request's answer.
+    access
+        The brokers a trader cannot use whatever the order (no live connection to a real
+        broker, no adapter), with the reason; ``None``: every broker is usable.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class RoutingService:
         engine_config: EngineConfig,
         alpha: float,
         replay_wait_s: float = 5.0,
+        access: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self._profiles = profiles
         self._orders = orders
@@ -119,6 +123,7 @@ class RoutingService:
         self._config = engine_config
         self._alpha = alpha
         self._replay = IdempotentReplay(orders, wait_s=replay_wait_s)
+        self._access = access
 
     # -- analyze -----------------------------------------------------------------------------
 
@@ -148,8 +153,14 @@ class RoutingService:
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         if not profiles:  # the symbols the router knows are those its brokers have profiles for
             raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
+        unavailable = self._access(order.user_id) if self._access is not None else {}
         decision = decide_route(
-            order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
+            order,
+            profiles,
+            now=self._clock(),
+            config=self._config,
+            recent_order_counts=counts,
+            unavailable=unavailable,
         )
         return _Decided(decision, profiles, arrival, counts)
 

@@ -25,7 +25,7 @@ def late(
 ) -> tuple[ClientGateway, ChildOrder]:
     """A gateway, and a child it placed that timed out while the broker booked it."""
     case.sim.behaviour = behaviour
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     placed = child(case.name, quantity=quantity)
     result = gateway.place(placed, timeout_s=0.2)
     assert result.status is ChildOrderStatus.TIMED_OUT
@@ -117,7 +117,7 @@ def test_a_broker_that_cannot_be_reached_frees_nothing(case: BrokerCase) -> None
 
 def test_a_child_the_broker_never_booked_is_free(case: BrokerCase) -> None:
     # GIVEN a child that never reached the broker
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     never = child(case.name, status=ChildOrderStatus.TIMED_OUT)
     # WHEN it is cancelled
     resolution = resolve_timed_out(never, gateway.cancel_child(never, timeout_s=5.0))
@@ -131,7 +131,7 @@ def test_a_poll_reads_the_order_history_as_the_postbacks_would_have_said(
 ) -> None:
     # GIVEN a child the broker part-filled then filled, its broker order id known
     case.sim.behaviour = Behaviour(outcome="partial", partial_fraction=0.4)
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     result = gateway.place(child(case.name, quantity=10), timeout_s=5.0)
     placed = child(case.name, quantity=10, broker_order_id=result.broker_order_id)
     booked = case.sim.book.orders[result.broker_order_id]
@@ -153,7 +153,7 @@ def test_a_poll_without_an_order_id_finds_the_order_by_tag_or_says_why_not(
 ) -> None:
     # GIVEN a Kite child placed (its id never stored), and a child never sent
     case = case_factory("kite")
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     gateway.place(child(case.name), timeout_s=5.0)
     # WHEN both are polled, then the broker fails
     found = gateway.poll(child(case.name), timeout_s=5.0)

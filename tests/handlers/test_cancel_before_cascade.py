@@ -72,7 +72,7 @@ def kite(wiring: Wiring) -> Iterator[RunningSimulator]:
 
 def use_client(wiring: Wiring, running: RunningSimulator, client: KiteClient) -> None:
     for broker in wiring.brokers.list_enabled():
-        gateway = ClientGateway(broker.broker_id, client, lambda: ACCOUNT)
+        gateway = ClientGateway(broker.broker_id, client, lambda _user: ACCOUNT)
         wiring.gateway.register(broker.broker_id, gateway)
 
 

@@ -76,7 +76,9 @@ def kite(wiring: Wiring) -> Iterator[RunningSimulator]:
         postback_url=None,
     )
     running.sim.behaviour = Behaviour(fill_price=PRICE)
-    wiring.gateway.register("kite", ClientGateway("kite", KiteClient(running.url), lambda: ACCOUNT))
+    wiring.gateway.register(
+        "kite", ClientGateway("kite", KiteClient(running.url), lambda _user: ACCOUNT)
+    )
     try:
         yield running
     finally:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from shared.adapters.brokers.paper import PaperBehaviour, PaperBroker
+from shared.domain.broker_links import LINKED_ADAPTERS
 from shared.domain.brokers import BrokerConfig
 from shared.domain.errors import DataUnavailableError
 from shared.domain.orders import ChildOrder, ChildOrderStatus
@@ -22,9 +23,10 @@ from shared.ports import (
     MarketData,
     PlacementResult,
     SecretStore,
+    TraderAccounts,
 )
 
-REAL_ADAPTERS = frozenset({"kite", "upstox", "dhan"})
+REAL_ADAPTERS = LINKED_ADAPTERS
 """``brokers.adapter`` values served by a real broker's order API (see ``docs/brokers.md``)."""
 
 PAPER_CONFIG_TTL_S = 5.0
@@ -37,7 +39,8 @@ class BrokerGatewayRegistry:
     Adapters are built on first use and kept for the life of the container (a paper broker's
     random generator, a real broker's HTTP connection pool). ``kite``, ``upstox`` and ``dhan``
     brokers are built from their ``adapter_config`` (:class:`RealBrokerSettings`: base URL,
-    credentials reference, instrument maps) with credentials from ``secrets``. A broker whose
+    instrument maps), each child going out under its trader's connection from ``accounts``
+    (or, without them, a platform account from ``secrets``). A broker whose
     adapter is not available (unknown adapter, unusable configuration, no secret store) gets a
     rejection with the reason, which cascades the quantity to the next-ranked broker.
 
@@ -55,11 +58,13 @@ class BrokerGatewayRegistry:
         seed: int,
         clock: Callable[[], datetime],
         secrets: SecretStore | None = None,
+        accounts: TraderAccounts | None = None,
         paper_config_ttl_s: float = PAPER_CONFIG_TTL_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._brokers = brokers
         self._secrets = secrets
+        self._accounts = accounts
         self._market = market
         self._seed = seed
         self._clock = clock
@@ -128,12 +133,10 @@ class BrokerGatewayRegistry:
                 config.broker_id, behaviour, self._market, seed=self._seed, clock=self._clock
             )
         if config.adapter in REAL_ADAPTERS:
-            if self._secrets is None:
-                return "no secret store for broker credentials"
             # Imported here: the HTTP clients stay out of the cold start of a paper-only build.
             from shared.adapters.brokers.catalog import build_gateway
 
-            return build_gateway(config, self._secrets)
+            return build_gateway(config, self._secrets, self._accounts)
         return f"adapter {config.adapter!r} is not implemented"
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
