@@ -177,6 +177,31 @@ class EventBus(Construct):
             "Finish stuck orders; poll brokers for children without a final report",
         )
 
+    def schedule_rollup(self, rollup: lambda_.IFunction) -> events.Rule:
+        """Run the analytics roll-up every 15 minutes (each run rolls only the closed hours).
+
+        Parameters
+        ----------
+        rollup
+            The ``rollup_analytics`` function.
+
+        Returns
+        -------
+        aws_cdk.aws_events.Rule
+            The schedule rule.
+        """
+        return events.Rule(
+            self,
+            "RollupAnalyticsSchedule",
+            description="Roll closed hours up, create partitions ahead, apply retention",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(15)),
+            targets=[
+                targets.LambdaFunction(
+                    rollup, retry_attempts=0, max_event_age=cdk.Duration.minutes(15)
+                )
+            ],
+        )
+
     def _every_minute(
         self, construct_id: str, function: lambda_.IFunction, description: str
     ) -> events.Rule:

@@ -205,6 +205,15 @@ class OrderRouterStack(cdk.Stack):
             timeout=cdk.Duration.seconds(29),
             settings={**postgres, **redis, **push, **market},
         )
+        rollup_analytics = factory.create(
+            "rollup_analytics",
+            description="Hourly analytics roll-ups, execution_metrics partitions and retention",
+            security_groups=app_sgs,
+            no_dlq_reason="Started every 15 minutes by a schedule without retries: a failed "
+            "run leaves the watermark where it was and the next run rolls the same hours.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres},
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -230,6 +239,7 @@ class OrderRouterStack(cdk.Stack):
             outbox_relay,
             reconcile,
             migrate,
+            rollup_analytics,
             admin,
             market_refresh,
         ):
@@ -252,6 +262,7 @@ class OrderRouterStack(cdk.Stack):
         bus.schedule_relay(outbox_relay)
         bus.schedule_reconciler(reconcile)
         MarketSchedules(self, "MarketData", function=market_refresh)
+        bus.schedule_rollup(rollup_analytics)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 

@@ -75,6 +75,7 @@ FUNCTIONS = (
     "admin",
     "broker_connections",
     "market_refresh",
+    "rollup_analytics",
 )
 TIMEOUTS_S = {
     "route_order": 29,
@@ -84,6 +85,7 @@ TIMEOUTS_S = {
     "outbox_relay": 60,
     "reconcile": 60,
     "market_refresh": 300,
+    "rollup_analytics": 300,
 }
 """Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
@@ -103,6 +105,8 @@ class RuntimeConfig:
     redis_port: int = 63799
     relay_interval_s: float = 5.0
     reconcile_interval_s: float = 10.0
+    rollup_interval_s: float = 60.0
+    """The analytics roll-up (every 15 minutes in AWS): each run only rolls what closed."""
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
     poll_after_s: float = 15.0
     """Children without a terminal report this long are polled by the reconcile timer (shorter
@@ -447,6 +451,7 @@ class LocalRuntime:
                 self.config.market_interval_s,
                 {"job": "statistics"},
             ),
+            Schedule(self.invoker, "rollup_analytics", self.config.rollup_interval_s),
         ]
         self.bus.start()
         tasks = {url: asyncio.create_task(server.serve()) for url, server in servers.items()}

@@ -351,6 +351,30 @@ class AnalyticsCache(Protocol):
         ...
 
 
+class RollupRepository(Protocol):
+    """Hourly analytics roll-ups and the time partitions of ``execution_metrics``."""
+
+    def rolled_through(self) -> datetime | None:
+        """The watermark: every hour before it is rolled up (``None`` before the first run)."""
+        ...
+
+    def earliest_activity(self) -> datetime | None:
+        """When the oldest stored execution happened (``None`` when none is stored)."""
+        ...
+
+    def roll_hours(self, start: datetime, end: datetime) -> int:
+        """Roll the hours of ``[start, end)`` again from the raw rows (idempotent)."""
+        ...
+
+    def ensure_partitions(self, start: datetime, end: datetime) -> int:
+        """Create the missing partitions covering ``[start, end)``; how many were created."""
+        ...
+
+    def drop_partitions_before(self, cutoff: datetime) -> int:
+        """Drop the raw partitions wholly before ``cutoff`` (never the roll-ups)."""
+        ...
+
+
 class Outbox(Protocol):
     """The transactional outbox."""
 

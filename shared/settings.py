@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     poll_batch: int = Field(default=100, ge=1, le=1_000)
     """Children polled per reconciler run."""
 
+    # Analytics roll-ups, partitions and retention (docs/data-layer.md)
+    rollup_settle_s: int = Field(default=300, ge=0)
+    """An hour is rolled up this long after it ends: a transaction stamped inside it has
+    committed by then (statements are bounded far below it)."""
+    rollup_recheck_hours: int = Field(default=2, ge=0)
+    """Closed hours each run rolls again, folding in rows that arrived after their hour."""
+    rollup_max_hours: int = Field(default=744, ge=1)
+    """Hours one run rolls at most (a month); a lagging job catches up over several runs."""
+    partition_ahead_days: int = Field(default=62, ge=1)
+    """Monthly partitions of ``execution_metrics`` are created this far ahead."""
+    rollup_statement_timeout_ms: int = Field(default=240_000, ge=1_000)
+    """The roll-up job's statements read hours of raw rows: their own, longer timeout."""
+    execution_retention_days: int = Field(default=400, ge=2)
+    """Raw execution rows older than this are dropped a partition at a time; roll-ups stay."""
+
     # Pre-trade risk (docs/risk.md); per-trader overrides live in trader_risk_limits
     enforce_market_hours: bool = True
     """``False`` skips the market-hours rule: local mode and tests only (refused elsewhere)."""

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from shared.services.profiles import ProfileService
     from shared.services.reconcile import Reconciler
     from shared.services.risk import CachedInstruments, RiskService
+    from shared.services.rollup import RollupJob
     from shared.services.routing import RoutingService
     from shared.services.tracking import ExecutionTracker
     from shared.services.webhooks import WebhookService
@@ -568,6 +569,29 @@ class Wiring:
             on_statistics=refresh_profiles,
             clock=self.clock,
             max_age_s=self.settings.market_quote_max_age_s,
+        )
+
+    @cached_property
+    def rollup_job(self) -> RollupJob:
+        """Hourly analytics roll-ups, partitions ahead and retention of execution_metrics."""
+        from datetime import timedelta
+
+        from shared.adapters.postgres.rollups import PostgresRollups
+        from shared.services.rollup import RollupJob, RollupPolicy
+
+        settings = self.settings
+        return RollupJob(
+            PostgresRollups(
+                self.database, statement_timeout_ms=settings.rollup_statement_timeout_ms
+            ),
+            clock=utc_now,
+            policy=RollupPolicy(
+                settle=timedelta(seconds=settings.rollup_settle_s),
+                recheck_hours=settings.rollup_recheck_hours,
+                max_hours=settings.rollup_max_hours,
+                partition_ahead=timedelta(days=settings.partition_ahead_days),
+                retention=timedelta(days=settings.execution_retention_days),
+            ),
         )
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ FUNCTIONS = (
     "migrate",
     "admin",
     "market_refresh",
+    "rollup_analytics",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 
