@@ -8,6 +8,7 @@ of the list given never changes the decision. See ``docs/routing-engine.md`` for
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain.allocation import BrokerCostModel, Optimum, optimise
+from shared.domain.allocation import BrokerCostModel, Optimum, Plan, optimise
 from shared.domain.charges import (
     ContractNote,
     LinearCharges,
@@ -26,6 +27,7 @@ from shared.domain.charges import (
 )
 from shared.domain.eligibility import LOT_REASON_PREFIX, exclusion_reason, profile_age_s
 from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
+from shared.domain.learning import DISCOUNT, thompson_draw
 from shared.domain.models import (
     MAX_ORDER_VALUE_INR,
     BrokerageRule,
@@ -94,6 +96,13 @@ class EngineConfig(BaseModel):
         Sample count at which a profile's statistics count half.
     confidence_margin_ref
         Relative cost margin to the runner-up plan that counts fully towards confidence.
+    evidence_discount
+        Evidence kept per round of the symbol (the learning's discount): how fast a belief
+        not refreshed widens for exploration.
+    exploration_max_inr, exploration_max_bps
+        The bound on exploration: an explored plan is used only if, valued at the posterior
+        means, its objective exceeds the greedy optimum's by at most
+        ``min(exploration_max_inr, exploration_max_bps x notional)``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -111,6 +120,9 @@ class EngineConfig(BaseModel):
     max_price_move_bps: float = Field(default=2_000.0, gt=0, lt=10_000)
     confidence_sample_ref: int = Field(default=20, ge=1)
     confidence_margin_ref: float = Field(default=0.02, gt=0)
+    evidence_discount: float = Field(default=DISCOUNT, gt=0, le=1)
+    exploration_max_inr: float = Field(default=10.0, ge=0)
+    exploration_max_bps: float = Field(default=5.0, ge=0)
 
 
 DEFAULT_CONFIG = EngineConfig()
@@ -506,6 +518,7 @@ def decide_route(
     now: datetime,
     config: EngineConfig | None = None,
     recent_order_counts: Mapping[str, int] | None = None,
+    explore_seed: int | None = None,
 ) -> RoutingDecision:
     """Route ``order``: which brokers get how many shares, what to expect, and why.
 
@@ -522,6 +535,9 @@ def decide_route(
         Engine parameters; defaults to :data:`DEFAULT_CONFIG`.
     recent_order_counts
         Orders sent to each broker in the last second, against its ``rate_limit_per_s``.
+    explore_seed
+        Seed of this decision's Thompson draw (:func:`explore`); ``None`` decides greedily on
+        the posterior means. The same seed always gives the same decision.
 
     Returns
     -------
@@ -558,7 +574,56 @@ def decide_route(
                 f"of {max_brokers} broker(s) fills the order"
             )
         raise NoEligibleBrokerError(capacity_reasons)
+    if explore_seed is not None:
+        optimum = explore(order, prepared, optimum, max_brokers=max_brokers, seed=explore_seed)
     return _decision(order, prepared, optimum)
+
+
+def exploration_bound(prepared_price: float, quantity: int, cfg: EngineConfig) -> float:
+    """Most an explored plan may cost over the greedy optimum, in objective INR."""
+    notional = prepared_price * quantity
+    return min(cfg.exploration_max_inr, cfg.exploration_max_bps * _BPS * notional)
+
+
+def explore(
+    order: OrderRequest, prepared: _Prepared, greedy: Optimum, *, max_brokers: int, seed: int
+) -> Optimum:
+    """Thompson sampling within a bounded cost.
+
+    Every eligible broker's learned factors are drawn once from their posteriors (widened by
+    the rounds since each last learned), the splitter finds the best plan for the drawn
+    profiles, and that plan is valued with the posterior-mean cost models. It replaces the
+    greedy optimum only if it costs at most :func:`exploration_bound` more; otherwise the
+    greedy plan stands. Brokers, eligibility and capacities are those of the greedy decision.
+    """
+    terms = prepared.terms
+    clock = sum(b.profile.sample_count for b in prepared.every)
+    rng = random.Random(seed)  # noqa: S311 -- exploration draws, not secrets
+    cfg = terms.cfg
+    drawn = [
+        _derive(
+            thompson_draw(b.profile, rng, clock=clock, discount=cfg.evidence_discount),
+            terms,
+            rank=b.model.rank,
+            capacity=b.model.hi,
+        ).model
+        for b in prepared.derived
+    ]
+    sampled = optimise(drawn, order.quantity, terms.lot, max_brokers=max_brokers)
+    if sampled is None:
+        return greedy
+    plan = sampled.best.quantities
+    cost = math.fsum(prepared.derived[rank].model.cost(shares) for rank, shares in plan)
+    if plan == greedy.best.quantities:
+        return greedy
+    if cost - greedy.best.cost > exploration_bound(terms.price, order.quantity, cfg):
+        return greedy
+    return Optimum(
+        best=Plan(quantities=plan, cost=cost),
+        runner_up_cost=min(greedy.best.cost, greedy.runner_up_cost),
+        states=greedy.states + sampled.states,
+        gap_bound=greedy.gap_bound,
+    )
 
 
 @dataclass(slots=True)

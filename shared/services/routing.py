@@ -91,6 +91,10 @@ class RoutingService:
         profile's moving averages: the execution tracker's weight.
     replay_wait_s
         How long a concurrent duplicate waits for the first request's answer.
+    explore
+        A new seed for each submitted order's Thompson draw (bounded exploration,
+        docs/routing-engine.md "Exploration"); ``None`` routes greedily. ``analyze`` never
+        explores: a recommendation is the posterior-mean decision.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class RoutingService:
         engine_config: EngineConfig,
         alpha: float,
         replay_wait_s: float = 5.0,
+        explore: Callable[[], int] | None = None,
     ) -> None:
         self._profiles = profiles
         self._orders = orders
@@ -119,6 +124,7 @@ class RoutingService:
         self._config = engine_config
         self._alpha = alpha
         self._replay = IdempotentReplay(orders, wait_s=replay_wait_s)
+        self._explore = explore
 
     # -- analyze -----------------------------------------------------------------------------
 
@@ -136,7 +142,7 @@ class RoutingService:
         decided = self._decide(order)
         return decided.decision, decided.profiles
 
-    def _decide(self, order: OrderRequest) -> _Decided:
+    def _decide(self, order: OrderRequest, *, explore: bool = False) -> _Decided:
         # The server's quote is read whether or not the client sent one: it is the band a
         # client quote must fit in and the arrival reference the children are measured
         # against. A client quote only ever steers this order's own decision.
@@ -148,8 +154,14 @@ class RoutingService:
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         if not profiles:  # the symbols the router knows are those its brokers have profiles for
             raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
+        seed = self._explore() if explore and self._explore is not None else None
         decision = decide_route(
-            order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
+            order,
+            profiles,
+            now=self._clock(),
+            config=self._config,
+            recent_order_counts=counts,
+            explore_seed=seed,
         )
         return _Decided(decision, profiles, arrival, counts)
 
@@ -194,7 +206,7 @@ class RoutingService:
         started = time.perf_counter()
         try:
             self._risk.check(order)
-            decided = self._decide(order)
+            decided = self._decide(order, explore=True)
         except (NoEligibleBrokerError, InvalidOrderError, RiskRejectedError):
             # The world may have changed since the first request (its own placements used up a
             # broker's rate limit): a repeat still gets the original answer.

@@ -203,14 +203,18 @@ def test_rejection_counts_as_an_error(wiring: Wiring) -> None:
         eventbridge(child, report(child, ExecutionStatus.REJECTED, 0, None, 40)),
         LocalLambdaContext("test"),
     )
-    # THEN fill rate 0 is stored and the error rate rises by alpha towards 100 %
+    # THEN fill rate 0 is stored and the error rate rises to its posterior: the seeded figure
+    #      (its prior, worth at most 5 observations) and earlier outcomes, then this error
     [metric] = rows(wiring, "SELECT fill_rate, slippage_bps FROM execution_metrics")
     assert metric == {"fill_rate": Decimal("0.00"), "slippage_bps": None}
     after = wiring.profile_repository.get("zerodha", "RELIANCE")
     assert after is not None
-    expected = before.error_rate_percentage + wiring.settings.ewma_alpha * (
-        100 - before.error_rate_percentage
-    )
+    assert after.sample_count == before.sample_count + 1
+    assert after.uncertainty is not None
+    weight = after.uncertainty.error_rate.weight
+    # the last outcome moved the rate by (100 % - before) / weight: before x (w - 1) / w + 100 / w
+    expected = (before.error_rate_percentage * (weight - 1) + 100) / weight
+    assert after.error_rate_percentage > before.error_rate_percentage
     assert abs(after.error_rate_percentage - expected) < 0.01
 
 
