@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -180,7 +181,7 @@ def test_staleness_only_widens_and_never_past_the_day_one_width(
     assert wide.sd == pytest.approx(belief.sd * math.sqrt(belief.weight / wide.weight))
 
 
-def learned_profile(broker_id: str, **figures: float) -> BrokerProfile:
+def learned_profile(broker_id: str, **figures: Any) -> BrokerProfile:
     base = factories.profile(broker_id, last_price=1295.0, **figures)
     post = symbol_posterior(None, declared_evidence(base, clock=0))
     return base.model_copy(update={"uncertainty": uncertainty(post, clock=0)})
