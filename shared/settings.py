@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     profile_cache_ttl_s: int = Field(default=300, ge=1)
     market_data_ttl_s: float = Field(default=1.0, gt=0)
     profile_max_age_s: int = Field(default=86_400, ge=1)
-    ewma_alpha: float = Field(default=0.03, gt=0, le=1)
-    """What one round (one outcome of the symbol at any broker) discounts of the learned
-    evidence: it keeps ``1 - ewma_alpha`` (docs/routing-engine.md, "Learning")."""
+    ewma_alpha: float = Field(default=0.02, gt=0, le=1)
+    """What one outcome discounts of a profile's earlier evidence: it keeps ``1 - ewma_alpha``
+    (docs/routing-engine.md, "Learning")."""
     exploration: bool = True
     """Thompson sampling within a bounded cost on submitted orders (docs/routing-engine.md)."""
     exploration_seed: int | None = None

@@ -1,7 +1,8 @@
 """The routing engine: score every broker, split the order at the objective's optimum, explain it.
 
 Pure and deterministic: no I/O (apart from the charges module's one lazy read of its rates file),
-no clock (``now`` comes in), no randomness. Brokers are processed in broker-id order, so the order
+no clock (``now`` comes in), no randomness of its own (exploration draws from a generator seeded
+with the ``explore_seed`` it is given). Brokers are processed in broker-id order, so the order
 of the list given never changes the decision. See ``docs/routing-engine.md`` for the formulas.
 """
 

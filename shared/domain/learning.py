@@ -9,10 +9,11 @@ Method, priors and constants: docs/routing-engine.md, section "Learning".
   over discounted counts: ``weight`` (outcomes seen) and ``events`` (errors, or filled fraction).
 * Continuous factors (slippage, price improvement, execution and acknowledgement latency) keep a
   **discounted Welford** mean and sum of squared deviations: a Normal posterior of the mean.
-* **Discounting** (discounted Thompson sampling): each outcome of the symbol, at any broker, is
-  one round; evidence loses a factor ``discount`` per round, so a broker nobody sends to drifts
-  back towards its prior and its belief widens, and a change in a broker shows within about
-  ``1 / (1 - discount)`` of its own orders.
+* **Discounting** (discounted Thompson sampling): evidence loses a factor ``discount`` per
+  outcome of the same profile (or broker), so a change in a broker shows within a few of its
+  own orders and nothing older than about ``1 / (1 - discount)`` of them counts much. A broker
+  nobody sends to keeps its means, but its beliefs widen with the symbol's rounds (outcomes at
+  any broker) since it last learned (:func:`widened`), so it is explored again.
 * **Pooling** (empirical-Bayes shrinkage): a symbol's prior is its broker's broker-wide posterior
   (counted as at most ``POOL_WEIGHT`` observations), whose own prior is :data:`DAY_ONE`.
 """
@@ -27,8 +28,8 @@ from pydantic import Field
 from shared.domain.execution import ProfileObservation
 from shared.domain.models import Belief, BrokerProfile, FrozenModel, ProfileUncertainty
 
-DISCOUNT = 0.97
-"""Evidence kept per round (one outcome of the symbol at any broker): a window of about 33."""
+DISCOUNT = 0.98
+"""Evidence kept per outcome of the same profile (or broker): a window of about 50."""
 POOL_WEIGHT = 3.0
 """Most observations the broker-wide posterior counts for in a symbol's prior."""
 EVIDENCE_FLOOR = 1e-9
@@ -95,7 +96,7 @@ class Evidence(FrozenModel):
     """Everything one profile (or one broker, across symbols) has observed, discounted."""
 
     clock: int = Field(default=0, ge=0)
-    """The round (outcomes of the symbol, or of the broker) of the last update."""
+    """The profile's (or broker's) outcome count at the last update."""
     error: RateEvidence = RateEvidence()
     fill: RateEvidence = RateEvidence()
     slippage: MeanEvidence = MeanEvidence()
@@ -377,19 +378,16 @@ class BatchLearner:
     ) -> None:
         self.discount = discount
         self.brokers = {b: (e or Evidence(clock=n), n) for b, (e, n) in brokers.items()}
-        self.profiles = {
-            k: (e or Evidence(clock=clocks.get(k[1], 0)), n) for k, (e, n) in profiles.items()
-        }
+        self.profiles = {k: (e or Evidence(clock=n), n) for k, (e, n) in profiles.items()}
         self.clocks = dict(clocks)
 
     def learn(self, broker_id: str, symbol: str, observation: ProfileObservation) -> None:
         """One observation: an outcome advances the symbol's, broker's and profile's counts."""
         outcome = 1 if observation.is_error is not None else 0
-        clock = self.clocks.get(symbol, 0) + outcome
-        self.clocks[symbol] = clock
+        self.clocks[symbol] = self.clocks.get(symbol, 0) + outcome
         evidence, samples = self.profiles[(broker_id, symbol)]
         self.profiles[(broker_id, symbol)] = (
-            observe(evidence, observation, clock=clock, discount=self.discount),
+            observe(evidence, observation, clock=samples + outcome, discount=self.discount),
             samples + outcome,
         )
         wide, count = self.brokers[broker_id]

@@ -297,10 +297,7 @@ def _lock(
         discount=0.0,
         brokers={r["broker_id"]: (_evidence(r["evidence"]), r["sample_count"]) for r in wide},
         profiles={
-            (r["broker_id"], r["symbol"]): (
-                _row_evidence(r, symbol_clocks.get(r["symbol"], 0)),
-                r["sample_count"],
-            )
+            (r["broker_id"], r["symbol"]): (_row_evidence(r, r["sample_count"]), r["sample_count"])
             for r in rows
         },
         clocks=symbol_clocks,

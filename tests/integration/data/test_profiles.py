@@ -286,4 +286,4 @@ def test_settings_point_the_cache_at_the_key_prefix(settings: Settings) -> None:
         cache.key("zerodha", "RELIANCE") == f"{settings.redis_key_prefix}profile:zerodha:RELIANCE"
     )
     assert settings.profile_cache_ttl_s == 300
-    assert Decimal(str(settings.ewma_alpha)) == Decimal("0.03")
+    assert Decimal(str(settings.ewma_alpha)) == Decimal("0.02")
