@@ -19,6 +19,7 @@ from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
 from shared.adapters.redis.rate_counter import RedisRateCounter
 from shared.adapters.redis.routing_inputs import RedisRoutingInputs
+from shared.domain.engine import decide_route
 from shared.domain.execution import ProfileObservation as Observation
 from shared.domain.models import BrokerProfile
 from shared.ports import Observed
@@ -287,3 +288,59 @@ def test_settings_point_the_cache_at_the_key_prefix(settings: Settings) -> None:
     )
     assert settings.profile_cache_ttl_s == 300
     assert Decimal(str(settings.ewma_alpha)) == Decimal("0.02")
+
+
+def test_a_broker_new_to_a_symbol_starts_from_its_broker_wide_posterior(db: Database) -> None:
+    # GIVEN zerodha trading RELIANCE, and upstox with no RELIANCE profile that rejected 8 of
+    # its last 10 TCS children
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresProfileRepository(db)
+    template = factories.profile("zerodha", order_book_depth=12_345, last_price=1295.0)
+    repo.upsert(template)
+    outcomes = [
+        Observed("upstox", "TCS", Observation(is_error=k < 8, fill_rate_pct=0.0), factories.NOW)
+        for k in range(10)
+    ]
+    repo.learn(outcomes, alpha=0.02)
+    # WHEN RELIANCE's profiles are read
+    profiles = repo.list_for_symbol("RELIANCE")
+    # THEN upstox has one: its broker-wide posterior, the symbol's market figures, no samples
+    assert [p.broker_id for p in profiles] == ["upstox", "zerodha"]
+    pooled = profiles[0]
+    assert pooled.sample_count == 0
+    assert pooled.uncertainty is not None
+    assert pooled.uncertainty.pooled
+    assert pooled.error_rate_percentage > 40.0  # what upstox does elsewhere, not the day one 2 %
+    assert pooled.uncertainty.error_rate.weight <= 3.0  # worth at most 3 observations
+    assert pooled.order_book_depth == 12_345
+    assert pooled.last_price == 1295.0
+    upstox = PostgresBrokerRepository(db).get("upstox")
+    assert upstox is not None
+    assert pooled.fee_schedule == upstox.fee_schedule
+    # AND a broker nobody observed starts from the documented day-one priors
+    seed_brokers(db, "dhan")
+    fresh = next(p for p in repo.list_for_symbol("RELIANCE") if p.broker_id == "dhan")
+    assert fresh.error_rate_percentage == pytest.approx(2.0)
+    assert fresh.fill_rate_percentage == pytest.approx(95.0)
+    assert fresh.slippage_bps == pytest.approx(1.0)
+    # AND a symbol no broker has a profile for stays unknown
+    assert repo.list_for_symbol("INFY") == []
+
+
+def test_routing_works_on_a_pooled_profile_before_its_first_fill(db: Database) -> None:
+    # GIVEN RELIANCE traded at zerodha only, and upstox known nowhere (day one)
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresProfileRepository(db)
+    repo.upsert(factories.profile("zerodha", last_price=1295.0))
+    profiles = repo.list_for_symbol("RELIANCE")
+    # WHEN an order is routed on them, greedily and exploring
+    order = factories.order(quantity=100)
+    greedy = decide_route(order, profiles, now=factories.NOW)
+    explored = {
+        decide_route(order, profiles, now=factories.NOW, explore_seed=s).allocations[0].broker_id
+        for s in range(40)
+    }
+    # THEN upstox is eligible (scored, no exclusion) before its first fill
+    [score] = [b for b in greedy.broker_scores if b.broker_id == "upstox"]
+    assert score.exclusion_reason is None
+    assert explored <= {"zerodha", "upstox"}
