@@ -28,7 +28,7 @@ from shared.domain.charges import (
 )
 from shared.domain.eligibility import LOT_REASON_PREFIX, exclusion_reason, profile_age_s
 from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
-from shared.domain.learning import DISCOUNT, thompson_draw
+from shared.domain.learning import DISCOUNT, thompson_draw, widened
 from shared.domain.models import (
     MAX_ORDER_VALUE_INR,
     BrokerageRule,
@@ -607,37 +607,41 @@ def explore(
     """Thompson sampling within a bounded cost.
 
     Every eligible broker's learned factors are drawn once from their posteriors (widened by
-    the rounds since each last learned), the splitter finds the best plan for the drawn
-    profiles, and that plan is valued with the posterior-mean cost models. It replaces the
-    greedy optimum only if it costs at most :func:`exploration_bound` more; otherwise the
-    greedy plan stands. Brokers, eligibility and capacities are those of the greedy decision.
+    the rounds since each last learned), and the broker whose drawn cost model takes the whole
+    order cheapest is the candidate (a single broker: exploring a split would cost a second
+    full search, and a split of a drawn plan is rarely within the bound anyway). The candidate
+    is valued with its posterior-mean cost model and replaces the greedy optimum only if it
+    costs at most :func:`exploration_bound` more; otherwise the greedy plan stands.
+    ``max_brokers`` is kept for the signature's symmetry with the splitter.
     """
+    del max_brokers
     terms = prepared.terms
+    quantity = order.quantity
     clock = sum(b.profile.sample_count for b in prepared.every)
     rng = random.Random(seed)  # noqa: S311 -- exploration draws, not secrets
     cfg = terms.cfg
-    drawn = [
-        _derive(
-            thompson_draw(b.profile, rng, clock=clock, discount=cfg.evidence_discount),
-            terms,
-            rank=b.model.rank,
-            capacity=b.model.hi,
-        ).model
-        for b in prepared.derived
-    ]
-    sampled = optimise(drawn, order.quantity, terms.lot, max_brokers=max_brokers)
-    if sampled is None:
+    best: tuple[float, int] | None = None
+    for b in prepared.derived:
+        drawn = thompson_draw(b.profile, rng, clock=clock, discount=cfg.evidence_discount)
+        model = b.model
+        if not model.lo_single <= quantity <= model.hi:
+            continue
+        cost = _derive(drawn, terms, rank=model.rank, capacity=model.hi).model.cost(quantity)
+        if best is None or cost < best[0]:
+            best = (cost, model.rank)
+    if best is None:
         return greedy
-    plan = sampled.best.quantities
-    cost = math.fsum(prepared.derived[rank].model.cost(shares) for rank, shares in plan)
+    rank = best[1]
+    plan = ((rank, quantity),)
     if plan == greedy.best.quantities:
         return greedy
-    if cost - greedy.best.cost > exploration_bound(terms.price, order.quantity, cfg):
+    cost = prepared.derived[rank].model.cost(quantity)
+    if cost - greedy.best.cost > exploration_bound(terms.price, quantity, cfg):
         return greedy
     return Optimum(
         best=Plan(quantities=plan, cost=cost),
         runner_up_cost=min(greedy.best.cost, greedy.runner_up_cost),
-        states=greedy.states + sampled.states,
+        states=greedy.states,
         gap_bound=greedy.gap_bound,
     )
 
@@ -735,7 +739,7 @@ def _decision(order: OrderRequest, prepared: _Prepared, optimum: Optimum) -> Rou
             "strategy": order.routing_objective,
             "allocations": [c.row for c in priced],
             "fallback_broker_ids": [b.profile.broker_id for b in fallback],
-            "confidence_score": _confidence(chosen, optimum, terms.cfg),
+            "confidence_score": _confidence(chosen, optimum, terms.cfg, prepared.every),
             "expected_execution": {
                 "price": _to_price(avg_price),
                 "slippage_bps": round(
@@ -759,15 +763,36 @@ def _impact_value(terms: _Terms) -> float:
     return terms.valuation.market * terms.quantity * terms.price * terms.impact_bps * _BPS
 
 
+def _evidence_weight(profile: BrokerProfile, clock: int, cfg: EngineConfig) -> float:
+    """Observations' worth behind a profile, for confidence.
+
+    Its sample count, or with beliefs the smaller of its fill and error beliefs' weights,
+    widened by the rounds since it last learned.
+    """
+    u = profile.uncertainty
+    if u is None:
+        return float(profile.sample_count)
+    rounds = clock - u.clock
+    return min(
+        widened(u.fill_rate, rounds, cfg.evidence_discount).weight,
+        widened(u.error_rate, rounds, cfg.evidence_discount).weight,
+    )
+
+
 def _confidence(
-    chosen: Sequence[tuple[_Broker, int]], optimum: Optimum, cfg: EngineConfig
+    chosen: Sequence[tuple[_Broker, int]],
+    optimum: Optimum,
+    cfg: EngineConfig,
+    every: Sequence[_Broker],
 ) -> float:
     """``data x (0.75 + 0.25 margin)``, see :func:`confidence_score`."""
     total = sum(shares for _, shares in chosen)
+    clock = sum(b.profile.sample_count for b in every)
     data = 0.0
     for b, shares in chosen:
         p = b.profile
-        samples = p.sample_count / (p.sample_count + cfg.confidence_sample_ref)
+        n = _evidence_weight(p, clock, cfg)
+        samples = n / (n + cfg.confidence_sample_ref)
         data += shares / total * b.freshness * samples * (1 - p.error_rate_percentage / 100)
     return confidence_score(data, optimum.best.cost, optimum.runner_up_cost, cfg)
 
@@ -777,8 +802,10 @@ def confidence_score(data: float, best: float, runner_up: float, cfg: EngineConf
 
     ``confidence = data x (0.75 + 0.25 x margin)`` where ``data`` is the quantity-weighted mean
     over the allocated brokers of ``freshness x n / (n + 20) x (1 - error_rate)`` (``n`` the
-    profile's sample count), and ``margin = min(1, gap / 0.02)`` with ``gap`` the runner-up
-    plan's cost above the best, relative to the best (0.5 when there was no alternative).
+    observations' worth behind the profile: the smaller weight of its fill and error beliefs,
+    widened by staleness, or its sample count when it has no beliefs), and
+    ``margin = min(1, gap / 0.02)`` with ``gap`` the runner-up plan's cost above the best,
+    relative to the best (0.5 when there was no alternative).
     Data quality dominates: a decision from stale or thin statistics is a guess however clear
     the margin; a margin near zero means a close call, costing at most a quarter.
     """

@@ -116,9 +116,9 @@ def test_learned_rate_and_slippage_within_10_pct_after_100_observations(
     post = learner.profile_posterior("b", "S")
     # THEN slippage is within 10 % of the truth (its noise over ~30 rounds' worth is ~2 %)
     assert abs(post.slippage.mean - 6.0) <= 0.6
-    # AND the error rate is within 10 points of the truth and its sd is stated honestly:
-    # the truth lies within 4 sd of the estimate
-    assert abs(post.error.mean - rate) <= 4 * post.error.spread + 0.02
+    # AND the error rate is near the truth: within 4 posterior sds plus 5 points (a binomial
+    # count of 100 can be 0 for a 3 % rate, where the Beta sd is near 0)
+    assert abs(post.error.mean - rate) <= 4 * post.error.spread + 0.05
 
 
 def test_recent_outcomes_dominate_after_a_change() -> None:
@@ -297,3 +297,33 @@ def test_rate_evidence_helpers() -> None:
     evidence = RateEvidence().add(1.0).add(0.0)
     assert (evidence.weight, evidence.events) == (2.0, 1.0)
     assert evidence.discounted(0.5) == RateEvidence(weight=1.0, events=0.5)
+
+
+def test_confidence_follows_the_beliefs_weight_and_staleness() -> None:
+    # GIVEN one broker whose beliefs rest on 50 observations, then on 3, then on 50 but stale
+    base = learned_profile("dhan", sample_count=250)
+    assert base.uncertainty is not None
+
+    def with_weight(weight: float, clock: int = 250) -> BrokerProfile:
+        u = base.uncertainty.model_copy(  # type: ignore[union-attr]
+            update={
+                "fill_rate": Belief(weight=weight, sd=1.0),
+                "error_rate": Belief(weight=weight, sd=1.0),
+                "clock": clock,
+            }
+        )
+        return base.model_copy(update={"uncertainty": u})
+
+    order = factories.order(quantity=100)
+
+    def confidence(profile: BrokerProfile) -> float:
+        return decide_route(order, [profile], now=factories.NOW).confidence_score
+
+    # WHEN the same order is routed on each
+    well_known, thin = confidence(with_weight(50.0)), confidence(with_weight(3.0))
+    # (the symbol's clock is its sample count: a belief last updated 400 rounds ago is stale)
+    stale = confidence(with_weight(50.0, clock=0).model_copy(update={"sample_count": 400}))
+    fresh = confidence(with_weight(50.0, clock=400).model_copy(update={"sample_count": 400}))
+    # THEN thin or stale beliefs give less confidence than well-known fresh ones
+    assert thin < well_known
+    assert stale < fresh
