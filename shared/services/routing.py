@@ -88,7 +88,7 @@ class RoutingService:
         Engine parameters (profile age, minimum child size...).
     alpha
         Weight of one placement outcome (reject, timeout, acknowledgement time) in the
-        profile's moving averages: the execution tracker's weight.
+        profile's posteriors: what one outcome discounts (the execution tracker's).
     replay_wait_s
         How long a concurrent duplicate waits for the first request's answer.
     explore
