@@ -57,7 +57,15 @@ class Settings(BaseSettings):
     profile_cache_ttl_s: int = Field(default=300, ge=1)
     market_data_ttl_s: float = Field(default=1.0, gt=0)
     profile_max_age_s: int = Field(default=86_400, ge=1)
-    ewma_alpha: float = Field(default=0.1, gt=0, le=1)
+    ewma_alpha: float = Field(default=0.02, gt=0, le=1)
+    """What one outcome discounts of a profile's earlier evidence: it keeps ``1 - ewma_alpha``
+    (docs/routing-engine.md, "Learning")."""
+    exploration: bool = True
+    """Thompson sampling within a bounded cost on submitted orders (docs/routing-engine.md)."""
+    exploration_seed: int | None = None
+    """Seed of the exploration draws (benchmarks replay a run); ``None`` draws from the OS."""
+    exploration_max_inr: float = Field(default=10.0, ge=0)
+    exploration_max_bps: float = Field(default=5.0, ge=0)
     broker_timeout_ms: int = Field(default=2_000, ge=10)
     analytics_cache_ttl_s: int = Field(default=60, ge=1)
     reconcile_after_s: float = Field(default=120.0, gt=0)

@@ -7,6 +7,7 @@ a :class:`Wiring` from their own settings and may replace any part through ``ove
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -414,10 +415,24 @@ class Wiring:
             market=self.market,
             risk=self.risk,
             clock=utc_now,
-            engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
+            engine_config=EngineConfig(
+                max_profile_age_s=self.settings.profile_max_age_s,
+                evidence_discount=1 - self.settings.ewma_alpha,
+                exploration_max_inr=self.settings.exploration_max_inr,
+                exploration_max_bps=self.settings.exploration_max_bps,
+            ),
             alpha=self.settings.ewma_alpha,
+            explore=self._exploration_seeds(),
             access=self.broker_links.unavailable,
         )
+
+    def _exploration_seeds(self) -> Callable[[], int] | None:
+        # Randomness enters here, never in the domain: the engine gets one seed per order.
+        if not self.settings.exploration:
+            return None
+        seed = self.settings.exploration_seed
+        source = random.Random(seed) if seed is not None else random.SystemRandom()  # noqa: S311
+        return lambda: source.getrandbits(63)
 
     @cached_property
     def reconciler(self) -> Reconciler:

@@ -180,7 +180,7 @@ class ExecutionTracker:
     notifier
         Pushes ``EXECUTION_UPDATE`` / ``ROUTING_UPDATE`` to the order's owner.
     alpha
-        Weight of one report in the profile's moving averages.
+        What one outcome discounts of the profile's earlier evidence (``1 - discount``).
     clock
         The current time (the bound on event times in the future).
     """

@@ -22,7 +22,13 @@ SPEC_TABLES = (
 )
 # Columns our later migrations add to the specification's tables, and nothing else.
 OUR_ADDITIONS = {
-    "broker_execution_profiles": {"sample_count", "volatility_bps", "last_price"},
+    "broker_execution_profiles": {
+        "sample_count",
+        "volatility_bps",
+        "last_price",
+        "evidence",
+        "uncertainty",
+    },
     "order_routing_decisions": {
         "expected_price",
         "expected_fill_probability",
