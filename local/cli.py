@@ -77,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         reconcile_after_s=args.reconcile_after,
         verbose=args.verbose,
         enforce_market_hours=not args.ignore_market_hours,
+        workers=args.workers,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -734,6 +735,13 @@ def _run_parser(sub: Any) -> None:
         "--ignore-market-hours",
         action="store_true",
         help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="containers per function (route_order, broker_webhook, track_execution): N worker "
+        "processes, each one invocation at a time as a Lambda container (docs/capacity.md)",
     )
     run.set_defaults(handler=_run)
 
