@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ PAPER = {
     "partialFillRate": 0.0,
     "simulateDelay": False,
 }
+SWEEP_RATES = (25, 50, 100, 200, 400, 1000)
+"""Offered analyze rates of the latency curve: below this machine's knee, at it and past it."""
+SCALING_RATE = 400
+"""Offered analyze rate of the throughput-against-N steps: above what any N achieves here."""
 MIXES: dict[str, dict[str, float]] = {
     "analyze": {"analyze": 1.0},
     "smart": {"smart": 1.0},
@@ -204,7 +209,7 @@ def step(run: LocalRun, tmp: Path, *, mix: str, rate: float, duration_s: int) ->
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp / f"locust-{mix}-{rate}.log").open("wb"),
     )
     generator = psutil.Process(locust.pid)
     generator_cpu = 0.0
@@ -255,6 +260,7 @@ def summarise(data: dict[str, Any], *, rate: float, duration_s: float) -> dict[s
         by_kind[kind] = {
             **_latency([s[2] for s in mine if s[3]]),
             "errors": sum(1 for s in mine if not s[3]),
+            "error_kinds": dict(Counter(s[5] for s in mine if not s[3])),
             "achieved_per_s": round(sum(1 for s in mine if s[3]) / duration_s, 1),
             "server_stage_p50_ms": stages,
         }
@@ -319,9 +325,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short steps while developing")
     parser.add_argument("--workers", type=int, default=4, help="N for the target runs")
+    parser.add_argument("--target-s", type=int, default=60, help="seconds of each target run")
+    parser.add_argument("--sweep-s", type=int, default=20, help="seconds of each other step")
     args = parser.parse_args(argv)
-    target_s, sweep_s = (15, 10) if args.quick else (60, 20)
-    results: dict[str, Any] = {"sweep_workers": args.workers, "machine_cpus": os.cpu_count()}
+    target_s, sweep_s = (15, 10) if args.quick else (args.target_s, args.sweep_s)
+    results: dict[str, Any] = {
+        "sweep_workers": args.workers,
+        "machine_cpus": os.cpu_count(),
+        "target_run_s": target_s,
+        "step_s": sweep_s,
+        "load_avg_at_start": load_averages(),
+    }
     with tempfile.TemporaryDirectory(prefix="load-") as name:
         tmp = Path(name)
         scaling = []
@@ -330,13 +344,13 @@ def main(argv: list[str] | None = None) -> None:
                 if workers == args.workers:
                     results["latency_vs_offered"] = [
                         step(run, tmp, mix="analyze", rate=r, duration_s=sweep_s)
-                        for r in (100, 250, 500, 750, 1000)
+                        for r in SWEEP_RATES
                     ]
                     results["targets_run"] = {
                         mix: step(run, tmp, mix=mix, rate=r, duration_s=target_s)
                         for mix, r in (("analyze", 1000), ("smart", 300), ("mixed", 400))
                     }
-                saturated = step(run, tmp, mix="analyze", rate=800, duration_s=sweep_s)
+                saturated = step(run, tmp, mix="analyze", rate=SCALING_RATE, duration_s=sweep_s)
                 scaling.append({"workers": workers, **saturated})
         results["throughput_vs_workers"] = scaling
     results["figures"] = plots(results)

@@ -37,8 +37,8 @@ from shared.domain.contracts import ApiPath
 
 ORDER = {"side": "BUY", "quantity": 100, "orderType": "MARKET"}
 SYMBOLS = ("RELIANCE", "TCS", "INFY", "HDFCBANK")
-SAMPLES: list[tuple[float, str, float, bool, dict[str, float]]] = []
-"""(start time, kind, seconds, ok, server stages in ms) of every request."""
+SAMPLES: list[tuple[float, str, float, bool, dict[str, float], str]] = []
+"""(start time, kind, seconds, ok, server stages in ms, status or error) of every request."""
 LAG: list[float] = []
 IN_FLIGHT = collections.Counter[str]()
 """Requests started and not answered yet, by kind (unanswered at the end count as errors)."""
@@ -56,6 +56,13 @@ def _stages(response: Any) -> dict[str, float]:
         if value:
             stages[name] = float(value)
     return stages
+
+
+def _answer(response: Any, good: tuple[int, ...]) -> tuple[bool, dict[str, float], str]:
+    # A status code of 0 is geventhttpclient's word for no answer (a reset or a timeout).
+    code = int(response.status_code or 0)
+    error = getattr(response, "error", None) if code == 0 else None
+    return code in good, _stages(response), type(error).__name__ if error else str(code)
 
 
 class OpenLoop(FastHttpUser):
@@ -94,11 +101,11 @@ class OpenLoop(FastHttpUser):
         started = time.monotonic()
         IN_FLIGHT[kind] += 1
         try:
-            ok, stages = getattr(self, f"_{kind}")(token)
-        except Exception:  # a refused connection or a timeout is an error of the run
-            ok, stages = False, {}
+            ok, stages, outcome = getattr(self, f"_{kind}")(token)
+        except Exception as exc:  # a refused connection or a timeout is an error of the run
+            ok, stages, outcome = False, {}, type(exc).__name__
         IN_FLIGHT[kind] -= 1
-        SAMPLES.append((started - STARTED, kind, time.monotonic() - started, ok, stages))
+        SAMPLES.append((started - STARTED, kind, time.monotonic() - started, ok, stages, outcome))
 
     def _post(self, path: str, token: str, body: dict[str, Any]) -> Any:
         return self.client.post(
@@ -108,12 +115,12 @@ class OpenLoop(FastHttpUser):
             name=path,
         )
 
-    def _analyze(self, token: str) -> tuple[bool, dict[str, float]]:
+    def _analyze(self, token: str) -> tuple[bool, dict[str, float], str]:
         body = {**ORDER, "symbol": random.choice(SYMBOLS)}
         response = self._post(ApiPath.ANALYZE_ORDER, token, body)
-        return response.status_code == 200, _stages(response)
+        return _answer(response, (200,))
 
-    def _smart(self, token: str) -> tuple[bool, dict[str, float]]:
+    def _smart(self, token: str) -> tuple[bool, dict[str, float], str]:
         body = {
             **ORDER,
             "symbol": random.choice(SYMBOLS),
@@ -122,9 +129,9 @@ class OpenLoop(FastHttpUser):
         response = self._post(ApiPath.SMART_ORDER, token, body)
         if response.status_code == 200:
             RECENT_ORDERS.append((token, response.json().get("orderId", "")))
-        return response.status_code == 200, _stages(response)
+        return _answer(response, (200,))
 
-    def _order(self, token: str) -> tuple[bool, dict[str, float]]:
+    def _order(self, token: str) -> tuple[bool, dict[str, float], str]:
         if not RECENT_ORDERS:
             return self._analyze(token)
         owner, order_id = random.choice(RECENT_ORDERS)
@@ -139,17 +146,17 @@ class OpenLoop(FastHttpUser):
             for child in view.get("childOrders") or []:
                 if child.get("brokerOrderId"):
                     RECENT_CHILDREN.append({**child, "symbol": symbol})
-        return response.status_code == 200, _stages(response)
+        return _answer(response, (200,))
 
-    def _analytics(self, token: str) -> tuple[bool, dict[str, float]]:
+    def _analytics(self, token: str) -> tuple[bool, dict[str, float], str]:
         response = self.client.get(
             f"{ApiPath.EXECUTION_ANALYTICS}?days=1",
             headers={"Authorization": f"Bearer {token}"},
             name=ApiPath.EXECUTION_ANALYTICS,
         )
-        return response.status_code == 200, _stages(response)
+        return _answer(response, (200,))
 
-    def _postback(self, token: str) -> tuple[bool, dict[str, float]]:
+    def _postback(self, token: str) -> tuple[bool, dict[str, float], str]:
         if not RECENT_CHILDREN:
             return self._analyze(token)
         child = random.choice(RECENT_CHILDREN)
@@ -168,7 +175,7 @@ class OpenLoop(FastHttpUser):
         )
         # 200 applied, 202 duplicate or quarantined (a fill the paper broker already reported):
         # either is the broker's report accepted and stored once.
-        return response.status_code in (200, 202), _stages(response)
+        return _answer(response, (200, 202))
 
 
 def _fill_report(child: dict[str, Any]) -> dict[str, Any]:
