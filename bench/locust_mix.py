@@ -195,11 +195,16 @@ def _fill_report(child: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_samples(environment: Any, **_: Any) -> None:
-    warmup = float(os.environ.get("LOAD_WARMUP_S", "0"))
-    kept = [s for s in SAMPLES if s[0] >= warmup]
+    # Every sample, with its start: the runner keeps those started after the warm-up for
+    # latency, and counts completions inside the window for throughput.
     with open(os.environ["LOAD_OUT"], "w") as handle:
         json.dump(
-            {"samples": kept, "lag": LAG, "warmup_s": warmup, "in_flight": dict(IN_FLIGHT)},
+            {
+                "samples": SAMPLES,
+                "lag": LAG,
+                "ended_s": time.monotonic() - STARTED,
+                "in_flight": dict(IN_FLIGHT),
+            },
             handle,
         )
 
