@@ -13,7 +13,7 @@ CHECKOV_LOCK := tools/checkov/requirements.lock
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat $(CHECKOV_LOCK) | sha1sum | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help run test fuzz lint format bench quality synth os-deps deps clean
+.PHONY: help run test fuzz lint format bench load quality synth os-deps deps clean
 
 help:
 	@echo "make run    - start the service locally (Postgres, Redis, API, WebSocket, paper brokers)"
@@ -21,6 +21,7 @@ help:
 	@echo "make fuzz   - contract fuzzing (schemathesis) against local mode at >= 5,000 cases"
 	@echo "make lint   - ruff (lint + format check), mypy and the dependency rule (import-linter)"
 	@echo "make bench  - run every benchmark, results in bench/results/*.json"
+	@echo "make load   - open-loop load through local mode's HTTP API (bench/results/load.json)"
 	@echo "make quality - routing quality against an oracle while brokers change (docs/quality.md)"
 	@echo "make synth  - synthesise the CloudFormation templates with the pinned CDK CLI"
 
@@ -74,9 +75,14 @@ fuzz: $(STAMP) os-deps
 bench: $(STAMP) os-deps
 	@set -e; for f in bench/*.py; do \
 		name=$$(basename $$f .py); \
-		case $$name in __init__|harness|quality) continue;; esac; \
+		case $$name in __init__|harness|quality|load|locust_mix) continue;; esac; \
 		echo "== bench.$$name"; $(BIN)/python -m bench.$$name; \
 	done
+
+# Not part of `make bench`: minutes of open-loop traffic through `order-router run --workers N`
+# (docs/capacity.md). LOAD_ARGS=--quick for short steps while developing.
+load: $(STAMP) os-deps
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 # Not part of `make bench` (speed targets) nor `make test`: it measures decisions, not time,
 # and redraws the charts committed in docs/quality/. About 2 minutes.

@@ -15,7 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra import nag
+from infra import capacity, nag
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
 from shared.domain.contracts import ApiPath
@@ -57,9 +57,10 @@ WEBHOOK_ROUTES = (ApiPath.SIGNED_WEBHOOK, ApiPath.TOKEN_WEBHOOK)
 PUBLIC_ROUTES = (ApiPath.HEALTH, ApiPath.OPENAPI)
 """GET routes of route_order without an authorizer: the health check and the API document."""
 
-#: Whole-API throttle, and the tighter one for unauthenticated broker webhooks.
-API_RATE, API_BURST = 500, 1000
+#: The tighter throttle of unauthenticated broker webhooks, and the WebSocket stage's. The HTTP
+#: stage's own comes from infra/capacity.py, sized with route_order's reserved concurrency.
 WEBHOOK_RATE, WEBHOOK_BURST = 50, 100
+WS_RATE, WS_BURST = 500, 1000
 
 _ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -141,6 +142,7 @@ class HttpApi(Construct):
         admin: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        sizes = capacity.for_stage(config.stage)
         self.api = apigwv2.HttpApi(
             self,
             "Api",
@@ -166,7 +168,9 @@ class HttpApi(Construct):
             http_api=self.api,
             stage_name="$default",
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE, burst_limit=API_BURST),
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=sizes.api_rate_per_s, burst_limit=sizes.api_burst
+            ),
         )
         self.access_logs = _access_logs(
             self, self.stage, _ACCESS_LOG_FORMAT, 90 if config.is_prod else 14
@@ -267,7 +271,7 @@ class WebSocketApi(Construct):
             web_socket_api=self.api,
             stage_name=config.stage,
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE, burst_limit=API_BURST),
+            throttle=apigwv2.ThrottleSettings(rate_limit=WS_RATE, burst_limit=WS_BURST),
         )
         self.access_logs = _access_logs(
             self, self.stage, _WS_ACCESS_LOG_FORMAT, 90 if config.is_prod else 14

@@ -36,7 +36,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from functions.route_order.handler import OPENAPI_FILE
-from local.apigw import http_api_event
+from local.apigw import INVOCATION_TIMING, http_api_event
 from shared.domain.contracts import (
     ADMIN_PREFIX,
     API_PREFIX,
@@ -82,7 +82,9 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
 
     async def api(request: Request) -> Response:
         started = time.perf_counter()
+        INVOCATION_TIMING.set(None)
         response = await _api(request, invoke, verifier)
+        _server_timing(response, time.perf_counter() - started)
         logger.info(
             "%s %s -> %d (%.0f ms)",
             request.method,
@@ -105,6 +107,20 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
     )
     app.router.default = any_other
     return app
+
+
+def _server_timing(response: Response, total_s: float) -> None:
+    # Where a request's time went: this front door (authorizer, event, response), waiting for a
+    # free container of the function, and the handler itself (docs/capacity.md).
+    timing = INVOCATION_TIMING.get()
+    if timing is None:
+        return
+    queue_s, handler_s = timing
+    front_s = max(0.0, total_s - queue_s - handler_s)
+    response.headers["server-timing"] = ", ".join(
+        f"{name};dur={seconds * 1000:.2f}"
+        for name, seconds in (("front", front_s), ("queue", queue_s), ("handler", handler_s))
+    )
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:
