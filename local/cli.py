@@ -190,6 +190,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
+            f"  Dashboard   {config.api_url}/  (sign in as any user, TRADER and/or ADMIN)",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
