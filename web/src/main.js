@@ -79,9 +79,11 @@ function SignIn({ config, onSession, notice }) {
 }
 
 function ConnectionBadge({ live }) {
-  const [state, setState] = useState(live.state);
-  useEffect(() => live.subscribe((m) => m.type === "@state" && setState(m.data.state)), [live]);
-  const text = { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", idle: "Offline" }[state];
+  const [state, setState] = useState(live ? live.state : "idle");
+  useEffect(() => live && live.subscribe((m) => m.type === "@state" && setState(m.data.state)), [live]);
+  const text = live
+    ? { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", idle: "Offline" }[state]
+    : "No live updates (needs TRADER)";
   return html`<span class="badge ${state}" role="status" aria-live="polite" data-testid="ws-state" data-state=${state}>${text}</span>`;
 }
 
@@ -108,7 +110,11 @@ function App({ config }) {
       }),
     [session],
   );
-  const live = useMemo(() => (session ? new LiveConnection(config.wsUrl, () => session.token) : null), [session]);
+  // The WebSocket API admits TRADER tokens only (docs/websocket.md): others would be refused.
+  const live = useMemo(
+    () => (session && session.groups.includes("TRADER") ? new LiveConnection(config.wsUrl, () => session.token) : null),
+    [session],
+  );
   useEffect(() => {
     if (!live) return undefined;
     live.start();
