@@ -92,7 +92,7 @@ def sql(run: Runtime, statement: str, *params: Any) -> None:
     """Run one statement in the run's Postgres."""
     url = f"postgresql://postgres@127.0.0.1:{run.pg_port}/{DATABASE}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement, params)  # type: ignore[arg-type]
+        conn.execute(statement, params)
 
 
 @dataclass

@@ -121,13 +121,13 @@ function Preview({ preview, loading }) {
       <div><dt>Total cost</dt><dd>${inr(expected.totalCostInr)}</dd></div>
     </dl>
     <h3>Split</h3>
-    <table data-testid="split">
+    <div class="scroll"><table data-testid="split">
       <caption class="sr-only">Allocation of the order over brokers</caption>
       <thead><tr><th scope="col">Broker</th><th scope="col">Quantity</th><th scope="col">Share</th><th scope="col">Expected price</th><th scope="col">Priority</th></tr></thead>
       <tbody>${preview.allocations.map(
         (a) => html`<tr><th scope="row">${a.brokerId}</th><td>${a.quantity}</td><td>${a.allocationPercentage}%</td><td>${inr(a.expectedExecutionPrice)}</td><td>${a.priority}</td></tr>`,
       )}</tbody>
-    </table>
+    </table></div>
     ${preview.fallbackBrokerIds.length ? html`<p class="muted">Fallback: ${preview.fallbackBrokerIds.join(", ")}</p>` : null}
     <h3>Charges</h3>
     <table class="charges" data-testid="charges">
