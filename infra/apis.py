@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import cast
 
 import aws_cdk as cdk
@@ -99,6 +100,8 @@ class HttpApi(Construct):
         The trader user pool, whose tokens the JWT authorizer accepts.
     route_order, broker_webhook
         The functions behind the trader and webhook routes.
+    dashboard_urls
+        More origins allowed by CORS: the dashboard's CloudFront URL.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class HttpApi(Construct):
         auth: TraderAuth,
         route_order: lambda_.IFunction,
         broker_webhook: lambda_.IFunction,
+        dashboard_urls: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.api = apigwv2.HttpApi(
@@ -118,10 +122,14 @@ class HttpApi(Construct):
             api_name=f"order-router-{config.stage}",
             create_default_stage=False,
             cors_preflight=apigwv2.CorsPreflightOptions(
-                allow_origins=[config.dashboard_origin],
+                allow_origins=[config.dashboard_origin, *dashboard_urls],
+                # PUT/PATCH/DELETE: the operator view's admin routes (docs/dashboard.md).
                 allow_methods=[
                     apigwv2.CorsHttpMethod.GET,
                     apigwv2.CorsHttpMethod.POST,
+                    apigwv2.CorsHttpMethod.PUT,
+                    apigwv2.CorsHttpMethod.PATCH,
+                    apigwv2.CorsHttpMethod.DELETE,
                     apigwv2.CorsHttpMethod.OPTIONS,
                 ],
                 allow_headers=["authorization", "content-type", "idempotency-key"],
