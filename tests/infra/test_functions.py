@@ -17,7 +17,6 @@ from tests.infra.support import (
     ROOT,
     actions_of,
     function_by_handler,
-    one,
     policy_statements,
     resources,
 )
