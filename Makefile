@@ -18,7 +18,7 @@ WEB_SOURCES := $(shell find web/src -type f) web/index.html web/vite.config.js w
 # The browser the dashboard's tests drive (Debian's package; Playwright's own downloads are not used).
 CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
 
-.PHONY: help run test fuzz lint format bench quality synth os-deps deps clean web browser
+.PHONY: help run test fuzz lint format bench quality synth os-deps deps clean web browser screenshots
 
 help:
 	@echo "make run    - start the service locally (Postgres, Redis, API, WebSocket, paper brokers)"
@@ -67,6 +67,10 @@ web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run build
 
 web: web/dist/index.html
+
+# Re-takes docs/dashboard/*.png with the browser tests (docs/dashboard.md).
+screenshots: $(STAMP) os-deps web browser
+	DASHBOARD_SCREENSHOTS=docs/dashboard $(BIN)/pytest tests/dashboard -q
 
 # Headless Chromium from the OS for the dashboard's browser tests (tests/dashboard).
 browser:
