@@ -25,10 +25,32 @@ TRADER_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
     (apigwv2.HttpMethod.POST, ApiPath.SMART_ORDER),
     (apigwv2.HttpMethod.POST, ApiPath.ANALYZE_ORDER),
     (apigwv2.HttpMethod.GET, ApiPath.ORDER),
+    (apigwv2.HttpMethod.GET, ApiPath.ORDERS),
     (apigwv2.HttpMethod.GET, ApiPath.EXECUTION_ANALYTICS),
     (apigwv2.HttpMethod.GET, ApiPath.BROKER_PROFILES),
 )
 """route_order's routes behind the JWT authorizer."""
+ADMIN_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
+    (apigwv2.HttpMethod.GET, ApiPath.ADMIN_BROKERS),
+    (apigwv2.HttpMethod.POST, ApiPath.ADMIN_BROKERS),
+    (apigwv2.HttpMethod.PATCH, ApiPath.ADMIN_BROKER),
+    (apigwv2.HttpMethod.PUT, ApiPath.ADMIN_BROKER_STATUS),
+    (apigwv2.HttpMethod.GET, ApiPath.ADMIN_PROFILES),
+    (apigwv2.HttpMethod.GET, ApiPath.ADMIN_QUARANTINE),
+    (apigwv2.HttpMethod.GET, ApiPath.ADMIN_AUDIT),
+)
+"""The admin function's routes, behind the same JWT authorizer; the function requires ADMIN."""
+
+
+CONNECTION_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_CONNECTIONS),
+    (apigwv2.HttpMethod.POST, ApiPath.BROKER_CONNECTION_LOGIN),
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_CONNECTION_CALLBACK),
+    (apigwv2.HttpMethod.PUT, ApiPath.BROKER_CONNECTION),
+    (apigwv2.HttpMethod.POST, ApiPath.BROKER_CONNECTION_REFRESH),
+    (apigwv2.HttpMethod.DELETE, ApiPath.BROKER_CONNECTION),
+)
+"""broker_connections' routes behind the JWT authorizer."""
 WEBHOOK_ROUTES = (ApiPath.SIGNED_WEBHOOK, ApiPath.TOKEN_WEBHOOK)
 """broker_webhook's POST routes (no authorizer: each broker proves itself)."""
 PUBLIC_ROUTES = (ApiPath.HEALTH, ApiPath.OPENAPI)
@@ -98,8 +120,11 @@ class HttpApi(Construct):
         Deployment options (CORS origin, stage).
     auth
         The trader user pool, whose tokens the JWT authorizer accepts.
-    route_order, broker_webhook
-        The functions behind the trader and webhook routes.
+    route_order, broker_webhook, broker_connections
+        The functions behind the trader, webhook and broker-connection routes.
+    admin
+        The function behind the admin routes (the ADMIN group is checked by the function: an
+        HTTP API JWT authorizer checks scopes, not Cognito groups).
     dashboard_urls
         More origins allowed by CORS: the dashboard's CloudFront URL.
     """
@@ -113,6 +138,8 @@ class HttpApi(Construct):
         auth: TraderAuth,
         route_order: lambda_.IFunction,
         broker_webhook: lambda_.IFunction,
+        broker_connections: lambda_.IFunction,
+        admin: lambda_.IFunction | None = None,
         dashboard_urls: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -163,6 +190,17 @@ class HttpApi(Construct):
         for method, path in TRADER_ROUTES:
             self.api.add_routes(
                 path=str(path), methods=[method], integration=trader_integration, authorizer=jwt
+            )
+        if admin is not None:
+            admin_integration = integrations.HttpLambdaIntegration("Admin", admin)
+            for method, path in ADMIN_ROUTES:
+                self.api.add_routes(
+                    path=str(path), methods=[method], integration=admin_integration, authorizer=jwt
+                )
+        connections = integrations.HttpLambdaIntegration("BrokerConnections", broker_connections)
+        for method, path in CONNECTION_ROUTES:
+            self.api.add_routes(
+                path=str(path), methods=[method], integration=connections, authorizer=jwt
             )
         # The webhook routes must exist before the stage's route settings refer to them.
         webhook_routes = [

@@ -12,6 +12,7 @@ from infra import nag
 from infra.config import DeployConfig
 
 TRADER_GROUP = "TRADER"
+ADMIN_GROUP = "ADMIN"
 
 
 class TraderAuth(Construct):
@@ -81,6 +82,13 @@ class TraderAuth(Construct):
             user_pool=self.user_pool,
             group_name=TRADER_GROUP,
             description="May route orders and read their own analytics",
+        )
+        self.admin_group = cognito.UserPoolGroup(
+            self,
+            "AdminGroup",
+            user_pool=self.user_pool,
+            group_name=ADMIN_GROUP,
+            description="Operators: broker registry and status, profiles, quarantine, audit",
         )
         self.client = self.user_pool.add_client(
             "Dashboard",

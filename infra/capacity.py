@@ -154,12 +154,14 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
         proxy_max_connections_percent=80,
         functions={
             "route_order": FunctionCapacity(20, _POOL),
+            "broker_connections": FunctionCapacity(2, _POOL),
             "broker_webhook": FunctionCapacity(10, _POOL),
             "track_execution": FunctionCapacity(5, _POOL),
             "outbox_relay": FunctionCapacity(1, _POOL),
             "reconcile": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(10),
+            "admin": FunctionCapacity(2, _POOL),
         },
     ),
     "prod": StageCapacity(
@@ -168,12 +170,14 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
         proxy_max_connections_percent=80,
         functions={
             "route_order": FunctionCapacity(300, _POOL),
+            "broker_connections": FunctionCapacity(10, _POOL),
             "broker_webhook": FunctionCapacity(100, _POOL),
             "track_execution": FunctionCapacity(25, _POOL),
             "outbox_relay": FunctionCapacity(1, _POOL),
             "reconcile": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(100),
+            "admin": FunctionCapacity(5, _POOL),
         },
     ),
 }

@@ -13,7 +13,7 @@ from infra.apis import HttpApi, WebSocketApi
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
 from infra.dashboard import DIST_DIR, DashboardHosting
-from infra.data import DATABASE_NAME, BrokerSecrets, Cache, Database
+from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
 from infra.migrations import Migrations
@@ -66,6 +66,7 @@ class OrderRouterStack(cdk.Stack):
         database = Database(self, "Database", network=network, config=config)
         cache = Cache(self, "Cache", network=network, config=config)
         brokers = BrokerSecrets(self, "Brokers", config=config)
+        connection_key = ConnectionKey(self, "Connections", config=config)
         dashboard = DashboardHosting(self, "Dashboard", config=config)
         auth = TraderAuth(self, "Auth", config=config, dashboard_urls=[dashboard.url])
         bus = EventBus(self, "Events", config=config)
@@ -121,8 +122,20 @@ class OrderRouterStack(cdk.Stack):
                 **push,
                 "event_bus_name": bus.bus.event_bus_name,
                 "broker_secrets_arn": brokers.secret.secret_arn,
+                "connection_kms_key_id": connection_key.key.key_arn,
                 "jwt_issuer": auth.issuer,
                 "jwt_audience": auth.audience,
+            },
+        )
+        broker_connections = factory.create(
+            "broker_connections",
+            description="Trader broker connections: link (Kite, Upstox, Dhan), list, unlink",
+            security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
+            settings={
+                **postgres,
+                "broker_secrets_arn": brokers.secret.secret_arn,
+                "connection_kms_key_id": connection_key.key.key_arn,
             },
         )
         broker_webhook = factory.create(
@@ -166,7 +179,15 @@ class OrderRouterStack(cdk.Stack):
                 "event_bus_name": bus.bus.event_bus_name,
                 # Brokers are asked whether they hold each stuck child (their credentials).
                 "broker_secrets_arn": brokers.secret.secret_arn,
+                "connection_kms_key_id": connection_key.key.key_arn,
             },
+        )
+        admin = factory.create(
+            "admin",
+            description="Admin HTTP routes: brokers and their routing status, profiles, audit",
+            security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
+            settings={**postgres, **redis, **push},
         )
         migrate = factory.create(
             "migrate",
@@ -185,14 +206,27 @@ class OrderRouterStack(cdk.Stack):
         )
 
         # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (route_order, broker_webhook, track_execution, outbox_relay, reconcile, migrate):
+        for fn in (
+            route_order,
+            broker_connections,
+            broker_webhook,
+            track_execution,
+            outbox_relay,
+            reconcile,
+            migrate,
+            admin,
+        ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_webhook, reconcile):
+        for fn in (route_order, broker_connections, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
-        for fn in (route_order, track_execution, ws_connect):
+        # Only the link flows seal tokens; placing and reconciling orders only open them.
+        connection_key.grant_seal(broker_connections)
+        for fn in (route_order, reconcile):
+            connection_key.grant_open(fn)
+        for fn in (route_order, track_execution, ws_connect, admin):
             websocket.grant_push(fn)
 
         bus.route_to_tracker(track_execution)
@@ -218,6 +252,8 @@ class OrderRouterStack(cdk.Stack):
             auth=auth,
             route_order=route_order,
             broker_webhook=broker_webhook,
+            admin=admin,
+            broker_connections=broker_connections,
             dashboard_urls=[dashboard.url],
         )
         dashboard.deploy(
@@ -252,6 +288,7 @@ class OrderRouterStack(cdk.Stack):
             "HostedUiUrl": (auth.hosted_ui_url, "Cognito hosted UI the dashboard signs in with"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
+            "ConnectionKeyArn": (connection_key.key.key_arn, "KMS key of traders' broker tokens"),
             "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
             "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),
             "DatabaseSecretArn": (database.admin_secret.secret_arn, "Admin secret (rotated)"),

@@ -28,6 +28,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from local.runtime import RuntimeConfig
+    from local.simulators.fleet import Fleet
 
 DEFAULT_DATA_DIR = ".local"
 DEFAULT_HTTP_PORT = 8080
@@ -36,6 +37,8 @@ DEFAULT_INTERNAL_PORT = 8082
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
 DEFAULT_USER = "trader-1"
+LOCAL_ADMIN = "local-admin"
+"""Subject of an ADMIN token minted without ``--user``."""
 TOKEN_TTL_S = 12 * 3600
 ENDPOINTS_FILE = "endpoints.json"
 CREDENTIALS_FILE = "internal-credentials.json"
@@ -124,6 +127,7 @@ def _check_ports(config: RuntimeConfig) -> None:
 
 
 def _run_services(config: RuntimeConfig) -> int:
+    from local.brokers import connection_key, start_simulated_brokers
     from local.internal_server import new_credentials
     from local.runtime import (
         LocalRuntime,
@@ -152,11 +156,13 @@ def _run_services(config: RuntimeConfig) -> int:
             ("Redis", redis_server.running, redis_server.start),
         ]
     )
+    fleet = None
     try:
         postgres.start()
         redis_server.start()
         watchdog.start()
         database_url, applied = _prepare_database(postgres)
+        fleet = start_simulated_brokers(config.api_url)
         apply_environment(
             handler_environment(
                 config,
@@ -164,6 +170,8 @@ def _run_services(config: RuntimeConfig) -> int:
                 redis_url=redis_server.url,
                 secret=secret,
                 credentials=credentials,
+                broker_secrets=fleet.secrets,
+                connection_key=connection_key(config.data_dir),
             )
         )
         _write_private(
@@ -176,7 +184,8 @@ def _run_services(config: RuntimeConfig) -> int:
                 }
             ),
         )
-        brokers, profiles = _seed(redis_server.url)
+        brokers, profiles = _seed(redis_server.url, fleet)
+        linked = _link_local_trader(fleet)
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
         lines = [
             f"order-router local mode, data in {config.data_dir}",
@@ -189,6 +198,10 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
+            *(
+                f"  Simulated   {name} at {running.url} (broker {linked.get(name, '?')})"
+                for name, running in fleet.simulators.items()
+            ),
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  Dashboard   {config.api_url}/  (sign in as any user, TRADER and/or ADMIN)",
             f"  API         {config.api_url}{API_PREFIX}",
@@ -204,7 +217,11 @@ def _run_services(config: RuntimeConfig) -> int:
             f"Live updates:  order-router watch{_data_dir_option(config.data_dir)}",
             "Ctrl-C stops everything.",
         ]
-        runtime = LocalRuntime(config, credentials)
+        runtime = LocalRuntime(
+            config,
+            credentials,
+            simulator_urls={name: r.url for name, r in fleet.simulators.items()},
+        )
 
         def ready() -> None:
             endpoints.write_text(
@@ -223,6 +240,8 @@ def _run_services(config: RuntimeConfig) -> int:
     except (ServiceStartError, OSError, RuntimeError) as exc:
         raise CliError(str(exc) or repr(exc)) from exc
     finally:
+        if fleet is not None:
+            fleet.stop()
         watchdog.stop()
         endpoints.unlink(missing_ok=True)
         credentials_file.unlink(missing_ok=True)
@@ -265,10 +284,11 @@ def _prepare_database(postgres: Any) -> tuple[str, list[str]]:
     return url, apply_migrations(url)
 
 
-def _seed(redis_url: str) -> tuple[int, int]:
+def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
     import redis
 
     from local import seed
+    from local.brokers import seed_simulated_brokers
     from shared.adapters.postgres.pool import Database, create_pool
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.profile_cache import RedisProfileCache
@@ -279,9 +299,9 @@ def _seed(redis_url: str) -> tuple[int, int]:
     settings = get_settings()
     database = Database(create_pool(settings))
     try:
-        counts = seed.seed(
-            database, datetime.now(UTC), keep_for=timedelta(seconds=settings.profile_max_age_s)
-        )
+        keep_for = timedelta(seconds=settings.profile_max_age_s)
+        brokers, profiles = seed.seed(database, datetime.now(UTC), keep_for=keep_for)
+        profiles += seed_simulated_brokers(database, fleet, datetime.now(UTC), keep_for=keep_for)
     finally:
         database.close()
     # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.
@@ -291,7 +311,26 @@ def _seed(redis_url: str) -> tuple[int, int]:
         RedisConnectionRegistry(client).clear()
     finally:
         client.close()
-    return counts
+    return brokers, profiles
+
+
+def _link_local_trader(fleet: Fleet) -> dict[str, str]:
+    """Link the local trader's simulated accounts through the real flows: adapter -> status."""
+    from local.brokers import BROKER_IDS, link_trader
+    from shared.settings import get_settings
+    from shared.wiring import Wiring
+
+    wiring = Wiring(get_settings())
+    try:
+        views = link_trader(wiring.broker_links, fleet, DEFAULT_USER)
+    finally:
+        wiring.close()
+    by_broker = {view.broker_id: view for view in views}
+    return {
+        adapter: f"{broker_id}, {DEFAULT_USER} {by_broker[broker_id].status.value}"
+        for adapter, broker_id in BROKER_IDS.items()
+        if broker_id in by_broker
+    }
 
 
 def market_status(enforced: bool, now: datetime) -> str:
@@ -367,7 +406,8 @@ def _price(text: str) -> str:
 
 def _cmd_token(args: argparse.Namespace) -> int:
     groups = tuple(args.group or ["TRADER"])
-    print(_token(_secret(args.data_dir), args.user, groups, args.ttl))
+    user = args.user or (LOCAL_ADMIN if "ADMIN" in groups else DEFAULT_USER)
+    print(_token(_secret(args.data_dir), user, groups, args.ttl))
     return 0
 
 
@@ -659,8 +699,10 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub)
 
     token = sub.add_parser("token", help="print a dev JWT from the local issuer")
-    token.add_argument("--user", required=True)
-    token.add_argument("--group", action="append", help="repeatable; default TRADER")
+    token.add_argument(
+        "--user", help=f"subject; default {DEFAULT_USER}, or {LOCAL_ADMIN} with --group ADMIN"
+    )
+    token.add_argument("--group", action="append", help="repeatable: TRADER (default), ADMIN")
     token.add_argument(
         "--ttl", type=_positive_int, default=TOKEN_TTL_S, help="lifetime in seconds (> 0)"
     )

@@ -31,6 +31,7 @@ from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, R
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, default_calendar
+from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import (
     BatchFold,
     BrokerGateway,
@@ -131,6 +132,12 @@ class FakeProfiles:
     def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
         self.cached.setdefault(symbol, {}).update(profiles)
 
+    def evict_broker(self, broker_id: str) -> int:
+        evicted = 0
+        for entries in self.cached.values():
+            evicted += entries.pop(broker_id, False) is not False
+        return evicted
+
     def read(
         self, symbol: str, broker_ids: Sequence[str]
     ) -> tuple[dict[str, BrokerProfile | None], dict[str, int]]:
@@ -221,6 +228,9 @@ class FakeGateway:
     def __init__(self, script: Mapping[str, Answer | Sequence[Answer]] | None = None) -> None:
         self.script = dict(script or {})
         self.placed: list[ChildOrder] = []
+        self.cancels: dict[str, BrokerLookup] = {}
+        """What cancelling a timed-out child finds, per broker (default: nothing booked)."""
+        self.cancelled: list[ChildOrder] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -242,6 +252,11 @@ class FakeGateway:
             reason=answer.reason,
             response_time_ms=answer.response_time_ms,
         )
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """What a cancel of a timed-out child finds: ``cancels[broker_id]``, else not booked."""
+        self.cancelled.append(child)
+        return self.cancels.get(child.broker_id, BrokerLookup(outcome=LookupOutcome.NOT_FOUND))
 
     def _answer(self, broker_id: str, asked: int) -> Answer:
         scripted = self.script.get(broker_id, PLACED)
@@ -459,6 +474,7 @@ class FakeNotifier:
     def __init__(self) -> None:
         self.to_users: list[UserMessage] = []
         self.to_symbols: list[UserMessage] = []
+        self.to_all: list[tuple[MessageType, Mapping[str, Any]]] = []
 
     def notify_user(self, user_id: str, message_type: MessageType, data: Mapping[str, Any]) -> int:
         self.to_users.append((user_id, message_type, data))
@@ -472,6 +488,10 @@ class FakeNotifier:
         self, symbol: str, message_type: MessageType, data: Mapping[str, Any]
     ) -> int:
         self.to_symbols.append((symbol, message_type, data))
+        return 1
+
+    def notify_all(self, message_type: MessageType, data: Mapping[str, Any]) -> int:
+        self.to_all.append((message_type, data))
         return 1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from functools import cache
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,11 +21,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.contracts import ApiPath, resolver_path
-from shared.domain.errors import DomainError
+from shared.domain.errors import DomainError, InvalidRequestError
+from shared.domain.history import (
+    DEFAULT_PAGE,
+    MAX_CURSOR_CHARS,
+    MAX_PAGE,
+    ORDER_STATUS_PATTERN,
+    HistoryQuery,
+)
 from shared.domain.identity import trader_from_claims
 from shared.domain.models import SYMBOL_PATTERN, BrokerProfile
 from shared.domain.order_view import OrderView
@@ -42,6 +50,7 @@ from shared.http import (
     read_json_object,
 )
 from shared.observability import NAMESPACE, SERVICE, traced
+from shared.services.orders import OrderPage
 from shared.services.schemas import (
     HealthView,
     OrderRoutingResult,
@@ -185,6 +194,29 @@ def handle_get_order(
 ) -> Response[Any]:
     """Decision, allocations, child orders and executions of one of the caller's orders."""
     return _ok(_wiring().order_queries.order_view(_user_id(), order_id))
+
+
+@app.get(
+    resolver_path(ApiPath.ORDERS),
+    responses=_documented(OrderPage, *_TRADER),
+    security=BEARER,
+)
+def handle_list_orders(
+    *,
+    status: Annotated[str | None, Query(pattern=ORDER_STATUS_PATTERN)] = None,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 with zone; inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 with zone; exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
+) -> Response[Any]:
+    """The caller's orders, newest first, filtered, in pages linked by an opaque cursor."""
+    user_id = _user_id()
+    try:
+        query = HistoryQuery(status=status, symbol=symbol, since=since, until=until, limit=limit)
+    except ValidationError as exc:  # a timestamp without its zone
+        raise InvalidRequestError("since", "since and until need a time zone") from exc
+    return _ok(_wiring().order_queries.history(user_id, query, cursor))
 
 
 @app.get(

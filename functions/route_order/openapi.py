@@ -1,7 +1,8 @@
 """Assemble and write the service's OpenAPI document: ``python -m functions.route_order.openapi``.
 
 The trader API's resolver (``route_order``) documents its own routes, statuses and the bearer
-scheme. The broker webhooks live in another function with its own resolver; their operations
+scheme; the admin API's resolver (``functions/admin``) its own, merged in.
+The broker webhooks live in another function with its own resolver; their operations
 are taken from that resolver and given the answers the webhook handler really sends (202
 acknowledgements, errors in the one shape) here, so the handler itself needs no documentation
 code. The result is written to ``functions/route_order/openapi.json``, which ships with the
@@ -53,11 +54,69 @@ class WebhookAck(BaseModel):
     quarantine: QuarantineInfo | None = None
 
 
+CONNECTION_ERRORS: dict[int, str] = {
+    400: "A forged, reused or expired `state`, or the wrong link flow for the broker (`field`)",
+    401: "No or an invalid bearer token",
+    403: "The token lacks the TRADER group",
+    404: "Unknown broker, or no such connection",
+    405: "Method not allowed; `Allow` lists the methods",
+    422: "The request breaks the schema, or the broker refused the token or exchange",
+    500: "Internal error (a bug; logged)",
+    503: "Postgres, KMS or the broker does not answer; retry shortly",
+}
+
+
+def _connection_paths(schemas: dict[str, Any]) -> dict[str, Any]:
+    """broker_connections' operations, answering the models the handler really sends."""
+    from functions.broker_connections.handler import app as links
+    from shared.services.broker_links import (
+        ConnectionList,
+        ConnectionView,
+        LoginUrl,
+        RefreshResult,
+    )
+
+    template = "#/components/schemas/{model}"
+    for model in (ConnectionList, LoginUrl, RefreshResult, ConnectionView):
+        schema = model.model_json_schema(ref_template=template)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    answers = {
+        ("get", "callback"): "ConnectionView",
+        ("put", ""): "ConnectionView",
+        ("delete", ""): "ConnectionView",
+        ("post", "login"): "LoginUrl",
+        ("post", "refresh"): "RefreshResult",
+        ("get", "broker-connections"): "ConnectionList",
+    }
+    generated: dict[str, Any] = json.loads(links.get_openapi_json_schema())
+    # The request bodies' schemas (AccessTokenBody); Powertools' own are dropped later.
+    schemas.update(generated.get("components", {}).get("schemas", {}))
+    paths: dict[str, Any] = generated["paths"]
+    for path, item in paths.items():
+        last = path.rsplit("/", 1)[-1]
+        for method, operation in item.items():
+            answer = answers.get((method, last)) or answers[(method, "")]
+            operation["tags"] = ["broker connections"]
+            operation["security"] = [{"bearerAuth": []}]
+            ok = {"application/json": {"schema": {"$ref": template.format(model=answer)}}}
+            operation["responses"] = {
+                "200": {"description": "OK", "content": ok},
+                **{str(s): _error(text) for s, text in CONNECTION_ERRORS.items()},
+            }
+    return paths
+
+
 def document() -> dict[str, Any]:
     """The whole service's OpenAPI document: trader API, health, this document, webhooks."""
     doc: dict[str, Any] = json.loads(openapi_document())
     doc["paths"].update(_webhook_paths())
     schemas: dict[str, Any] = doc["components"]["schemas"]
+    admin = _admin_document()
+    doc["paths"].update(admin["paths"])
+    for name, schema in admin["components"]["schemas"].items():
+        schemas.setdefault(name, schema)
+    doc["paths"].update(_connection_paths(schemas))
     schemas["WebhookAck"] = WebhookAck.model_json_schema(
         by_alias=True, ref_template="#/components/schemas/{model}"
     )
@@ -95,6 +154,14 @@ def _webhook_paths() -> dict[str, Any]:
                 **{str(s): _error(text) for s, text in WEBHOOK_ERRORS.items()},
             }
     return paths
+
+
+def _admin_document() -> dict[str, Any]:
+    # The admin function's own resolver documents its routes; merged here so the service has
+    # one document (``docs/api.md``, "Admin API").
+    from functions.admin.handler import openapi_paths
+
+    return openapi_paths()
 
 
 def _operations(doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -246,6 +246,22 @@ class ApiGatewayNotifier:
             return 0
         return self._fan_out(records, message_type, data)
 
+    def notify_all(self, message_type: MessageType, data: Mapping[str, Any]) -> int:
+        """Push one update (``BROKER_STATUS``) to every live connection, filters aside.
+
+        Returns
+        -------
+        int
+            How many connections received it (never raises).
+        """
+        try:
+            records = self._registry.live_connections()
+        except CacheUnavailableError:
+            logger.warning("websocket broadcast skipped: registry unavailable", exc_info=True)
+            self._count_failures(1)
+            return 0
+        return self._fan_out(records, message_type, data)
+
     def reply(self, connection_id: str, message_type: MessageType, data: Mapping[str, Any]) -> bool:
         """Send a direct reply (``PONG``, ``SUBSCRIBED``, ``ERROR``) to one connection.
 

@@ -66,19 +66,34 @@ class MessageType(StrEnum):
     PONG = "PONG"
     SUBSCRIBED = "SUBSCRIBED"
     ERROR = "ERROR"
+    BROKER_STATUS = "BROKER_STATUS"
+    """An operator changed a broker's routing status (pushed to every connection)."""
+    ORDER_UPDATE = "ORDER_UPDATE"
+    """A child rejected, a cascade, or an order's completion."""
+    ROUTING_STATUS = "ROUTING_STATUS"
+    """Reply to ``{"action": "status"}``: brokers' states and the trader's open orders."""
 
 
 UPDATE_MESSAGES: Final = frozenset(
-    {MessageType.ROUTING_UPDATE, MessageType.EXECUTION_UPDATE, MessageType.PROFILE_UPDATE}
+    {
+        MessageType.ROUTING_UPDATE,
+        MessageType.EXECUTION_UPDATE,
+        MessageType.PROFILE_UPDATE,
+        MessageType.BROKER_STATUS,
+        MessageType.ORDER_UPDATE,
+    }
 )
 """Messages pushed to every connection of a user or symbol."""
-REPLY_MESSAGES: Final = frozenset({MessageType.PONG, MessageType.SUBSCRIBED, MessageType.ERROR})
+REPLY_MESSAGES: Final = frozenset(
+    {MessageType.PONG, MessageType.SUBSCRIBED, MessageType.ERROR, MessageType.ROUTING_STATUS}
+)
 """Messages answering one connection's own request."""
 
 
 API_PREFIX: Final = "/api/v1"
 TRADER_PREFIX: Final = f"{API_PREFIX}/trading/intelligent"
 WEBHOOK_PREFIX: Final = f"{API_PREFIX}/webhooks/brokers"
+ADMIN_PREFIX: Final = f"{API_PREFIX}/admin"
 
 
 class ApiPath(StrEnum):
@@ -93,6 +108,18 @@ class ApiPath(StrEnum):
     OPENAPI = f"{API_PREFIX}/openapi.json"
     SIGNED_WEBHOOK = f"{WEBHOOK_PREFIX}/{{brokerId}}"
     TOKEN_WEBHOOK = f"{WEBHOOK_PREFIX}/{{brokerId}}/{{token}}"
+    ORDERS = f"{TRADER_PREFIX}/orders"
+    ADMIN_BROKERS = f"{ADMIN_PREFIX}/brokers"
+    ADMIN_BROKER = f"{ADMIN_PREFIX}/brokers/{{brokerId}}"
+    ADMIN_BROKER_STATUS = f"{ADMIN_PREFIX}/brokers/{{brokerId}}/status"
+    ADMIN_PROFILES = f"{ADMIN_PREFIX}/profiles"
+    ADMIN_QUARANTINE = f"{ADMIN_PREFIX}/quarantine"
+    ADMIN_AUDIT = f"{ADMIN_PREFIX}/audit"
+    BROKER_CONNECTIONS = f"{TRADER_PREFIX}/broker-connections"
+    BROKER_CONNECTION = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}"
+    BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"
+    BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
+    BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
+from shared.domain.broker_links import BrokerLink, link_reason
 from shared.domain.models import BrokerProfile, BrokerStatus, OrderRequest
 
-EXCLUDED_STATUSES = frozenset({BrokerStatus.OFFLINE, BrokerStatus.MAINTENANCE, BrokerStatus.ERROR})
+EXCLUDED_STATUSES = frozenset(
+    {BrokerStatus.OFFLINE, BrokerStatus.MAINTENANCE, BrokerStatus.ERROR, BrokerStatus.SUSPENDED}
+)
 LOT_REASON_PREFIX = "quantity is not a whole number of lots"
 
 
@@ -26,10 +29,10 @@ def exclusion_reason(
 ) -> str | None:
     """Why ``profile``'s broker cannot take any part of ``order``, or ``None`` if it can.
 
-    Checks, first failing wins: status (OFFLINE, MAINTENANCE, ERROR; BUSY is only penalised),
-    symbol, order type, lot size, minimum order size above the order, maximum order size below
-    one lot, profile older than ``max_profile_age_s``, and the rate limit (``recent_orders``
-    sent in the last second against ``rate_limit_per_s``).
+    Checks, first failing wins: status (OFFLINE, MAINTENANCE, ERROR, SUSPENDED; BUSY is only
+    penalised), symbol, order type, lot size, minimum order size above the order, maximum order
+    size below one lot, profile older than ``max_profile_age_s``, and the rate limit
+    (``recent_orders`` sent in the last second against ``rate_limit_per_s``).
 
     Parameters
     ----------
@@ -82,3 +85,33 @@ def _reasons(
             f"rate limit exhausted: {recent_orders} of {profile.rate_limit_per_s} orders "
             "in the last second"
         )
+
+
+def access_reasons(
+    adapters: Mapping[str, str], links: Mapping[str, BrokerLink], *, now: datetime
+) -> dict[str, str]:
+    """Brokers this trader cannot route to whatever the order, with the reason.
+
+    A real broker (Kite, Upstox, Dhan) takes orders only under the trader's own LIVE link; a
+    broker whose adapter this build does not have takes none; a paper broker needs no link.
+
+    Parameters
+    ----------
+    adapters
+        Broker id -> ``brokers.adapter`` of the enabled brokers.
+    links
+        Broker id -> the trader's link to it.
+    now
+        Current time (a LIVE link past its expiry is expired).
+
+    Returns
+    -------
+    dict[str, str]
+        Broker id -> reason, for the excluded ones only.
+    """
+    reasons: dict[str, str] = {}
+    for broker_id, adapter in adapters.items():
+        reason = link_reason(broker_id, adapter, links.get(broker_id), now)
+        if reason is not None:
+            reasons[broker_id] = reason
+    return reasons

@@ -137,3 +137,34 @@ class ImpossibleReportError(InvalidExecutionReportError):
     def __init__(self, field: str, reason: str, unchecked: ExecutionReport) -> None:
         super().__init__(field, reason)
         self.unchecked = unchecked
+
+
+class InvalidRequestError(DomainError):
+    """A well-formed request whose value the service cannot use (a tampered cursor): 422."""
+
+    code = "INVALID_REQUEST"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidLinkError(DomainError):
+    """A broker link step that cannot be accepted (400).
+
+    A forged, reused or expired OAuth ``state``, a missing ``request_token``/``code``, or the
+    wrong flow for the broker.
+    """
+
+    code = "INVALID_LINK"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class LinkRefusedError(DomainError):
+    """The broker refused the session exchange or the token: nothing is stored (422)."""
+
+    code = "LINK_REFUSED"

@@ -89,6 +89,8 @@ class BrokerStatus(StrEnum):
     MAINTENANCE = "MAINTENANCE"
     OFFLINE = "OFFLINE"
     ERROR = "ERROR"
+    SUSPENDED = "SUSPENDED"
+    """Not in the specification: an operator suspended the broker (the admin API)."""
 
 
 MAX_PRICE = Decimal(1_000_000)

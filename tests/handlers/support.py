@@ -15,6 +15,8 @@ TRADER = {"sub": "trader-1", "cognito:groups": ["TRADER"]}
 
 OTHER_TRADER = {"sub": "trader-2", "cognito:groups": ["TRADER"]}
 
+ADMIN = {"sub": "operator-1", "cognito:groups": ["ADMIN"]}
+
 API = TRADER_PREFIX
 
 # Handler tests need every paper broker to behave predictably; the cascade tests change one.
@@ -27,6 +29,7 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, dict[str, Any]]] = []
         self.profile_updates: list[tuple[str, str, dict[str, Any]]] = []
+        self.broadcasts: list[tuple[str, dict[str, Any]]] = []
 
     def notify_user(self, user_id: str, message_type: str, data: Mapping[str, Any]) -> int:
         self.messages.append((user_id, message_type, dict(data)))
@@ -41,6 +44,10 @@ class RecordingNotifier:
         self, symbol: str, message_type: str, data: Mapping[str, Any]
     ) -> int:
         self.profile_updates.append((symbol, message_type, dict(data)))
+        return 1
+
+    def notify_all(self, message_type: str, data: Mapping[str, Any]) -> int:
+        self.broadcasts.append((message_type, dict(data)))
         return 1
 
 

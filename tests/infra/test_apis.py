@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match, Template
 
-from infra.apis import PUBLIC_ROUTES, TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
+from infra.apis import ADMIN_ROUTES, PUBLIC_ROUTES, TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
 from shared.domain.contracts import ApiPath
 from tests.infra.support import DASHBOARD, function_by_handler, one, resources
 
@@ -27,6 +27,19 @@ def test_trader_routes_require_the_cognito_jwt(dev: Template) -> None:
         route = routes[f"{method.value} {path}"]
         assert route["AuthorizationType"] == "JWT"
         assert route["AuthorizerId"] == {"Ref": jwt_id}
+
+
+def test_admin_routes_require_the_cognito_jwt_and_go_to_the_admin_function(dev: Template) -> None:
+    # GIVEN the HTTP API WHEN synthesized THEN every admin route uses the same JWT authorizer
+    routes = _routes(dev)
+    jwt_id, _ = one(dev, "AWS::ApiGatewayV2::Authorizer")
+    assert ADMIN_ROUTES
+    for method, path in ADMIN_ROUTES:
+        route = routes[f"{method.value} {path}"]
+        assert route["AuthorizationType"] == "JWT"
+        assert route["AuthorizerId"] == {"Ref": jwt_id}
+    # AND the ADMIN group the function requires exists in the pool
+    dev.has_resource_properties("AWS::Cognito::UserPoolGroup", {"GroupName": "ADMIN"})
 
 
 def test_webhook_and_health_routes_have_no_jwt(dev: Template) -> None:

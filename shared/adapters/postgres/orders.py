@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import learned_profiles, send_learning
 from shared.domain.contracts import DomainEvent
+from shared.domain.history import HistoryQuery
 from shared.domain.models import BrokerProfile, OrderAllocation, OrderRequest, RoutingDecision
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
@@ -139,6 +141,79 @@ SELECT child_order_id, broker_id, status, filled_quantity, fill_price, execution
     created_at
 FROM execution_metrics WHERE order_id = %s ORDER BY id
 """
+
+_ORDER_VIEW_FROM = SELECT_ORDER_VIEW.split("WHERE", maxsplit=1)[0]
+SELECT_HISTORY = (
+    _ORDER_VIEW_FROM
+    + """WHERE o.user_id = %(user_id)s
+  AND (%(status)s::text IS NULL OR o.status = %(status)s)
+  AND (%(symbol)s::text IS NULL OR o.symbol = %(symbol)s)
+  AND (%(since)s::timestamptz IS NULL OR o.created_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR o.created_at < %(until)s)
+  AND (%(after_at)s::timestamptz IS NULL
+       OR (o.created_at, o.order_id) < (%(after_at)s::timestamptz, %(after_id)s::text))
+ORDER BY o.created_at DESC, o.order_id DESC
+LIMIT %(limit)s
+"""
+)
+SELECT_OPEN = (
+    _ORDER_VIEW_FROM
+    + """WHERE o.user_id = %(user_id)s
+  AND EXISTS (SELECT 1 FROM child_orders c WHERE c.order_id = o.order_id
+              AND c.status IN ('PENDING', 'PLACED', 'PARTIALLY_FILLED'))
+ORDER BY o.created_at DESC, o.order_id DESC
+LIMIT %(limit)s
+"""
+)
+SELECT_ALLOCATIONS_OF = """
+SELECT routing_decision_id, broker_id, quantity, allocation_percentage, expected_execution_price,
+    priority, status, slices, cascaded_from
+FROM order_allocations WHERE routing_decision_id = ANY(%s) ORDER BY priority, id
+"""
+SELECT_CHILDREN_OF = """
+SELECT order_id, child_order_id, broker_id, broker_order_id, quantity, status, filled_quantity,
+    average_price, attempt, status_reason, placed_at
+FROM child_orders WHERE order_id = ANY(%s) ORDER BY attempt, child_order_id
+"""
+SELECT_EXECUTIONS_OF = """
+SELECT order_id, child_order_id, broker_id, status, filled_quantity, fill_price,
+    execution_latency_ms, slippage_bps, price_improvement_bps, fill_rate, execution_quality_score,
+    charges_inr, created_at
+FROM execution_metrics WHERE order_id = ANY(%s) ORDER BY id
+"""
+
+
+def _group(rows: list[dict[str, Any]], key: str) -> dict[Any, list[dict[str, Any]]]:
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row[key], []).append(row)
+    return grouped
+
+
+def order_views(
+    conn: psycopg.Connection[dict[str, Any]], orders: list[dict[str, Any]]
+) -> list[OrderView]:
+    """The views of ``orders`` (rows of the order view's select), in four queries in all."""
+    if not orders:
+        return []
+    ids = [o["order_id"] for o in orders]
+    decisions = [o["decision_id"] for o in orders if o["decision_id"] is not None]
+    allocations = _group(
+        conn.execute(SELECT_ALLOCATIONS_OF, (decisions,)).fetchall(), "routing_decision_id"
+    )
+    children = _group(conn.execute(SELECT_CHILDREN_OF, (ids,)).fetchall(), "order_id")
+    executions = _group(conn.execute(SELECT_EXECUTIONS_OF, (ids,)).fetchall(), "order_id")
+    return [
+        OrderView.model_validate(
+            {
+                "order": o,
+                "allocations": allocations.get(o["decision_id"], []),
+                "childOrders": children.get(o["order_id"], []),
+                "executions": executions.get(o["order_id"], []),
+            }
+        )
+        for o in orders
+    ]
 
 
 def _child_params(child: ChildOrder) -> dict[str, Any]:
@@ -345,6 +420,28 @@ class PostgresOrderRepository:
                 "executions": executions,
             }
         )
+
+    def list_orders(self, user_id: str, query: HistoryQuery) -> list[OrderView]:
+        """Up to ``query.limit + 1`` of the caller's orders after the cursor's key, newest first."""
+        after = query.after
+        params = {
+            "user_id": user_id,
+            "status": query.status,
+            "symbol": query.symbol,
+            "since": query.since,
+            "until": query.until,
+            "after_at": after.created_at if after else None,
+            "after_id": after.order_id if after else None,
+            "limit": query.limit + 1,
+        }
+        with self._db.connection() as conn:
+            return order_views(conn, conn.execute(SELECT_HISTORY, params).fetchall())
+
+    def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
+        """The caller's orders with a child still working, newest first."""
+        with self._db.connection() as conn:
+            rows = conn.execute(SELECT_OPEN, {"user_id": user_id, "limit": limit}).fetchall()
+            return order_views(conn, rows)
 
     def get_child(self, child_order_id: str) -> ChildOrder | None:
         """One child order or ``None``."""

@@ -21,7 +21,10 @@ PRIOR_FILL_RATE_PCT = 90.0
 _PROFILE_COLUMNS = """
 SELECT p.broker_id, p.symbol, p.avg_execution_time_ms, p.fill_rate_percentage,
        p.price_improvement_bps, p.slippage_bps, p.current_spread_bps, p.order_book_depth,
-       p.recent_volume, p.max_order_size, p.min_order_size, p.status, p.response_time_ms,
+       p.recent_volume, p.max_order_size, p.min_order_size,
+       -- An operator's MAINTENANCE or SUSPENDED (V008) overrides every profile's own status.
+       CASE WHEN b.routing_status = 'ACTIVE' THEN p.status ELSE b.routing_status END AS status,
+       p.response_time_ms,
        p.error_rate_percentage, p.last_updated, p.sample_count, p.volatility_bps, p.last_price,
        b.supported_order_types, b.lot_size, b.freeze_quantity, b.rate_limit_per_s, b.fee_schedule
 """

@@ -255,6 +255,28 @@ class RedisConnectionRegistry:
         """
         return [r for r in self._members(self.symbol_key(symbol)) if symbol in r.symbols]
 
+    def live_connections(self) -> list[ConnectionRecord]:
+        """Every live connection, whoever owns it (a broadcast such as ``BROKER_STATUS``).
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        with self._guard.call():
+            members: list[bytes] = self._client.zrangebyscore(  # type: ignore[assignment]
+                self.active_key, self._clock(), "+inf"
+            )
+            ids = sorted(_decode(m) for m in members)
+            if not ids:
+                return []
+            pipe = self._client.pipeline(transaction=False)
+            for connection_id in ids:
+                pipe.hgetall(self.connection_key(connection_id))
+            hashes: list[dict[bytes, bytes]] = pipe.execute()
+        found = (_record(c, fields) for c, fields in zip(ids, hashes, strict=True))
+        return [r for r in found if r is not None]
+
     def count_active(self) -> int:
         """How many connections are live (entries past their TTL are dropped first).
 

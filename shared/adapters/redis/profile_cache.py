@@ -58,6 +58,17 @@ class RedisProfileCache:
         """Forget every cached profile under this prefix (an operator's reset); return how many."""
         return _delete_matching(self._client, f"{self._prefix}profile:*")
 
+    def evict_broker(self, broker_id: str) -> int:
+        """Forget every cached profile of ``broker_id`` (its routing status changed).
+
+        Raises
+        ------
+        CacheUnavailableError
+            Redis cannot be reached.
+        """
+        with self._guard.call():
+            return _delete_matching(self._client, f"{self._prefix}profile:{broker_id}:*")
+
     def key(self, broker_id: str, symbol: str) -> str:
         """The cache key of one profile."""
         return f"{self._prefix}profile:{broker_id}:{symbol}"

@@ -4,6 +4,10 @@ import { ErrorNotice, html, time, Unavailable } from "../ui.js";
 
 const STATUSES = ["ACTIVE", "MAINTENANCE", "SUSPENDED"];
 
+// BrokerAdminView nests the configuration: {broker: {brokerId, adapter, ...}, status, reason}.
+const idOf = (b) => b.brokerId || b.broker_id || (b.broker && (b.broker.brokerId || b.broker.broker_id));
+const adapterOf = (b) => b.adapter || (b.broker && b.broker.adapter) || "–";
+
 function useResource(api, path, query) {
   const [state, setState] = useState({ data: null, error: null });
   const load = () =>
@@ -26,18 +30,18 @@ function StatusControl({ api, broker, onDone }) {
   const [status, setStatus] = useState(broker.status);
   const [reason, setReason] = useState("");
   const [error, setError] = useState(null);
-  const id = `s-${broker.broker_id || broker.brokerId}`;
+  const id = `s-${idOf(broker)}`;
   async function apply(event) {
     event.preventDefault();
     try {
-      await api.put(`${ADMIN}/brokers/${encodeURIComponent(broker.broker_id || broker.brokerId)}/status`, { status, reason });
+      await api.put(`${ADMIN}/brokers/${encodeURIComponent(idOf(broker))}/status`, { status, reason });
       setError(null);
       onDone();
     } catch (exc) {
       setError(exc);
     }
   }
-  return html`<form class="inline-form" onSubmit=${apply} aria-label=${`Status of ${broker.broker_id || broker.brokerId}`}>
+  return html`<form class="inline-form" onSubmit=${apply} aria-label=${`Status of ${idOf(broker)}`}>
     <label for=${id} class="sr-only">Status</label>
     <select id=${id} value=${status} onChange=${(e) => setStatus(e.currentTarget.value)}>${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}</select>
     <label for=${`${id}-reason`} class="sr-only">Reason</label>
@@ -80,7 +84,7 @@ export function OperatorView({ api, live, session }) {
       <${Resource} state=${brokers} what="the admin broker API (GET /admin/brokers)" onRetry=${reloadBrokers}>${(data) => html`<div class="scroll"><table data-testid="admin-brokers">
         <caption class="sr-only">Registered brokers and their status</caption>
         <thead><tr><th scope="col">Broker</th><th scope="col">Adapter</th><th scope="col">Status</th><th scope="col">Change</th></tr></thead>
-        <tbody>${(data.brokers || []).map((b) => html`<tr><th scope="row">${b.broker_id || b.brokerId}</th><td>${b.adapter || "–"}</td><td>${b.status}${b.reason ? ` (${b.reason})` : ""}</td>
+        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td>${b.status}${b.reason ? ` (${b.reason})` : ""}</td>
           <td><${StatusControl} api=${api} broker=${b} onDone=${() => { reloadBrokers(); reloadAudit(); }} /></td></tr>`)}</tbody>
       </table></div>`}<//>
     </section>
@@ -90,7 +94,7 @@ export function OperatorView({ api, live, session }) {
         return rows.length
           ? html`<div class="scroll"><table data-testid="quarantine"><caption class="sr-only">Quarantined execution reports</caption>
               <thead><tr><th scope="col">When</th><th scope="col">Broker</th><th scope="col">Reason</th><th scope="col">Message</th></tr></thead>
-              <tbody>${rows.map((q) => html`<tr><td>${time(q.receivedAt || q.received_at || q.createdAt)}</td><td>${q.brokerId || q.broker_id || "–"}</td><td>${q.reason}</td><td>${q.message || q.detail || ""}</td></tr>`)}</tbody></table></div>`
+              <tbody>${rows.map((q) => html`<tr><td>${time(q.quarantinedAt || q.receivedAt || q.createdAt)}</td><td>${q.brokerId || q.broker_id || "–"}</td><td>${q.reason}</td><td>${q.message || q.detail || ""}</td></tr>`)}</tbody></table></div>`
           : html`<p class="muted">Nothing quarantined.</p>`;
       }}<//>
     </section>
@@ -98,7 +102,7 @@ export function OperatorView({ api, live, session }) {
       <${Resource} state=${audit} what="the audit API (GET /admin/audit)" onRetry=${reloadAudit}>${(data) => {
         const rows = data.entries || data.audit || data.items || [];
         return rows.length
-          ? html`<ul>${rows.map((a) => html`<li>${time(a.at || a.changedAt || a.changed_at || a.createdAt)} ${a.actor || a.changedBy || a.changed_by}: ${a.action || a.status} ${a.target || a.brokerId || a.broker_id || ""} ${a.reason ? `(${a.reason})` : ""}</li>`)}</ul>`
+          ? html`<ul>${rows.map((a) => html`<li>${time(a.changedAt || a.changed_at || a.at)} ${a.actor || a.changedBy || a.changed_by}: ${a.action} ${a.brokerId || a.broker_id || ""}${a.newStatus ? ` → ${a.newStatus}` : ""} ${a.reason ? `(${a.reason})` : ""}</li>`)}</ul>`
           : html`<p class="muted">No audit entries.</p>`;
       }}<//>
     </section>
