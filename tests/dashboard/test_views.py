@@ -121,9 +121,25 @@ def test_operator_view_needs_admin_and_shows_what_is_served(
     admin = httpx.get(f"{runtime.api}/api/v1/admin/brokers", headers=runtime.auth("operator-1"))
     if admin.status_code == 404:
         expect(page.get_by_test_id("unavailable")).to_have_count(3)
-    else:
-        expect(page.get_by_test_id("admin-brokers")).to_be_visible()
+        screenshot(page, "operator")
+        watched.assert_clean()
+        return
+    # WHEN the operator puts a broker into maintenance with a reason
+    row = page.get_by_test_id("admin-brokers").locator('tr[data-broker="fyers"]')
+    row.get_by_label("Status", exact=True).select_option("MAINTENANCE")
+    row.get_by_label("Reason").fill("exchange link down")
+    row.get_by_role("button", name="Apply").click()
+    # THEN the table and the audit trail show it
+    expect(row.get_by_test_id("broker-status")).to_have_text(
+        "MAINTENANCE (exchange link down)", timeout=10_000
+    )
+    expect(page.get_by_role("region", name="Audit trail")).to_contain_text("exchange link down")
     screenshot(page, "operator")
+    # and it is put back for the other tests
+    row.get_by_label("Status", exact=True).select_option("ACTIVE")
+    row.get_by_label("Reason").fill("link restored")
+    row.get_by_role("button", name="Apply").click()
+    expect(row.get_by_test_id("broker-status")).to_have_text(re.compile(r"^ACTIVE"))
     watched.assert_clean()
 
 

@@ -52,6 +52,14 @@ function StatusControl({ api, broker, onDone }) {
 }
 
 export function OperatorView({ api, live, session }) {
+  // Without ADMIN the admin routes would only refuse: do not call them at all.
+  if (!session.groups.includes("ADMIN")) {
+    return html`<div class="notice error" role="alert" data-testid="needs-admin">The operator view needs the ADMIN group; you are signed in as ${session.user} (${session.groups.join(", ") || "no group"}).</div>`;
+  }
+  return html`<${AdminPanels} api=${api} live=${live} />`;
+}
+
+function AdminPanels({ api, live }) {
   const [brokers, reloadBrokers] = useResource(api, `${ADMIN}/brokers`);
   const [quarantine, reloadQuarantine] = useResource(api, `${ADMIN}/quarantine`, { limit: 50 });
   const [audit, reloadAudit] = useResource(api, `${ADMIN}/audit`, { limit: 20 });
@@ -68,9 +76,6 @@ export function OperatorView({ api, live, session }) {
       if (m.type === "BROKER_STATUS") { reloadBrokers(); reloadAudit(); }
     });
   }, [live, api]);
-  if (!session.groups.includes("ADMIN")) {
-    return html`<div class="notice error" role="alert" data-testid="needs-admin">The operator view needs the ADMIN group; you are signed in as ${session.user} (${session.groups.join(", ") || "no group"}).</div>`;
-  }
   const dependencies = health && health.body && (health.body.dependencies || health.body.checks);
   return html`<div class="operator">
     <section class="card" aria-labelledby="op-alarms"><h2 id="op-alarms">Alarm summary</h2>
@@ -84,7 +89,7 @@ export function OperatorView({ api, live, session }) {
       <${Resource} state=${brokers} what="the admin broker API (GET /admin/brokers)" onRetry=${reloadBrokers}>${(data) => html`<div class="scroll"><table data-testid="admin-brokers">
         <caption class="sr-only">Registered brokers and their status</caption>
         <thead><tr><th scope="col">Broker</th><th scope="col">Adapter</th><th scope="col">Status</th><th scope="col">Change</th></tr></thead>
-        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td>${b.status}${b.reason ? ` (${b.reason})` : ""}</td>
+        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td data-testid="broker-status">${b.status}${b.reason ? ` (${b.reason})` : ""}</td>
           <td><${StatusControl} api=${api} broker=${b} onDone=${() => { reloadBrokers(); reloadAudit(); }} /></td></tr>`)}</tbody>
       </table></div>`}<//>
     </section>
