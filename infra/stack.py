@@ -16,6 +16,7 @@ from infra.dashboard import DIST_DIR, DashboardHosting
 from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
+from infra.market import MarketDataSecret, MarketSchedules
 from infra.migrations import Migrations
 from infra.network import POSTGRES_PORT, Network
 from infra.observability import Observability
@@ -90,6 +91,13 @@ class OrderRouterStack(cdk.Stack):
         }
         redis: SettingValues = {"redis_url": cache.redis_url}
 
+        market_data = MarketDataSecret(self, "MarketDataSecret", config=config)
+        market = {
+            "market_data_source": "kite",
+            "market_data_api_key": config.market_data_api_key,
+            # The platform token has a secret of its own (docs/market-data.md).
+            "market_data_secret_arn": market_data.secret.secret_arn,
+        }
         # The WebSocket API needs ws_connect first; the pushers need the API's endpoint.
         ws_connect = factory.create(
             "ws_connect",
@@ -120,6 +128,7 @@ class OrderRouterStack(cdk.Stack):
                 **postgres,
                 **redis,
                 **push,
+                **market,
                 "event_bus_name": bus.bus.event_bus_name,
                 "broker_secrets_arn": brokers.secret.secret_arn,
                 "connection_kms_key_id": connection_key.key.key_arn,
@@ -169,7 +178,8 @@ class OrderRouterStack(cdk.Stack):
         )
         reconcile = factory.create(
             "reconcile",
-            description="Finishes orders whose placement never happened (a crash mid-order)",
+            description="Finishes orders whose placement never happened (a crash mid-order) and "
+            "polls brokers for children without a final report",
             security_groups=app_sgs,
             no_dlq_reason="Started every minute by a schedule without retries: a failed run "
             "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",
@@ -182,12 +192,23 @@ class OrderRouterStack(cdk.Stack):
                 "connection_kms_key_id": connection_key.key.key_arn,
             },
         )
+        market_refresh = factory.create(
+            "market_refresh",
+            description="Scheduled market data: daily instrument master, per-minute statistics",
+            security_groups=app_sgs,
+            no_dlq_reason="Started by EventBridge Scheduler, whose next run repeats the job "
+            "(the loads are idempotent); a failed run is logged and counted.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres, **redis, **market},
+        )
         admin = factory.create(
             "admin",
             description="Admin HTTP routes: brokers and their routing status, profiles, audit",
             security_groups=app_sgs,
             no_dlq_reason=SYNCHRONOUS,
-            settings={**postgres, **redis, **push},
+            # A market refresh on demand runs the market_refresh jobs (docs/market-data.md).
+            timeout=cdk.Duration.seconds(29),
+            settings={**postgres, **redis, **push, **market},
         )
         migrate = factory.create(
             "migrate",
@@ -215,6 +236,7 @@ class OrderRouterStack(cdk.Stack):
             reconcile,
             migrate,
             admin,
+            market_refresh,
         ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
@@ -222,6 +244,8 @@ class OrderRouterStack(cdk.Stack):
             bus.bus.grant_put_events_to(fn)
         for fn in (route_order, broker_connections, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
+        for fn in (route_order, market_refresh, admin):
+            market_data.secret.grant_read(fn)
         # Only the link flows seal tokens; placing and reconciling orders only open them.
         connection_key.grant_seal(broker_connections)
         for fn in (route_order, reconcile):
@@ -232,6 +256,7 @@ class OrderRouterStack(cdk.Stack):
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
         bus.schedule_reconciler(reconcile)
+        MarketSchedules(self, "MarketData", function=market_refresh)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 
@@ -288,6 +313,10 @@ class OrderRouterStack(cdk.Stack):
             "HostedUiUrl": (auth.hosted_ui_url, "Cognito hosted UI the dashboard signs in with"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
+            "MarketDataSecretArn": (
+                market_data.secret.secret_arn,
+                "Platform Kite token for market data (JSON: market-data/kite)",
+            ),
             "ConnectionKeyArn": (connection_key.key.key_arn, "KMS key of traders' broker tokens"),
             "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
             "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),

@@ -102,6 +102,23 @@ class Settings(BaseSettings):
     local_connection_key: SecretStr | None = None
     """64 hex characters: local mode's key-encryption key when there is no KMS key."""
 
+    # Market data (docs/market-data.md)
+    market_data_source: Literal["profiles", "kite"] = "profiles"
+    """``kite``: quotes and the instrument master from Kite's market-data API on the platform's
+    own connection; ``profiles``: the profiles' last prices (tests, a stage without one)."""
+    market_data_base_url: str = "https://api.kite.trade"
+    """Kite's API root, or the local Kite simulator's URL in local mode."""
+    market_data_api_key: str | None = None
+    """The platform Kite app's API key (not a trader's)."""
+    market_data_token_ref: str = "market-data/kite"  # noqa: S105 (a reference, not a secret)
+    market_data_secret_arn: str | None = None
+    """The secret holding the token (AWS: its own, apart from the brokers'); unset reads it from
+    the broker secret store (local mode, tests)."""
+    """Secret-store reference of the platform session's access token."""
+    market_data_timeout_ms: int = Field(default=2_000, ge=10)
+    market_quote_max_age_s: float = Field(default=30.0, gt=0)
+    """A quote the exchange stamped longer ago than this is stale: not used, with a reason."""
+
     @model_validator(mode="after")
     def _database_configured(self) -> Settings:
         if self.database_url is None and (self.db_secret_arn is None or self.db_host is None):

@@ -7,7 +7,7 @@ a :class:`Wiring` from their own settings and may replace any part through ``ove
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,12 +33,21 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.risk import PostgresRiskState
     from shared.adapters.redis.client import RedisGuard
     from shared.adapters.redis.connections import RedisConnectionRegistry
+    from shared.adapters.redis.quote_cache import RedisQuoteCache
     from shared.adapters.redis.rate_counter import RedisRateCounter
-    from shared.ports import BrokerSessions, EventPublisher, MarketData, SecretSealer, SecretStore
+    from shared.ports import (
+        BrokerSessions,
+        EventPublisher,
+        MarketData,
+        MarketDataSource,
+        SecretSealer,
+        SecretStore,
+    )
     from shared.services.admin import AdminService
     from shared.services.analytics import AnalyticsService
     from shared.services.broker_links import BrokerLinkService
     from shared.services.connections import ConnectionService
+    from shared.services.market import MarketRefresh
     from shared.services.orders import OrderQueries
     from shared.services.profiles import ProfileService
     from shared.services.reconcile import Reconciler
@@ -179,7 +188,21 @@ class Wiring:
 
     @cached_property
     def market(self) -> MarketData:
-        """Arrival quotes: the profiles' last prices, cached in process for one second."""
+        """Arrival quotes: the market-data source's (``kite``) or the profiles' last prices.
+
+        Either way cached for ``market_data_ttl_s`` (one second): in Redis, shared by every
+        container, for the source's; in process for the profiles'.
+        """
+        if self.settings.market_data_source == "kite":
+            from shared.services.market import LiveMarketData
+
+            return LiveMarketData(
+                self.market_source,
+                self.quote_cache,
+                clock=self.clock,
+                max_age_s=self.settings.market_quote_max_age_s,
+                service_name=self.settings.service_name,
+            )
         from shared.services.profiles import CachedMarketData, ProfileQuotes
 
         return CachedMarketData(ProfileQuotes(self.profiles), ttl_s=self.settings.market_data_ttl_s)
@@ -490,6 +513,61 @@ class Wiring:
             brokers=self.brokers,
             clock=utc_now,
             new_state=lambda: secrets.token_urlsafe(32),
+        )
+
+    @cached_property
+    def market_source(self) -> MarketDataSource:
+        """Kite's market-data API on the platform's connection (key in settings, token secret)."""
+        from shared.adapters.brokers.kite_market import KiteMarketData
+        from shared.adapters.secrets import SecretsManagerStore
+
+        ref = self.settings.market_data_token_ref
+        arn = self.settings.market_data_secret_arn
+        store = SecretsManagerStore(arn) if arn else self.secrets
+
+        def token() -> str:
+            current = store.get(ref)
+            return current[0] if current else ""
+
+        return KiteMarketData(
+            api_key=self.settings.market_data_api_key or "",
+            access_token=token,
+            base_url=self.settings.market_data_base_url,
+            timeout_s=self.settings.market_data_timeout_ms / 1000,
+        )
+
+    @cached_property
+    def quote_cache(self) -> RedisQuoteCache:
+        """Quotes shared by every container for ``market_data_ttl_s``."""
+        from shared.adapters.redis.quote_cache import RedisQuoteCache
+
+        return RedisQuoteCache(
+            self.redis,
+            ttl_ms=max(1, int(self.settings.market_data_ttl_s * 1000)),
+            prefix=self.settings.redis_key_prefix,
+            guard=self.redis_guard,
+        )
+
+    @cached_property
+    def market_refresh(self) -> MarketRefresh:
+        """The scheduled market-data jobs (``market_refresh``; ``order-router refresh-market``)."""
+        from shared.adapters.postgres.market import PostgresMarketStatistics
+        from shared.services.market import MarketRefresh
+
+        profiles = self.profiles
+
+        def refresh_profiles(symbols: Sequence[str]) -> None:
+            for symbol in symbols:
+                profiles.refresh(symbol)
+
+        return MarketRefresh(
+            source=self.market_source,
+            instruments=self.instruments,
+            statistics=PostgresMarketStatistics(self.database),
+            cache=self.quote_cache,
+            on_statistics=refresh_profiles,
+            clock=self.clock,
+            max_age_s=self.settings.market_quote_max_age_s,
         )
 
     def close(self) -> None:

@@ -32,6 +32,7 @@ FUNCTIONS = (
     "reconcile",
     "migrate",
     "admin",
+    "market_refresh",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 
