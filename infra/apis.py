@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import cast
 
 import aws_cdk as cdk
@@ -127,6 +128,8 @@ class HttpApi(Construct):
     admin
         The function behind the admin routes (the ADMIN group is checked by the function: an
         HTTP API JWT authorizer checks scopes, not Cognito groups).
+    dashboard_urls
+        More origins allowed by CORS: the dashboard's CloudFront URL.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class HttpApi(Construct):
         broker_webhook: lambda_.IFunction,
         broker_connections: lambda_.IFunction,
         admin: lambda_.IFunction | None = None,
+        dashboard_urls: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         sizes = capacity.for_stage(config.stage)
@@ -149,7 +153,8 @@ class HttpApi(Construct):
             api_name=f"order-router-{config.stage}",
             create_default_stage=False,
             cors_preflight=apigwv2.CorsPreflightOptions(
-                allow_origins=[config.dashboard_origin],
+                allow_origins=[config.dashboard_origin, *dashboard_urls],
+                # PUT/PATCH/DELETE: the operator view's admin routes (docs/dashboard.md).
                 allow_methods=[
                     apigwv2.CorsHttpMethod.GET,
                     apigwv2.CorsHttpMethod.POST,

@@ -12,6 +12,7 @@ from infra import layer, nag
 from infra.apis import HttpApi, WebSocketApi
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
+from infra.dashboard import DIST_DIR, DashboardHosting
 from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
@@ -45,6 +46,8 @@ class OrderRouterStack(cdk.Stack):
         Deployment options.
     layer_dir
         The built dependency layer.
+    dashboard_dir
+        The built web dashboard (``make web``), uploaded to its bucket.
     **kwargs
         Passed to :class:`aws_cdk.Stack` (``env``, ``description``…).
     """
@@ -56,6 +59,7 @@ class OrderRouterStack(cdk.Stack):
         *,
         config: DeployConfig,
         layer_dir: Path = layer.LAYER_DIR,
+        dashboard_dir: Path = DIST_DIR,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -64,7 +68,8 @@ class OrderRouterStack(cdk.Stack):
         cache = Cache(self, "Cache", network=network, config=config)
         brokers = BrokerSecrets(self, "Brokers", config=config)
         connection_key = ConnectionKey(self, "Connections", config=config)
-        auth = TraderAuth(self, "Auth", config=config)
+        dashboard = DashboardHosting(self, "Dashboard", config=config)
+        auth = TraderAuth(self, "Auth", config=config, dashboard_urls=[dashboard.url])
         bus = EventBus(self, "Events", config=config)
 
         # Stack-wide compliance decisions that hold for every resource of a kind.
@@ -285,6 +290,16 @@ class OrderRouterStack(cdk.Stack):
             broker_webhook=broker_webhook,
             admin=admin,
             broker_connections=broker_connections,
+            dashboard_urls=[dashboard.url],
+        )
+        dashboard.deploy(
+            {
+                "auth": "cognito",
+                "apiBase": f"{http.url}api/v1",
+                "wsUrl": websocket.url,
+                "cognito": {"domain": auth.hosted_ui_url, "clientId": auth.audience},
+            },
+            dist_dir=dashboard_dir,
         )
         Observability(
             self,
@@ -305,6 +320,8 @@ class OrderRouterStack(cdk.Stack):
             "WebSocketManagementEndpoint": (websocket.management_endpoint, "@connections API"),
             "UserPoolId": (auth.user_pool.user_pool_id, "Cognito user pool of the traders"),
             "UserPoolClientId": (auth.audience, "Dashboard app client id (JWT audience)"),
+            "DashboardUrl": (dashboard.url, "The web dashboard (CloudFront)"),
+            "HostedUiUrl": (auth.hosted_ui_url, "Cognito hosted UI the dashboard signs in with"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
             "MarketDataSecretArn": (

@@ -216,6 +216,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  Quotes      {market.url} (the Kite simulator's /quote, /instruments); "
             f"{market_line}",
+            f"  Dashboard   {config.api_url}/  (sign in as any user, TRADER and/or ADMIN)",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "

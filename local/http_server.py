@@ -22,7 +22,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from functions.route_order.handler import OPENAPI_FILE
@@ -64,7 +65,9 @@ class TokenVerifier(Protocol):
         ...
 
 
-def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
+def build_app(
+    *, invoke: Invoke, verifier: TokenVerifier, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
     """The Starlette app of the local HTTP server.
 
     Parameters
@@ -73,6 +76,8 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
         ``await invoke(function_name, event)`` runs a Lambda handler in a worker thread.
     verifier
         Verifies trader tokens like the API's JWT authorizer.
+    extra_routes
+        Routes outside ``/api/v1`` matched first (the dashboard: :mod:`local.dashboard`).
 
     Returns
     -------
@@ -101,7 +106,7 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
         await response(scope, receive, send)
 
     app = Starlette(
-        routes=[],
+        routes=list(extra_routes),
         # Whatever Starlette would answer itself gets the one error shape too.
         exception_handlers={HTTPException: _starlette_error},
     )

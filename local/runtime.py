@@ -531,7 +531,9 @@ class LocalRuntime:
         loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda"))
         connections = LiveConnections()
         app = build_app(
-            invoke=self.invoker.ainvoke, verifier=JwtVerifier.from_settings(get_settings())
+            invoke=self.invoker.ainvoke,
+            verifier=JwtVerifier.from_settings(get_settings()),
+            extra_routes=_dashboard_routes(self.config),
         )
         internal_app = build_internal_app(
             bus=self.bus, connections=connections, credentials=self.credentials
@@ -582,6 +584,26 @@ class LocalRuntime:
             await asyncio.to_thread(self.bus.stop)
             await asyncio.to_thread(self.invoker.close)
             _close_wiring()
+
+
+def _dashboard_routes(config: RuntimeConfig) -> list[Any]:
+    from local.dashboard import DIST, dashboard_routes
+    from shared.settings import get_settings
+
+    def secret() -> str:
+        value = get_settings().local_jwt_secret
+        if value is None:
+            raise RuntimeError("local mode runs without a local JWT secret")
+        return value.get_secret_value()
+
+    return dashboard_routes(
+        dist=DIST,
+        ws_url=config.ws_url,
+        stage=lambda: get_settings().stage,
+        secret=secret,
+        issuer=LOCAL_ISSUER,
+        audience=AUDIENCE,
+    )
 
 
 def _server(app: Any, port: int) -> _QuietSignalsServer:
