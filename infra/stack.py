@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import layer, nag
@@ -235,33 +236,27 @@ class OrderRouterStack(cdk.Stack):
             },
         )
 
-        # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (
-            route_order,
-            broker_connections,
-            broker_webhook,
-            track_execution,
-            outbox_relay,
-            reconcile,
-            migrate,
-            rollup_analytics,
-            admin,
-            market_refresh,
-        ):
-            database.app_secret.grant_read(fn)
-        database.admin_secret.grant_read(migrate)
-        for fn in (route_order, broker_webhook, outbox_relay, reconcile):
-            bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_connections, broker_webhook, reconcile):
-            brokers.secret.grant_read(fn)
-        for fn in (route_order, market_refresh, admin):
-            market_data.secret.grant_read(fn)
-        # Only the link flows seal tokens; placing and reconciling orders only open them.
-        connection_key.grant_seal(broker_connections)
-        for fn in (route_order, reconcile):
-            connection_key.grant_open(fn)
-        for fn in (route_order, track_execution, ws_connect, admin):
-            websocket.grant_push(fn)
+        _grant_least_privilege(
+            database=database,
+            bus=bus,
+            brokers=brokers,
+            market_data=market_data,
+            connection_key=connection_key,
+            websocket=websocket,
+            fns={
+                "route_order": route_order,
+                "broker_connections": broker_connections,
+                "broker_webhook": broker_webhook,
+                "track_execution": track_execution,
+                "outbox_relay": outbox_relay,
+                "reconcile": reconcile,
+                "migrate": migrate,
+                "rollup_analytics": rollup_analytics,
+                "admin": admin,
+                "market_refresh": market_refresh,
+                "ws_connect": ws_connect,
+            },
+        )
 
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
@@ -340,3 +335,31 @@ class OrderRouterStack(cdk.Stack):
         }
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
+
+
+def _grant_least_privilege(
+    *,
+    database: Database,
+    bus: EventBus,
+    brokers: BrokerSecrets,
+    market_data: MarketDataSecret,
+    connection_key: ConnectionKey,
+    websocket: WebSocketApi,
+    fns: dict[str, lambda_.Function],
+) -> None:
+    """Give each function exactly the grants its use cases need, and nothing else."""
+    for name in sorted(fns.keys() - {"ws_connect"}):  # ws_connect keeps to Redis
+        database.app_secret.grant_read(fns[name])
+    database.admin_secret.grant_read(fns["migrate"])
+    for name in ("route_order", "broker_webhook", "outbox_relay", "reconcile"):
+        bus.bus.grant_put_events_to(fns[name])
+    for name in ("route_order", "broker_connections", "broker_webhook", "reconcile"):
+        brokers.secret.grant_read(fns[name])
+    for name in ("route_order", "market_refresh", "admin"):
+        market_data.secret.grant_read(fns[name])
+    # Only the link flows seal tokens; placing and reconciling orders only open them.
+    connection_key.grant_seal(fns["broker_connections"])
+    for name in ("route_order", "reconcile"):
+        connection_key.grant_open(fns[name])
+    for name in ("route_order", "track_execution", "ws_connect", "admin"):
+        websocket.grant_push(fns[name])
