@@ -140,16 +140,21 @@ def _mean(total: float, count: int, places: int) -> float | None:
     return round(total / count, places) if count else None
 
 
-def _merged_stats(facts: Sequence[ExecutionFacts], orders: int) -> dict[str, Any]:
+def _merged_stats(
+    facts: Sequence[ExecutionFacts], orders: Sequence[ExecutionFacts]
+) -> dict[str, Any]:
+    # ``orders`` are the rows that count orders: the order rows (broker "") for the summary
+    # and a strategy, the broker's own rows for a broker. The ordered quantity comes from the
+    # same rows, so a remainder re-routed to a second broker is ordered once.
     histogram: Counter[int] = Counter()
     for fact in facts:
         histogram.update(fact.latency_histogram)
     filled = sum(f.filled_quantity for f in facts)
-    ordered = sum(f.ordered_quantity for f in facts)
+    ordered = sum(f.ordered_quantity for f in orders)
     latency_count = sum(f.latency_count for f in facts)
     p50, p95 = histogram_percentile(histogram, 0.5), histogram_percentile(histogram, 0.95)
     return {
-        "orders": orders,
+        "orders": sum(f.orders for f in orders),
         "child_executions": sum(f.executions for f in facts),
         "filled_quantity": filled,
         "ordered_quantity": ordered,
@@ -182,9 +187,9 @@ def merge_facts(user_id: str, days: int, facts: Sequence[ExecutionFacts]) -> Exe
     return ExecutionAnalytics(
         user_id=user_id,
         days=days,
-        summary=ExecutionStats(**_merged_stats(broker_rows, sum(f.orders for f in order_rows))),
+        summary=ExecutionStats(**_merged_stats(broker_rows, order_rows)),
         by_broker=tuple(
-            BrokerBreakdown(broker_id=b, **_merged_stats(rows, sum(f.orders for f in rows)))
+            BrokerBreakdown(broker_id=b, **_merged_stats(rows, rows))
             for b in brokers
             for rows in ([f for f in broker_rows if f.broker_id == b],)
         ),
@@ -193,7 +198,7 @@ def merge_facts(user_id: str, days: int, facts: Sequence[ExecutionFacts]) -> Exe
                 strategy=s,
                 **_merged_stats(
                     [f for f in broker_rows if f.strategy == s],
-                    sum(f.orders for f in order_rows if f.strategy == s),
+                    [f for f in order_rows if f.strategy == s],
                 ),
             )
             for s in strategies

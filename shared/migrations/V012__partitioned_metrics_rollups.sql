@@ -198,8 +198,8 @@ $$;
 
 -- The facts of [p_from, p_to) per trader x broker x strategy x UTC hour, from the raw tables,
 -- for every trader (p_user NULL: the roll-up) or one (the live part of a query). Executions
--- count by their own time, children and routed quantity by the child's creation, orders by the
--- order's. Dynamic SQL, so each call is planned with its own bounds and user.
+-- count by their own time, children and routed quantity by the child's creation, orders and
+-- their quantity (broker '') by the order's: a cascaded remainder is routed twice, ordered once. Dynamic SQL, so each call is planned with its own bounds and user.
 CREATE FUNCTION execution_facts(p_from TIMESTAMPTZ, p_to TIMESTAMPTZ, p_user VARCHAR)
 RETURNS TABLE (bucket_start TIMESTAMPTZ, user_id VARCHAR, broker_id VARCHAR, strategy VARCHAR,
     orders BIGINT, children BIGINT, ordered_quantity BIGINT, executions BIGINT,
@@ -244,7 +244,7 @@ WITH e AS (
     UNION ALL
     SELECT date_trunc('hour', o.created_at, 'UTC'), o.user_id, ''::varchar,
         COALESCE(d.routing_strategy, o.routing_objective, 'UNKNOWN')::varchar,
-        count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        count(*), 0, sum(o.quantity), 0, 0, 0, 0, 0, 0, 0, 0, 0
     FROM orders o LEFT JOIN order_routing_decisions d ON d.order_id = o.order_id
     WHERE o.created_at >= $1 AND o.created_at < $2 %3$s
     GROUP BY 1, 2, 3, 4

@@ -70,7 +70,7 @@ def test_merged_facts_count_orders_once_and_leave_the_unmeasured_null() -> None:
     # GIVEN an orders row, two brokers of one strategy (one never measured), and a strategy
     #       with an order but no child
     facts = [
-        ExecutionFacts(broker_id="", strategy="BEST_PRICE", orders=2),
+        ExecutionFacts(broker_id="", strategy="BEST_PRICE", orders=2, ordered_quantity=300),
         ExecutionFacts(broker_id="", strategy="SMART_BALANCE", orders=1),
         ExecutionFacts(
             broker_id="zerodha",
@@ -106,6 +106,40 @@ def test_merged_facts_count_orders_once_and_leave_the_unmeasured_null() -> None:
     best, smart = analytics.by_strategy
     assert (best.orders, best.child_executions) == (2, 2)
     assert (smart.orders, smart.fill_rate_percentage, smart.p95_latency_ms) == (1, None, None)
+
+
+def test_a_cascaded_remainder_is_routed_twice_but_ordered_once() -> None:
+    # GIVEN one 100-share order: zerodha filled 40 of it and its 60 remainder went to dhan
+    facts = [
+        ExecutionFacts(broker_id="", strategy="SMART_BALANCE", orders=1, ordered_quantity=100),
+        ExecutionFacts(
+            broker_id="zerodha",
+            strategy="SMART_BALANCE",
+            orders=1,
+            ordered_quantity=100,
+            executions=1,
+            filled_quantity=40,
+        ),
+        ExecutionFacts(
+            broker_id="dhan",
+            strategy="SMART_BALANCE",
+            orders=1,
+            ordered_quantity=60,
+            executions=1,
+            filled_quantity=60,
+        ),
+    ]
+    # WHEN they are merged
+    analytics = merge_facts("trader-1", 1, facts)
+    # THEN the summary and the strategy count the order's 100 shares once, all of them filled
+    assert (analytics.summary.ordered_quantity, analytics.summary.filled_quantity) == (100, 100)
+    assert analytics.summary.fill_rate_percentage == 100.0
+    [strategy] = analytics.by_strategy
+    assert (strategy.ordered_quantity, strategy.fill_rate_percentage) == (100, 100.0)
+    # AND each broker keeps what it was sent and what it filled
+    dhan, zerodha = analytics.by_broker
+    assert (zerodha.ordered_quantity, zerodha.fill_rate_percentage) == (100, 40.0)
+    assert (dhan.ordered_quantity, dhan.fill_rate_percentage) == (60, 100.0)
 
 
 def test_no_facts_are_zeros() -> None:
