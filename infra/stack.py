@@ -92,6 +92,8 @@ class OrderRouterStack(cdk.Stack):
             no_dlq_reason=SYNCHRONOUS,
             settings={
                 **redis,
+                # The status action reads brokers' routing status and the trader's open orders.
+                **postgres,
                 "jwt_issuer": auth.issuer,
                 "jwt_audience": auth.audience,
                 "jwks_url": auth.jwks_url,
@@ -195,6 +197,7 @@ class OrderRouterStack(cdk.Stack):
             reconcile,
             migrate,
             admin,
+            ws_connect,
         ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
