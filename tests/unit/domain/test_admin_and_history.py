@@ -137,3 +137,20 @@ def test_a_cursor_that_is_not_ours_is_invalid_request(cursor: str) -> None:
     with pytest.raises(InvalidRequestError) as refused:
         decode_cursor(HistoryQuery(), cursor)
     assert refused.value.field == "cursor"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["2026-11-25T09:30:00+23:59", "0001-01-01T00:00:00+01:00", "2026-11-25T15:00:00+05:30"],
+)
+def test_filters_are_kept_in_utc_or_refused(moment: str) -> None:
+    # GIVEN a zoned timestamp with a large offset, one that underflows in UTC, and IST
+    # WHEN used as a filter THEN it is UTC (Postgres accepts offsets up to 16 h), or refused
+    try:
+        query = HistoryQuery.model_validate({"since": moment})
+    except ValidationError:
+        assert moment.startswith("0001")
+        return
+    assert query.since is not None
+    assert query.since.utcoffset() == timedelta(0)
+    assert query.since == datetime.fromisoformat(moment)
