@@ -39,6 +39,17 @@ ADMIN_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
     (apigwv2.HttpMethod.GET, ApiPath.ADMIN_AUDIT),
 )
 """The admin function's routes, behind the same JWT authorizer; the function requires ADMIN."""
+
+
+CONNECTION_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_CONNECTIONS),
+    (apigwv2.HttpMethod.POST, ApiPath.BROKER_CONNECTION_LOGIN),
+    (apigwv2.HttpMethod.GET, ApiPath.BROKER_CONNECTION_CALLBACK),
+    (apigwv2.HttpMethod.PUT, ApiPath.BROKER_CONNECTION),
+    (apigwv2.HttpMethod.POST, ApiPath.BROKER_CONNECTION_REFRESH),
+    (apigwv2.HttpMethod.DELETE, ApiPath.BROKER_CONNECTION),
+)
+"""broker_connections' routes behind the JWT authorizer."""
 WEBHOOK_ROUTES = (ApiPath.SIGNED_WEBHOOK, ApiPath.TOKEN_WEBHOOK)
 """broker_webhook's POST routes (no authorizer: each broker proves itself)."""
 PUBLIC_ROUTES = (ApiPath.HEALTH, ApiPath.OPENAPI)
@@ -108,8 +119,8 @@ class HttpApi(Construct):
         Deployment options (CORS origin, stage).
     auth
         The trader user pool, whose tokens the JWT authorizer accepts.
-    route_order, broker_webhook
-        The functions behind the trader and webhook routes.
+    route_order, broker_webhook, broker_connections
+        The functions behind the trader, webhook and broker-connection routes.
     admin
         The function behind the admin routes (the ADMIN group is checked by the function: an
         HTTP API JWT authorizer checks scopes, not Cognito groups).
@@ -124,6 +135,7 @@ class HttpApi(Construct):
         auth: TraderAuth,
         route_order: lambda_.IFunction,
         broker_webhook: lambda_.IFunction,
+        broker_connections: lambda_.IFunction,
         admin: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -139,6 +151,7 @@ class HttpApi(Construct):
                     apigwv2.CorsHttpMethod.POST,
                     apigwv2.CorsHttpMethod.PUT,
                     apigwv2.CorsHttpMethod.PATCH,
+                    apigwv2.CorsHttpMethod.DELETE,
                     apigwv2.CorsHttpMethod.OPTIONS,
                 ],
                 allow_headers=["authorization", "content-type", "idempotency-key"],
@@ -179,6 +192,11 @@ class HttpApi(Construct):
                 self.api.add_routes(
                     path=str(path), methods=[method], integration=admin_integration, authorizer=jwt
                 )
+        connections = integrations.HttpLambdaIntegration("BrokerConnections", broker_connections)
+        for method, path in CONNECTION_ROUTES:
+            self.api.add_routes(
+                path=str(path), methods=[method], integration=connections, authorizer=jwt
+            )
         # The webhook routes must exist before the stage's route settings refer to them.
         webhook_routes = [
             route

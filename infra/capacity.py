@@ -154,6 +154,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
         proxy_max_connections_percent=80,
         functions={
             "route_order": FunctionCapacity(20, _POOL),
+            "broker_connections": FunctionCapacity(2, _POOL),
             "broker_webhook": FunctionCapacity(10, _POOL),
             "track_execution": FunctionCapacity(5, _POOL),
             "outbox_relay": FunctionCapacity(1, _POOL),
@@ -169,6 +170,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
         proxy_max_connections_percent=80,
         functions={
             "route_order": FunctionCapacity(300, _POOL),
+            "broker_connections": FunctionCapacity(10, _POOL),
             "broker_webhook": FunctionCapacity(100, _POOL),
             "track_execution": FunctionCapacity(25, _POOL),
             "outbox_relay": FunctionCapacity(1, _POOL),

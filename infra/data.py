@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
@@ -260,3 +262,39 @@ class BrokerSecrets(Construct):
             "Broker credentials are issued by the brokers; they are rotated in each broker's "
             "console and written here by an operator, so no rotation Lambda can do it.",
         )
+
+
+class ConnectionKey(Construct):
+    """The KMS key that wraps the data keys of traders' broker tokens (envelope encryption).
+
+    Tokens live in Postgres only as AES-256-GCM ciphertext under a data key this key wraps,
+    bound to the trader and broker by the encryption context (docs/brokers.md). Rotated
+    yearly by KMS; kept when a production stack is deleted.
+
+    Parameters
+    ----------
+    scope, construct_id
+        Construct scope and id.
+    config
+        Deployment options.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"order-router {config.stage}: wraps traders' broker token data keys",
+            enable_key_rotation=True,
+            removal_policy=(
+                cdk.RemovalPolicy.RETAIN if config.is_prod else cdk.RemovalPolicy.DESTROY
+            ),
+        )
+
+    def grant_seal(self, grantee: iam.IGrantable) -> None:
+        """Seal and open tokens (the link flows): ``GenerateDataKey`` and ``Decrypt``."""
+        self.key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
+
+    def grant_open(self, grantee: iam.IGrantable) -> None:
+        """Open tokens only (placing and looking up orders): ``Decrypt``."""
+        self.key.grant(grantee, "kms:Decrypt")

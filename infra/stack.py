@@ -12,7 +12,7 @@ from infra import layer, nag
 from infra.apis import HttpApi, WebSocketApi
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
-from infra.data import DATABASE_NAME, BrokerSecrets, Cache, Database
+from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
 from infra.migrations import Migrations
@@ -62,6 +62,7 @@ class OrderRouterStack(cdk.Stack):
         database = Database(self, "Database", network=network, config=config)
         cache = Cache(self, "Cache", network=network, config=config)
         brokers = BrokerSecrets(self, "Brokers", config=config)
+        connection_key = ConnectionKey(self, "Connections", config=config)
         auth = TraderAuth(self, "Auth", config=config)
         bus = EventBus(self, "Events", config=config)
 
@@ -118,8 +119,20 @@ class OrderRouterStack(cdk.Stack):
                 **push,
                 "event_bus_name": bus.bus.event_bus_name,
                 "broker_secrets_arn": brokers.secret.secret_arn,
+                "connection_kms_key_id": connection_key.key.key_arn,
                 "jwt_issuer": auth.issuer,
                 "jwt_audience": auth.audience,
+            },
+        )
+        broker_connections = factory.create(
+            "broker_connections",
+            description="Trader broker connections: link (Kite, Upstox, Dhan), list, unlink",
+            security_groups=app_sgs,
+            no_dlq_reason=SYNCHRONOUS,
+            settings={
+                **postgres,
+                "broker_secrets_arn": brokers.secret.secret_arn,
+                "connection_kms_key_id": connection_key.key.key_arn,
             },
         )
         broker_webhook = factory.create(
@@ -163,6 +176,7 @@ class OrderRouterStack(cdk.Stack):
                 "event_bus_name": bus.bus.event_bus_name,
                 # Brokers are asked whether they hold each stuck child (their credentials).
                 "broker_secrets_arn": brokers.secret.secret_arn,
+                "connection_kms_key_id": connection_key.key.key_arn,
             },
         )
         admin = factory.create(
@@ -191,6 +205,7 @@ class OrderRouterStack(cdk.Stack):
         # Least privilege: each function gets exactly the grants its use cases need.
         for fn in (
             route_order,
+            broker_connections,
             broker_webhook,
             track_execution,
             outbox_relay,
@@ -203,8 +218,12 @@ class OrderRouterStack(cdk.Stack):
         database.admin_secret.grant_read(migrate)
         for fn in (route_order, broker_webhook, outbox_relay, reconcile):
             bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_webhook, reconcile):
+        for fn in (route_order, broker_connections, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
+        # Only the link flows seal tokens; placing and reconciling orders only open them.
+        connection_key.grant_seal(broker_connections)
+        for fn in (route_order, reconcile):
+            connection_key.grant_open(fn)
         for fn in (route_order, track_execution, ws_connect, admin):
             websocket.grant_push(fn)
 
@@ -232,6 +251,7 @@ class OrderRouterStack(cdk.Stack):
             route_order=route_order,
             broker_webhook=broker_webhook,
             admin=admin,
+            broker_connections=broker_connections,
         )
         Observability(
             self,
@@ -254,6 +274,7 @@ class OrderRouterStack(cdk.Stack):
             "UserPoolClientId": (auth.audience, "Dashboard app client id (JWT audience)"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
+            "ConnectionKeyArn": (connection_key.key.key_arn, "KMS key of traders' broker tokens"),
             "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
             "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),
             "DatabaseSecretArn": (database.admin_secret.secret_arn, "Admin secret (rotated)"),

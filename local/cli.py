@@ -28,6 +28,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from local.runtime import RuntimeConfig
+    from local.simulators.fleet import Fleet
 
 DEFAULT_DATA_DIR = ".local"
 DEFAULT_HTTP_PORT = 8080
@@ -126,6 +127,7 @@ def _check_ports(config: RuntimeConfig) -> None:
 
 
 def _run_services(config: RuntimeConfig) -> int:
+    from local.brokers import connection_key, start_simulated_brokers
     from local.internal_server import new_credentials
     from local.runtime import (
         LocalRuntime,
@@ -154,11 +156,13 @@ def _run_services(config: RuntimeConfig) -> int:
             ("Redis", redis_server.running, redis_server.start),
         ]
     )
+    fleet = None
     try:
         postgres.start()
         redis_server.start()
         watchdog.start()
         database_url, applied = _prepare_database(postgres)
+        fleet = start_simulated_brokers(config.api_url)
         apply_environment(
             handler_environment(
                 config,
@@ -166,6 +170,8 @@ def _run_services(config: RuntimeConfig) -> int:
                 redis_url=redis_server.url,
                 secret=secret,
                 credentials=credentials,
+                broker_secrets=fleet.secrets,
+                connection_key=connection_key(config.data_dir),
             )
         )
         _write_private(
@@ -178,7 +184,8 @@ def _run_services(config: RuntimeConfig) -> int:
                 }
             ),
         )
-        brokers, profiles = _seed(redis_server.url)
+        brokers, profiles = _seed(redis_server.url, fleet)
+        linked = _link_local_trader(fleet)
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
         lines = [
             f"order-router local mode, data in {config.data_dir}",
@@ -191,6 +198,10 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Redis       {redis_server.url}",
             f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
             "(fresher ones keep what the last run learned)",
+            *(
+                f"  Simulated   {name} at {running.url} (broker {linked.get(name, '?')})"
+                for name, running in fleet.simulators.items()
+            ),
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
@@ -205,7 +216,11 @@ def _run_services(config: RuntimeConfig) -> int:
             f"Live updates:  order-router watch{_data_dir_option(config.data_dir)}",
             "Ctrl-C stops everything.",
         ]
-        runtime = LocalRuntime(config, credentials)
+        runtime = LocalRuntime(
+            config,
+            credentials,
+            simulator_urls={name: r.url for name, r in fleet.simulators.items()},
+        )
 
         def ready() -> None:
             endpoints.write_text(
@@ -224,6 +239,8 @@ def _run_services(config: RuntimeConfig) -> int:
     except (ServiceStartError, OSError, RuntimeError) as exc:
         raise CliError(str(exc) or repr(exc)) from exc
     finally:
+        if fleet is not None:
+            fleet.stop()
         watchdog.stop()
         endpoints.unlink(missing_ok=True)
         credentials_file.unlink(missing_ok=True)
@@ -266,10 +283,11 @@ def _prepare_database(postgres: Any) -> tuple[str, list[str]]:
     return url, apply_migrations(url)
 
 
-def _seed(redis_url: str) -> tuple[int, int]:
+def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
     import redis
 
     from local import seed
+    from local.brokers import seed_simulated_brokers
     from shared.adapters.postgres.pool import Database, create_pool
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.profile_cache import RedisProfileCache
@@ -280,9 +298,9 @@ def _seed(redis_url: str) -> tuple[int, int]:
     settings = get_settings()
     database = Database(create_pool(settings))
     try:
-        counts = seed.seed(
-            database, datetime.now(UTC), keep_for=timedelta(seconds=settings.profile_max_age_s)
-        )
+        keep_for = timedelta(seconds=settings.profile_max_age_s)
+        brokers, profiles = seed.seed(database, datetime.now(UTC), keep_for=keep_for)
+        profiles += seed_simulated_brokers(database, fleet, datetime.now(UTC), keep_for=keep_for)
     finally:
         database.close()
     # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.
@@ -292,7 +310,26 @@ def _seed(redis_url: str) -> tuple[int, int]:
         RedisConnectionRegistry(client).clear()
     finally:
         client.close()
-    return counts
+    return brokers, profiles
+
+
+def _link_local_trader(fleet: Fleet) -> dict[str, str]:
+    """Link the local trader's simulated accounts through the real flows: adapter -> status."""
+    from local.brokers import BROKER_IDS, link_trader
+    from shared.settings import get_settings
+    from shared.wiring import Wiring
+
+    wiring = Wiring(get_settings())
+    try:
+        views = link_trader(wiring.broker_links, fleet, DEFAULT_USER)
+    finally:
+        wiring.close()
+    by_broker = {view.broker_id: view for view in views}
+    return {
+        adapter: f"{broker_id}, {DEFAULT_USER} {by_broker[broker_id].status.value}"
+        for adapter, broker_id in BROKER_IDS.items()
+        if broker_id in by_broker
+    }
 
 
 def market_status(enforced: bool, now: datetime) -> str:

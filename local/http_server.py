@@ -124,6 +124,15 @@ def error_response(
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+def _authenticated_function(path: str) -> str:
+    """The function serving an authenticated ``path`` (admin, broker connections, trader)."""
+    if path.startswith(f"{ADMIN_PREFIX}/"):
+        return "admin"
+    if path == ApiPath.BROKER_CONNECTIONS or path.startswith(f"{ApiPath.BROKER_CONNECTIONS}/"):
+        return "broker_connections"
+    return "route_order"
+
+
 async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Response:
     path = request.url.path
     claims: dict[str, Any] | None = None
@@ -133,8 +142,8 @@ async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Res
         function = "route_order"
     elif path.startswith(f"{WEBHOOK_PREFIX}/"):
         function = "broker_webhook"
-    elif path.startswith(f"{TRADER_PREFIX}/") or path.startswith(f"{ADMIN_PREFIX}/"):
-        function = "admin" if path.startswith(f"{ADMIN_PREFIX}/") else "route_order"
+    elif path.startswith((f"{TRADER_PREFIX}/", f"{ADMIN_PREFIX}/")):
+        function = _authenticated_function(path)
         verified = authorize(request.headers.get("authorization"), verifier)
         if isinstance(verified, Response):
             return verified

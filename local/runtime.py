@@ -57,11 +57,13 @@ FUNCTIONS = (
     "outbox_relay",
     "reconcile",
     "admin",
+    "broker_connections",
 )
 TIMEOUTS_S = {
     "route_order": 29,
     "admin": 29,
     "broker_webhook": 29,
+    "broker_connections": 29,
     "outbox_relay": 60,
     "reconcile": 60,
 }
@@ -84,6 +86,9 @@ class RuntimeConfig:
     relay_interval_s: float = 5.0
     reconcile_interval_s: float = 10.0
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
+    poll_after_s: float = 15.0
+    """Children without a terminal report this long are polled by the reconcile timer (shorter
+    than in AWS: a withheld simulator postback is recovered while one watches)."""
     verbose: bool = False
     enforce_market_hours: bool = True
     """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
@@ -145,6 +150,8 @@ def handler_environment(
     redis_url: str,
     secret: str,
     credentials: InternalCredentials,
+    broker_secrets: dict[str, str] | None = None,
+    connection_key: str | None = None,
 ) -> dict[str, str]:
     """Every environment variable the handlers read in local mode.
 
@@ -158,6 +165,10 @@ def handler_environment(
         The local issuer's secret.
     credentials
         This run's key pair: boto3 signs the handlers' calls to the internal server with it.
+    broker_secrets
+        More broker secrets (the simulated brokers' webhook and app secrets).
+    connection_key
+        The local key-encryption key of traders' broker tokens (64 hex characters).
 
     Returns
     -------
@@ -177,10 +188,12 @@ def handler_environment(
         event_bus_endpoint_url=config.internal_url,
         ws_management_endpoint=config.internal_url,
         reconcile_after_s=config.reconcile_after_s,
+        poll_after_s=config.poll_after_s,
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,
-        broker_secrets_json=json.dumps(seed.webhook_secrets()),
+        broker_secrets_json=json.dumps(seed.webhook_secrets() | (broker_secrets or {})),
+        local_connection_key=connection_key,
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
@@ -318,11 +331,22 @@ class LocalRuntime:
         Ports and intervals.
     credentials
         This run's key pair, which the internal server requires.
+    simulator_urls
+        The broker simulators' API roots by adapter (local/brokers.py), for what else needs
+        them (the market-data adapter reads the Kite simulator's quotes).
     """
 
-    def __init__(self, config: RuntimeConfig, credentials: InternalCredentials) -> None:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        credentials: InternalCredentials,
+        *,
+        simulator_urls: dict[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.credentials = credentials
+        self.simulator_urls = dict(simulator_urls or {})
+        """Adapter (``kite``, ``upstox``, ``dhan``) -> its running simulator's API root."""
         self.invoker = Invoker()
         self.bus = LocalEventBus(
             BUS_NAME,

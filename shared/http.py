@@ -32,8 +32,10 @@ from shared.domain.errors import (
     DomainError,
     ForbiddenError,
     InvalidExecutionReportError,
+    InvalidLinkError,
     InvalidOrderError,
     InvalidRequestError,
+    LinkRefusedError,
     MalformedPayloadError,
     NoEligibleBrokerError,
     NotFoundError,
@@ -52,6 +54,8 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (MalformedPayloadError, 400),
     (DataUnavailableError, 503),
     (InvalidRequestError, 422),
+    (InvalidLinkError, 400),
+    (LinkRefusedError, 422),
 )
 
 RETRY_AFTER_S = 5
@@ -149,6 +153,9 @@ def describe(error: DomainError) -> tuple[int, dict[str, Any]]:
         message = error.message
     elif isinstance(error, RiskRejectedError):
         extra.update(rule=error.rule, field=error.field)
+        message = error.message
+    elif isinstance(error, InvalidLinkError):
+        extra["field"] = error.field
         message = error.message
     elif isinstance(error, InvalidExecutionReportError | MalformedPayloadError):
         extra["field"] = error.field

@@ -22,6 +22,7 @@ from shared.domain.admin import (
     StatusChange,
 )
 from shared.domain.analytics import ExecutionAnalytics
+from shared.domain.broker_links import BrokerLink, LinkStatus
 from shared.domain.broker_orders import (
     BrokerAccount,
     BrokerOrderChange,
@@ -416,6 +417,29 @@ class BrokerOrderLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class BrokerOrderCanceller(Protocol):
+    """Cancels what a timed-out child may have left at its broker, and says what became of it."""
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel the order placed under ``child``'s tag; return the broker's state after.
+
+        ``NOT_FOUND``: the broker holds no such order. ``FOUND`` with a terminal status and a
+        filled quantity: the cancel (or a fill before it) is confirmed. ``FOUND`` still working
+        or ``UNKNOWN``: the cancel is not confirmed. Never raises.
+        """
+        ...
+
+
+@runtime_checkable
+class BrokerOrderPoller(Protocol):
+    """Reads a placed child's order history from its broker (a postback that never came)."""
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The broker's states of ``child``'s order as reports, oldest first; never raises."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StuckOrder:
     """An order stored with its decision whose answer was never written (see the reconciler)."""
@@ -755,4 +779,136 @@ class OrderHistory(Protocol):
 
     def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
         """``user_id``'s orders with a child still working, newest first."""
+        ...
+
+
+# -- reconciliation by polling (shared/services/polling.py) ---------------------------------------
+
+
+class QuietChildren(Protocol):
+    """Placed children no terminal report has settled yet (the poller's input)."""
+
+    def take_quiet(self, *, older_than_s: float, max_age_s: float, limit: int) -> list[ChildOrder]:
+        """Children to poll now, each stamped as polled so the next run takes others first.
+
+        Up to ``limit`` children still working (or timed out) placed more than
+        ``older_than_s`` and less than ``max_age_s`` seconds ago, least recently polled first.
+        """
+
+
+# -- trader broker connections (docs/brokers.md, "Trader broker connections") -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecret:
+    """A secret under envelope encryption: AES-GCM with a data key that is itself encrypted."""
+
+    ciphertext: bytes
+    """Nonce then AES-256-GCM ciphertext and tag of the secret."""
+    wrapped_key: bytes
+    """The data key, encrypted by the key-encryption key (KMS, or the local key)."""
+    key_id: str
+    """Which key-encryption key wrapped it."""
+
+
+class SecretSealer(Protocol):
+    """Envelope encryption of broker tokens, bound to a context (the trader and the broker)."""
+
+    def seal(self, plaintext: bytes, context: Mapping[str, str]) -> SealedSecret:
+        """Encrypt ``plaintext`` under a fresh data key; ``context`` must match to open it."""
+        ...
+
+    def open(self, sealed: SealedSecret, context: Mapping[str, str]) -> bytes:
+        """Decrypt ``sealed``.
+
+        Raises ``DataUnavailableError`` when the key service cannot be reached and
+        ``ValueError`` when the secret or its context was tampered with.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLink:
+    """A trader's link and its sealed credentials (``None`` once unlinked)."""
+
+    link: BrokerLink
+    sealed: SealedSecret | None
+
+
+class BrokerLinkStore(Protocol):
+    """Traders' broker links and the single-use OAuth states of their link flows."""
+
+    def list_for_user(self, user_id: str) -> list[BrokerLink]:
+        """Every link of ``user_id`` (any status), by broker id."""
+        ...
+
+    def get(self, user_id: str, broker_id: str) -> StoredLink | None:
+        """One link with its sealed credentials."""
+        ...
+
+    def save(self, link: BrokerLink, sealed: SealedSecret) -> None:
+        """Insert or replace the link and its credentials."""
+        ...
+
+    def set_status(
+        self, user_id: str, broker_id: str, status: LinkStatus, *, at: datetime, erase: bool
+    ) -> BrokerLink | None:
+        """Change a link's status (``erase`` drops its credentials); ``None`` if there is none."""
+        ...
+
+    def add_state(self, digest: str, user_id: str, broker_id: str, *, expires_at: datetime) -> None:
+        """Remember the digest of an OAuth ``state`` issued to ``user_id`` for ``broker_id``."""
+        ...
+
+    def take_state(self, digest: str, *, now: datetime) -> tuple[str, str] | None:
+        """Consume a state once: its ``(user_id, broker_id)``; ``None`` if unknown or used."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedSession:
+    """What a broker's session exchange gives: the account and its order-API credentials."""
+
+    account_id: str
+    credentials: Mapping[str, str]
+    """The :class:`~shared.domain.broker_orders.BrokerAccount` fields (``api_key``,
+    ``client_id``, ``access_token``): sealed before they are stored."""
+    expires_at: datetime | None
+
+
+class BrokerSessions(Protocol):
+    """The brokers' login APIs: login URLs, session exchanges, token checks.
+
+    Raises :class:`~shared.domain.broker_orders.BrokerCallError` when the broker refuses or
+    cannot be reached.
+    """
+
+    def login_url(self, broker: BrokerConfig, state: str) -> str:
+        """Where the trader logs in (Kite, Upstox); the broker sends ``state`` back."""
+        ...
+
+    def exchange(
+        self, broker: BrokerConfig, params: Mapping[str, str], *, now: datetime
+    ) -> LinkedSession:
+        """Trade the redirect's ``request_token`` (Kite) or ``code`` (Upstox) for a session."""
+        ...
+
+    def adopt(self, broker: BrokerConfig, access_token: str, *, now: datetime) -> LinkedSession:
+        """Check a token the trader generated at the broker (Dhan) and describe its session."""
+        ...
+
+
+class TraderAccounts(Protocol):
+    """The account a child order goes out under: its trader's own linked one."""
+
+    def account(self, user_id: str, broker_id: str) -> BrokerAccount:
+        """The trader's LIVE account at the broker.
+
+        Raises ``BrokerCallError(TOKEN)`` when there is none (nothing is sent) and
+        ``BrokerCallError(UNREACHABLE)`` when the store or the key service cannot be read.
+        """
+        ...
+
+    def token_rejected(self, user_id: str, broker_id: str) -> None:
+        """The broker refused the token (``TokenException``): the link becomes EXPIRED."""
         ...

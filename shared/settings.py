@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     """An order still unanswered this long after it was stored is finished by the reconciler
     (docs/api.md, "Crash recovery"). Keep it above the ``route_order`` timeout (29 s) so that
     a live request is never overtaken."""
+    poll_after_s: float = Field(default=60.0, gt=0)
+    """A placed child without a terminal report this long (and not polled for as long) is
+    polled at its broker (docs/execution-tracking.md, "Reconciliation by polling")."""
+    poll_max_age_s: float = Field(default=86_400.0, gt=0)
+    """Children placed longer ago than this are no longer polled (day orders end with the day)."""
+    poll_batch: int = Field(default=100, ge=1, le=1_000)
+    """Children polled per reconciler run."""
 
     # Pre-trade risk (docs/risk.md); per-trader overrides live in trader_risk_limits
     enforce_market_hours: bool = True
@@ -89,6 +96,11 @@ class Settings(BaseSettings):
     broker_secrets_arn: str | None = None
     broker_secrets_json: SecretStr | None = None
     paper_broker_seed: int = 7
+    # Trader broker connections (docs/brokers.md): tokens under envelope encryption.
+    connection_kms_key_id: str | None = None
+    """KMS key (ARN or alias) that wraps the connections' data keys (AWS)."""
+    local_connection_key: SecretStr | None = None
+    """64 hex characters: local mode's key-encryption key when there is no KMS key."""
 
     @model_validator(mode="after")
     def _database_configured(self) -> Settings:

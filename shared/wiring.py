@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shared.adapters.auth.jwt_verifier import JwtVerifier
     from shared.adapters.brokers.registry import BrokerGatewayRegistry
     from shared.adapters.postgres.analytics import PostgresAnalyticsRepository
+    from shared.adapters.postgres.broker_links import PostgresBrokerLinkStore
     from shared.adapters.postgres.brokers import PostgresBrokerRepository
     from shared.adapters.postgres.executions import PostgresExecutionRepository
     from shared.adapters.postgres.orders import PostgresOrderRepository
@@ -33,9 +34,10 @@ if TYPE_CHECKING:
     from shared.adapters.redis.client import RedisGuard
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.rate_counter import RedisRateCounter
-    from shared.ports import EventPublisher, MarketData, SecretStore
+    from shared.ports import BrokerSessions, EventPublisher, MarketData, SecretSealer, SecretStore
     from shared.services.admin import AdminService
     from shared.services.analytics import AnalyticsService
+    from shared.services.broker_links import BrokerLinkService
     from shared.services.connections import ConnectionService
     from shared.services.orders import OrderQueries
     from shared.services.profiles import ProfileService
@@ -213,6 +215,7 @@ class Wiring:
             seed=self.settings.paper_broker_seed,
             clock=utc_now,
             secrets=self.secrets,
+            accounts=self.broker_links,
         )
 
     @cached_property
@@ -394,20 +397,36 @@ class Wiring:
             clock=utc_now,
             engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
             alpha=self.settings.ewma_alpha,
+            access=self.broker_links.unavailable,
         )
 
     @cached_property
     def reconciler(self) -> Reconciler:
         """Finishes orders stuck between their decision and their placement."""
+        from shared.adapters.postgres.polling import PostgresQuietChildren
+        from shared.services.polling import ChildPoller
         from shared.services.reconcile import Reconciler
 
+        timeout_s = self.settings.broker_timeout_ms / 1000
+        poller = ChildPoller(
+            children=PostgresQuietChildren(self.database),
+            brokers=self.gateway,
+            executions=self.executions,
+            publisher=self.publisher,
+            outbox=self.outbox,
+            older_than_s=self.settings.poll_after_s,
+            max_age_s=self.settings.poll_max_age_s,
+            timeout_s=timeout_s,
+            batch=self.settings.poll_batch,
+        )
         return Reconciler(
             stuck=self.stuck_orders,
             brokers=self.gateway,
             publisher=self.publisher,
             outbox=self.outbox,
             older_than_s=self.settings.reconcile_after_s,
-            lookup_timeout_s=self.settings.broker_timeout_ms / 1000,
+            lookup_timeout_s=timeout_s,
+            poller=poller,
         )
 
     @cached_property
@@ -428,6 +447,54 @@ class Wiring:
             cache=cache,
             notifier=self.notifier,
             quarantine=self.quarantine,
+        )
+
+    @cached_property
+    def link_store(self) -> PostgresBrokerLinkStore:
+        """Traders' broker connections and OAuth states."""
+        from shared.adapters.postgres.broker_links import PostgresBrokerLinkStore
+
+        return PostgresBrokerLinkStore(self.database)
+
+    @cached_property
+    def sealer(self) -> SecretSealer:
+        """Envelope encryption of broker tokens: KMS in AWS, the local key otherwise."""
+        from shared.adapters.crypto import KmsEnvelopeSealer, LocalKeySealer, UnconfiguredSealer
+
+        if self.settings.connection_kms_key_id:
+
+            def client() -> Any:
+                import boto3
+
+                return boto3.client("kms", region_name=self.settings.aws_region)
+
+            return KmsEnvelopeSealer(client, self.settings.connection_kms_key_id)
+        key = self.settings.local_connection_key
+        if key is None:
+            return UnconfiguredSealer()
+        return LocalKeySealer(bytes.fromhex(key.get_secret_value()))
+
+    @cached_property
+    def broker_sessions(self) -> BrokerSessions:
+        """The brokers' login APIs (app credentials from the secret store)."""
+        from shared.adapters.brokers.sessions import HttpBrokerSessions
+
+        return HttpBrokerSessions(self.secrets)
+
+    @cached_property
+    def broker_links(self) -> BrokerLinkService:
+        """Trader broker connections (and the accounts real brokers' orders go out under)."""
+        import secrets
+
+        from shared.services.broker_links import BrokerLinkService
+
+        return BrokerLinkService(
+            links=self.link_store,
+            sealer=self.sealer,
+            sessions=self.broker_sessions,
+            brokers=self.brokers,
+            clock=utc_now,
+            new_state=lambda: secrets.token_urlsafe(32),
         )
 
     def close(self) -> None:

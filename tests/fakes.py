@@ -31,6 +31,7 @@ from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, R
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, default_calendar
+from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import (
     BatchFold,
     BrokerGateway,
@@ -227,6 +228,9 @@ class FakeGateway:
     def __init__(self, script: Mapping[str, Answer | Sequence[Answer]] | None = None) -> None:
         self.script = dict(script or {})
         self.placed: list[ChildOrder] = []
+        self.cancels: dict[str, BrokerLookup] = {}
+        """What cancelling a timed-out child finds, per broker (default: nothing booked)."""
+        self.cancelled: list[ChildOrder] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -248,6 +252,11 @@ class FakeGateway:
             reason=answer.reason,
             response_time_ms=answer.response_time_ms,
         )
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """What a cancel of a timed-out child finds: ``cancels[broker_id]``, else not booked."""
+        self.cancelled.append(child)
+        return self.cancels.get(child.broker_id, BrokerLookup(outcome=LookupOutcome.NOT_FOUND))
 
     def _answer(self, broker_id: str, asked: int) -> Answer:
         scripted = self.script.get(broker_id, PLACED)

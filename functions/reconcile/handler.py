@@ -1,7 +1,8 @@
 """reconcile: on a schedule, finishes orders whose process died before placing them.
 
 See :mod:`shared.services.reconcile`: children left ``PENDING`` past ``reconcile_after_s`` are
-looked up at their brokers and settled, and the order gets its final answer.
+looked up at their brokers and settled, and the order gets its final answer. Then children
+without a terminal report past ``poll_after_s`` are polled (:mod:`shared.services.polling`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     metrics.add_metric("OrdersReconciled", MetricUnit.Count, report.orders)
     metrics.add_metric("ChildrenNeverPlaced", MetricUnit.Count, report.never_placed)
     metrics.add_metric("ChildrenUnconfirmed", MetricUnit.Count, report.unconfirmed)
+    metrics.add_metric("ChildrenPolled", MetricUnit.Count, report.polling.polled)
+    metrics.add_metric("ReportsRecoveredByPolling", MetricUnit.Count, report.polling.recovered)
     if report.orders:
         logger.warning(
             "reconciled stuck orders",
@@ -39,9 +42,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
             never_placed=report.never_placed,
             unconfirmed=report.unconfirmed,
         )
+    if report.polling.recovered:
+        logger.warning(
+            "recovered reports by polling",
+            polled=report.polling.polled,
+            recovered=report.polling.recovered,
+        )
     return {
         "orders": report.orders,
         "adopted": report.adopted,
         "neverPlaced": report.never_placed,
         "unconfirmed": report.unconfirmed,
+        "polled": report.polling.polled,
+        "recovered": report.polling.recovered,
+        "notFound": report.polling.not_found,
+        "unanswered": report.polling.unanswered,
     }

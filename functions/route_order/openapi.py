@@ -54,6 +54,59 @@ class WebhookAck(BaseModel):
     quarantine: QuarantineInfo | None = None
 
 
+CONNECTION_ERRORS: dict[int, str] = {
+    400: "A forged, reused or expired `state`, or the wrong link flow for the broker (`field`)",
+    401: "No or an invalid bearer token",
+    403: "The token lacks the TRADER group",
+    404: "Unknown broker, or no such connection",
+    405: "Method not allowed; `Allow` lists the methods",
+    422: "The request breaks the schema, or the broker refused the token or exchange",
+    500: "Internal error (a bug; logged)",
+    503: "Postgres, KMS or the broker does not answer; retry shortly",
+}
+
+
+def _connection_paths(schemas: dict[str, Any]) -> dict[str, Any]:
+    """broker_connections' operations, answering the models the handler really sends."""
+    from functions.broker_connections.handler import app as links
+    from shared.services.broker_links import (
+        ConnectionList,
+        ConnectionView,
+        LoginUrl,
+        RefreshResult,
+    )
+
+    template = "#/components/schemas/{model}"
+    for model in (ConnectionList, LoginUrl, RefreshResult, ConnectionView):
+        schema = model.model_json_schema(ref_template=template)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    answers = {
+        ("get", "callback"): "ConnectionView",
+        ("put", ""): "ConnectionView",
+        ("delete", ""): "ConnectionView",
+        ("post", "login"): "LoginUrl",
+        ("post", "refresh"): "RefreshResult",
+        ("get", "broker-connections"): "ConnectionList",
+    }
+    generated: dict[str, Any] = json.loads(links.get_openapi_json_schema())
+    # The request bodies' schemas (AccessTokenBody); Powertools' own are dropped later.
+    schemas.update(generated.get("components", {}).get("schemas", {}))
+    paths: dict[str, Any] = generated["paths"]
+    for path, item in paths.items():
+        last = path.rsplit("/", 1)[-1]
+        for method, operation in item.items():
+            answer = answers.get((method, last)) or answers[(method, "")]
+            operation["tags"] = ["broker connections"]
+            operation["security"] = [{"bearerAuth": []}]
+            ok = {"application/json": {"schema": {"$ref": template.format(model=answer)}}}
+            operation["responses"] = {
+                "200": {"description": "OK", "content": ok},
+                **{str(s): _error(text) for s, text in CONNECTION_ERRORS.items()},
+            }
+    return paths
+
+
 def document() -> dict[str, Any]:
     """The whole service's OpenAPI document: trader API, health, this document, webhooks."""
     doc: dict[str, Any] = json.loads(openapi_document())
@@ -63,6 +116,7 @@ def document() -> dict[str, Any]:
     doc["paths"].update(admin["paths"])
     for name, schema in admin["components"]["schemas"].items():
         schemas.setdefault(name, schema)
+    doc["paths"].update(_connection_paths(schemas))
     schemas["WebhookAck"] = WebhookAck.model_json_schema(
         by_alias=True, ref_template="#/components/schemas/{model}"
     )

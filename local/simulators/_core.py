@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -126,13 +127,15 @@ class PostbackSender:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, int | str]] = []
         """``(url, body, HTTP status or error)`` of every delivery attempt."""
-        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, bytes, dict[str, str], float] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="postbacks", daemon=True)
         self._thread.start()
 
-    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
-        """Queue one postback."""
-        self._queue.put((url, body, dict(headers)))
+    def send(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, delay_s: float = 0.0
+    ) -> None:
+        """Queue one postback, to go out ``delay_s`` from now at the earliest."""
+        self._queue.put((url, body, dict(headers), time.monotonic() + delay_s))
 
     def close(self) -> None:
         """Stop the delivery thread after the queued postbacks."""
@@ -146,7 +149,8 @@ class PostbackSender:
                 try:
                     if item is None:
                         return
-                    url, body, headers = item
+                    url, body, headers, not_before = item
+                    time.sleep(max(0.0, not_before - time.monotonic()))
                     try:
                         status: int | str = client.post(
                             url, content=body, headers=headers
@@ -190,6 +194,8 @@ class OrderBook:
         self._clock = clock
         self._sequence = 0
         self._scripted: deque[Behaviour] = deque()
+        self.prices: dict[str, Decimal] = {}
+        """Fill price per symbol (local mode's market); the behaviour's ``fill_price`` else."""
         self._lock = threading.Lock()
 
     def script(self, *behaviours: Behaviour) -> None:
@@ -224,15 +230,14 @@ class OrderBook:
     def run(self, order: SimOrder) -> None:
         """Play the order's behaviour: fill, partly fill, reject, or leave it open."""
         b = order.behaviour
+        price = self.prices.get(order.symbol, b.fill_price)
         if b.outcome == "reject":
             self._change(order, status="REJECTED", message=b.reject_reason)
         elif b.outcome == "fill":
-            self._change(
-                order, status="COMPLETE", filled=order.quantity, average_price=b.fill_price
-            )
+            self._change(order, status="COMPLETE", filled=order.quantity, average_price=price)
         elif b.outcome == "partial":
             filled = max(1, min(order.quantity - 1, int(order.quantity * b.partial_fraction)))
-            self._change(order, filled=filled, average_price=b.fill_price)
+            self._change(order, filled=filled, average_price=price)
 
     def modify(self, order: SimOrder, **changes: Any) -> None:
         """Change an open order's fields (a new order-book state and postback)."""
@@ -271,11 +276,44 @@ class Simulator:
         self.book = OrderBook(prefix, render=self.render, on_change=self._changed, clock=self.clock)
         self.limiter = RateLimiter(per_second, per_minute)
         self.postback_url = postback_url
+        self.postback_delay_s = 0.0
+        """How long after a state change its postback leaves (a real broker's postback follows
+        its order acknowledgement; local mode waits a little so ours is recorded first)."""
         self.postbacks = PostbackSender()
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         """``(method, path with query, headers, body)`` of every API call received."""
         self._failures: deque[ErrorKind] = deque()
         self._lock = threading.Lock()
+        self.tokens: set[str] = set()
+        """Access tokens the order API accepts (the configured one, and those a login issued)."""
+        self.grants: dict[str, str] = {}
+        """Single-use login grants (Kite request tokens, Upstox codes) not yet exchanged."""
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether ``token`` is a live access token of this simulated account."""
+        return token is not None and token in self.tokens
+
+    def issue_grant(self) -> str:
+        """A single-use login grant, as the broker's login page hands the trader back."""
+        grant = secrets.token_urlsafe(24)
+        with self._lock:
+            self.grants[grant] = self.clock().isoformat()
+        return grant
+
+    def redeem_grant(self, grant: str) -> bool:
+        """Consume a grant: ``True`` once, then ``False`` (used, or never issued)."""
+        with self._lock:
+            return self.grants.pop(grant, None) is not None
+
+    def issue_token(self) -> str:
+        """A new access token for this account (a session exchange)."""
+        token = secrets.token_hex(16)
+        self.tokens.add(token)
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Make ``token`` invalid, as the broker does each morning or on logout."""
+        self.tokens.discard(token)
 
     @property
     def behaviour(self) -> Behaviour:
@@ -314,7 +352,7 @@ class Simulator:
         built = self.postback(order)
         if built is not None:
             body, headers = built
-            self.postbacks.send(self.postback_url, body, headers)
+            self.postbacks.send(self.postback_url, body, headers, delay_s=self.postback_delay_s)
 
     def close(self) -> None:
         """Stop delivering postbacks."""

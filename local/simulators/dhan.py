@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
+from local.simulators._core import IST, ErrorKind, SimOrder, Simulator, ist_text, json_bytes
 
 ORDER_TYPES = {"MARKET", "LIMIT", "STOP_LOSS", "STOP_LOSS_MARKET"}
 PRODUCTS = {"CNC", "INTRADAY", "MARGIN", "MTF"}
@@ -90,6 +90,7 @@ class DhanSimulator(Simulator):
         )
         self.client_id = client_id
         self.access_token = access_token
+        self.tokens.add(access_token)
         self.security_ids = dict(security_ids or {"2885": ("NSE", "RELIANCE")})
 
     def render(self, order: SimOrder) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def build_app(sim: DhanSimulator) -> Starlette:
         body = await request.body()
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         sim.requests.append((request.method, path, dict(request.headers), body))
-        if request.headers.get("access-token") != sim.access_token:
+        if not sim.accepts(request.headers.get("access-token")):
             return _error(*FAILURES["token"])
         failure = sim.take_failure()
         if failure == "not_json":
@@ -331,8 +332,26 @@ def build_app(sim: DhanSimulator) -> Starlette:
             return _error(404, "Input_Exception", "DH-905", "No order for this correlation id")
         return _answer(tagged[-1].history[-1])
 
+    async def profile(request: Request) -> Response:
+        refused = await gate(request, order_call=False)
+        if refused is not None:
+            return refused
+        validity = (sim.clock() + timedelta(hours=24)).astimezone(IST)
+        return JSONResponse(
+            {
+                "dhanClientId": sim.client_id,
+                "tokenValidity": validity.strftime("%d/%m/%Y %H:%M"),
+                "activeSegment": "Equity, Derivative",
+                "ddpi": "Active",
+                "mtf": "Active",
+                "dataPlan": "Active",
+                "dataValidity": validity.strftime("%Y-%m-%d %H:%M:%S.0"),
+            }
+        )
+
     return Starlette(
         routes=[
+            Route("/v2/profile", profile, methods=["GET"]),
             Route("/v2/orders/external/{correlation_id}", by_correlation, methods=["GET"]),
             Route("/v2/orders", place, methods=["POST"]),
             Route("/v2/orders/{order_id}", modify, methods=["PUT"]),

@@ -53,6 +53,7 @@ def start_fleet(
     *,
     ports: Mapping[str, int | None] | None = None,
     broker_ids: Mapping[str, str] | None = None,
+    redirect_base: str = "http://127.0.0.1/broker-connections",
 ) -> Fleet:
     """Start the Kite, Upstox and Dhan simulators and describe them as broker rows.
 
@@ -65,6 +66,9 @@ def start_fleet(
         Port per adapter name (a free one when absent).
     broker_ids
         Our broker id per adapter name (``zerodha``, ``upstox``, ``dhan`` by default).
+    redirect_base
+        The link flow's return, without the broker id (the apps' registered redirect URLs are
+        ``<redirect_base>/<broker_id>/callback``).
 
     Returns
     -------
@@ -75,6 +79,7 @@ def start_fleet(
     base = webhook_base.rstrip("/")
     fleet = Fleet(simulators={}, configs=[])
     kite_secret = secrets.token_hex(16)
+    upstox_secret = secrets.token_hex(16)
     tokens = {name: secrets.token_urlsafe(32) for name in ("upstox", "dhan")}
     access = {name: secrets.token_hex(16) for name in ("kite", "upstox", "dhan")}
     try:
@@ -85,6 +90,7 @@ def start_fleet(
             access_token=access["kite"],
             api_secret=kite_secret,
             postback_url=f"{base}/{ids['kite']}",
+            redirect_url=f"{redirect_base}/{ids['kite']}/callback",
         )
         fleet.simulators["upstox"] = start_simulator(
             "upstox",
@@ -92,6 +98,9 @@ def start_fleet(
             access_token=access["upstox"],
             instruments={f"NSE_EQ|{isin}": ("NSE", s) for s, (isin, _) in INSTRUMENTS.items()},
             postback_url=f"{base}/{ids['upstox']}/{tokens['upstox']}",
+            client_id="sim-upstox",
+            client_secret=upstox_secret,
+            redirect_uri=f"{redirect_base}/{ids['upstox']}/callback",
         )
         fleet.simulators["dhan"] = start_simulator(
             "dhan",
@@ -110,12 +119,24 @@ def start_fleet(
         "dhan": {"client_id": "1100000001", "access_token": access["dhan"]},
     }
     webhook_secrets = {"kite": kite_secret, **tokens}
+    # The apps' credentials for the link flow (Dhan links with a token: no app).
+    apps = {
+        "kite": {"api_key": "sim-kite", "api_secret": kite_secret},
+        "upstox": {
+            "client_id": "sim-upstox",
+            "client_secret": upstox_secret,
+            "redirect_uri": f"{redirect_base}/{ids['upstox']}/callback",
+        },
+    }
+    login_paths = {"kite": "/connect/login", "upstox": "/v2/login/authorization/dialog"}
     instrument_keys = {f"NSE:{s}": f"NSE_EQ|{isin}" for s, (isin, _) in INSTRUMENTS.items()}
     security_ids = {f"NSE:{s}": sid for s, (_, sid) in INSTRUMENTS.items()}
     for name, running in fleet.simulators.items():
         broker_id = ids[name]
         fleet.secrets[f"{broker_id}-account"] = json.dumps(credentials[name])
         fleet.secrets[f"{broker_id}-webhook"] = webhook_secrets[name]
+        if name in apps:
+            fleet.secrets[f"{broker_id}-app"] = json.dumps(apps[name])
         fleet.configs.append(
             broker_config(
                 broker_id,
@@ -126,6 +147,8 @@ def start_fleet(
                     base_url=running.url,
                     instruments=instrument_keys if name == "upstox" else {},
                     security_ids=security_ids if name == "dhan" else {},
+                    app_ref=f"{broker_id}-app" if name in apps else None,
+                    login_url=running.server.url + login_paths[name] if name in apps else None,
                 ),
                 webhook_secret_ref=f"{broker_id}-webhook",
                 fee_schedule=FeeSchedule(),

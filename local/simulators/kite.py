@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
@@ -73,7 +75,9 @@ class KiteSimulator(Simulator):
     api_key, access_token
         What ``Authorization`` must carry.
     api_secret
-        The app's secret: the postback checksum's key.
+        The app's secret: the postback checksum's key and the session checksum's.
+    redirect_url
+        The app's registered redirect URL (the login flow's return).
     postback_url
         Where postbacks go.
     per_second, per_minute
@@ -90,6 +94,7 @@ class KiteSimulator(Simulator):
         per_second: int | None = 10,
         per_minute: int | None = 200,
         user_id: str = "AB1234",
+        redirect_url: str = "http://127.0.0.1/kite/callback",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(
@@ -103,6 +108,9 @@ class KiteSimulator(Simulator):
         self.access_token = access_token
         self.api_secret = api_secret
         self.user_id = user_id
+        self.redirect_url = redirect_url
+        """The app's registered redirect URL, where the login page sends the trader back."""
+        self.tokens.add(access_token)
 
     def render(self, order: SimOrder) -> dict[str, Any]:
         """Kite's order-book entry."""
@@ -176,8 +184,9 @@ def build_app(sim: KiteSimulator) -> Starlette:
         sim.requests.append((request.method, path, dict(request.headers), body))
         if request.headers.get("x-kite-version") != "3":
             return _error(400, "InputException", "Invalid or missing `X-Kite-Version` header.")
-        expected = f"token {sim.api_key}:{sim.access_token}"
-        if request.headers.get("authorization") != expected:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        key, _, token = credentials.partition(":")
+        if scheme != "token" or key != sim.api_key or not sim.accepts(token):
             return _error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
         failure = sim.take_failure()
         if failure == "not_json":
@@ -307,8 +316,59 @@ def build_app(sim: KiteSimulator) -> Starlette:
             return refused
         return _success([o.history[-1] for o in sim.book.orders.values()])
 
+    async def login(request: Request) -> Response:
+        # The trader "logs in" at once: the page hands back a request token and, unchanged,
+        # the app's redirect_params (where our OAuth state travels).
+        if request.query_params.get("api_key") != sim.api_key:
+            return _error(400, "InputException", "Invalid `api_key`.")
+        query = {"action": "login", "type": "login", "status": "success"}
+        query["request_token"] = sim.issue_grant()
+        extra = dict(parse_qsl(request.query_params.get("redirect_params", "")))
+        return RedirectResponse(f"{sim.redirect_url}?{urlencode(query | extra)}", status_code=302)
+
+    async def session_token(request: Request) -> Response:
+        body = await request.body()
+        sim.requests.append((request.method, request.url.path, dict(request.headers), body))
+        if request.headers.get("x-kite-version") != "3":
+            return _error(400, "InputException", "Invalid or missing `X-Kite-Version` header.")
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        for key in ("api_key", "request_token", "checksum"):
+            if not form.get(key):
+                return _error(400, "InputException", f"Missing `{key}`.")
+        if form["api_key"] != sim.api_key:
+            return _error(403, "TokenException", "Invalid `api_key`.")
+        expected = hashlib.sha256(
+            f"{sim.api_key}{form['request_token']}{sim.api_secret}".encode()
+        ).hexdigest()
+        if not hmac.compare_digest(form["checksum"], expected):
+            return _error(403, "TokenException", "Invalid `checksum`.")
+        if not sim.redeem_grant(form["request_token"]):
+            return _error(403, "TokenException", "Token is invalid or has expired.")
+        token = sim.issue_token()
+        return _success(
+            {
+                "user_type": "individual",
+                "email": "trader@example.com",
+                "user_name": "Simulated Trader",
+                "user_shortname": "Trader",
+                "broker": "ZERODHA",
+                "exchanges": ["NSE", "BSE"],
+                "products": ["CNC", "NRML", "MIS"],
+                "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+                "user_id": sim.user_id,
+                "api_key": sim.api_key,
+                "access_token": token,
+                "public_token": secrets.token_hex(16),
+                "refresh_token": "",
+                "login_time": ist_text(sim.clock()),
+                "avatar_url": None,
+            }
+        )
+
     return Starlette(
         routes=[
+            Route("/connect/login", login, methods=["GET"]),
+            Route("/session/token", session_token, methods=["POST"]),
             Route("/orders", orders, methods=["GET"]),
             Route("/orders/{order_id}", history, methods=["GET"]),
             Route("/orders/{variety}", place, methods=["POST"]),

@@ -23,10 +23,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
@@ -59,6 +60,8 @@ class UpstoxSimulator(Simulator):
         The webhook URL, path token included.
     per_second, per_minute
         Order limits (Upstox's published 50/s and 500/min by default).
+    client_id, client_secret, redirect_uri
+        The app's credentials and registered redirect URI (the OAuth2 code flow).
     """
 
     def __init__(
@@ -70,6 +73,9 @@ class UpstoxSimulator(Simulator):
         per_second: int | None = 50,
         per_minute: int | None = 500,
         user_id: str = "UX1234",
+        client_id: str = "upstox-client",
+        client_secret: str = "upstox-secret",
+        redirect_uri: str = "http://127.0.0.1/upstox/callback",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(
@@ -82,6 +88,10 @@ class UpstoxSimulator(Simulator):
         self.access_token = access_token
         self.instruments = dict(instruments or {"NSE_EQ|INE002A01018": ("NSE", "RELIANCE")})
         self.user_id = user_id
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uri = redirect_uri
+        self.tokens.add(access_token)
 
     def render(self, order: SimOrder) -> dict[str, Any]:
         """Upstox's order entry (order details / history)."""
@@ -162,7 +172,8 @@ def build_app(sim: UpstoxSimulator) -> Starlette:
         body = await request.body()
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         sim.requests.append((request.method, path, dict(request.headers), body))
-        if request.headers.get("authorization") != f"Bearer {sim.access_token}":
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or not sim.accepts(token):
             return _error(*FAILURES["token"])
         failure = sim.take_failure()
         if failure == "not_json":
@@ -307,8 +318,55 @@ def build_app(sim: UpstoxSimulator) -> Starlette:
             return order
         return _success(order.history, latency=False)
 
+    async def dialog(request: Request) -> Response:
+        # The trader authorises at once: back to the registered redirect URI with a code.
+        query = request.query_params
+        if query.get("client_id") != sim.client_id or query.get("response_type") != "code":
+            return _error(400, "UDAPI100068", "Check your 'client_id' and 'response_type'")
+        if query.get("redirect_uri") != sim.redirect_uri:
+            return _error(400, "UDAPI100069", "Check your 'redirect_uri'")
+        back = {"code": sim.issue_grant()}
+        if query.get("state"):
+            back["state"] = query["state"]
+        return RedirectResponse(f"{sim.redirect_uri}?{urlencode(back)}", status_code=302)
+
+    async def token(request: Request) -> Response:
+        body = await request.body()
+        sim.requests.append((request.method, request.url.path, dict(request.headers), body))
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        if (
+            form.get("client_id") != sim.client_id
+            or form.get("client_secret") != sim.client_secret
+            or form.get("redirect_uri") != sim.redirect_uri
+            or form.get("grant_type") != "authorization_code"
+        ):
+            return _error(401, "UDAPI100016", "Invalid Credentials")
+        if not sim.redeem_grant(form.get("code", "")):
+            return _error(400, "UDAPI100057", "Invalid Auth code")
+        return Response(
+            json_bytes(
+                {
+                    "email": "trader@example.com",
+                    "exchanges": ["NSE", "BSE"],
+                    "products": ["D", "I"],
+                    "broker": "UPSTOX",
+                    "user_id": sim.user_id,
+                    "user_name": "Simulated Trader",
+                    "order_types": ["MARKET", "LIMIT", "SL", "SL-M"],
+                    "user_type": "individual",
+                    "poa": False,
+                    "is_active": True,
+                    "access_token": sim.issue_token(),
+                    "extended_token": None,
+                }
+            ),
+            media_type="application/json",
+        )
+
     return Starlette(
         routes=[
+            Route("/v2/login/authorization/dialog", dialog, methods=["GET"]),
+            Route("/v2/login/authorization/token", token, methods=["POST"]),
             Route("/v3/order/place", place, methods=["POST"]),
             Route("/v3/order/modify", modify, methods=["PUT"]),
             Route("/v3/order/cancel", cancel, methods=["DELETE"]),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
+from shared.domain.broker_links import BrokerLink, link_reason
 from shared.domain.models import BrokerProfile, BrokerStatus, OrderRequest
 
 EXCLUDED_STATUSES = frozenset(
@@ -84,3 +85,33 @@ def _reasons(
             f"rate limit exhausted: {recent_orders} of {profile.rate_limit_per_s} orders "
             "in the last second"
         )
+
+
+def access_reasons(
+    adapters: Mapping[str, str], links: Mapping[str, BrokerLink], *, now: datetime
+) -> dict[str, str]:
+    """Brokers this trader cannot route to whatever the order, with the reason.
+
+    A real broker (Kite, Upstox, Dhan) takes orders only under the trader's own LIVE link; a
+    broker whose adapter this build does not have takes none; a paper broker needs no link.
+
+    Parameters
+    ----------
+    adapters
+        Broker id -> ``brokers.adapter`` of the enabled brokers.
+    links
+        Broker id -> the trader's link to it.
+    now
+        Current time (a LIVE link past its expiry is expired).
+
+    Returns
+    -------
+    dict[str, str]
+        Broker id -> reason, for the excluded ones only.
+    """
+    reasons: dict[str, str] = {}
+    for broker_id, adapter in adapters.items():
+        reason = link_reason(broker_id, adapter, links.get(broker_id), now)
+        if reason is not None:
+            reasons[broker_id] = reason
+    return reasons

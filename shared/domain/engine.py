@@ -425,10 +425,13 @@ def _exclusions(
     now: datetime,
     cfg: EngineConfig,
     counts: Mapping[str, int],
+    unavailable: Mapping[str, str],
 ) -> dict[str, str]:
     reasons: dict[str, str] = {}
     for p in ordered:
-        reason = exclusion_reason(
+        # The trader's access (a linked account, an adapter) comes first: without it nothing
+        # else about the broker matters.
+        reason = unavailable.get(p.broker_id) or exclusion_reason(
             order,
             p,
             now=now,
@@ -456,6 +459,7 @@ def _prepare(
     now: datetime,
     cfg: EngineConfig,
     counts: Mapping[str, int],
+    unavailable: Mapping[str, str],
 ) -> _Prepared:
     """Eligibility, the order's terms and every broker's scores and cost model.
 
@@ -464,7 +468,7 @@ def _prepare(
     ordered = sorted(profiles, key=lambda p: p.broker_id)
     if len({p.broker_id for p in ordered}) != len(ordered):
         raise ValueError("profiles must have unique broker ids")
-    reasons = _exclusions(order, ordered, now=now, cfg=cfg, counts=counts)
+    reasons = _exclusions(order, ordered, now=now, cfg=cfg, counts=counts, unavailable=unavailable)
     eligible = [p for p in ordered if p.broker_id not in reasons]
     if not eligible:
         lot_reasons = [r for r in reasons.values() if r.startswith(LOT_REASON_PREFIX)]
@@ -506,6 +510,7 @@ def decide_route(
     now: datetime,
     config: EngineConfig | None = None,
     recent_order_counts: Mapping[str, int] | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> RoutingDecision:
     """Route ``order``: which brokers get how many shares, what to expect, and why.
 
@@ -522,6 +527,9 @@ def decide_route(
         Engine parameters; defaults to :data:`DEFAULT_CONFIG`.
     recent_order_counts
         Orders sent to each broker in the last second, against its ``rate_limit_per_s``.
+    unavailable
+        Brokers the trader cannot use whatever the order (no live linked account, no
+        adapter: :func:`~shared.domain.eligibility.access_reasons`), with the reason.
 
     Returns
     -------
@@ -542,7 +550,14 @@ def decide_route(
         Two profiles share a broker id.
     """
     cfg = config or DEFAULT_CONFIG
-    prepared = _prepare(order, profiles, now=now, cfg=cfg, counts=recent_order_counts or {})
+    prepared = _prepare(
+        order,
+        profiles,
+        now=now,
+        cfg=cfg,
+        counts=recent_order_counts or {},
+        unavailable=unavailable or {},
+    )
     max_brokers = order.max_brokers or cfg.max_brokers
     optimum = optimise(
         [b.model for b in prepared.derived],
@@ -728,7 +743,9 @@ def evaluate_plan(
     KeyError
         A broker of ``quantities`` cannot take part of ``order``.
     """
-    prepared = _prepare(order, profiles, now=now, cfg=config or DEFAULT_CONFIG, counts={})
+    prepared = _prepare(
+        order, profiles, now=now, cfg=config or DEFAULT_CONFIG, counts={}, unavailable={}
+    )
     by_id = {b.profile.broker_id: b for b in prepared.derived}
     splitter = math.fsum(
         by_id[broker_id].model.cost(shares)
@@ -760,7 +777,7 @@ def split_problem(
     Raises what :func:`decide_route` raises before it optimises.
     """
     cfg = config or DEFAULT_CONFIG
-    prepared = _prepare(order, profiles, now=now, cfg=cfg, counts={})
+    prepared = _prepare(order, profiles, now=now, cfg=cfg, counts={}, unavailable={})
     return SplitProblem(
         models=[b.model for b in prepared.derived],
         total=order.quantity,

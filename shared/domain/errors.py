@@ -147,3 +147,24 @@ class InvalidRequestError(DomainError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidLinkError(DomainError):
+    """A broker link step that cannot be accepted (400).
+
+    A forged, reused or expired OAuth ``state``, a missing ``request_token``/``code``, or the
+    wrong flow for the broker.
+    """
+
+    code = "INVALID_LINK"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class LinkRefusedError(DomainError):
+    """The broker refused the session exchange or the token: nothing is stored (422)."""
+
+    code = "LINK_REFUSED"

@@ -16,7 +16,20 @@ from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDeci
 from shared.domain.orders import ChildOrder, ChildOrderStatus, placement_observation
 from shared.domain.orders import split_into_slices as _slices
 from shared.domain.settlement import FAILED as _FAILED
-from shared.ports import BrokerGateway, Observed, PlacementResult, RateCounter
+from shared.domain.settlement import (
+    BrokerLookup,
+    LookupOutcome,
+    Resolution,
+    resolve_timed_out,
+    unfilled_remainder,
+)
+from shared.ports import (
+    BrokerGateway,
+    BrokerOrderCanceller,
+    Observed,
+    PlacementResult,
+    RateCounter,
+)
 from shared.services.schemas import Cascade, SkippedBroker
 
 
@@ -32,6 +45,13 @@ class Placement:
     observed: list[Observed] = field(default_factory=list)
     """Placement observations (acknowledgement times, rejects, timeouts) to learn once."""
     rejects: int = 0
+    rerouted: dict[str, int] = field(default_factory=dict)
+    """Quantity of a child still counted live that went to another broker, by child order id
+    (a partial fill's remainder, a cancelled timed-out child): it counts once, where it went."""
+
+
+_Answer = tuple[ChildOrder, PlacementResult, float]
+"""A child as sent, its broker's answer and the acknowledgement time in ms."""
 
 
 @dataclass
@@ -139,17 +159,73 @@ class ChildPlacer:
         return run.placement
 
     def _round(self, run: _Run, pending: Sequence[ChildOrder]) -> list[ChildOrder]:
-        """Place ``pending`` at once; return the children their failures cascade to."""
+        """Place ``pending`` at once; return the children their freed quantity cascades to.
+
+        A timed-out child is first cancelled at its broker (:meth:`_resolve`): only quantity
+        the broker can no longer fill moves on, so a late fill cannot over-fill the order.
+        """
+        answers = self._place_parallel(pending)
+        timed_out = [
+            c.model_copy(
+                update={
+                    "status": o.status,
+                    "broker_order_id": o.broker_order_id,
+                    "status_reason": o.reason,
+                }
+            )
+            for c, o, _ in answers
+            if o.status is ChildOrderStatus.TIMED_OUT
+        ]
+        resolved = self._resolve(timed_out)
         next_round: list[ChildOrder] = []
-        for child, outcome, ack_ms in self._place_parallel(pending):
-            self._record(run.placement, child, outcome, ack_ms)
-            if outcome.status in _FAILED:
-                next_round.extend(self._cascade(run, child, outcome))
+        for child, outcome, ack_ms in answers:
+            free, why = self._freed(run, (child, outcome, ack_ms), resolved)
+            if free > 0:
+                next_round.extend(self._cascade(run, child, free, why))
+            elif run.placement.children[-1].status is ChildOrderStatus.TIMED_OUT:
+                # Cancel unconfirmed: the quantity stays with this broker until polling settles it.
+                self._no_cascade(run, child, why)
         return next_round
 
-    def _record(
-        self, placement: Placement, child: ChildOrder, outcome: PlacementResult, ack_ms: float
-    ) -> None:
+    def _freed(
+        self, run: _Run, answer: _Answer, resolved: Mapping[str, Resolution]
+    ) -> tuple[int, str]:
+        """Record one answer; return the quantity free to cascade and why."""
+        child, outcome, _ = answer
+        resolution = resolved.get(child.child_order_id)
+        if resolution is not None:
+            # Learned as a timeout (the broker did not answer in time) whatever the cancel found.
+            self._record(run.placement, answer, resolution)
+            return resolution.free_quantity, resolution.child.status_reason or "timed out"
+        self._record(run.placement, answer, None)
+        if outcome.status in _FAILED:
+            return child.quantity, outcome.reason or outcome.status.value
+        remainder = unfilled_remainder(child, outcome.reports)
+        return remainder, "partial fill: unfilled remainder re-routed"
+
+    def _resolve(self, timed_out: Sequence[ChildOrder]) -> dict[str, Resolution]:
+        """Cancel the timed-out children at their brokers, in parallel, and settle each."""
+        if not timed_out:
+            return {}
+        gateway = self._gateway
+        if not isinstance(gateway, BrokerOrderCanceller):
+            unknown = BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order cancel")
+            return {c.child_order_id: resolve_timed_out(c, unknown) for c in timed_out}
+        futures = [
+            self._pool.submit(gateway.cancel_child, c, timeout_s=self._timeout_s) for c in timed_out
+        ]
+        deadline = time.monotonic() + self._timeout_s * 2 + 0.5
+        resolved: dict[str, Resolution] = {}
+        for child, future in zip(timed_out, futures, strict=True):
+            try:
+                answer = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                answer = BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="cancel hung")
+            resolved[child.child_order_id] = resolve_timed_out(child, answer)
+        return resolved
+
+    def _record(self, placement: Placement, answer: _Answer, resolution: Resolution | None) -> None:
+        child, outcome, ack_ms = answer
         observation = placement_observation(outcome.status, ack_ms)
         if observation is not None:
             placement.observed.append(
@@ -161,6 +237,10 @@ class ChildPlacer:
                     child.child_order_id,
                 )
             )
+        if resolution is not None:
+            placement.children.append(resolution.child)
+            placement.reports.append(resolution.reports)
+            return
         placement.children.append(
             child.model_copy(
                 update={
@@ -172,12 +252,31 @@ class ChildPlacer:
         )
         placement.reports.append(outcome.reports)
 
-    def _cascade(self, run: _Run, child: ChildOrder, outcome: PlacementResult) -> list[ChildOrder]:
+    def _no_cascade(self, run: _Run, child: ChildOrder, reason: str) -> None:
         run.placement.rejects += 1
+        run.placement.cascades.append(
+            Cascade(
+                from_broker_id=child.broker_id,
+                to_broker_id=None,
+                quantity=child.quantity,
+                reason=reason,
+            )
+        )
+
+    def _cascade(
+        self, run: _Run, child: ChildOrder, quantity: int, reason: str
+    ) -> list[ChildOrder]:
+        """Send ``quantity`` of ``child`` (failed, or ended with an unfilled remainder) onwards."""
+        recorded = run.placement.children[-1]
+        if recorded.status in _FAILED:
+            run.placement.rejects += 1
+        else:
+            # The child stays live for what it filled; the rest counts where it goes.
+            run.placement.rerouted[child.child_order_id] = quantity
         run.failed.add(child.broker_id)
         target = choose_cascade_target(
             run.order,
-            child.quantity,
+            quantity,
             run.ranked,
             run.profiles,
             failed=run.failed,
@@ -189,8 +288,8 @@ class ChildPlacer:
             Cascade(
                 from_broker_id=child.broker_id,
                 to_broker_id=target.broker_id,
-                quantity=child.quantity,
-                reason=outcome.reason or outcome.status.value,
+                quantity=quantity,
+                reason=reason,
                 skipped=tuple(SkippedBroker(broker_id=b, reason=r) for b, r in target.skipped),
             )
         )
@@ -198,7 +297,7 @@ class ChildPlacer:
             return []
         profile = run.profiles[target.broker_id]
         cascaded: list[ChildOrder] = []
-        for quantity in _slices(child.quantity, profile.lot_size, profile.freeze_quantity):
+        for sliced in _slices(quantity, profile.lot_size, profile.freeze_quantity):
             run.cascade_no += 1
             cascaded.append(
                 new_child(
@@ -206,7 +305,7 @@ class ChildPlacer:
                     run.arrival,
                     child_order_id=f"{run.order.order_id}-c{run.cascade_no}",
                     broker_id=target.broker_id,
-                    quantity=quantity,
+                    quantity=sliced,
                     expected_price=child.expected_price,
                     priority=child.priority,
                     attempt=child.attempt + 1,
@@ -218,9 +317,7 @@ class ChildPlacer:
         run.sent[target.broker_id] += len(cascaded)
         return cascaded
 
-    def _place_parallel(
-        self, children: Sequence[ChildOrder]
-    ) -> list[tuple[ChildOrder, PlacementResult, float]]:
+    def _place_parallel(self, children: Sequence[ChildOrder]) -> list[_Answer]:
         """Send children at once; the per-broker timeout bounds the wait for each answer.
 
         Returns each child (stamped ``placed_at``), its result and its acknowledgement time in

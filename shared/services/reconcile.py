@@ -12,6 +12,10 @@ written, and the order's final answer, in one transaction. A retry then gets tha
 
 The reconciler does not cascade a failed child to another broker: the trader's moment has passed,
 and the answer says which quantity never reached the market.
+
+Each run then polls the children of answered orders that no terminal report has settled
+(:class:`shared.services.polling.ChildPoller`): a lost postback is recovered from the broker's
+order history, through the same event and tracker as a postback.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.domain.contracts import DomainEvent, execution_reported_event
 from shared.domain.orders import ChildOrderStatus
@@ -32,6 +36,7 @@ from shared.ports import (
     StuckOrder,
     StuckOrders,
 )
+from shared.services.polling import ChildPoller, PollReport
 from shared.services.routing import routing_result
 
 
@@ -46,6 +51,8 @@ class ReconcileReport:
     """Children the broker did not know: failed with ``never placed: reconciled``."""
     unconfirmed: int = 0
     """Children whose broker could not answer: timed out, a late report is still taken."""
+    polling: PollReport = field(default_factory=PollReport)
+    """The run's polling of children without a terminal report (:mod:`shared.services.polling`)."""
 
 
 class Reconciler:
@@ -64,6 +71,8 @@ class Reconciler:
         The bound: an order is stuck once unanswered this long (``reconcile_after_s``).
     lookup_timeout_s
         Per-broker look-up timeout.
+    poller
+        Then polls the children no terminal report settled (``None``: stuck orders only).
     """
 
     def __init__(
@@ -75,6 +84,7 @@ class Reconciler:
         outbox: Outbox,
         older_than_s: float,
         lookup_timeout_s: float,
+        poller: ChildPoller | None = None,
     ) -> None:
         self._stuck = stuck
         self._brokers = brokers
@@ -82,9 +92,12 @@ class Reconciler:
         self._outbox = outbox
         self._older_than_s = older_than_s
         self._timeout_s = lookup_timeout_s
+        self._poller = poller
 
     def run(self, *, max_orders: int = 100, time_left_s: float = float("inf")) -> ReconcileReport:
         """Settle stuck orders, oldest first, until none is left, ``max_orders`` or the time.
+
+        Then, in the time left, poll one batch of children without a terminal report.
 
         Parameters
         ----------
@@ -108,6 +121,8 @@ class Reconciler:
                 break
             report.orders += 1
             self._publish(settlement.events)
+        if self._poller is not None:
+            report.polling = self._poller.run(time_left_s=max(0.0, deadline - time.monotonic()))
         return report
 
     def _settle(self, order: StuckOrder, report: ReconcileReport) -> Settlement:

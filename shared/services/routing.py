@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -91,6 +91,9 @@ class RoutingService:
         profile's moving averages: the execution tracker's weight.
     replay_wait_s
         How long a concurrent duplicate waits for the first request's answer.
+    access
+        The brokers a trader cannot use whatever the order (no live connection to a real
+        broker, no adapter), with the reason; ``None``: every broker is usable.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class RoutingService:
         engine_config: EngineConfig,
         alpha: float,
         replay_wait_s: float = 5.0,
+        access: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self._profiles = profiles
         self._orders = orders
@@ -119,6 +123,7 @@ class RoutingService:
         self._config = engine_config
         self._alpha = alpha
         self._replay = IdempotentReplay(orders, wait_s=replay_wait_s)
+        self._access = access
 
     # -- analyze -----------------------------------------------------------------------------
 
@@ -148,8 +153,14 @@ class RoutingService:
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         if not profiles:  # the symbols the router knows are those its brokers have profiles for
             raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
+        unavailable = self._access(order.user_id) if self._access is not None else {}
         decision = decide_route(
-            order, profiles, now=self._clock(), config=self._config, recent_order_counts=counts
+            order,
+            profiles,
+            now=self._clock(),
+            config=self._config,
+            recent_order_counts=counts,
+            unavailable=unavailable,
         )
         return _Decided(decision, profiles, arrival, counts)
 
@@ -245,6 +256,7 @@ class RoutingService:
             order_id=order.order_id,
             client_order_id=order.client_order_id or order.order_id,
             quantity=order.quantity,
+            rerouted=placement.rerouted,
         )
         events = self._placement_events(placement)
         learned = self._orders.record_placements(
@@ -322,11 +334,13 @@ def routing_result(
     order_id: str,
     client_order_id: str,
     quantity: int,
+    rerouted: Mapping[str, int] | None = None,
 ) -> OrderRoutingResult:
     """The answer to a smart order: the decision with what became of each allocation.
 
     Used by the routing service after placing, and by the reconciler for an order whose
-    placement never happened, so both answer in the same shape.
+    placement never happened, so both answer in the same shape. ``rerouted`` is the quantity of
+    live children that went on to another broker (a partial fill's remainder), counted once.
     """
     allocations: list[AllocationResult] = []
     for a in decision.allocations:
@@ -363,7 +377,7 @@ def routing_result(
         order_id=order_id,
         decision_id=decision_id,
         client_order_id=client_order_id,
-        status=parent_status(children, quantity),
+        status=parent_status(children, quantity, rerouted),
         cascades=tuple(cascades),
     )
 

@@ -43,6 +43,20 @@ _EVENT_NAMESPACE = uuid.UUID("9d5c3f4e-59a4-4f0e-9a53-0c6b8e7e2f10")
 _UNKNOWN = object()
 
 
+def reported_event(child: ChildOrder, report: ExecutionReport) -> DomainEvent:
+    """``ExecutionReported`` of ``report`` on ``child``, its id derived from the report's content.
+
+    Webhooks and the poller (:mod:`shared.services.polling`) both publish through this, so the
+    same report from either source is one event, and the tracker stores each report key once.
+    """
+    return execution_reported_event(
+        child.order_id,
+        child.user_id,
+        report,
+        uuid.uuid5(_EVENT_NAMESPACE, report_fingerprint(report)),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookOutcome:
     """What happened to one webhook (every one of them answers 202)."""
@@ -137,12 +151,7 @@ class WebhookService:
         # then a resend goes through again, so a copy that failed downstream is not lost.
         if self._executions.applied_keys([key]):
             return WebhookOutcome(status="duplicate", idempotency_key=key)
-        event = execution_reported_event(
-            child.order_id,
-            child.user_id,
-            report,
-            uuid.uuid5(_EVENT_NAMESPACE, report_fingerprint(report)),
-        )
+        event = reported_event(child, report)
         # A copy already in the outbox is published again: it is not applied, so it may have
         # failed in tracking or be lost; the tracker stores each key once whatever it receives.
         self._outbox.add([event])

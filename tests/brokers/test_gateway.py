@@ -131,7 +131,7 @@ def test_failures_become_child_outcomes_with_reasons(
     case: BrokerCase, failure: str, status: ChildOrderStatus, family: str
 ) -> None:
     # GIVEN a broker that fails the next call
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     case.sim.fail_next(failure)
     # WHEN a child is placed
     result = gateway.place(child(case.name), timeout_s=5.0)
@@ -145,7 +145,7 @@ def test_failures_become_child_outcomes_with_reasons(
 def test_a_timeout_is_timed_out_not_rejected(case: BrokerCase) -> None:
     # GIVEN a broker slower than the placement timeout
     case.sim.behaviour = Behaviour(outcome="open", ack_delay_s=1.0)
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     # WHEN a child is placed with a 0.2 s timeout
     result = gateway.place(child(case.name), timeout_s=0.2)
     # THEN it timed out (the order lives at the broker until cancelled)
@@ -185,9 +185,9 @@ def test_brokers_without_a_usable_adapter_are_rejected_with_the_reason(
     generic = good.model_copy(update={"broker_id": "other", "adapter": "generic"})
     secrets = JsonSecretStore("{}")
     cases = [
-        (registry(no_ref, secrets=secrets), "dhan-bad", "adapter_config.credentialsRef"),
+        (registry(no_ref, secrets=secrets), "dhan-bad", "no platform credentials configured"),
         (registry(generic, secrets=secrets), "other", "adapter 'generic' is not implemented"),
-        (registry(good, secrets=None), good.broker_id, "no secret store"),
+        (registry(good, secrets=None), good.broker_id, "no platform credentials configured"),
         (registry(secrets=secrets), "ghost", "unknown broker"),
     ]
     for gateway, broker_id, reason in cases:
@@ -204,7 +204,7 @@ def test_a_child_the_port_cannot_express_is_rejected_before_sending(
 ) -> None:
     # GIVEN a stop-loss child without its trigger price
     case = case_factory("kite")
-    gateway = ClientGateway("kite", case.client, lambda: case.account)
+    gateway = ClientGateway("kite", case.client, lambda _user: case.account)
     bad = child("kite", order_type=OrderType.STOP_LOSS, trigger_price=None)
     # WHEN it is placed
     result = gateway.place(bad, timeout_s=5.0)
@@ -258,10 +258,10 @@ def test_secret_account_reads_the_current_secret_each_time() -> None:
     document = {"ref": json.dumps({"api_key": "k", "access_token": "monday"})}
     store = JsonSecretStore(json.dumps(document))
     load = secret_account(store, "ref")
-    first = load()
+    first = load("trader-1")
     store._mapping["ref"] = json.dumps({"api_key": "k", "access_token": "tuesday"})
     # WHEN the account is read again
-    second = load()
+    second = load("trader-1")
     # THEN the new token is used, and neither appears in a repr
     assert first.access_token.get_secret_value() == "monday"
     assert second.access_token.get_secret_value() == "tuesday"
@@ -290,7 +290,7 @@ def test_an_unreachable_secret_store_rejects_and_sends_nothing(
 def test_the_reconciler_lookup_finds_settles_or_denies_by_tag(case: BrokerCase) -> None:
     # GIVEN a child whose placement timed out after the broker filled 30% of it
     case.sim.behaviour = Behaviour(outcome="partial", partial_fraction=0.3, ack_delay_s=1.0)
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     placed = child(case.name, quantity=10)
     assert gateway.place(placed, timeout_s=0.2).status is ChildOrderStatus.TIMED_OUT
     # WHEN the reconciler asks the broker about it, and about a child never sent
@@ -310,7 +310,7 @@ def test_the_reconciler_lookup_finds_settles_or_denies_by_tag(case: BrokerCase) 
 
 def test_a_lookup_the_broker_cannot_answer_is_unknown(case: BrokerCase) -> None:
     # GIVEN a broker failing with a server error
-    gateway = ClientGateway(case.name, case.client, lambda: case.account)
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
     case.sim.fail_next("server")
     # WHEN a child is looked up
     answer = gateway.lookup(child(case.name), timeout_s=5.0)

@@ -34,6 +34,7 @@ def _configure_paper_brokers(run: Runtime) -> None:
     url = f"postgresql://postgres@127.0.0.1:{run.pg_port}/{DATABASE}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
-            "UPDATE brokers SET adapter_config = adapter_config || %s::jsonb",
+            "UPDATE brokers SET adapter_config = adapter_config || %s::jsonb "
+            "WHERE adapter = 'paper'",
             (json.dumps(PAPER_BEHAVIOUR),),
         )

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local import seed
+from local.brokers import BROKER_IDS as SIMULATED_BROKERS
 from local.cli import market_status
 from local.services import free_port
 from shared.adapters.brokers.webhooks import sign_webhook
@@ -381,7 +382,8 @@ def test_the_token_command_prints_a_token_the_api_accepts(runtime: Runtime) -> N
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 200
-    assert len(response.json()) == len(seed.BROKERS)
+    # The paper brokers and the simulated real ones (RELIANCE is among the simulators' symbols)
+    assert len(response.json()) == len(seed.BROKERS) + len(SIMULATED_BROKERS)
 
 
 def test_run_prints_a_curl_that_names_the_api_and_a_token(runtime: Runtime) -> None:

@@ -13,6 +13,7 @@ from aws_cdk.assertions import Template
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from functions.admin import handler as admin
+from functions.broker_connections import handler as broker_connections
 from functions.broker_webhook import handler as broker_webhook
 from functions.route_order import handler as route_order
 from functions.track_execution import handler as track_execution
@@ -56,6 +57,7 @@ def test_the_stack_routes_exactly_what_each_handler_serves(dev: Template) -> Non
     route_order_id, _ = function_by_handler(dev, "route_order")
     webhook_id, _ = function_by_handler(dev, "broker_webhook")
     admin_id, _ = function_by_handler(dev, "admin")
+    connections_id, _ = function_by_handler(dev, "broker_connections")
     # WHEN their routes are read from the template and from the Powertools resolvers
     stack = stack_routes(dev)
     # THEN each function gets exactly the routes its resolver registers, and nothing else does
@@ -63,6 +65,7 @@ def test_the_stack_routes_exactly_what_each_handler_serves(dev: Template) -> Non
         route_order_id: resolver_routes(route_order.app),
         webhook_id: resolver_routes(broker_webhook.app),
         admin_id: resolver_routes(admin.app),
+        connections_id: resolver_routes(broker_connections.app),
     }
     # AND every path of the contract is served (none is declared and forgotten)
     served = {key.split(" ", 1)[1] for keys in stack.values() for key in keys}

@@ -17,6 +17,7 @@ from tests.infra.support import ROOT, actions_of, function_by_handler, one, poli
 
 FUNCTIONS = (
     "route_order",
+    "broker_connections",
     "broker_webhook",
     "track_execution",
     "ws_connect",
@@ -151,3 +152,31 @@ def test_factory_refuses_an_unsized_function_or_one_without_a_dlq_decision(
         factory.create(
             "unsized", settings={}, security_groups=[], description="d", no_dlq_reason="sync"
         )
+
+
+def test_only_the_link_flows_seal_broker_tokens(dev: Template) -> None:
+    # GIVEN the roles and the connections' KMS key WHEN synthesized
+    def actions(name: str) -> set[str]:
+        return actions_of(policy_statements(dev, function_by_handler(dev, name)[0]))
+
+    # THEN broker_connections may make data keys and open them, routing and the reconciler
+    # may only open them, and no other function touches the key
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= actions("broker_connections")
+    for name in ("route_order", "reconcile"):
+        assert "kms:Decrypt" in actions(name)
+        assert "kms:GenerateDataKey" not in actions(name)
+    for name in ("broker_webhook", "track_execution", "ws_connect", "outbox_relay", "migrate"):
+        assert not {a for a in actions(name) if a.startswith("kms:")}
+    # AND the broker_connections function reaches nothing else of the platform's
+    assert "events:PutEvents" not in actions("broker_connections")
+    assert "execute-api:ManageConnections" not in actions("broker_connections")
+
+
+def test_the_connection_key_rotates_and_is_named_in_the_settings(dev: Template) -> None:
+    # GIVEN the template WHEN its KMS keys are read
+    key_id, key = one(dev, "AWS::KMS::Key")
+    # THEN the connections' key rotates, and the functions that use it are configured with it
+    assert key["Properties"]["EnableKeyRotation"] is True
+    for name in ("broker_connections", "route_order", "reconcile"):
+        variables = function_by_handler(dev, name)[1]["Properties"]["Environment"]["Variables"]
+        assert variables[f"{ENV_PREFIX}CONNECTION_KMS_KEY_ID"] == {"Fn::GetAtt": [key_id, "Arn"]}

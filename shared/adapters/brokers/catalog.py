@@ -15,18 +15,31 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from shared.adapters.brokers import dhan, kite, upstox
-from shared.adapters.brokers.gateway import ClientGateway, TaggedClient, secret_account
+from shared.adapters.brokers.gateway import (
+    AccountSource,
+    ClientGateway,
+    TaggedClient,
+    secret_account,
+    trader_account,
+)
 from shared.domain.broker_orders import BrokerLimits
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.models import FeeSchedule, FrozenModel
-from shared.ports import SecretStore
+from shared.ports import SecretStore, TraderAccounts
 
 
 class RealBrokerSettings(FrozenModel):
     """``adapter_config`` of a real broker (nothing secret: the credentials are a reference)."""
 
-    credentials_ref: str = Field(min_length=1)
-    """Key in the secret store of ``{"api_key", "client_id", "access_token"}``."""
+    credentials_ref: str | None = Field(default=None, min_length=1)
+    """Key in the secret store of one platform account ``{"api_key", "client_id",
+    "access_token"}``: used only where traders' connections are not wired (adapter tests);
+    orders go out under the trader's own connection (docs/brokers.md)."""
+    app_ref: str | None = Field(default=None, min_length=1)
+    """Key in the secret store of the app's credentials for the link flow: Kite
+    ``{"api_key", "api_secret"}``, Upstox ``{"client_id", "client_secret", "redirect_uri"}``."""
+    login_url: str | None = None
+    """Where traders log in (Kite, Upstox); the broker's own page when absent."""
     base_url: str | None = None
     """API root; the broker's production URL when absent; a simulator's in local mode."""
     order_base_url: str | None = None
@@ -72,18 +85,39 @@ def build_client(adapter: str, settings: RealBrokerSettings) -> TaggedClient:
     raise ValueError(f"{adapter!r} is not a real broker adapter")
 
 
-def build_gateway(config: BrokerConfig, secrets: SecretStore) -> ClientGateway | str:
-    """The gateway of a real broker, or why it cannot be built (a reason for the decision)."""
+def real_settings(config: BrokerConfig) -> RealBrokerSettings | str:
+    """A real broker's settings, or why its ``adapter_config`` is unusable."""
     try:
-        settings = RealBrokerSettings.model_validate(config.adapter_config)
+        return RealBrokerSettings.model_validate(config.adapter_config)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "adapter_config"
         return f"adapter_config.{where}: {first['msg']}"
+
+
+def build_gateway(
+    config: BrokerConfig, secrets: SecretStore | None, accounts: TraderAccounts | None = None
+) -> ClientGateway | str:
+    """The gateway of a real broker, or why it cannot be built (a reason for the decision).
+
+    With ``accounts`` each child goes out under its trader's own connection; without, under
+    the platform account of ``credentials_ref`` (adapter tests).
+    """
+    settings = real_settings(config)
+    if isinstance(settings, str):
+        return settings
+    account: AccountSource
+    if accounts is not None:
+        account = trader_account(accounts, config.broker_id)
+    elif secrets is not None and settings.credentials_ref:
+        account = secret_account(secrets, settings.credentials_ref)
+    else:
+        return "no trader connections and no platform credentials configured"
     return ClientGateway(
         config.broker_id,
         build_client(config.adapter, settings),
-        secret_account(secrets, settings.credentials_ref),
+        account,
+        on_token_rejected=accounts.token_rejected if accounts is not None else None,
     )
 
 

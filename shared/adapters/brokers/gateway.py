@@ -7,16 +7,17 @@ into a placement result with its reason: a broker that certainly did not take th
 quantity cascades; a timeout or a failure after which the order may exist (network, 5xx) is
 ``TIMED_OUT``, to be cancelled or reconciled before its quantity goes elsewhere.
 
-Credentials come from the :class:`~shared.ports.SecretStore` by reference: one platform
-account per broker today (``adapter_config.credentials_ref``). Per-trader accounts are the next
-step; the client port already takes the account per call.
+Each child goes out under its trader's own connection (:class:`~shared.ports.TraderAccounts`,
+docs/brokers.md "Trader broker connections"); a broker refusing the token (``TokenException``)
+marks that connection EXPIRED. A platform account from the secret store
+(``adapter_config.credentials_ref``) remains for adapter tests where no connections are wired.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -33,7 +34,7 @@ from shared.domain.errors import DataUnavailableError, DomainError
 from shared.domain.execution import ExecutionReport, ExecutionStatus
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import BrokerLookup, LookupOutcome
-from shared.ports import BrokerClient, PlacementResult, SecretStore
+from shared.ports import BrokerClient, PlacementResult, SecretStore, TraderAccounts
 
 
 class TaggedClient(BrokerClient, Protocol):
@@ -42,8 +43,18 @@ class TaggedClient(BrokerClient, Protocol):
     tag_length: int
 
 
-AccountSource = Callable[[], BrokerAccount]
-"""Returns the account to place under; raises ``BrokerCallError(TOKEN)`` when there is none."""
+AccountSource = Callable[[str], BrokerAccount]
+"""The account to place a trader's (user id's) child under; raises ``BrokerCallError(TOKEN)``
+when there is none."""
+
+
+def trader_account(accounts: TraderAccounts, broker_id: str) -> AccountSource:
+    """The trader's own LIVE connection to ``broker_id``."""
+
+    def load(user_id: str) -> BrokerAccount:
+        return accounts.account(user_id, broker_id)
+
+    return load
 
 
 def secret_account(secrets: SecretStore, ref: str) -> AccountSource:
@@ -53,7 +64,7 @@ def secret_account(secrets: SecretStore, ref: str) -> AccountSource:
     (fields a broker does not use may be left out); the store caches it.
     """
 
-    def load() -> BrokerAccount:
+    def load(_user_id: str) -> BrokerAccount:
         try:
             values = secrets.get(ref)
         except DataUnavailableError as exc:
@@ -85,13 +96,32 @@ class ClientGateway:
     client
         Its order API client.
     account
-        Where the credentials come from.
+        Where the credentials of a trader's child come from.
+    on_token_rejected
+        Told ``(user_id, broker_id)`` when the broker refuses the token.
     """
 
-    def __init__(self, broker_id: str, client: TaggedClient, account: AccountSource) -> None:
+    def __init__(
+        self,
+        broker_id: str,
+        client: TaggedClient,
+        account: AccountSource,
+        *,
+        on_token_rejected: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.broker_id = broker_id
         self.client = client
         self._account = account
+        self._on_token_rejected = on_token_rejected
+
+    def _refused(self, child: ChildOrder, exc: BrokerCallError) -> None:
+        # Only the broker's own refusal (it answered): a missing connection is not news.
+        if (
+            exc.kind is BrokerErrorKind.TOKEN
+            and exc.http_status is not None
+            and self._on_token_rejected is not None
+        ):
+            self._on_token_rejected(child.user_id, self.broker_id)
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Place ``child``; every failure is a result with its reason, never an exception."""
@@ -113,9 +143,10 @@ class ClientGateway:
         except ValidationError as exc:
             return result(ChildOrderStatus.REJECTED, reason=f"INPUT: {exc.errors()[0]['msg']}")
         try:
-            account = self._account()
+            account = self._account(child.user_id)
             broker_order_id = self.client.place(account, request, timeout_s=timeout_s)
         except BrokerCallError as exc:
+            self._refused(child, exc)
             return result(exc.kind.child_status, reason=exc.reason)
         return result(ChildOrderStatus.PLACED, broker_order_id=broker_order_id, reason=None)
 
@@ -126,19 +157,84 @@ class ClientGateway:
         it); ``UNKNOWN`` when the broker could not be asked (timeout, outage, no credentials);
         ``FOUND`` with the broker's state, order id and one cumulative report.
         """
-        tag = broker_tag(child.child_order_id, self.client.tag_length)
         try:
-            state = self.client.find_by_tag(self._account(), tag, timeout_s=timeout_s)
+            state = self._current(self._account(child.user_id), child, timeout_s=timeout_s)
         except BrokerCallError as exc:
+            self._refused(child, exc)
             return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=exc.reason)
         if state is None:
             return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return self._found(child, state, (state,))
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel the order a timed-out ``child`` left at the broker (``BrokerOrderCanceller``).
+
+        The order is found by the child's broker order id or tag; a working order is cancelled
+        and its status read again, since only that status confirms the cancel (a fill may have
+        come first). A cancel the broker refuses is not an error by itself: the status read
+        after it decides. Every failure to learn the state is ``UNKNOWN``.
+        """
+        refused: str | None = None
+        try:
+            account = self._account(child.user_id)
+            state = self._current(account, child, timeout_s=timeout_s)
+            if state is None:
+                return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+            if not state.status.is_terminal:
+                try:
+                    self.client.cancel(account, state.broker_order_id, timeout_s=timeout_s)
+                except BrokerCallError as exc:
+                    refused = f"cancel refused: {exc.reason}"
+                state = self.client.status(account, state.broker_order_id, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            reason = f"{refused}; " if refused else ""
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=f"{reason}{exc.reason}")
+        found = self._found(child, state, (state,))
+        if state.status.is_terminal or refused is None:
+            return found
+        return found.model_copy(update={"reason": refused})
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The broker's order history of ``child`` as reports (``BrokerOrderPoller``).
+
+        By the broker's order id when we know it (every state, oldest first, as its postbacks
+        would have said), else by tag (the current state only).
+        """
+        try:
+            account = self._account(child.user_id)
+            if child.broker_order_id:
+                states = self.client.history(account, child.broker_order_id, timeout_s=timeout_s)
+            else:
+                current = self.client.find_by_tag(
+                    account,
+                    broker_tag(child.child_order_id, self.client.tag_length),
+                    timeout_s=timeout_s,
+                )
+                states = [current] if current is not None else []
+        except BrokerCallError as exc:
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=exc.reason)
+        if not states:
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND)
+        return self._found(child, states[-1], states)
+
+    def _current(
+        self, account: BrokerAccount, child: ChildOrder, *, timeout_s: float
+    ) -> BrokerOrderState | None:
+        if child.broker_order_id:
+            return self.client.status(account, child.broker_order_id, timeout_s=timeout_s)
+        tag = broker_tag(child.child_order_id, self.client.tag_length)
+        return self.client.find_by_tag(account, tag, timeout_s=timeout_s)
+
+    def _found(
+        self, child: ChildOrder, state: BrokerOrderState, states: Sequence[BrokerOrderState]
+    ) -> BrokerLookup:
         return BrokerLookup(
             outcome=LookupOutcome.FOUND,
             status=_CHILD_STATUS[state.status],
             broker_order_id=state.broker_order_id,
             reason=state.reason,
-            reports=self._report(child, state),
+            filled_quantity=state.filled_quantity,
+            reports=tuple(r for s in states for r in self._report(child, s)),
         )
 
     def _report(self, child: ChildOrder, state: BrokerOrderState) -> tuple[ExecutionReport, ...]:

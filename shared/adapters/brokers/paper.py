@@ -33,6 +33,14 @@ from shared.domain.orders import TICK_SIZE, ChildOrder, ChildOrderStatus, round_
 from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import MarketData, PlacementResult
 
+_CHILD_STATUS = {
+    ExecutionStatus.OPEN: ChildOrderStatus.PLACED,
+    ExecutionStatus.PARTIALLY_FILLED: ChildOrderStatus.PARTIALLY_FILLED,
+    ExecutionStatus.FILLED: ChildOrderStatus.FILLED,
+    ExecutionStatus.CANCELLED: ChildOrderStatus.CANCELLED,
+    ExecutionStatus.REJECTED: ChildOrderStatus.REJECTED,
+}
+
 BOOK_SIZE = 10_000
 """Orders a paper broker remembers for look-ups (the oldest are forgotten first)."""
 
@@ -130,8 +138,24 @@ class PaperBroker:
             status=held.status,
             broker_order_id=held.broker_order_id,
             reason=held.reason,
+            filled_quantity=max((r.filled_quantity for r in held.reports), default=0),
             reports=held.reports,
         )
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel what a timed-out ``child`` left here (``BrokerOrderCanceller``).
+
+        A paper order is settled as it is placed, and one that timed out was never booked: the
+        answer is the order's final state, or ``NOT_FOUND``.
+        """
+        found = self.lookup(child, timeout_s=timeout_s)
+        if not found.reports:
+            return found
+        return found.model_copy(update={"status": _CHILD_STATUS[found.reports[-1].status]})
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """The order's simulated postbacks, as its history (``BrokerOrderPoller``)."""
+        return self.lookup(child, timeout_s=timeout_s)
 
     def _place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         b, draw = self._draw()

@@ -9,20 +9,24 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from shared.adapters.brokers.paper import PaperBehaviour, PaperBroker
+from shared.domain.broker_links import LINKED_ADAPTERS
 from shared.domain.brokers import BrokerConfig
 from shared.domain.errors import DataUnavailableError
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import (
     BrokerGateway,
+    BrokerOrderCanceller,
     BrokerOrderLookup,
+    BrokerOrderPoller,
     BrokerRepository,
     MarketData,
     PlacementResult,
     SecretStore,
+    TraderAccounts,
 )
 
-REAL_ADAPTERS = frozenset({"kite", "upstox", "dhan"})
+REAL_ADAPTERS = LINKED_ADAPTERS
 """``brokers.adapter`` values served by a real broker's order API (see ``docs/brokers.md``)."""
 
 PAPER_CONFIG_TTL_S = 5.0
@@ -35,7 +39,8 @@ class BrokerGatewayRegistry:
     Adapters are built on first use and kept for the life of the container (a paper broker's
     random generator, a real broker's HTTP connection pool). ``kite``, ``upstox`` and ``dhan``
     brokers are built from their ``adapter_config`` (:class:`RealBrokerSettings`: base URL,
-    credentials reference, instrument maps) with credentials from ``secrets``. A broker whose
+    instrument maps), each child going out under its trader's connection from ``accounts``
+    (or, without them, a platform account from ``secrets``). A broker whose
     adapter is not available (unknown adapter, unusable configuration, no secret store) gets a
     rejection with the reason, which cascades the quantity to the next-ranked broker.
 
@@ -53,11 +58,13 @@ class BrokerGatewayRegistry:
         seed: int,
         clock: Callable[[], datetime],
         secrets: SecretStore | None = None,
+        accounts: TraderAccounts | None = None,
         paper_config_ttl_s: float = PAPER_CONFIG_TTL_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._brokers = brokers
         self._secrets = secrets
+        self._accounts = accounts
         self._market = market
         self._seed = seed
         self._clock = clock
@@ -126,12 +133,10 @@ class BrokerGatewayRegistry:
                 config.broker_id, behaviour, self._market, seed=self._seed, clock=self._clock
             )
         if config.adapter in REAL_ADAPTERS:
-            if self._secrets is None:
-                return "no secret store for broker credentials"
             # Imported here: the HTTP clients stay out of the cold start of a paper-only build.
             from shared.adapters.brokers.catalog import build_gateway
 
-            return build_gateway(config, self._secrets)
+            return build_gateway(config, self._secrets, self._accounts)
         return f"adapter {config.adapter!r} is not implemented"
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
@@ -157,6 +162,28 @@ class BrokerGatewayRegistry:
         if not isinstance(adapter, BrokerOrderLookup):
             return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order look-up")
         return adapter.lookup(child, timeout_s=timeout_s)
+
+    def cancel_child(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Cancel what a timed-out ``child`` left at its broker (``BrokerOrderCanceller``).
+
+        A broker without an adapter never received anything (``NOT_FOUND``); an adapter that
+        cannot cancel cannot confirm anything (``UNKNOWN``: the quantity is held).
+        """
+        adapter = self._adapter(child.broker_id)
+        if isinstance(adapter, str):
+            return BrokerLookup(outcome=LookupOutcome.NOT_FOUND, reason=adapter)
+        if not isinstance(adapter, BrokerOrderCanceller):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order cancel")
+        return adapter.cancel_child(child, timeout_s=timeout_s)
+
+    def poll(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
+        """Read ``child``'s order history at its broker (``BrokerOrderPoller``)."""
+        adapter = self._adapter(child.broker_id)
+        if isinstance(adapter, str):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason=adapter)
+        if not isinstance(adapter, BrokerOrderPoller):
+            return BrokerLookup(outcome=LookupOutcome.UNKNOWN, reason="no order history")
+        return adapter.poll(child, timeout_s=timeout_s)
 
 
 def _paper_behaviour(config: BrokerConfig) -> PaperBehaviour | str:
