@@ -49,7 +49,7 @@ class FunctionCapacity:
         other function can take from it).
     db_pool_max
         ``ROUTER_DB_POOL_MAX`` of each container; ``None`` for a function without a pool
-        (``ws_connect`` has no database; ``migrate`` opens one direct connection at a time).
+        (``migrate`` opens one direct connection at a time).
     via_proxy
         Whether its connections go through the RDS Proxy (``migrate`` goes to the writer).
     """
@@ -192,7 +192,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "market_refresh": FunctionCapacity(2, _POOL),
             "rollup_analytics": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
-            "ws_connect": FunctionCapacity(10),
+            "ws_connect": FunctionCapacity(10, _POOL),
             "admin": FunctionCapacity(2, _POOL),
         },
         api_rate_per_s=80,
@@ -212,7 +212,7 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "market_refresh": FunctionCapacity(2, _POOL),
             "rollup_analytics": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
-            "ws_connect": FunctionCapacity(100),
+            "ws_connect": FunctionCapacity(100, _POOL),
             "admin": FunctionCapacity(5, _POOL),
         },
         # >= 1,000 orders/s steady (the specification), 2x that in a burst: docs/capacity.md.

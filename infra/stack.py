@@ -107,6 +107,8 @@ class OrderRouterStack(cdk.Stack):
             no_dlq_reason=SYNCHRONOUS,
             settings={
                 **redis,
+                # The status action reads brokers' routing status and the trader's open orders.
+                **postgres,
                 "jwt_issuer": auth.issuer,
                 "jwt_audience": auth.audience,
                 "jwks_url": auth.jwks_url,
@@ -348,7 +350,8 @@ def _grant_least_privilege(
     fns: dict[str, lambda_.Function],
 ) -> None:
     """Give each function exactly the grants its use cases need, and nothing else."""
-    for name in sorted(fns.keys() - {"ws_connect"}):  # ws_connect keeps to Redis
+    # ws_connect reads Postgres for its status action (brokers' status, open orders).
+    for name in sorted(fns):
         database.app_secret.grant_read(fns[name])
     database.admin_secret.grant_read(fns["migrate"])
     for name in ("route_order", "broker_webhook", "outbox_relay", "reconcile"):

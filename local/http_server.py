@@ -1,7 +1,8 @@
 """The local HTTP server: API Gateway's HTTP API, so the production handlers run unchanged.
 
 * ``/api/v1/...``: each request becomes an HTTP API v2 event (:func:`local.apigw.http_api_event`)
-  for ``route_order`` or ``broker_webhook``. Trader routes are checked first the way the JWT
+  for ``route_order``, ``admin`` (``/api/v1/admin/...``) or ``broker_webhook``. Trader and admin
+  routes are checked first the way the JWT
   authorizer checks them (:class:`~shared.adapters.auth.jwt_verifier.JwtVerifier`): no or a bad
   token answers 401 with API Gateway's ``www-authenticate`` header and the function is not
   invoked; a valid token's claims are injected as the authorizer would. The health route, the

@@ -790,6 +790,14 @@ class BrokerAdministration(Protocol):
         ...
 
 
+class OrderStatusReader(Protocol):
+    """Orders' current status (what the tracker reads after a batch to announce completion)."""
+
+    def order_statuses(self, order_ids: Collection[str]) -> dict[str, str]:
+        """The status of each of ``order_ids`` that exists."""
+        ...
+
+
 class OrderHistory(Protocol):
     """A trader's own orders, newest first, in keyset pages."""
 

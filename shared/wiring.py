@@ -276,13 +276,17 @@ class Wiring:
     @cached_property
     def connections(self) -> ConnectionService:
         """The WebSocket routes' service (``ws_connect``)."""
+        from shared.adapters.postgres.admin import PostgresBrokerAdministration
         from shared.services.connections import ConnectionService
 
+        # The status action reads Postgres; the pool opens on its first use only.
         return ConnectionService(
             self.token_verifier,
             self.connection_registry,
             self.notifier,
             service_name=self.settings.service_name,
+            brokers=PostgresBrokerAdministration(self.database),
+            orders=self.orders,
         )
 
     @cached_property
@@ -318,6 +322,7 @@ class Wiring:
             notifier=self.notifier,
             alpha=self.settings.ewma_alpha,
             clock=utc_now,
+            orders=self.orders,
         )
 
     @cached_property

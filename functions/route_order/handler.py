@@ -215,7 +215,9 @@ def handle_list_orders(
     try:
         query = HistoryQuery(status=status, symbol=symbol, since=since, until=until, limit=limit)
     except ValidationError as exc:  # a timestamp without its zone
-        raise InvalidRequestError("since", "since and until need a time zone") from exc
+        raise InvalidRequestError(
+            "since", "since and until must be ISO 8601 timestamps with a zone, in range"
+        ) from exc
     return _ok(_wiring().order_queries.history(user_id, query, cursor))
 
 

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEvent,
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.domain.contracts import (
+    ChildOrderPlacedPayload,
     DetailType,
     EventPayload,
     EventSource,
@@ -85,6 +86,15 @@ def _order_routed(payload: OrderRoutedPayload, detail: Mapping[str, Any]) -> str
     from shared.wiring import get_wiring
 
     get_wiring().tracker.order_routed(detail)
+    return "notified"
+
+
+@_handle.register
+def _child_placed(payload: ChildOrderPlacedPayload, detail: Mapping[str, Any]) -> str:
+    from shared.wiring import get_wiring
+
+    # A placement's reject, timeout or cascade is pushed as ORDER_UPDATE (docs/websocket.md).
+    get_wiring().tracker.child_placed(payload.child)
     return "notified"
 
 

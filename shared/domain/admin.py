@@ -86,15 +86,17 @@ class BrokerUpdate(FrozenModel):
     rate_limit_per_s: int | None = Field(default=None, gt=0, le=100_000)
 
     def changes(self) -> dict[str, Any]:
-        """The fields set in the request, by field name (JSON-able, for the audit row)."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """The fields given in the request, whole, by field name (JSON, for the audit row)."""
+        return self.model_dump(mode="json", include=self.model_fields_set)
 
     def apply(self, broker: BrokerConfig) -> BrokerConfig:
-        """``broker`` with this update's fields replaced."""
-        # Validated again as a whole, so nested fields (the fee schedule) become models.
-        return BrokerConfig.model_validate(
-            {**broker.model_dump(), **self.model_dump(exclude_unset=True)}
-        )
+        """``broker`` with each field this update gives replaced whole.
+
+        A fee schedule given replaces the broker's whole schedule (its parts left out take their
+        defaults), so what is stored is exactly what the request and the audit row say.
+        """
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        return broker.model_copy(update=given)
 
 
 class StatusChange(FrozenModel):

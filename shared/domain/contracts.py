@@ -200,7 +200,12 @@ PAYLOADS: Final[Mapping[DetailType, type[EventPayload]]] = {
 """The payload model of each detail type (each names its source)."""
 
 TRACKED_EVENTS: Final = frozenset(
-    (PAYLOADS[t].source, t) for t in (DetailType.EXECUTION_REPORTED, DetailType.ORDER_ROUTED)
+    (PAYLOADS[t].source, t)
+    for t in (
+        DetailType.EXECUTION_REPORTED,
+        DetailType.ORDER_ROUTED,
+        DetailType.CHILD_ORDER_PLACED,
+    )
 )
 """``(source, detail-type)`` pairs the bus delivers to ``track_execution``."""
 

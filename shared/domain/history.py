@@ -12,10 +12,10 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, Field, ValidationError
 
 from shared.domain.errors import InvalidRequestError
 from shared.domain.models import SYMBOL_PATTERN, FrozenModel
@@ -26,10 +26,22 @@ MAX_CURSOR_CHARS = 512
 ORDER_STATUS_PATTERN = r"^[A-Z_]{1,20}$"
 
 
+def _utc(value: datetime) -> datetime:
+    # Python accepts offsets up to 24 h, Postgres only up to 16 h: store and send UTC only.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
+
+
+UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+"""A zoned timestamp, converted to UTC."""
+
+
 class HistoryKey(FrozenModel):
     """The position after which the next page starts."""
 
-    created_at: AwareDatetime
+    created_at: UtcTimestamp
     order_id: str = Field(min_length=1, max_length=50)
 
 
@@ -38,8 +50,8 @@ class HistoryQuery(FrozenModel):
 
     status: str | None = Field(default=None, pattern=ORDER_STATUS_PATTERN)
     symbol: str | None = Field(default=None, pattern=SYMBOL_PATTERN)
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: UtcTimestamp | None = None
+    until: UtcTimestamp | None = None
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
     after: HistoryKey | None = None
 

@@ -7,6 +7,9 @@ Client messages (``$default`` route), JSON with an ``action``:
   connection's filters (added to the existing ones);
 * ``{"action": "unsubscribe", "orderIds": [...], "symbols": [...]}`` -> ``SUBSCRIBED``; without
   lists every filter is removed (the connection receives everything of its owner again);
+* ``{"action": "status"}`` -> ``ROUTING_STATUS``: every enabled broker's routing status and the
+  trader's open orders (a client sends it after every (re)connect: API Gateway cannot send on
+  ``$connect``, the connection exists only once it answered);
 * anything else -> ``ERROR`` with a code, to that connection only.
 """
 
@@ -20,10 +23,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.domain.contracts import MessageType
-from shared.domain.errors import CacheUnavailableError
+from shared.domain.errors import CacheUnavailableError, DataUnavailableError
 from shared.domain.identity import TraderIdentity
 from shared.observability import emit_metric
-from shared.ports import ConnectionRegistry, ReplySender, TokenVerifier
+from shared.ports import (
+    BrokerAdministration,
+    ConnectionRegistry,
+    OrderHistory,
+    ReplySender,
+    TokenVerifier,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +40,8 @@ ACTIVE_CONNECTIONS_METRIC = "ActiveConnections"
 """The specification's ``broker.connections.active``."""
 MAX_ORDER_FILTERS = 100
 MAX_SYMBOL_FILTERS = 50
+MAX_OPEN_ORDERS = 20
+"""Open orders in a ``ROUTING_STATUS`` reply (newest first; ``GET /orders`` pages the rest)."""
 MAX_BODY_CHARS = 16 * 1024
 """Client messages are tiny; a large one is refused before JSON parsing."""
 
@@ -63,6 +74,9 @@ class ConnectionService:
         Sends direct replies to one connection.
     service_name
         The ``service`` dimension of the ``ActiveConnections`` metric.
+    brokers, orders
+        Brokers' routing status and the trader's open orders (the ``status`` action); without
+        them the action answers ``ERROR`` ``UNAVAILABLE``.
     """
 
     def __init__(
@@ -72,7 +86,11 @@ class ConnectionService:
         replies: ReplySender,
         *,
         service_name: str = "order-router",
+        brokers: BrokerAdministration | None = None,
+        orders: OrderHistory | None = None,
     ) -> None:
+        self._brokers = brokers
+        self._orders = orders
         self._verifier = verifier
         self._registry = registry
         self._replies = replies
@@ -141,6 +159,8 @@ class ConnectionService:
             return
         if action == "ping":
             self._ping(connection_id)
+        elif action == "status":
+            self._routing_status(connection_id)
         elif action in ("subscribe", "unsubscribe"):
             try:
                 filters = _Filters.model_validate(message)
@@ -188,6 +208,26 @@ class ConnectionService:
             MessageType.SUBSCRIBED,
             {"orderIds": sorted(record.order_ids), "symbols": sorted(record.symbols)},
         )
+
+    def _routing_status(self, connection_id: str) -> None:
+        record = self._registry.touch(connection_id)
+        if record is None:
+            self._unknown(connection_id)
+            return
+        if self._brokers is None or self._orders is None:
+            self._error(connection_id, "UNAVAILABLE", "routing status is not available here")
+            return
+        try:
+            brokers = self._brokers.statuses()
+            orders = self._orders.open_orders(record.user_id, limit=MAX_OPEN_ORDERS)
+        except DataUnavailableError:
+            self._error(connection_id, "UNAVAILABLE", "try again shortly")
+            return
+        data = {
+            "brokers": [b.model_dump(mode="json", by_alias=True) for b in brokers],
+            "openOrders": [o.model_dump(mode="json", by_alias=True) for o in orders],
+        }
+        self._reply(connection_id, MessageType.ROUTING_STATUS, data)
 
     def _unknown(self, connection_id: str) -> None:
         self._error(connection_id, "UNKNOWN_CONNECTION", "connection expired; reconnect")

@@ -26,6 +26,8 @@ from shared.domain.execution import (
     profile_observation,
 )
 from shared.domain.models import BrokerProfile, FeeSchedule, Quote
+from shared.domain.order_updates import FINISHED_ORDER_STATUSES as FINISHED
+from shared.domain.order_updates import OrderEvent, order_update, placement_events
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.report_validation import QuarantineReason, ReportViolation, check_report
 from shared.domain.settlement import quantity_moved_on
@@ -36,6 +38,7 @@ from shared.ports import (
     ExecutionRecord,
     ExecutionRepository,
     Notifier,
+    OrderStatusReader,
     ProfileKey,
     QuarantinedReport,
     TrackedExecution,
@@ -183,6 +186,8 @@ class ExecutionTracker:
         What one outcome discounts of the profile's earlier evidence (``1 - discount``).
     clock
         The current time (the bound on event times in the future).
+    orders
+        Orders' status after a batch, to push ``ORDER_UPDATE`` when one completes.
     """
 
     def __init__(
@@ -194,7 +199,9 @@ class ExecutionTracker:
         notifier: Notifier,
         alpha: float,
         clock: Callable[[], datetime],
+        orders: OrderStatusReader | None = None,
     ) -> None:
+        self._orders = orders
         self._executions = executions
         self._clock = clock
         self._brokers = brokers
@@ -296,6 +303,7 @@ class ExecutionTracker:
             profile = learned.get((plan.record.broker_id, plan.record.symbol))
             outcomes[index] = TrackedExecution(status="recorded", child=child, profile=profile)
             messages.append(self._update_message(child, reports[index], plan))
+        messages.extend(self._order_updates(recorded))
         self._notifier.notify_users(messages)
         self._profiles.store(learned.values())
         for profile in learned.values():
@@ -382,6 +390,43 @@ class ExecutionTracker:
             "lateAfterTimeout": quantity_moved_on(child),
         }
         return (child.user_id, MessageType.EXECUTION_UPDATE, data)
+
+    def _order_updates(
+        self, recorded: Sequence[tuple[int, ChildOrder, ExecutionPlan]]
+    ) -> list[UserMessage]:
+        # ORDER_UPDATE (docs/websocket.md): a child the broker rejected, and an order none of
+        # whose children can fill any more, read back after the batch's commit.
+        finished = [
+            (child.model_copy(update={"status": s.status, "filled_quantity": s.filled_quantity}))
+            for _, child, plan in recorded
+            if (s := plan.child_state) is not None and s.status.terminal
+        ]
+        updates: list[UserMessage] = [
+            (c.user_id, MessageType.ORDER_UPDATE, order_update(OrderEvent.CHILD_REJECTED, c))
+            for c in finished
+            if c.status is ChildOrderStatus.REJECTED
+        ]
+        statuses: dict[str, str] = {}
+        if finished and self._orders is not None:
+            statuses = self._orders.order_statuses({c.order_id for c in finished})
+        done = {c.order_id: c for c in finished if statuses.get(c.order_id) in FINISHED}
+        updates += [
+            (
+                c.user_id,
+                MessageType.ORDER_UPDATE,
+                order_update(OrderEvent.COMPLETED, c, order_status=statuses[o]),
+            )
+            for o, c in sorted(done.items())
+        ]
+        return updates
+
+    def child_placed(self, child: ChildOrder) -> int:
+        """Tell the owner of a placed child that it was rejected, timed out or cascaded."""
+        updates: list[UserMessage] = [
+            (child.user_id, MessageType.ORDER_UPDATE, order_update(event, child))
+            for event in placement_events(child)
+        ]
+        return self._notifier.notify_users(updates) if updates else 0
 
     def order_routed(self, detail: Mapping[str, Any]) -> int:
         """Tell the order's owner how it was routed (``ROUTING_UPDATE``)."""

@@ -167,8 +167,14 @@ def test_fill_is_measured_stored_learned_and_pushed(
     after = wiring.profile_repository.get("zerodha", "RELIANCE")
     assert after is not None
     assert after.sample_count == before.sample_count + 1
-    assert [(u, t) for u, t, _ in notifier.messages] == [("trader-1", MessageType.EXECUTION_UPDATE)]
+    assert [(u, t) for u, t, _ in notifier.messages] == [
+        ("trader-1", MessageType.EXECUTION_UPDATE),
+        ("trader-1", MessageType.ORDER_UPDATE),
+    ]
     assert notifier.messages[0][2]["filledQuantity"] == 100
+    # AND, its only child filled, that the order completed
+    assert notifier.messages[1][2]["event"] == "COMPLETED"
+    assert notifier.messages[1][2]["orderStatus"] == "COMPLETED"
     # AND subscribers of RELIANCE see the learned profile
     [(symbol, kind, profile)] = notifier.profile_updates
     assert (symbol, kind, profile["sampleCount"]) == (
@@ -190,7 +196,10 @@ def test_duplicate_event_is_a_no_op(wiring: Wiring, notifier: RecordingNotifier)
     assert result == {"outcome": "duplicate"}
     assert len(rows(wiring, "SELECT id FROM execution_metrics")) == 1
     assert wiring.profile_repository.get("zerodha", "RELIANCE") == samples
-    assert len(notifier.messages) == 1
+    assert [t for _, t, _ in notifier.messages] == [
+        MessageType.EXECUTION_UPDATE,
+        MessageType.ORDER_UPDATE,
+    ]
 
 
 def test_rejection_counts_as_an_error(wiring: Wiring) -> None:
@@ -258,7 +267,30 @@ def test_an_order_routed_event_missing_its_payload_is_refused(
     assert notifier.messages == []
 
 
-@pytest.mark.parametrize("detail_type", ["OrderExploded", DetailType.CHILD_ORDER_PLACED])
+def test_a_rejected_placement_is_pushed_as_an_order_update(
+    wiring: Wiring, notifier: RecordingNotifier
+) -> None:
+    # GIVEN a ChildOrderPlaced event of a child its broker rejected
+    [child] = routed_children(wiring)
+    rejected = child.model_copy(
+        update={"status": ChildOrderStatus.REJECTED, "status_reason": "RMS: margin"}
+    )
+    placed = child_placed_event(rejected, uuid.uuid4())
+    event = {"detail-type": placed.detail_type, "source": placed.source, "detail": placed.detail}
+    # WHEN the tracker handles it
+    result = handler.lambda_handler(event, LocalLambdaContext("test"))
+    # THEN the owner gets ORDER_UPDATE CHILD_REJECTED with the broker's reason
+    assert result == {"outcome": "notified"}
+    [(user, kind, data)] = notifier.messages
+    assert (user, kind, data["event"], data["reason"]) == (
+        "trader-1",
+        MessageType.ORDER_UPDATE,
+        "CHILD_REJECTED",
+        "RMS: margin",
+    )
+
+
+@pytest.mark.parametrize("detail_type", ["OrderExploded"])
 def test_an_event_the_tracker_does_not_handle_is_refused(
     wiring: Wiring, notifier: RecordingNotifier, detail_type: str
 ) -> None:
@@ -484,7 +516,11 @@ def test_a_fill_after_a_timeout_is_stored_and_marks_the_order_overfilled(
         {"broker_id": "upstox", "filled_quantity": 10},
         {"broker_id": "zerodha", "filled_quantity": 10},
     ]
-    assert [m[2]["lateAfterTimeout"] for m in notifier.messages] == [False, True]
+    updates = [m[2] for m in notifier.messages if m[1] == MessageType.EXECUTION_UPDATE]
+    assert [u["lateAfterTimeout"] for u in updates] == [False, True]
+    # AND the trader heard that the order completed, then that it is overfilled
+    finished = [m[2] for m in notifier.messages if m[1] == MessageType.ORDER_UPDATE]
+    assert [u["orderStatus"] for u in finished] == ["COMPLETED", "OVERFILLED"]
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     late = [e[handler.LATE_FILLS_METRIC] for e in emitted if handler.LATE_FILLS_METRIC in e]
     assert late == [[1.0]]
@@ -535,6 +571,7 @@ def test_msk_batch_mixes_routing_updates_and_reports_known_by_broker_order_id_on
     assert [(m[1], m[2].get("childOrderId")) for m in notifier.messages] == [
         (MessageType.ROUTING_UPDATE, None),
         (MessageType.EXECUTION_UPDATE, child.child_order_id),
+        (MessageType.ORDER_UPDATE, child.child_order_id),
     ]
     [stored] = rows(wiring, "SELECT child_order_id FROM execution_metrics")
     assert stored["child_order_id"] == child.child_order_id

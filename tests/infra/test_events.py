@@ -30,6 +30,7 @@ def test_tracker_rules_retry_then_dead_letter(dev: Template) -> None:
     assert patterns == {
         DetailType.EXECUTION_REPORTED: EventSource.BROKERS,
         DetailType.ORDER_ROUTED: EventSource.ROUTING,
+        DetailType.CHILD_ORDER_PLACED: EventSource.ROUTING,
     }
 
 

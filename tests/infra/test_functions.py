@@ -95,7 +95,13 @@ def test_least_privilege_grants(dev: Template) -> None:
     assert "events:PutEvents" not in actions("track_execution")
     ws = actions("ws_connect")
     assert "execute-api:ManageConnections" in ws
-    assert "secretsmanager:GetSecretValue" not in ws
+    # The status action reads Postgres with the services' secret, never broker credentials.
+    assert "secretsmanager:GetSecretValue" in ws
+    secrets = dev.find_resources("AWS::SecretsManager::Secret")
+    broker_secret = next(k for k in secrets if k.startswith("Brokers"))
+    assert broker_secret not in str(
+        policy_statements(dev, function_by_handler(dev, "ws_connect")[0])
+    )
     assert "events:PutEvents" not in ws
     assert "execute-api:ManageConnections" not in actions("migrate")
     admin = actions("admin")

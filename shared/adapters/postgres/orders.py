@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -165,6 +165,7 @@ ORDER BY o.created_at DESC, o.order_id DESC
 LIMIT %(limit)s
 """
 )
+SELECT_STATUSES = "SELECT order_id, status FROM orders WHERE order_id = ANY(%s)"
 SELECT_ALLOCATIONS_OF = """
 SELECT routing_decision_id, broker_id, quantity, allocation_percentage, expected_execution_price,
     priority, status, slices, cascaded_from
@@ -436,6 +437,14 @@ class PostgresOrderRepository:
         }
         with self._db.connection() as conn:
             return order_views(conn, conn.execute(SELECT_HISTORY, params).fetchall())
+
+    def order_statuses(self, order_ids: Collection[str]) -> dict[str, str]:
+        """The status of each of ``order_ids`` that exists."""
+        if not order_ids:
+            return {}
+        with self._db.connection() as conn:
+            rows = conn.execute(SELECT_STATUSES, (sorted(order_ids),)).fetchall()
+        return {r["order_id"]: r["status"] for r in rows}
 
     def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
         """The caller's orders with a child still working, newest first."""

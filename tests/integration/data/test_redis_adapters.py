@@ -59,3 +59,28 @@ def test_clearing_the_profile_cache_and_registry_keeps_other_prefixes(
     assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
     assert redis_client.get(f"other-{redis_prefix}profile:zerodha:TCS") == b"{}"
     redis_client.delete(f"other-{redis_prefix}profile:zerodha:TCS")
+
+
+def test_evicting_a_broker_forgets_its_profiles_of_every_symbol_and_nothing_else(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # GIVEN zerodha cached for two symbols, a broker whose id starts the same, and another one
+    for key in ("profile:zerodha:TCS", "profile:zerodha:INFY", "profile:zerodha2:TCS"):
+        redis_client.set(f"{redis_prefix}{key}", "{}")
+    redis_client.set(f"{redis_prefix}profile:dhan:TCS", "null")
+    cache = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix)
+    # WHEN zerodha's status changes and it is evicted
+    evicted = cache.evict_broker("zerodha")
+    # THEN both of its entries are gone and the others stay
+    assert evicted == 2
+    left = sorted(k.decode() for k in redis_client.scan_iter(match=f"{redis_prefix}profile:*"))
+    assert left == [f"{redis_prefix}profile:dhan:TCS", f"{redis_prefix}profile:zerodha2:TCS"]
+
+
+def test_evicting_with_redis_down_raises_the_domain_error() -> None:
+    # GIVEN a cache pointed at a port nobody listens on
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    cache = RedisProfileCache(client, ttl_s=300, guard=RedisGuard())
+    # WHEN a broker is evicted THEN the driver's error is the domain's (the service logs it)
+    with pytest.raises(CacheUnavailableError):
+        cache.evict_broker("zerodha")

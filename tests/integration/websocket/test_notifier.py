@@ -216,3 +216,43 @@ def test_an_update_that_cannot_be_shrunk_is_not_sent(
     assert encode_message(MessageType.EXECUTION_UPDATE, data) is None
     assert delivered == 0
     assert management_api.calls == 0
+
+
+def test_a_broker_status_reaches_every_live_connection_of_every_user_whatever_its_filters(
+    registry: RedisConnectionRegistry,
+    notifier: ApiGatewayNotifier,
+    management_api: FakeManagementApi,
+) -> None:
+    # GIVEN two traders' connections, one filtered to an order, and one connection gone
+    registry.register("a1", "u1")
+    registry.register("a2", "u1")
+    registry.subscribe("a2", order_ids=["ord-1"])
+    registry.register("b1", "u2")
+    registry.register("gone", "u3")
+    registry.remove("gone")
+    status = {"brokerId": "zerodha", "status": "MAINTENANCE", "reason": "upgrade"}
+    # WHEN a broker's status is broadcast
+    delivered = notifier.notify_all(MessageType.BROKER_STATUS, status)
+    # THEN every live connection got it once, filters notwithstanding, and the gone one nothing
+    assert delivered == 3
+    assert sorted(management_api.received) == ["a1", "a2", "b1"]
+    for conn in ("a1", "a2", "b1"):
+        [message] = management_api.messages(conn)
+        assert (message["type"], message["data"]) == (MessageType.BROKER_STATUS, status)
+
+
+def test_a_broadcast_with_nobody_connected_or_redis_down_sends_nothing(
+    notifier: ApiGatewayNotifier, management_api: FakeManagementApi
+) -> None:
+    # GIVEN nobody connected, then a notifier whose registry's Redis does not answer
+    import redis
+
+    from local.services import free_port
+
+    dead = RedisConnectionRegistry(redis.Redis(port=free_port(), socket_connect_timeout=0.2))
+    down = ApiGatewayNotifier(dead, endpoint_url=management_api.url, region="ap-south-1")
+    # WHEN a broker status is broadcast through each
+    # THEN neither sends anything nor raises
+    assert notifier.notify_all(MessageType.BROKER_STATUS, {"brokerId": "x"}) == 0
+    assert down.notify_all(MessageType.BROKER_STATUS, {"brokerId": "x"}) == 0
+    assert not management_api.received
