@@ -210,6 +210,9 @@ export function TicketView({ api, live, session }) {
   const [followed, setFollowed] = useState(null);
   const followedRef = useRef(null);
   followedRef.current = followed;
+  // Updates can arrive before the POST answers (the push races the response): keep the last
+  // few, and replay those of the order once it is followed.
+  const recent = useRef([]);
   const problem = localProblem(form);
 
   useEffect(() => {
@@ -245,12 +248,13 @@ export function TicketView({ api, live, session }) {
     if (!live) return undefined;
     return live.subscribe((message) => {
       const f = followedRef.current;
-      if (!f) return;
-      if (message.type === "@state" && message.data.state === "open") {
+      if (f && message.type === "@state" && message.data.state === "open") {
         refresh(f.orderId); // updates missed while disconnected
         return;
       }
       const d = message.data || {};
+      if (message.type !== "@state") recent.current = [...recent.current, message].slice(-50);
+      if (!f) return;
       if ((d.orderId || d.order_id) !== f.orderId) return;
       setFollowed((cur) => (cur && cur.orderId === f.orderId ? { ...cur, events: [...cur.events, message] } : cur));
       refresh(f.orderId);
@@ -266,7 +270,8 @@ export function TicketView({ api, live, session }) {
     try {
       const result = await api.post(`${TRADING}/orders/smart`, { ...requestBody(form), clientOrderId: key });
       rememberOrder(session.user, result.orderId);
-      setFollowed({ orderId: result.orderId, result, events: [], view: null });
+      const early = recent.current.filter((m) => m.data && (m.data.orderId || m.data.order_id) === result.orderId);
+      setFollowed({ orderId: result.orderId, result, events: early, view: null });
       refresh(result.orderId);
     } catch (exc) {
       setSubmitError(exc);
