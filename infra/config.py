@@ -33,6 +33,9 @@ class DeployConfig:
         MSK cluster feeding ``order-executions``; ``None`` leaves the MSK source out.
     alarm_email
         Optional address subscribed to the alarm topic.
+    market_data_api_key
+        The platform Kite app's API key for market data (its access token lives in the broker
+        secret under ``market-data/kite``; docs/market-data.md).
     """
 
     stage: Stage
@@ -40,6 +43,7 @@ class DeployConfig:
     nat_gateways: int = 1
     msk_cluster_arn: str | None = None
     alarm_email: str | None = None
+    market_data_api_key: str | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -90,4 +94,5 @@ class DeployConfig:
             nat_gateways=int(node.try_get_context("natGateways") or 1),
             msk_cluster_arn=str(msk_arn) if msk_arn else None,
             alarm_email=str(email) if email else None,
+            market_data_api_key=str(node.try_get_context("marketDataApiKey") or "") or None,
         )

@@ -15,6 +15,7 @@ from infra.config import DeployConfig
 from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
+from infra.market import MarketDataSecret, MarketSchedules
 from infra.migrations import Migrations
 from infra.network import POSTGRES_PORT, Network
 from infra.observability import Observability
@@ -85,6 +86,13 @@ class OrderRouterStack(cdk.Stack):
         }
         redis: SettingValues = {"redis_url": cache.redis_url}
 
+        market_data = MarketDataSecret(self, "MarketDataSecret", config=config)
+        market = {
+            "market_data_source": "kite",
+            "market_data_api_key": config.market_data_api_key,
+            # The platform token has a secret of its own (docs/market-data.md).
+            "market_data_secret_arn": market_data.secret.secret_arn,
+        }
         # The WebSocket API needs ws_connect first; the pushers need the API's endpoint.
         ws_connect = factory.create(
             "ws_connect",
@@ -115,6 +123,7 @@ class OrderRouterStack(cdk.Stack):
                 **postgres,
                 **redis,
                 **push,
+                **market,
                 "event_bus_name": bus.bus.event_bus_name,
                 "broker_secrets_arn": brokers.secret.secret_arn,
                 "connection_kms_key_id": connection_key.key.key_arn,
@@ -164,7 +173,8 @@ class OrderRouterStack(cdk.Stack):
         )
         reconcile = factory.create(
             "reconcile",
-            description="Finishes orders whose placement never happened (a crash mid-order)",
+            description="Finishes orders whose placement never happened (a crash mid-order) and "
+            "polls brokers for children without a final report",
             security_groups=app_sgs,
             no_dlq_reason="Started every minute by a schedule without retries: a failed run "
             "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",
@@ -177,12 +187,32 @@ class OrderRouterStack(cdk.Stack):
                 "connection_kms_key_id": connection_key.key.key_arn,
             },
         )
+        market_refresh = factory.create(
+            "market_refresh",
+            description="Scheduled market data: daily instrument master, per-minute statistics",
+            security_groups=app_sgs,
+            no_dlq_reason="Started by EventBridge Scheduler, whose next run repeats the job "
+            "(the loads are idempotent); a failed run is logged and counted.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres, **redis, **market},
+        )
         admin = factory.create(
             "admin",
             description="Admin HTTP routes: brokers and their routing status, profiles, audit",
             security_groups=app_sgs,
             no_dlq_reason=SYNCHRONOUS,
-            settings={**postgres, **redis, **push},
+            # A market refresh on demand runs the market_refresh jobs (docs/market-data.md).
+            timeout=cdk.Duration.seconds(29),
+            settings={**postgres, **redis, **push, **market},
+        )
+        rollup_analytics = factory.create(
+            "rollup_analytics",
+            description="Hourly analytics roll-ups, execution_metrics partitions and retention",
+            security_groups=app_sgs,
+            no_dlq_reason="Started every 15 minutes by a schedule without retries: a failed "
+            "run leaves the watermark where it was and the next run rolls the same hours.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres},
         )
         migrate = factory.create(
             "migrate",
@@ -209,7 +239,9 @@ class OrderRouterStack(cdk.Stack):
             outbox_relay,
             reconcile,
             migrate,
+            rollup_analytics,
             admin,
+            market_refresh,
         ):
             database.app_secret.grant_read(fn)
         database.admin_secret.grant_read(migrate)
@@ -217,6 +249,8 @@ class OrderRouterStack(cdk.Stack):
             bus.bus.grant_put_events_to(fn)
         for fn in (route_order, broker_connections, broker_webhook, reconcile):
             brokers.secret.grant_read(fn)
+        for fn in (route_order, market_refresh, admin):
+            market_data.secret.grant_read(fn)
         # Only the link flows seal tokens; placing and reconciling orders only open them.
         connection_key.grant_seal(broker_connections)
         for fn in (route_order, reconcile):
@@ -227,6 +261,8 @@ class OrderRouterStack(cdk.Stack):
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
         bus.schedule_reconciler(reconcile)
+        MarketSchedules(self, "MarketData", function=market_refresh)
+        bus.schedule_rollup(rollup_analytics)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 
@@ -271,6 +307,10 @@ class OrderRouterStack(cdk.Stack):
             "UserPoolClientId": (auth.audience, "Dashboard app client id (JWT audience)"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
+            "MarketDataSecretArn": (
+                market_data.secret.secret_arn,
+                "Platform Kite token for market data (JSON: market-data/kite)",
+            ),
             "ConnectionKeyArn": (connection_key.key.key_arn, "KMS key of traders' broker tokens"),
             "DatabaseProxyEndpoint": (database.proxy.endpoint, "RDS Proxy for the functions"),
             "DatabaseClusterArn": (database.cluster.cluster_arn, "For aws rds-data (Data API)"),

@@ -21,7 +21,9 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from local import seed
+from local.runtime import MarketFeed
 from local.simulators.fleet import INSTRUMENTS, Fleet, start_fleet
+from local.simulators.kite import KiteSimulator
 from shared.adapters.postgres.brokers import PostgresBrokerRepository
 from shared.adapters.postgres.pool import Database
 from shared.adapters.postgres.profiles import PostgresProfileRepository
@@ -132,3 +134,16 @@ def link_trader(service: BrokerLinkService, fleet: Fleet, user_id: str) -> list[
     token = fleet.simulators["dhan"].sim.issue_token()
     views.append(service.put_token(user_id, BROKER_IDS["dhan"], token))
     return views
+
+
+def market_feed(fleet: Fleet) -> MarketFeed:
+    """Local mode's market data: the fleet's Kite simulator, on a platform session of its own.
+
+    The simulator accepts one more access token, the platform's (not a trader's), which the
+    handlers read from the secret store as in AWS (docs/market-data.md).
+    """
+    kite = fleet.simulators["kite"]
+    token = secrets.token_hex(16)
+    assert isinstance(kite.sim, KiteSimulator)
+    kite.sim.tokens.add(token)
+    return MarketFeed(url=kite.url, api_key=kite.sim.api_key, token=token)

@@ -81,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         enforce_market_hours=not args.ignore_market_hours,
         workers=args.workers,
+        market_interval_s=args.market_interval,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -128,7 +129,7 @@ def _check_ports(config: RuntimeConfig) -> None:
 
 
 def _run_services(config: RuntimeConfig) -> int:
-    from local.brokers import connection_key, start_simulated_brokers
+    from local.brokers import connection_key, market_feed, start_simulated_brokers
     from local.internal_server import new_credentials
     from local.runtime import (
         LocalRuntime,
@@ -164,6 +165,7 @@ def _run_services(config: RuntimeConfig) -> int:
         watchdog.start()
         database_url, applied = _prepare_database(postgres)
         fleet = start_simulated_brokers(config.api_url)
+        market = market_feed(fleet)
         apply_environment(
             handler_environment(
                 config,
@@ -173,6 +175,7 @@ def _run_services(config: RuntimeConfig) -> int:
                 credentials=credentials,
                 broker_secrets=fleet.secrets,
                 connection_key=connection_key(config.data_dir),
+                market=market,
             )
         )
         _write_private(
@@ -182,11 +185,18 @@ def _run_services(config: RuntimeConfig) -> int:
                     "endpoint": config.internal_url,
                     "accessKeyId": credentials.access_key_id,
                     "secretAccessKey": credentials.secret_access_key,
+                    # order-router refresh-market calls the simulator as the platform does.
+                    "marketData": {
+                        "url": market.url,
+                        "apiKey": market.api_key,
+                        "token": market.token,
+                    },
                 }
             ),
         )
         brokers, profiles = _seed(redis_server.url, fleet)
         linked = _link_local_trader(fleet)
+        market_line = _load_market()
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
         lines = [
             f"order-router local mode, data in {config.data_dir}",
@@ -204,6 +214,8 @@ def _run_services(config: RuntimeConfig) -> int:
                 for name, running in fleet.simulators.items()
             ),
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
+            f"  Quotes      {market.url} (the Kite simulator's /quote, /instruments); "
+            f"{market_line}",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
@@ -282,6 +294,21 @@ def _prepare_database(postgres: Any) -> tuple[str, list[str]]:
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
     url = str(postgres.url_for(DATABASE))
     return url, apply_migrations(url)
+
+
+def _load_market() -> str:
+    """Load the day's instrument master from the simulator, as the 08:40 IST schedule does."""
+    from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
+    from shared.wiring import get_wiring
+
+    try:
+        report = get_wiring().market_refresh.load_instruments()
+    except (MarketDataUnavailableError, DataUnavailableError) as exc:
+        return f"instrument load failed: {exc}"
+    return (
+        f"instruments loaded: {report.listed} listed, {report.written} written, "
+        f"{report.unchanged} unchanged, {report.bad_rows} bad rows, {report.no_band} without band"
+    )
 
 
 def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
@@ -748,6 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(handler=_cmd_watch)
     _add_quarantine_parser(sub)
     _kill_switch_parser(sub)
+    _refresh_market_parser(sub)
     return parser
 
 
@@ -774,6 +802,12 @@ def _run_parser(sub: Any) -> None:
     )
     run.add_argument("--verbose", action="store_true", help="handler logs and metrics too")
     run.add_argument(
+        "--market-interval",
+        type=float,
+        default=60.0,
+        help="market-statistics refresh period (s)",
+    )
+    run.add_argument(
         "--ignore-market-hours",
         action="store_true",
         help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
@@ -797,6 +831,66 @@ def _kill_switch_parser(sub: Any) -> None:
     kill.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     kill.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
     kill.set_defaults(handler=_cmd_kill_switch)
+
+
+def _refresh_market_parser(sub: Any) -> None:
+    refresh = sub.add_parser(
+        "refresh-market",
+        help="load the instrument master and/or refresh market statistics of a running `run`",
+    )
+    refresh.add_argument("--job", choices=["instruments", "statistics", "all"], default="all")
+    refresh.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="the running `run`'s")
+    refresh.add_argument("--pg-port", type=int, default=DEFAULT_PG_PORT, help="the run's Postgres")
+    refresh.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
+    refresh.set_defaults(handler=_cmd_refresh_market)
+
+
+def _running_market(data_dir: Path) -> dict[str, str]:
+    """The market-data simulator of the `run` using ``data_dir`` (from its credentials file)."""
+    path = data_dir / CREDENTIALS_FILE
+    try:
+        feed = json.loads(path.read_text())["marketData"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"no running `order-router run` found in {data_dir} ({path})") from exc
+    return {key: str(feed[key]) for key in ("url", "apiKey", "token")}
+
+
+def _cmd_refresh_market(args: argparse.Namespace) -> int:
+    """Run the market-data jobs against a running local mode's stores and simulator."""
+    from local.runtime import DATABASE, HOST, MARKET_TOKEN_REF
+    from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
+    from shared.settings import Settings
+    from shared.wiring import Wiring
+
+    feed = _running_market(Path(args.data_dir))
+    settings = Settings(
+        stage="local",
+        database_url=f"postgresql://postgres@{HOST}:{args.pg_port}/{DATABASE}",
+        redis_url=f"redis://{HOST}:{args.redis_port}/0",
+        db_pool_min=0,
+        db_pool_max=1,
+        market_data_source="kite",
+        market_data_base_url=feed["url"],
+        market_data_api_key=feed["apiKey"],
+        broker_secrets_json=json.dumps({MARKET_TOKEN_REF: feed["token"]}),
+    )
+    wiring = Wiring(settings)
+    results: dict[str, Any] = {}
+    try:
+        if args.job in ("instruments", "all"):
+            results["instruments"] = wiring.market_refresh.load_instruments().as_dict()
+        if args.job in ("statistics", "all"):
+            results["statistics"] = wiring.market_refresh.refresh_statistics().as_dict()
+    except DataUnavailableError as exc:
+        raise CliError(
+            f"Postgres on port {args.pg_port} does not answer: is `order-router run` running?"
+        ) from exc
+    except MarketDataUnavailableError as exc:
+        raise CliError(f"market data unavailable: {exc}") from exc
+    finally:
+        wiring.close()
+    print(json.dumps(results, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,22 @@ BUS_NAME = "order-router"
 DATABASE = "order_router"
 SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 REGION = "ap-south-1"
+MARKET_TOKEN_REF = "market-data/kite"  # noqa: S105 - a secret-store reference
+
+
+@dataclass(frozen=True)
+class MarketFeed:
+    """The Kite simulator local mode takes its market data from, and the platform credential.
+
+    The token is the platform's own session at the simulator (not a trader's), stored under
+    ``market-data/kite`` as in AWS (docs/market-data.md).
+    """
+
+    url: str
+    api_key: str
+    token: str
+
+
 FUNCTIONS = (
     "route_order",
     "broker_webhook",
@@ -65,6 +81,8 @@ FUNCTIONS = (
     "reconcile",
     "admin",
     "broker_connections",
+    "market_refresh",
+    "rollup_analytics",
 )
 POOLED_FUNCTIONS = ("route_order", "broker_webhook", "track_execution")
 """The functions that get N containers (worker processes) with ``run --workers N``."""
@@ -77,6 +95,8 @@ TIMEOUTS_S = {
     "broker_connections": 29,
     "outbox_relay": 60,
     "reconcile": 60,
+    "market_refresh": 300,
+    "rollup_analytics": 300,
 }
 """Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
@@ -96,6 +116,8 @@ class RuntimeConfig:
     redis_port: int = 63799
     relay_interval_s: float = 5.0
     reconcile_interval_s: float = 10.0
+    rollup_interval_s: float = 60.0
+    """The analytics roll-up (every 15 minutes in AWS): each run only rolls what closed."""
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
     poll_after_s: float = 15.0
     """Children without a terminal report this long are polled by the reconcile timer (shorter
@@ -105,6 +127,8 @@ class RuntimeConfig:
     """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
     workers: int = 1
     """Containers per function of :data:`POOLED_FUNCTIONS`; 1 runs them in this process."""
+    market_interval_s: float = 60.0
+    """Period of the market-statistics refresh (EventBridge Scheduler's minute in AWS)."""
 
     @property
     def api_url(self) -> str:
@@ -165,6 +189,7 @@ def handler_environment(
     credentials: InternalCredentials,
     broker_secrets: dict[str, str] | None = None,
     connection_key: str | None = None,
+    market: MarketFeed | None = None,
 ) -> dict[str, str]:
     """Every environment variable the handlers read in local mode.
 
@@ -182,6 +207,8 @@ def handler_environment(
         More broker secrets (the simulated brokers' webhook and app secrets).
     connection_key
         The local key-encryption key of traders' broker tokens (64 hex characters).
+    market
+        The Kite simulator serving market data; ``None`` prices from the profiles.
 
     Returns
     -------
@@ -205,8 +232,15 @@ def handler_environment(
         jwt_issuer=LOCAL_ISSUER,
         jwt_audience=AUDIENCE,
         local_jwt_secret=secret,
-        broker_secrets_json=json.dumps(seed.webhook_secrets() | (broker_secrets or {})),
+        broker_secrets_json=json.dumps(
+            seed.webhook_secrets()
+            | (broker_secrets or {})
+            | ({MARKET_TOKEN_REF: market.token} if market is not None else {})
+        ),
         local_connection_key=connection_key,
+        market_data_source="kite" if market is not None else "profiles",
+        market_data_base_url=market.url if market is not None else None,
+        market_data_api_key=market.api_key if market is not None else None,
         # One process serves every request (Lambda gives each its own container): room for
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
@@ -376,15 +410,25 @@ class Schedule:
     invoker
         Runs the handler.
     function
-        ``outbox_relay`` or ``reconcile``.
+        ``outbox_relay``, ``reconcile`` or ``market_refresh``.
     interval_s
         Time between runs.
+    detail
+        The event to send (a Scheduler schedule's input); ``None`` sends an EventBridge
+        scheduled event.
     """
 
-    def __init__(self, invoker: Invoker, function: str, interval_s: float) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        function: str,
+        interval_s: float,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
         self._invoker = invoker
         self._function = function
         self._interval_s = interval_s
+        self._input = detail
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=function, daemon=True)
 
@@ -411,6 +455,9 @@ class Schedule:
                 "resources": [],
                 "detail": {},
             }
+            if self._input is not None:
+                # EventBridge Scheduler delivers the schedule's own input instead.
+                event = dict(self._input)
             try:
                 result = self._invoker.invoke(self._function, event)
             except Exception:  # a failed run is retried by the next tick, as in AWS
@@ -499,6 +546,13 @@ class LocalRuntime:
         schedules = [
             Schedule(self.invoker, "outbox_relay", self.config.relay_interval_s),
             Schedule(self.invoker, "reconcile", self.config.reconcile_interval_s),
+            Schedule(
+                self.invoker,
+                "market_refresh",
+                self.config.market_interval_s,
+                {"job": "statistics"},
+            ),
+            Schedule(self.invoker, "rollup_analytics", self.config.rollup_interval_s),
         ]
         await asyncio.to_thread(self.invoker.start_workers)
         self.bus.start()

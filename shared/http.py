@@ -37,6 +37,7 @@ from shared.domain.errors import (
     InvalidRequestError,
     LinkRefusedError,
     MalformedPayloadError,
+    MarketDataUnavailableError,
     NoEligibleBrokerError,
     NotFoundError,
     RiskRejectedError,
@@ -56,6 +57,7 @@ STATUS_BY_ERROR: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidRequestError, 422),
     (InvalidLinkError, 400),
     (LinkRefusedError, 422),
+    (MarketDataUnavailableError, 503),
 )
 
 RETRY_AFTER_S = 5
@@ -163,7 +165,9 @@ def describe(error: DomainError) -> tuple[int, dict[str, Any]]:
     field = getattr(error, "field", None)
     if field is not None and "field" not in extra:
         extra["field"] = field
-    if status == 503:
+    if status == 503 and not isinstance(error, MarketDataUnavailableError):
+        # A market-data refusal says why (an expired platform token, Kite down): only admins
+        # trigger one, and the reason is what they act on; a database's stays private.
         message = "the service is temporarily unavailable; retry shortly"
     if status == 500:
         message = "internal error"

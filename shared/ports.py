@@ -35,11 +35,12 @@ from shared.domain.contracts import DomainEvent, MessageType
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.history import HistoryQuery
 from shared.domain.identity import TraderIdentity
+from shared.domain.market import MarketQuote, MarketStatistics
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, KillSwitch
-from shared.domain.settlement import BrokerLookup
+from shared.domain.settlement import BrokerLookup, quantity_moved_on
 
 
 class BrokerRepository(Protocol):
@@ -230,11 +231,9 @@ class TrackedExecution:
 
     @property
     def late(self) -> bool:
-        """A report stored for a child that had timed out (its quantity went elsewhere)."""
+        """A report stored for a child that had timed out and whose quantity went elsewhere."""
         return (
-            self.status == "recorded"
-            and self.child is not None
-            and self.child.status is ChildOrderStatus.TIMED_OUT
+            self.status == "recorded" and self.child is not None and quantity_moved_on(self.child)
         )
 
 
@@ -349,6 +348,30 @@ class AnalyticsCache(Protocol):
 
     def put(self, user_id: str, days: int, analytics: ExecutionAnalytics) -> None:
         """Remember ``analytics`` for the cache's time to live."""
+        ...
+
+
+class RollupRepository(Protocol):
+    """Hourly analytics roll-ups and the time partitions of ``execution_metrics``."""
+
+    def rolled_through(self) -> datetime | None:
+        """The watermark: every hour before it is rolled up (``None`` before the first run)."""
+        ...
+
+    def earliest_activity(self) -> datetime | None:
+        """When the oldest stored execution happened (``None`` when none is stored)."""
+        ...
+
+    def roll_hours(self, start: datetime, end: datetime) -> int:
+        """Roll the hours of ``[start, end)`` again from the raw rows (idempotent)."""
+        ...
+
+    def ensure_partitions(self, start: datetime, end: datetime) -> int:
+        """Create the missing partitions covering ``[start, end)``; how many were created."""
+        ...
+
+    def drop_partitions_before(self, cutoff: datetime) -> int:
+        """Drop the raw partitions wholly before ``cutoff`` (never the roll-ups)."""
         ...
 
 
@@ -635,6 +658,14 @@ class InstrumentRepository(Protocol):
         """Create or replace a record (the daily load, local seeding)."""
         ...
 
+    def upsert_many(self, instruments: Sequence[Instrument]) -> int:
+        """Create or replace records at once; return how many were created or changed.
+
+        A record already stored with the same trading rules and band is left alone (not
+        counted), so a repeated load writes nothing.
+        """
+        ...
+
 
 # -- Real brokers' order APIs (Kite, Upstox, Dhan) ----------------------------------------------
 
@@ -856,6 +887,12 @@ class BrokerLinkStore(Protocol):
         """Consume a state once: its ``(user_id, broker_id)``; ``None`` if unknown or used."""
         ...
 
+    def list_all(
+        self, *, limit: int, broker_id: str | None = None, status: LinkStatus | None = None
+    ) -> list[BrokerLink]:
+        """Every trader's links (operators' view), most recently changed first."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LinkedSession:
@@ -903,4 +940,55 @@ class TraderAccounts(Protocol):
 
     def token_rejected(self, user_id: str, broker_id: str) -> None:
         """The broker refused the token (``TokenException``): the link becomes EXPIRED."""
+        ...
+
+
+# -- market data (docs/market-data.md) ------------------------------------------------------------
+
+InstrumentKey = tuple[Exchange, str]
+"""``(exchange, symbol)``."""
+
+
+class MarketDataSource(Protocol):
+    """A broker's market-data API on the platform's own connection (no trader's).
+
+    Failures raise ``MarketDataUnavailableError`` with the reason.
+    """
+
+    max_quotes_per_call: int
+    """How many instruments one :meth:`quotes` call may ask for."""
+
+    def quotes(self, instruments: Sequence[InstrumentKey]) -> dict[InstrumentKey, MarketQuote]:
+        """Quotes of ``instruments``; an instrument the source does not know is absent."""
+        ...
+
+    def instrument_rows(self, exchange: Exchange) -> Iterable[Mapping[str, str | None]]:
+        """The rows of the day's instruments dump of ``exchange``, by the dump's column names."""
+        ...
+
+
+class QuoteCache(Protocol):
+    """Quotes shared by every container for about a second.
+
+    Failures raise ``CacheUnavailableError``.
+    """
+
+    def get(self, key: InstrumentKey) -> MarketQuote | None:
+        """The cached quote, or ``None`` when absent or expired."""
+        ...
+
+    def put(self, quotes: Sequence[MarketQuote]) -> None:
+        """Cache quotes for the cache's time to live."""
+        ...
+
+
+class MarketStatisticsStore(Protocol):
+    """The market statistics of the broker profiles (spread, depth, volume, last price)."""
+
+    def routed_symbols(self) -> list[str]:
+        """Every symbol some broker has a profile for (the symbols the router routes)."""
+        ...
+
+    def apply(self, statistics: Sequence[MarketStatistics]) -> int:
+        """Write each symbol's statistics into all its profiles; return the rows changed."""
         ...

@@ -57,7 +57,15 @@ class Settings(BaseSettings):
     profile_cache_ttl_s: int = Field(default=300, ge=1)
     market_data_ttl_s: float = Field(default=1.0, gt=0)
     profile_max_age_s: int = Field(default=86_400, ge=1)
-    ewma_alpha: float = Field(default=0.1, gt=0, le=1)
+    ewma_alpha: float = Field(default=0.02, gt=0, le=1)
+    """What one outcome discounts of a profile's earlier evidence: it keeps ``1 - ewma_alpha``
+    (docs/routing-engine.md, "Learning")."""
+    exploration: bool = True
+    """Thompson sampling within a bounded cost on submitted orders (docs/routing-engine.md)."""
+    exploration_seed: int | None = None
+    """Seed of the exploration draws (benchmarks replay a run); ``None`` draws from the OS."""
+    exploration_max_inr: float = Field(default=10.0, ge=0)
+    exploration_max_bps: float = Field(default=5.0, ge=0)
     broker_timeout_ms: int = Field(default=2_000, ge=10)
     analytics_cache_ttl_s: int = Field(default=60, ge=1)
     reconcile_after_s: float = Field(default=120.0, gt=0)
@@ -71,6 +79,21 @@ class Settings(BaseSettings):
     """Children placed longer ago than this are no longer polled (day orders end with the day)."""
     poll_batch: int = Field(default=100, ge=1, le=1_000)
     """Children polled per reconciler run."""
+
+    # Analytics roll-ups, partitions and retention (docs/data-layer.md)
+    rollup_settle_s: int = Field(default=300, ge=0)
+    """An hour is rolled up this long after it ends: a transaction stamped inside it has
+    committed by then (statements are bounded far below it)."""
+    rollup_recheck_hours: int = Field(default=2, ge=0)
+    """Closed hours each run rolls again, folding in rows that arrived after their hour."""
+    rollup_max_hours: int = Field(default=744, ge=1)
+    """Hours one run rolls at most (a month); a lagging job catches up over several runs."""
+    partition_ahead_days: int = Field(default=62, ge=1)
+    """Monthly partitions of ``execution_metrics`` are created this far ahead."""
+    rollup_statement_timeout_ms: int = Field(default=240_000, ge=1_000)
+    """The roll-up job's statements read hours of raw rows: their own, longer timeout."""
+    execution_retention_days: int = Field(default=400, ge=2)
+    """Raw execution rows older than this are dropped a partition at a time; roll-ups stay."""
 
     # Pre-trade risk (docs/risk.md); per-trader overrides live in trader_risk_limits
     enforce_market_hours: bool = True
@@ -101,6 +124,23 @@ class Settings(BaseSettings):
     """KMS key (ARN or alias) that wraps the connections' data keys (AWS)."""
     local_connection_key: SecretStr | None = None
     """64 hex characters: local mode's key-encryption key when there is no KMS key."""
+
+    # Market data (docs/market-data.md)
+    market_data_source: Literal["profiles", "kite"] = "profiles"
+    """``kite``: quotes and the instrument master from Kite's market-data API on the platform's
+    own connection; ``profiles``: the profiles' last prices (tests, a stage without one)."""
+    market_data_base_url: str = "https://api.kite.trade"
+    """Kite's API root, or the local Kite simulator's URL in local mode."""
+    market_data_api_key: str | None = None
+    """The platform Kite app's API key (not a trader's)."""
+    market_data_token_ref: str = "market-data/kite"  # noqa: S105 (a reference, not a secret)
+    market_data_secret_arn: str | None = None
+    """The secret holding the token (AWS: its own, apart from the brokers'); unset reads it from
+    the broker secret store (local mode, tests)."""
+    """Secret-store reference of the platform session's access token."""
+    market_data_timeout_ms: int = Field(default=2_000, ge=10)
+    market_quote_max_age_s: float = Field(default=30.0, gt=0)
+    """A quote the exchange stamped longer ago than this is stale: not used, with a reason."""
 
     @model_validator(mode="after")
     def _database_configured(self) -> Settings:

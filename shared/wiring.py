@@ -7,7 +7,8 @@ a :class:`Wiring` from their own settings and may replace any part through ``ove
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
@@ -33,16 +34,26 @@ if TYPE_CHECKING:
     from shared.adapters.postgres.risk import PostgresRiskState
     from shared.adapters.redis.client import RedisGuard
     from shared.adapters.redis.connections import RedisConnectionRegistry
+    from shared.adapters.redis.quote_cache import RedisQuoteCache
     from shared.adapters.redis.rate_counter import RedisRateCounter
-    from shared.ports import BrokerSessions, EventPublisher, MarketData, SecretSealer, SecretStore
+    from shared.ports import (
+        BrokerSessions,
+        EventPublisher,
+        MarketData,
+        MarketDataSource,
+        SecretSealer,
+        SecretStore,
+    )
     from shared.services.admin import AdminService
     from shared.services.analytics import AnalyticsService
     from shared.services.broker_links import BrokerLinkService
     from shared.services.connections import ConnectionService
+    from shared.services.market import MarketRefresh
     from shared.services.orders import OrderQueries
     from shared.services.profiles import ProfileService
     from shared.services.reconcile import Reconciler
     from shared.services.risk import CachedInstruments, RiskService
+    from shared.services.rollup import RollupJob
     from shared.services.routing import RoutingService
     from shared.services.tracking import ExecutionTracker
     from shared.services.webhooks import WebhookService
@@ -179,7 +190,21 @@ class Wiring:
 
     @cached_property
     def market(self) -> MarketData:
-        """Arrival quotes: the profiles' last prices, cached in process for one second."""
+        """Arrival quotes: the market-data source's (``kite``) or the profiles' last prices.
+
+        Either way cached for ``market_data_ttl_s`` (one second): in Redis, shared by every
+        container, for the source's; in process for the profiles'.
+        """
+        if self.settings.market_data_source == "kite":
+            from shared.services.market import LiveMarketData
+
+            return LiveMarketData(
+                self.market_source,
+                self.quote_cache,
+                clock=self.clock,
+                max_age_s=self.settings.market_quote_max_age_s,
+                service_name=self.settings.service_name,
+            )
         from shared.services.profiles import CachedMarketData, ProfileQuotes
 
         return CachedMarketData(ProfileQuotes(self.profiles), ttl_s=self.settings.market_data_ttl_s)
@@ -390,10 +415,24 @@ class Wiring:
             market=self.market,
             risk=self.risk,
             clock=utc_now,
-            engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
+            engine_config=EngineConfig(
+                max_profile_age_s=self.settings.profile_max_age_s,
+                evidence_discount=1 - self.settings.ewma_alpha,
+                exploration_max_inr=self.settings.exploration_max_inr,
+                exploration_max_bps=self.settings.exploration_max_bps,
+            ),
             alpha=self.settings.ewma_alpha,
+            explore=self._exploration_seeds(),
             access=self.broker_links.unavailable,
         )
+
+    def _exploration_seeds(self) -> Callable[[], int] | None:
+        # Randomness enters here, never in the domain: the engine gets one seed per order.
+        if not self.settings.exploration:
+            return None
+        seed = self.settings.exploration_seed
+        source = random.Random(seed) if seed is not None else random.SystemRandom()  # noqa: S311
+        return lambda: source.getrandbits(63)
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -490,6 +529,84 @@ class Wiring:
             brokers=self.brokers,
             clock=utc_now,
             new_state=lambda: secrets.token_urlsafe(32),
+        )
+
+    @cached_property
+    def market_source(self) -> MarketDataSource:
+        """Kite's market-data API on the platform's connection (key in settings, token secret)."""
+        from shared.adapters.brokers.kite_market import KiteMarketData
+        from shared.adapters.secrets import SecretsManagerStore
+
+        ref = self.settings.market_data_token_ref
+        arn = self.settings.market_data_secret_arn
+        store = SecretsManagerStore(arn) if arn else self.secrets
+
+        def token() -> str:
+            current = store.get(ref)
+            return current[0] if current else ""
+
+        return KiteMarketData(
+            api_key=self.settings.market_data_api_key or "",
+            access_token=token,
+            base_url=self.settings.market_data_base_url,
+            timeout_s=self.settings.market_data_timeout_ms / 1000,
+        )
+
+    @cached_property
+    def quote_cache(self) -> RedisQuoteCache:
+        """Quotes shared by every container for ``market_data_ttl_s``."""
+        from shared.adapters.redis.quote_cache import RedisQuoteCache
+
+        return RedisQuoteCache(
+            self.redis,
+            ttl_ms=max(1, int(self.settings.market_data_ttl_s * 1000)),
+            prefix=self.settings.redis_key_prefix,
+            guard=self.redis_guard,
+        )
+
+    @cached_property
+    def market_refresh(self) -> MarketRefresh:
+        """The scheduled market-data jobs (``market_refresh``; ``order-router refresh-market``)."""
+        from shared.adapters.postgres.market import PostgresMarketStatistics
+        from shared.services.market import MarketRefresh
+
+        profiles = self.profiles
+
+        def refresh_profiles(symbols: Sequence[str]) -> None:
+            for symbol in symbols:
+                profiles.refresh(symbol)
+
+        return MarketRefresh(
+            source=self.market_source,
+            instruments=self.instruments,
+            statistics=PostgresMarketStatistics(self.database),
+            cache=self.quote_cache,
+            on_statistics=refresh_profiles,
+            clock=self.clock,
+            max_age_s=self.settings.market_quote_max_age_s,
+        )
+
+    @cached_property
+    def rollup_job(self) -> RollupJob:
+        """Hourly analytics roll-ups, partitions ahead and retention of execution_metrics."""
+        from datetime import timedelta
+
+        from shared.adapters.postgres.rollups import PostgresRollups
+        from shared.services.rollup import RollupJob, RollupPolicy
+
+        settings = self.settings
+        return RollupJob(
+            PostgresRollups(
+                self.database, statement_timeout_ms=settings.rollup_statement_timeout_ms
+            ),
+            clock=utc_now,
+            policy=RollupPolicy(
+                settle=timedelta(seconds=settings.rollup_settle_s),
+                recheck_hours=settings.rollup_recheck_hours,
+                max_hours=settings.rollup_max_hours,
+                partition_ahead=timedelta(days=settings.partition_ahead_days),
+                retention=timedelta(days=settings.execution_retention_days),
+            ),
         )
 
     def close(self) -> None:

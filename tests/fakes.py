@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -181,6 +181,16 @@ class FakeInstruments:
 
     def upsert(self, instrument: Instrument) -> None:
         self.instruments[(instrument.symbol, instrument.exchange)] = instrument
+
+    def upsert_many(self, instruments: Sequence[Instrument]) -> int:
+        changed = 0
+        for instrument in instruments:
+            key = (instrument.symbol, instrument.exchange)
+            old = self.instruments.get(key)
+            if old is None or replace(old, updated_at=instrument.updated_at) != instrument:
+                changed += 1
+                self.instruments[key] = instrument
+        return changed
 
     def _wide(self, symbol: str, exchange: Exchange) -> Instrument:
         now = self._clock()

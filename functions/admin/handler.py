@@ -1,9 +1,10 @@
 """admin: the operators' API (Cognito group ADMIN; API Gateway HTTP API v2 -> Powertools).
 
 Brokers (register, update, routing status with a reason, audited and pushed), learned profiles,
-quarantined reports and the audit trail. Every route requires the ADMIN group: the caller is
-checked in :func:`screen` before Powertools reads a query or a body, so a trader learns nothing
-about the admin API's schema (403), and a request without claims is a 401.
+quarantined reports, the audit trail, and a market-data refresh on demand. Every route requires
+the ADMIN group: the caller is checked in :func:`screen` before Powertools reads a query or a
+body, so a trader learns nothing about the admin API's schema (403), and a request without
+claims is a 401.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from shared.domain.admin import (
     StatusChange,
     admin_from_claims,
 )
+from shared.domain.broker_links import LinkStatus
 from shared.domain.contracts import ADMIN_PREFIX, ApiPath, resolver_path
 from shared.domain.errors import DomainError
+from shared.domain.market import MarketRefreshRequest, MarketRefreshResult
 from shared.domain.models import BROKER_ID_PATTERN, SYMBOL_PATTERN
 from shared.http import (
     MAX_JSON_DEPTH,
@@ -48,6 +51,7 @@ from shared.http import (
     read_json_object,
 )
 from shared.observability import NAMESPACE, SERVICE, traced
+from shared.services.broker_links import TraderConnectionList
 
 if TYPE_CHECKING:
     from shared.wiring import Wiring
@@ -85,7 +89,8 @@ _ERRORS: dict[int, str] = {
     415: "Content-Type is not application/json (UTF-8)",
     422: "The request breaks the schema (a missing reason, an unknown status); `details` names it",
     500: "Internal error (a bug; logged)",
-    503: "Postgres does not answer; retry after `Retry-After` seconds",
+    503: "Postgres (or, for a market refresh, the market-data source) does not answer; retry "
+    "after `Retry-After` seconds",
 }
 _ADMIN = (401, 403, 422, 503)
 _JSON_BODY = (400, 413, 415)
@@ -225,6 +230,41 @@ def handle_list_audit(
     """The administrative audit trail, newest first."""
     _actor()
     return _ok(AuditList(entries=tuple(_wiring().admin.audit(limit=limit, broker_id=broker_id))))
+
+
+@app.get(
+    resolver_path(ApiPath.ADMIN_CONNECTIONS),
+    responses=_documented(TraderConnectionList, *_ADMIN),
+    security=BEARER,
+    tags=["admin"],
+)
+def handle_list_connections(
+    limit: Limit = 100,
+    broker_id: Annotated[
+        str | None, Query(alias="brokerId", pattern=BROKER_ID_PATTERN, max_length=50)
+    ] = None,
+    status: Annotated[LinkStatus | None, Query()] = None,
+) -> Response[Any]:
+    """Traders' broker connections (status, expiry, masked account; never a token)."""
+    _actor()
+    listed = _wiring().broker_links.all_connections(limit=limit, broker_id=broker_id, status=status)
+    return Response(status_code=200, content_type="application/json", body=listed.model_dump_json())
+
+
+@app.post(
+    resolver_path(ApiPath.ADMIN_MARKET_REFRESH),
+    responses=_documented(MarketRefreshResult, *_ADMIN, *_JSON_BODY),
+    security=BEARER,
+    tags=["admin"],
+)
+def handle_refresh_market(request: Annotated[MarketRefreshRequest, Body()]) -> Response[Any]:
+    """Run a market-data job now: the instrument master, or the routed symbols' statistics.
+
+    Market data that cannot be fetched is a 503 with its reason (docs/market-data.md).
+    """
+    logger.info("market refresh requested", job=request.job, actor=_actor())
+    report = _wiring().market_refresh.run(request.job)
+    return _ok(MarketRefreshResult.of(request.job, report))
 
 
 # -- errors ----------------------------------------------------------------------------------

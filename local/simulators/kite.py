@@ -1,4 +1,4 @@
-"""A local Zerodha Kite Connect v3 simulator: the order API and signed postbacks.
+"""A local Zerodha Kite Connect v3 simulator: the order API, signed postbacks and market data.
 
 Speaks https://kite.trade/docs/connect/v3/orders/ as the adapter does (see
 ``shared/adapters/brokers/kite.py``): ``X-Kite-Version: 3`` and ``Authorization: token
@@ -6,7 +6,10 @@ api_key:access_token`` on every call (403 ``TokenException`` otherwise), form-en
 ``{"status": "success", "data": ...}`` answers and ``{"status": "error", "message": ...,
 "error_type": ...}`` errors, 429 beyond the order rate limits. Postbacks are the order's JSON
 with ``checksum`` = SHA-256 hex of ``order_id + order_timestamp + api_secret``, as
-https://kite.trade/docs/connect/v3/postbacks/ describes.
+https://kite.trade/docs/connect/v3/postbacks/ describes. ``GET /quote?i=EXCHANGE:SYMBOL`` (up
+to 500) and ``GET /instruments[/{exchange}]`` (CSV with Kite's columns) serve the simulated
+market of ``local/simulators/market.py``, as https://kite.trade/docs/connect/v3/market-quotes/
+describes.
 """
 
 # Endpoints are closures over one simulator, each refusing bad calls as the broker does (many
@@ -20,7 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -31,10 +34,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
+from local.simulators._core import (
+    ErrorKind,
+    SimOrder,
+    Simulator,
+    ist_text,
+    json_bytes,
+    script_route,
+)
+from local.simulators.market import Listing, SimMarket, default_listings
 
 ORDER_TYPES = {"MARKET", "LIMIT", "SL", "SL-M"}
 PRODUCTS = {"CNC", "MIS", "NRML"}
+MAX_QUOTES = 500
 _TAG = re.compile(r"^[A-Za-z0-9]{1,20}$")
 
 FAILURES: dict[ErrorKind, tuple[int, str, str]] = {
@@ -82,6 +94,8 @@ class KiteSimulator(Simulator):
         Where postbacks go.
     per_second, per_minute
         Order limits (Kite's published 10/s and 200/min by default).
+    listings
+        The instruments of its market (``local.simulators.market``).
     """
 
     def __init__(
@@ -96,6 +110,7 @@ class KiteSimulator(Simulator):
         user_id: str = "AB1234",
         redirect_url: str = "http://127.0.0.1/kite/callback",
         clock: Callable[[], datetime] | None = None,
+        listings: Iterable[Listing] | None = None,
     ) -> None:
         super().__init__(
             "2512",
@@ -111,6 +126,9 @@ class KiteSimulator(Simulator):
         self.redirect_url = redirect_url
         """The app's registered redirect URL, where the login page sends the trader back."""
         self.tokens.add(access_token)
+        self.market = SimMarket(self.book, self.clock)
+        """What ``/quote`` and ``/instruments`` serve (the seed's symbols unless ``listings``)."""
+        self.market.add(default_listings() if listings is None else listings)
 
     def render(self, order: SimOrder) -> dict[str, Any]:
         """Kite's order-book entry."""
@@ -365,10 +383,38 @@ def build_app(sim: KiteSimulator) -> Starlette:
             }
         )
 
+    async def quote(request: Request) -> Response:
+        refused = await gate(request, order_call=False)
+        if refused is not None:
+            return refused
+        wanted = request.query_params.getlist("i")
+        if not wanted:
+            return _error(400, "InputException", "No instruments specified.")
+        if len(wanted) > MAX_QUOTES:
+            return _error(400, "InputException", f"At most {MAX_QUOTES} instruments.")
+        data = {}
+        for key in wanted:
+            exchange, _, symbol = key.partition(":")
+            found = sim.market.quote(exchange, symbol)
+            if found is not None:
+                data[key] = found
+        return _success(data)
+
+    async def instruments(request: Request) -> Response:
+        refused = await gate(request, order_call=False)
+        if refused is not None:
+            return refused
+        exchange = request.path_params.get("exchange")
+        return Response(sim.market.dump(exchange), media_type="text/csv")
+
     return Starlette(
         routes=[
+            script_route(sim),
             Route("/connect/login", login, methods=["GET"]),
             Route("/session/token", session_token, methods=["POST"]),
+            Route("/quote", quote, methods=["GET"]),
+            Route("/instruments", instruments, methods=["GET"]),
+            Route("/instruments/{exchange}", instruments, methods=["GET"]),
             Route("/orders", orders, methods=["GET"]),
             Route("/orders/{order_id}", history, methods=["GET"]),
             Route("/orders/{variety}", place, methods=["POST"]),

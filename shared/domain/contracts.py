@@ -115,11 +115,13 @@ class ApiPath(StrEnum):
     ADMIN_PROFILES = f"{ADMIN_PREFIX}/profiles"
     ADMIN_QUARANTINE = f"{ADMIN_PREFIX}/quarantine"
     ADMIN_AUDIT = f"{ADMIN_PREFIX}/audit"
+    ADMIN_CONNECTIONS = f"{ADMIN_PREFIX}/connections"
     BROKER_CONNECTIONS = f"{TRADER_PREFIX}/broker-connections"
     BROKER_CONNECTION = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}"
     BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"
     BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
     BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
+    ADMIN_MARKET_REFRESH = f"{ADMIN_PREFIX}/market/refresh"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")

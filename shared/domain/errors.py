@@ -168,3 +168,9 @@ class LinkRefusedError(DomainError):
     """The broker refused the session exchange or the token: nothing is stored (422)."""
 
     code = "LINK_REFUSED"
+
+
+class MarketDataUnavailableError(DomainError):
+    """The market-data source cannot be reached or refused the call (a reason, never a 500)."""
+
+    code = "MARKET_DATA_UNAVAILABLE"

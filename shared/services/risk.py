@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -82,6 +82,14 @@ class CachedInstruments:
         self._source.upsert(instrument)
         with self._lock:
             self._entries.pop((instrument.symbol, instrument.exchange), None)
+
+    def upsert_many(self, instruments: Sequence[Instrument]) -> int:
+        """Write through to the source and drop this process's copies of them."""
+        changed = self._source.upsert_many(instruments)
+        with self._lock:
+            for instrument in instruments:
+                self._entries.pop((instrument.symbol, instrument.exchange), None)
+        return changed
 
 
 class RiskService:

@@ -31,6 +31,7 @@ from local.simulators._core import RunningServer, free_port, serve
 from shared.adapters.brokers.dhan import DhanClient
 from shared.adapters.brokers.gateway import TaggedClient
 from shared.adapters.brokers.kite import KiteClient
+from shared.adapters.brokers.kite_market import KiteMarketData
 from shared.adapters.brokers.upstox import UpstoxClient
 from shared.domain.broker_orders import (
     BrokerAccount,
@@ -38,6 +39,9 @@ from shared.domain.broker_orders import (
     BrokerOrderChange,
     BrokerOrderRequest,
 )
+from shared.domain.errors import MarketDataUnavailableError
+from shared.domain.market import listing_of
+from shared.domain.models import Exchange
 
 HERE = Path(__file__).parent
 FIXTURES = sorted(HERE.glob("*/*.json"))
@@ -115,6 +119,44 @@ def call(client: TaggedClient, account: BrokerAccount, spec: Mapping[str, Any]) 
     return client.history(account, spec["order_id"], timeout_s=5)
 
 
+MARKET_OPS = {"quote", "instruments"}
+"""Calls of the market-data adapter (``KiteMarketData``), not of the order client."""
+
+
+def market_call(fixture: Mapping[str, Any], url: str) -> Any:
+    """Make a market-data call; return what it read, or ``{"unavailable": reason}``."""
+    raw = fixture["account"]
+    source = KiteMarketData(
+        api_key=raw["api_key"], access_token=lambda: str(raw["access_token"]), base_url=url
+    )
+    spec = fixture["call"]
+    try:
+        if spec["op"] == "instruments":
+            rows = list(source.instrument_rows(Exchange(spec["exchange"])))
+            listings = [listing_of(row) for row in rows]
+            return {
+                "rows": len(rows),
+                "listed": [x.symbol for x in listings if x is not None],
+                "tick_sizes": sorted({str(x.tick_size) for x in listings if x is not None}),
+            }
+        keys = [(Exchange(e), s) for e, _, s in (i.partition(":") for i in spec["instruments"])]
+        return {
+            f"{e.value}:{s}": {
+                "last_price": str(q.last_price),
+                "bid": None if q.bid is None else str(q.bid),
+                "ask": None if q.ask is None else str(q.ask),
+                "volume": q.volume,
+                "lower_circuit": str(q.lower_circuit),
+                "upper_circuit": str(q.upper_circuit),
+                "depth": q.depth,
+                "exchange_time": q.exchange_time.isoformat(),
+            }
+            for (e, s), q in source.quotes(keys).items()
+        }
+    except MarketDataUnavailableError as exc:
+        return {"unavailable": str(exc)}
+
+
 def same(recorded: Any, sent: Any) -> bool:
     """Equal, numbers compared as numbers (``"5"`` and ``5``, ``0`` and ``0.0``)."""
     if isinstance(recorded, bool) or isinstance(sent, bool):
@@ -186,17 +228,21 @@ def test_adapter_honours_the_recorded_contract(
     client = client_for(broker, fixture, server.url + prefix)
     expect = fixture["expect"]
     # WHEN the adapter makes the call
-    if "error" in expect:
+    if fixture["call"]["op"] in MARKET_OPS:
+        result: Any = market_call(fixture, server.url + prefix)
+    elif "error" in expect:
         with pytest.raises(BrokerCallError) as caught:
             call(client, account_of(fixture), fixture["call"])
-        result: Any = caught.value
+        result = caught.value
     else:
         result = call(client, account_of(fixture), fixture["call"])
     # THEN it sent what the broker documents, and read the answer as the broker means it
     assert len(state.received) == len(fixture["exchanges"])
     for exchange, got in zip(fixture["exchanges"], state.received, strict=True):
         check_request(exchange["request"], got, prefix)
-    if "error" in expect:
+    if "unavailable" in expect:
+        assert result == {"unavailable": expect["unavailable"]}
+    elif "error" in expect:
         assert result.kind.value == expect["error"]
         if "message" in expect:
             assert result.message == expect["message"]

@@ -130,3 +130,31 @@ def test_watch_count_counts_pushed_updates_not_its_subscribed_reply(runtime: Run
     assert types[0] == MessageType.SUBSCRIBED
     assert len(types) == 2
     assert types[1] != MessageType.SUBSCRIBED
+
+
+def test_refresh_market_loads_the_master_and_refreshes_statistics_from_the_simulator(
+    runtime: Runtime,
+) -> None:
+    # GIVEN a running local mode, whose start already loaded today's instruments
+    ports = (
+        f"--data-dir={runtime.data_dir}",
+        f"--pg-port={runtime.pg_port}",
+        f"--redis-port={runtime.redis_port}",
+    )
+    # WHEN both market jobs are run from the command line
+    outcome = cli("refresh-market", *ports)
+    # THEN the load changed nothing (idempotent) and every routed symbol was refreshed
+    assert outcome.returncode == 0, outcome.stdout + outcome.stderr
+    report = json.loads(outcome.stdout)
+    assert report["instruments"]["written"] == 0
+    assert report["instruments"]["unchanged"] == report["instruments"]["listed"] > 0
+    statistics = report["statistics"]
+    assert statistics["refreshed"] == statistics["symbols"] > 0
+
+
+def test_refresh_market_without_a_running_local_mode_says_so(tmp_path: Path) -> None:
+    # GIVEN a data dir no run uses WHEN the load is asked for
+    outcome = cli("refresh-market", "--job=instruments", f"--data-dir={tmp_path}")
+    # THEN one error line says no run was found, no traceback
+    assert outcome.returncode == 1
+    assert "no running `order-router run` found" in one_error_line(outcome)

@@ -214,11 +214,13 @@ async def test_a_smart_order_is_routed_and_only_its_owner_hears_about_it(
                 headers=runtime.auth(owner),
                 timeout=30,
             )
-        # THEN it is routed with allocations summing to the order
+        # THEN it is routed with planned allocations summing to the order (a cascade, e.g. a
+        # partial fill's remainder, is listed as one more allocation naming where it came from)
         assert response.status_code == 200, response.text
         result = response.json()
         assert result["allocations"]
-        assert sum(a["quantity"] for a in result["allocations"]) == ORDER["quantity"]
+        planned = [a for a in result["allocations"] if a.get("cascadedFrom") is None]
+        assert sum(a["quantity"] for a in planned) == ORDER["quantity"]
         order_id = result["orderId"]
 
         # AND within 5 s the owner's socket gets a routing and an execution update for it
@@ -484,3 +486,12 @@ def test_data_and_tokens_survive_a_restart(tmp_path: Any) -> None:
     assert analytics.status_code == 200
     assert analytics.json()["summary"]["orders"] == 1
     assert again.status_code == 200, again.text
+
+
+def test_run_loads_the_instrument_master_from_its_kite_simulator(runtime: Runtime) -> None:
+    # GIVEN the suite's run; WHEN its banner's quotes line is read
+    [quotes] = [line for line in runtime.output().splitlines() if line.startswith("  Quotes")]
+    # THEN market data comes from the Kite simulator, whose dump was loaded at start
+    assert "Kite simulator" in quotes
+    assert f"{len(seed.SYMBOLS) * 2} listed" in quotes
+    assert "0 bad rows, 0 without band" in quotes

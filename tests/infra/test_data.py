@@ -117,6 +117,7 @@ def test_services_log_in_as_the_app_role_and_only_migrate_holds_the_owner(dev: T
         "track_execution",
         "outbox_relay",
         "reconcile",
+        "rollup_analytics",
     ):
         reads = _secret_reads(dev, function)
         assert admin not in reads, function

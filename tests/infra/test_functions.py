@@ -25,6 +25,8 @@ FUNCTIONS = (
     "reconcile",
     "migrate",
     "admin",
+    "market_refresh",
+    "rollup_analytics",
 )
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
 

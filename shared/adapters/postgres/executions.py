@@ -23,14 +23,22 @@ from shared.ports import (
     QuarantinedReport,
 )
 
+# execution_metrics is partitioned by time, so the report key's uniqueness lives in
+# execution_report_keys (V012): the key is inserted first and the metrics row only with it. Two
+# transactions storing one key serialise on the key's index entry, like on a unique index.
 INSERT_ONCE = """
+WITH k AS (
+    INSERT INTO execution_report_keys (report_key) VALUES (%(report_key)s)
+    ON CONFLICT (report_key) DO NOTHING
+    RETURNING report_key
+)
 INSERT INTO execution_metrics (order_id, broker_id, symbol, execution_latency_ms, slippage_bps,
     price_improvement_bps, fill_rate, execution_quality_score, market_conditions, user_id,
     child_order_id, report_key, status, filled_quantity, fill_price, charges_inr)
-VALUES (%(order_id)s, %(broker_id)s, %(symbol)s, %(latency)s, %(slippage)s, %(pi)s, %(fill_rate)s,
-    %(quality)s, %(market)s, %(user_id)s, %(child_order_id)s, %(report_key)s, %(status)s,
-    %(filled)s, %(fill_price)s, %(charges)s)
-ON CONFLICT (report_key) DO NOTHING
+SELECT %(order_id)s, %(broker_id)s, %(symbol)s, %(latency)s, %(slippage)s, %(pi)s, %(fill_rate)s,
+    %(quality)s, %(market)s, %(user_id)s, %(child_order_id)s, k.report_key, %(status)s,
+    %(filled)s, %(fill_price)s, %(charges)s
+FROM k
 RETURNING id
 """
 
@@ -39,7 +47,7 @@ LOCK_CHILDREN = (
     f"SELECT {CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
     "WHERE c.child_order_id = ANY(%s) ORDER BY c.child_order_id FOR UPDATE OF c"
 )
-STORED_KEYS = "SELECT report_key FROM execution_metrics WHERE report_key = ANY(%s)"
+STORED_KEYS = "SELECT report_key FROM execution_report_keys WHERE report_key = ANY(%s)"
 FIND_CHILD_IDS = """
 SELECT c.broker_id, c.broker_order_id, c.child_order_id
 FROM child_orders c JOIN unnest(%s::text[], %s::text[]) AS k(broker_id, broker_order_id)

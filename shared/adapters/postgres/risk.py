@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,18 @@ ON CONFLICT (symbol, exchange) DO UPDATE SET
     price_band_upper = EXCLUDED.price_band_upper, band_date = EXCLUDED.band_date,
     updated_at = EXCLUDED.updated_at
 """
+
+# A record stored with the same rules and band is left alone, so a repeated load changes (and
+# counts) nothing; updated_at moves only when something did.
+UPSERT_INSTRUMENT_IF_CHANGED = (
+    UPSERT_INSTRUMENT
+    + """
+WHERE (instruments.tick_size, instruments.lot_size, instruments.freeze_quantity,
+    instruments.price_band_lower, instruments.price_band_upper, instruments.band_date)
+    IS DISTINCT FROM (EXCLUDED.tick_size, EXCLUDED.lot_size, EXCLUDED.freeze_quantity,
+    EXCLUDED.price_band_lower, EXCLUDED.price_band_upper, EXCLUDED.band_date)
+"""
+)
 
 _WORKING = [
     s.value
@@ -95,19 +108,33 @@ class PostgresInstrumentRepository:
 
     def upsert(self, instrument: Instrument) -> None:
         """Create or replace the record of ``(symbol, exchange)``."""
-        params = {
-            "symbol": instrument.symbol,
-            "exchange": instrument.exchange.value,
-            "tick_size": instrument.tick_size,
-            "lot_size": instrument.lot_size,
-            "freeze_quantity": instrument.freeze_quantity,
-            "band_lower": instrument.band_lower,
-            "band_upper": instrument.band_upper,
-            "band_date": instrument.band_date,
-            "updated_at": instrument.updated_at,
-        }
         with self._db.connection() as conn:
-            conn.execute(UPSERT_INSTRUMENT, params)
+            conn.execute(UPSERT_INSTRUMENT, _instrument_params(instrument))
+
+    def upsert_many(self, instruments: Sequence[Instrument]) -> int:
+        """Create or change records in one transaction; return how many rows changed."""
+        if not instruments:
+            return 0
+        with self._db.connection() as conn, conn.cursor() as cur:
+            changed = 0
+            for instrument in instruments:
+                cur.execute(UPSERT_INSTRUMENT_IF_CHANGED, _instrument_params(instrument))
+                changed += max(cur.rowcount, 0)
+        return changed
+
+
+def _instrument_params(instrument: Instrument) -> dict[str, Any]:
+    return {
+        "symbol": instrument.symbol,
+        "exchange": instrument.exchange.value,
+        "tick_size": instrument.tick_size,
+        "lot_size": instrument.lot_size,
+        "freeze_quantity": instrument.freeze_quantity,
+        "band_lower": instrument.band_lower,
+        "band_upper": instrument.band_upper,
+        "band_date": instrument.band_date,
+        "updated_at": instrument.updated_at,
+    }
 
 
 class PostgresRiskState:

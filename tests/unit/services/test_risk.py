@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -58,6 +59,11 @@ class FakeInstruments:
 
     def upsert(self, instrument: Instrument) -> None:
         self.rows[(instrument.symbol, instrument.exchange)] = instrument
+
+    def upsert_many(self, instruments: Sequence[Instrument]) -> int:
+        for instrument in instruments:
+            self.upsert(instrument)
+        return len(instruments)
 
 
 class FakeMarket:
@@ -209,3 +215,16 @@ def test_market_hours_cannot_be_switched_off_outside_local_and_test(stage: str) 
     assert not Settings(
         stage="local", database_url="postgresql://x@h/db", enforce_market_hours=False
     ).enforce_market_hours
+
+
+def test_loading_instruments_through_the_cache_drops_the_cached_copies() -> None:
+    # GIVEN a cached record
+    source = FakeInstruments(RELIANCE)
+    cached = CachedInstruments(source, ttl_s=60)
+    cached.get("RELIANCE", Exchange.NSE)
+    # WHEN the daily load writes a new band through the cache
+    moved = replace(RELIANCE, band_lower=Decimal(1200))
+    written = cached.upsert_many([moved])
+    # THEN the load's count comes back and the next read sees the new band
+    assert written == 1
+    assert cached.get("RELIANCE", Exchange.NSE) == moved
