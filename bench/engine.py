@@ -97,12 +97,19 @@ def run_case(brokers: int, split: bool, iterations: int) -> dict[str, object]:
         raise SystemExit(f"case {brokers} brokers split={split} is not a {split=} case")
     for _ in range(200):
         decide_route(request, candidates, now=NOW)
-    samples = []
-    for _ in range(iterations):
+    # Greedy and explored (Thompson draw, a second split) calls interleaved, so both see the
+    # same load on the machine; the explored call's cost is reported as a ratio to the greedy.
+    samples: list[float] = []
+    explored: list[float] = []
+    for i in range(iterations):
         start = time.perf_counter()
         decide_route(request, candidates, now=NOW)
-        samples.append(time.perf_counter() - start)
+        middle = time.perf_counter()
+        decide_route(request, candidates, now=NOW, explore_seed=i)
+        explored.append(time.perf_counter() - middle)
+        samples.append(middle - start)
     micros = [s * 1e6 for s in samples]
+    explore_micros = [s * 1e6 for s in explored]
     return {
         "brokers": brokers,
         "split": split,
@@ -110,6 +117,11 @@ def run_case(brokers: int, split: bool, iterations: int) -> dict[str, object]:
         "p50_us": round(percentile(micros, 50), 1),
         "p99_us": round(percentile(micros, 99), 1),
         "mean_us": round(statistics.fmean(micros), 1),
+        "explore_p50_us": round(percentile(explore_micros, 50), 1),
+        "explore_p99_us": round(percentile(explore_micros, 99), 1),
+        "explore_over_greedy_p50": round(
+            percentile(explore_micros, 50) / percentile(micros, 50), 2
+        ),
         "iterations": iterations,
     }
 
@@ -134,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     for case in cases:
         print(
             f"{case['brokers']:>2} brokers split={case['split']!s:<5} "
-            f"allocations={case['allocations']} p50={case['p50_us']} us p99={case['p99_us']} us"
+            f"allocations={case['allocations']} p50={case['p50_us']} us p99={case['p99_us']} us "
+            f"explored p50={case['explore_p50_us']} us ({case['explore_over_greedy_p50']}x)"
         )
 
 

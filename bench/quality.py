@@ -58,6 +58,7 @@ OBSERVATIONS = 100
 SYMBOL = "RELIANCE"
 PRICE = float(seed.SYMBOLS[SYMBOL][0])
 ORDER_SEED = 14
+EXPLORATION_SEED = 16
 USER = "quality-trader"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "quality"
 
@@ -346,6 +347,8 @@ def run(scenario: Scenario, admin_url: str, redis_url: str) -> Run:
             redis_key_prefix=f"quality:{uuid.uuid4().hex[:8]}:",
             enforce_market_hours=False,
             risk_max_open_orders=10_000_000,
+            # The exploration draws are replayed too: two runs give the same figures.
+            exploration_seed=EXPLORATION_SEED,
         )
         publisher = CollectingPublisher()
         wiring = Wiring(settings, publisher=publisher)
@@ -636,6 +639,7 @@ def main() -> None:
             "symbol": SYMBOL,
             "objective": "SMART_BALANCE",
             "order_seed": ORDER_SEED,
+            "exploration_seed": EXPLORATION_SEED,
             "paper_broker_seed": Settings.model_fields["paper_broker_seed"].default,
         },
         "truth": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import cast
 
 import aws_cdk as cdk
@@ -15,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra import nag
+from infra import capacity, nag
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
 from shared.domain.contracts import ApiPath
@@ -37,6 +38,7 @@ ADMIN_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
     (apigwv2.HttpMethod.GET, ApiPath.ADMIN_PROFILES),
     (apigwv2.HttpMethod.GET, ApiPath.ADMIN_QUARANTINE),
     (apigwv2.HttpMethod.GET, ApiPath.ADMIN_AUDIT),
+    (apigwv2.HttpMethod.GET, ApiPath.ADMIN_CONNECTIONS),
     (apigwv2.HttpMethod.POST, ApiPath.ADMIN_MARKET_REFRESH),
 )
 """The admin function's routes, behind the same JWT authorizer; the function requires ADMIN."""
@@ -56,9 +58,10 @@ WEBHOOK_ROUTES = (ApiPath.SIGNED_WEBHOOK, ApiPath.TOKEN_WEBHOOK)
 PUBLIC_ROUTES = (ApiPath.HEALTH, ApiPath.OPENAPI)
 """GET routes of route_order without an authorizer: the health check and the API document."""
 
-#: Whole-API throttle, and the tighter one for unauthenticated broker webhooks.
-API_RATE, API_BURST = 500, 1000
+#: The tighter throttle of unauthenticated broker webhooks, and the WebSocket stage's. The HTTP
+#: stage's own comes from infra/capacity.py, sized with route_order's reserved concurrency.
 WEBHOOK_RATE, WEBHOOK_BURST = 50, 100
+WS_RATE, WS_BURST = 500, 1000
 
 _ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -125,6 +128,8 @@ class HttpApi(Construct):
     admin
         The function behind the admin routes (the ADMIN group is checked by the function: an
         HTTP API JWT authorizer checks scopes, not Cognito groups).
+    dashboard_urls
+        More origins allowed by CORS: the dashboard's CloudFront URL.
     """
 
     def __init__(
@@ -138,15 +143,18 @@ class HttpApi(Construct):
         broker_webhook: lambda_.IFunction,
         broker_connections: lambda_.IFunction,
         admin: lambda_.IFunction | None = None,
+        dashboard_urls: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        sizes = capacity.for_stage(config.stage)
         self.api = apigwv2.HttpApi(
             self,
             "Api",
             api_name=f"order-router-{config.stage}",
             create_default_stage=False,
             cors_preflight=apigwv2.CorsPreflightOptions(
-                allow_origins=[config.dashboard_origin],
+                allow_origins=[config.dashboard_origin, *dashboard_urls],
+                # PUT/PATCH/DELETE: the operator view's admin routes (docs/dashboard.md).
                 allow_methods=[
                     apigwv2.CorsHttpMethod.GET,
                     apigwv2.CorsHttpMethod.POST,
@@ -165,7 +173,9 @@ class HttpApi(Construct):
             http_api=self.api,
             stage_name="$default",
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE, burst_limit=API_BURST),
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=sizes.api_rate_per_s, burst_limit=sizes.api_burst
+            ),
         )
         self.access_logs = _access_logs(
             self, self.stage, _ACCESS_LOG_FORMAT, 90 if config.is_prod else 14
@@ -266,7 +276,7 @@ class WebSocketApi(Construct):
             web_socket_api=self.api,
             stage_name=config.stage,
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE, burst_limit=API_BURST),
+            throttle=apigwv2.ThrottleSettings(rate_limit=WS_RATE, burst_limit=WS_BURST),
         )
         self.access_logs = _access_logs(
             self, self.stage, _WS_ACCESS_LOG_FORMAT, 90 if config.is_prod else 14

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
@@ -31,9 +33,19 @@ class TraderAuth(Construct):
         Construct scope and id.
     config
         Deployment options: prod requires MFA and retains the pool.
+    dashboard_urls
+        Origins of the web dashboard: its hosted-UI sign-in (authorization code + PKCE)
+        returns to ``<url>/`` (docs/dashboard.md).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        dashboard_urls: Sequence[str] = (),
+    ) -> None:
         super().__init__(scope, construct_id)
         self.user_pool = cognito.UserPool(
             self,
@@ -87,7 +99,23 @@ class TraderAuth(Construct):
             access_token_validity=cdk.Duration.minutes(60),
             id_token_validity=cdk.Duration.minutes(60),
             refresh_token_validity=cdk.Duration.days(1),
+            # The dashboard signs in through the hosted UI: code flow, PKCE, no client secret.
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+                callback_urls=[f"{url}/" for url in dashboard_urls] or None,
+                logout_urls=[f"{url}/" for url in dashboard_urls] or None,
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
         )
+        self.domain = self.user_pool.add_domain(
+            "HostedUi",
+            cognito_domain=cognito.CognitoDomainOptions(
+                domain_prefix=f"order-router-{config.stage}-{cdk.Aws.ACCOUNT_ID}"
+            ),
+        )
+        #: The hosted UI's base URL (``/oauth2/authorize``, ``/oauth2/token``, ``/logout``).
+        self.hosted_ui_url = self.domain.base_url()
         region = cdk.Stack.of(self).region
         self.issuer = f"https://cognito-idp.{region}.amazonaws.com/{self.user_pool.user_pool_id}"
         self.jwks_url = f"{self.issuer}/.well-known/jwks.json"

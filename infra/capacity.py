@@ -10,6 +10,7 @@ a table whose peak exceeds the budget, so an over-committed edit fails synthesis
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -76,12 +77,26 @@ class StageCapacity:
         ``migrate``, secret rotation, the Data API and operators, which reach the writer directly.
     functions
         Limits per function name (folder under ``functions/``).
+    api_rate_per_s, api_burst
+        The HTTP API stage's throttle: steady requests per second and the token bucket a burst
+        may take above it (docs/capacity.md).
+    route_order_design_s
+        The ``route_order`` duration the throttle is sized with: a smart order's p99 with real
+        brokers (the placement round trips dominate; analyze and reads take milliseconds).
     """
 
     aurora_min_acu: float
     aurora_max_acu: float
     proxy_max_connections_percent: int
     functions: Mapping[str, FunctionCapacity]
+    api_rate_per_s: int = 500
+    api_burst: int = 1000
+    route_order_design_s: float = 0.25
+
+    @property
+    def route_order_concurrency_needed(self) -> int:
+        """Containers ``route_order`` needs at the steady throttle (Little's law)."""
+        return math.ceil(self.api_rate_per_s * self.route_order_design_s)
 
     @property
     def max_connections(self) -> int:
@@ -128,7 +143,10 @@ class StageCapacity:
         Raises
         ------
         ValueError
-            When the peak exceeds the proxy's budget or the account's reservable concurrency.
+            When the peak exceeds the proxy's budget or the account's reservable concurrency,
+            or the API's steady throttle admits more orders than ``route_order``'s reserved
+            concurrency can serve (they would be throttled by Lambda as 503s, not by the API
+            as 429s), or the burst is not above the steady rate.
         """
         if self.proxy_peak > self.proxy_budget:
             raise ValueError(
@@ -139,6 +157,18 @@ class StageCapacity:
             raise ValueError(
                 f"{self.reserved_total} reserved concurrency leaves less than "
                 f"{UNRESERVED_MINIMUM} of {ACCOUNT_CONCURRENCY} unreserved"
+            )
+        self._check_throttle()
+
+    def _check_throttle(self) -> None:
+        if self.api_burst <= self.api_rate_per_s:
+            raise ValueError(f"burst {self.api_burst} must exceed the rate {self.api_rate_per_s}")
+        route = self.functions.get("route_order")
+        if route is not None and route.reserved_concurrency < self.route_order_concurrency_needed:
+            raise ValueError(
+                f"{self.api_rate_per_s} requests/s for {self.route_order_design_s} s each need "
+                f"{self.route_order_concurrency_needed} route_order containers, "
+                f"{route.reserved_concurrency} are reserved"
             )
 
 
@@ -160,10 +190,13 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "outbox_relay": FunctionCapacity(1, _POOL),
             "reconcile": FunctionCapacity(1, _POOL),
             "market_refresh": FunctionCapacity(2, _POOL),
+            "rollup_analytics": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(10),
             "admin": FunctionCapacity(2, _POOL),
         },
+        api_rate_per_s=80,
+        api_burst=160,
     ),
     "prod": StageCapacity(
         aurora_min_acu=0.5,
@@ -177,10 +210,14 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
             "outbox_relay": FunctionCapacity(1, _POOL),
             "reconcile": FunctionCapacity(1, _POOL),
             "market_refresh": FunctionCapacity(2, _POOL),
+            "rollup_analytics": FunctionCapacity(1, _POOL),
             "migrate": FunctionCapacity(1, via_proxy=False),
             "ws_connect": FunctionCapacity(100),
             "admin": FunctionCapacity(5, _POOL),
         },
+        # >= 1,000 orders/s steady (the specification), 2x that in a burst: docs/capacity.md.
+        api_rate_per_s=1200,
+        api_burst=2400,
     ),
 }
 

@@ -13,11 +13,15 @@ from constructs import Construct
 from infra import capacity, nag
 from infra.config import DeployConfig
 from infra.network import POSTGRES_PORT, REDIS_PORT, Network
-from shared.settings import APP_DB_ROLE
+from shared.settings import APP_DB_ROLE, Settings
 
 #: A current Aurora PostgreSQL release (cfn-lint rejects deprecated ones such as 16.4).
 AURORA_VERSION = rds.AuroraPostgresEngineVersion.VER_17_7
 DATABASE_NAME = "order_router"
+PROXY_INIT_QUERY = (
+    f"SET statement_timeout = {Settings.model_fields['db_statement_timeout_ms'].default}"
+)
+"""Run by the proxy on each database connection it opens: the functions' statement timeout."""
 ENHANCED_MONITORING_POLICY = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 )
@@ -153,6 +157,9 @@ class Database(Construct):
             require_tls=True,
             debug_logging=False,
             idle_client_timeout=cdk.Duration.minutes(15),
+            # Session settings come from the proxy, not the clients: a client's SET would pin
+            # it to one database connection (shared/adapters/postgres/pool.py, docs/capacity.md).
+            init_query=PROXY_INIT_QUERY,
             # The rest of max_connections is for migrate, rotation, the Data API and operators.
             max_connections_percent=sizes.proxy_max_connections_percent,
         )

@@ -156,7 +156,10 @@ class EventBus(Construct):
         return self._every_minute("OutboxRelaySchedule", relay, "Re-publish unsent outbox rows")
 
     def schedule_reconciler(self, reconcile: lambda_.IFunction) -> events.Rule:
-        """Run the reconciler every minute (orders stuck past ``reconcile_after_s``).
+        """Run the reconciler every minute.
+
+        It finishes orders stuck past ``reconcile_after_s``, then polls the brokers for children
+        without a terminal report past ``poll_after_s`` (docs/execution-tracking.md, section 8).
 
         Parameters
         ----------
@@ -169,7 +172,34 @@ class EventBus(Construct):
             The schedule rule.
         """
         return self._every_minute(
-            "ReconcileSchedule", reconcile, "Finish orders stuck between decision and placement"
+            "ReconcileSchedule",
+            reconcile,
+            "Finish stuck orders; poll brokers for children without a final report",
+        )
+
+    def schedule_rollup(self, rollup: lambda_.IFunction) -> events.Rule:
+        """Run the analytics roll-up every 15 minutes (each run rolls only the closed hours).
+
+        Parameters
+        ----------
+        rollup
+            The ``rollup_analytics`` function.
+
+        Returns
+        -------
+        aws_cdk.aws_events.Rule
+            The schedule rule.
+        """
+        return events.Rule(
+            self,
+            "RollupAnalyticsSchedule",
+            description="Roll closed hours up, create partitions ahead, apply retention",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(15)),
+            targets=[
+                targets.LambdaFunction(
+                    rollup, retry_attempts=0, max_event_age=cdk.Duration.minutes(15)
+                )
+            ],
         )
 
     def _every_minute(

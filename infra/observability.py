@@ -17,6 +17,8 @@ from infra.config import DeployConfig
 from shared.observability import QUARANTINED_REPORTS_METRIC
 
 ROUTING_LATENCY_P95_MS = 50
+ORDER_LATENCY_P90_MS = 200
+"""The specification's execution SLO: a smart order routed and placed, p90 (``OrderLatency``)."""
 HTTP_5XX_RATE_PERCENT = 1
 WS_PUSH_FAILURES_PER_5_MIN = 10
 _DIMENSIONS = {"service": target.SERVICE_NAME}
@@ -108,6 +110,10 @@ class Observability(Construct):
             period=cdk.Duration.minutes(5), statistic="Sum"
         )
         latency_p95 = service_metric("RoutingLatency", "p95")
+        order_latency_p90 = service_metric("OrderLatency", "p90")
+        route_throttles = functions["route_order"].metric_throttles(
+            period=cdk.Duration.minutes(1), statistic="Sum"
+        )
         push_failures = service_metric("WebSocketPushFailures", period_s=300)
         late_fills = service_metric("LateFillsAfterTimeout", period_s=300)
         quarantined = service_metric(QUARANTINED_REPORTS_METRIC, period_s=300)
@@ -119,6 +125,20 @@ class Observability(Construct):
                 ROUTING_LATENCY_P95_MS,
                 f"Routing p95 above {ROUTING_LATENCY_P95_MS} ms (3 of 5 min)",
                 3,
+            ),
+            "OrderLatencyP90": (
+                order_latency_p90,
+                ORDER_LATENCY_P90_MS,
+                f"Execution (smart order) p90 above {ORDER_LATENCY_P90_MS} ms (3 of 5 min)",
+                3,
+            ),
+            # Orders beyond route_order's reserved concurrency are refused by Lambda: the API
+            # throttle should have stopped them first (infra/capacity.py, docs/capacity.md).
+            "RouteOrderThrottles": (
+                route_throttles,
+                0,
+                "route_order reached its reserved concurrency and refused invocations",
+                None,
             ),
             "Http5xxRate": (
                 five_xx_rate,
@@ -188,9 +208,11 @@ class Observability(Construct):
                     service_metric("RoutingLatency", "p50"),
                     latency_p95,
                     service_metric("RoutingLatency", "p99"),
+                    order_latency_p90,
                 ],
                 left_annotations=[
-                    cw.HorizontalAnnotation(value=ROUTING_LATENCY_P95_MS, label="p95 SLO")
+                    cw.HorizontalAnnotation(value=ROUTING_LATENCY_P95_MS, label="p95 SLO"),
+                    cw.HorizontalAnnotation(value=ORDER_LATENCY_P90_MS, label="execution p90 SLO"),
                 ],
             ),
             cw.GraphWidget(title="Routing decisions by strategy", left=[decisions]),

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import layer, nag
 from infra.apis import HttpApi, WebSocketApi
 from infra.auth import TraderAuth
 from infra.config import DeployConfig
+from infra.dashboard import DIST_DIR, DashboardHosting
 from infra.data import DATABASE_NAME, BrokerSecrets, Cache, ConnectionKey, Database
 from infra.events import EventBus
 from infra.functions import FunctionFactory
@@ -45,6 +47,8 @@ class OrderRouterStack(cdk.Stack):
         Deployment options.
     layer_dir
         The built dependency layer.
+    dashboard_dir
+        The built web dashboard (``make web``), uploaded to its bucket.
     **kwargs
         Passed to :class:`aws_cdk.Stack` (``env``, ``description``…).
     """
@@ -56,6 +60,7 @@ class OrderRouterStack(cdk.Stack):
         *,
         config: DeployConfig,
         layer_dir: Path = layer.LAYER_DIR,
+        dashboard_dir: Path = DIST_DIR,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -64,7 +69,8 @@ class OrderRouterStack(cdk.Stack):
         cache = Cache(self, "Cache", network=network, config=config)
         brokers = BrokerSecrets(self, "Brokers", config=config)
         connection_key = ConnectionKey(self, "Connections", config=config)
-        auth = TraderAuth(self, "Auth", config=config)
+        dashboard = DashboardHosting(self, "Dashboard", config=config)
+        auth = TraderAuth(self, "Auth", config=config, dashboard_urls=[dashboard.url])
         bus = EventBus(self, "Events", config=config)
 
         # Stack-wide compliance decisions that hold for every resource of a kind.
@@ -173,7 +179,8 @@ class OrderRouterStack(cdk.Stack):
         )
         reconcile = factory.create(
             "reconcile",
-            description="Finishes orders whose placement never happened (a crash mid-order)",
+            description="Finishes orders whose placement never happened (a crash mid-order) and "
+            "polls brokers for children without a final report",
             security_groups=app_sgs,
             no_dlq_reason="Started every minute by a schedule without retries: a failed run "
             "leaves its stuck orders for the next run, which takes them with SKIP LOCKED.",
@@ -204,6 +211,15 @@ class OrderRouterStack(cdk.Stack):
             timeout=cdk.Duration.seconds(29),
             settings={**postgres, **redis, **push, **market},
         )
+        rollup_analytics = factory.create(
+            "rollup_analytics",
+            description="Hourly analytics roll-ups, execution_metrics partitions and retention",
+            security_groups=app_sgs,
+            no_dlq_reason="Started every 15 minutes by a schedule without retries: a failed "
+            "run leaves the watermark where it was and the next run rolls the same hours.",
+            timeout=cdk.Duration.minutes(5),
+            settings={**postgres},
+        )
         migrate = factory.create(
             "migrate",
             description="Deploy-time custom resource: applies shared/migrations with yoyo",
@@ -220,37 +236,33 @@ class OrderRouterStack(cdk.Stack):
             },
         )
 
-        # Least privilege: each function gets exactly the grants its use cases need.
-        for fn in (
-            route_order,
-            broker_connections,
-            broker_webhook,
-            track_execution,
-            outbox_relay,
-            reconcile,
-            migrate,
-            admin,
-            market_refresh,
-        ):
-            database.app_secret.grant_read(fn)
-        database.admin_secret.grant_read(migrate)
-        for fn in (route_order, broker_webhook, outbox_relay, reconcile):
-            bus.bus.grant_put_events_to(fn)
-        for fn in (route_order, broker_connections, broker_webhook, reconcile):
-            brokers.secret.grant_read(fn)
-        for fn in (route_order, market_refresh, admin):
-            market_data.secret.grant_read(fn)
-        # Only the link flows seal tokens; placing and reconciling orders only open them.
-        connection_key.grant_seal(broker_connections)
-        for fn in (route_order, reconcile):
-            connection_key.grant_open(fn)
-        for fn in (route_order, track_execution, ws_connect, admin):
-            websocket.grant_push(fn)
+        _grant_least_privilege(
+            database=database,
+            bus=bus,
+            brokers=brokers,
+            market_data=market_data,
+            connection_key=connection_key,
+            websocket=websocket,
+            fns={
+                "route_order": route_order,
+                "broker_connections": broker_connections,
+                "broker_webhook": broker_webhook,
+                "track_execution": track_execution,
+                "outbox_relay": outbox_relay,
+                "reconcile": reconcile,
+                "migrate": migrate,
+                "rollup_analytics": rollup_analytics,
+                "admin": admin,
+                "market_refresh": market_refresh,
+                "ws_connect": ws_connect,
+            },
+        )
 
         bus.route_to_tracker(track_execution)
         bus.schedule_relay(outbox_relay)
         bus.schedule_reconciler(reconcile)
         MarketSchedules(self, "MarketData", function=market_refresh)
+        bus.schedule_rollup(rollup_analytics)
         if config.msk_cluster_arn is not None:
             bus.add_msk_source(track_execution, config.msk_cluster_arn)
 
@@ -273,6 +285,16 @@ class OrderRouterStack(cdk.Stack):
             broker_webhook=broker_webhook,
             admin=admin,
             broker_connections=broker_connections,
+            dashboard_urls=[dashboard.url],
+        )
+        dashboard.deploy(
+            {
+                "auth": "cognito",
+                "apiBase": f"{http.url}api/v1",
+                "wsUrl": websocket.url,
+                "cognito": {"domain": auth.hosted_ui_url, "clientId": auth.audience},
+            },
+            dist_dir=dashboard_dir,
         )
         Observability(
             self,
@@ -293,6 +315,8 @@ class OrderRouterStack(cdk.Stack):
             "WebSocketManagementEndpoint": (websocket.management_endpoint, "@connections API"),
             "UserPoolId": (auth.user_pool.user_pool_id, "Cognito user pool of the traders"),
             "UserPoolClientId": (auth.audience, "Dashboard app client id (JWT audience)"),
+            "DashboardUrl": (dashboard.url, "The web dashboard (CloudFront)"),
+            "HostedUiUrl": (auth.hosted_ui_url, "Cognito hosted UI the dashboard signs in with"),
             "EventBusName": (bus.bus.event_bus_name, "Custom EventBridge bus"),
             "BrokerSecretArn": (brokers.secret.secret_arn, "Broker credentials (JSON by id)"),
             "MarketDataSecretArn": (
@@ -311,3 +335,31 @@ class OrderRouterStack(cdk.Stack):
         }
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
+
+
+def _grant_least_privilege(
+    *,
+    database: Database,
+    bus: EventBus,
+    brokers: BrokerSecrets,
+    market_data: MarketDataSecret,
+    connection_key: ConnectionKey,
+    websocket: WebSocketApi,
+    fns: dict[str, lambda_.Function],
+) -> None:
+    """Give each function exactly the grants its use cases need, and nothing else."""
+    for name in sorted(fns.keys() - {"ws_connect"}):  # ws_connect keeps to Redis
+        database.app_secret.grant_read(fns[name])
+    database.admin_secret.grant_read(fns["migrate"])
+    for name in ("route_order", "broker_webhook", "outbox_relay", "reconcile"):
+        bus.bus.grant_put_events_to(fns[name])
+    for name in ("route_order", "broker_connections", "broker_webhook", "reconcile"):
+        brokers.secret.grant_read(fns[name])
+    for name in ("route_order", "market_refresh", "admin"):
+        market_data.secret.grant_read(fns[name])
+    # Only the link flows seal tokens; placing and reconciling orders only open them.
+    connection_key.grant_seal(fns["broker_connections"])
+    for name in ("route_order", "reconcile"):
+        connection_key.grant_open(fns[name])
+    for name in ("route_order", "track_execution", "ws_connect", "admin"):
+        websocket.grant_push(fns[name])

@@ -10,9 +10,19 @@ import base64
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+INVOCATION_TIMING: ContextVar[tuple[float, float] | None] = ContextVar(
+    "invocation_timing", default=None
+)
+"""Seconds the last invocation of this context waited for its container, and ran its handler.
+
+Set by the local runtime's invoker, read by the local HTTP server for its ``Server-Timing``
+header (``make load`` splits each request's time into front door, queue and handler with it).
+"""
 
 
 def http_api_event(

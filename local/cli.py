@@ -81,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         enforce_market_hours=not args.ignore_market_hours,
         market_interval_s=args.market_interval,
+        workers=args.workers,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -215,6 +216,7 @@ def _run_services(config: RuntimeConfig) -> int:
             f"  Market      {market_status(config.enforce_market_hours, datetime.now(UTC))}",
             f"  Quotes      {market.url} (the Kite simulator's /quote, /instruments); "
             f"{market_line}",
+            f"  Dashboard   {config.api_url}/  (sign in as any user, TRADER and/or ADMIN)",
             f"  API         {config.api_url}{API_PREFIX}",
             f"  WebSocket   {config.ws_url}/?token=<JWT>",
             f"  Internal    {config.internal_url} (management API and PutEvents; SigV4 with "
@@ -810,6 +812,13 @@ def _run_parser(sub: Any) -> None:
         "--ignore-market-hours",
         action="store_true",
         help="route outside NSE/BSE market hours too (local mode only; docs/risk.md)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="containers per function (route_order, broker_webhook, track_execution): N worker "
+        "processes, each one invocation at a time as a Lambda container (docs/capacity.md)",
     )
     run.set_defaults(handler=_run)
 

@@ -22,7 +22,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,10 +33,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from functions.route_order.handler import OPENAPI_FILE
-from local.apigw import http_api_event
+from local.apigw import INVOCATION_TIMING, http_api_event
 from shared.domain.contracts import (
     ADMIN_PREFIX,
     API_PREFIX,
@@ -64,7 +65,9 @@ class TokenVerifier(Protocol):
         ...
 
 
-def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
+def build_app(
+    *, invoke: Invoke, verifier: TokenVerifier, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
     """The Starlette app of the local HTTP server.
 
     Parameters
@@ -73,6 +76,8 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
         ``await invoke(function_name, event)`` runs a Lambda handler in a worker thread.
     verifier
         Verifies trader tokens like the API's JWT authorizer.
+    extra_routes
+        Routes outside ``/api/v1`` matched first (the dashboard: :mod:`local.dashboard`).
 
     Returns
     -------
@@ -82,7 +87,9 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
 
     async def api(request: Request) -> Response:
         started = time.perf_counter()
+        INVOCATION_TIMING.set(None)
         response = await _api(request, invoke, verifier)
+        _server_timing(response, time.perf_counter() - started)
         logger.info(
             "%s %s -> %d (%.0f ms)",
             request.method,
@@ -99,12 +106,26 @@ def build_app(*, invoke: Invoke, verifier: TokenVerifier) -> Starlette:
         await response(scope, receive, send)
 
     app = Starlette(
-        routes=[],
+        routes=list(extra_routes),
         # Whatever Starlette would answer itself gets the one error shape too.
         exception_handlers={HTTPException: _starlette_error},
     )
     app.router.default = any_other
     return app
+
+
+def _server_timing(response: Response, total_s: float) -> None:
+    # Where a request's time went: this front door (authorizer, event, response), waiting for a
+    # free container of the function, and the handler itself (docs/capacity.md).
+    timing = INVOCATION_TIMING.get()
+    if timing is None:
+        return
+    queue_s, handler_s = timing
+    front_s = max(0.0, total_s - queue_s - handler_s)
+    response.headers["server-timing"] = ", ".join(
+        f"{name};dur={seconds * 1000:.2f}"
+        for name, seconds in (("front", front_s), ("queue", queue_s), ("handler", handler_s))
+    )
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:

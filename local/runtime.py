@@ -11,22 +11,29 @@ keeps the current event in module state, so two invocations of one function at t
 one process could read each other's event (and caller). Invocations of *different* functions run
 in parallel, in worker threads, never on the event loop: handlers call back into this process
 over HTTP (PutEvents, ``@connections``, on the signed internal server) and the loop must stay
-free to answer them.
+free to answer them. ``run --workers N`` gives each function of :data:`POOLED_FUNCTIONS` N
+containers instead: N worker processes, each running one invocation at a time with its own
+Postgres pool and Redis client, as N warm Lambda containers do (docs/capacity.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib
 import json
 import logging
+import multiprocessing
 import os
 import secrets
+import signal
 import threading
+import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +41,7 @@ from typing import Any
 
 import uvicorn
 
-from local.apigw import LocalLambdaContext
+from local.apigw import INVOCATION_TIMING, LocalLambdaContext
 from local.bus import LocalEventBus
 from local.internal_server import InternalCredentials
 from shared.settings import Settings
@@ -75,7 +82,12 @@ FUNCTIONS = (
     "admin",
     "broker_connections",
     "market_refresh",
+    "rollup_analytics",
 )
+POOLED_FUNCTIONS = ("route_order", "broker_webhook", "track_execution")
+"""The functions that get N containers (worker processes) with ``run --workers N``."""
+CONTAINER_DB_POOL_MAX = 2
+"""A container's ``ROUTER_DB_POOL_MAX`` in a worker process, as deployed (infra/capacity.py)."""
 TIMEOUTS_S = {
     "route_order": 29,
     "admin": 29,
@@ -84,6 +96,7 @@ TIMEOUTS_S = {
     "outbox_relay": 60,
     "reconcile": 60,
     "market_refresh": 300,
+    "rollup_analytics": 300,
 }
 """Function timeouts as deployed (API Gateway's 29 s integration limit; the schedules' minute)."""
 
@@ -103,6 +116,8 @@ class RuntimeConfig:
     redis_port: int = 63799
     relay_interval_s: float = 5.0
     reconcile_interval_s: float = 10.0
+    rollup_interval_s: float = 60.0
+    """The analytics roll-up (every 15 minutes in AWS): each run only rolls what closed."""
     reconcile_after_s: float = Settings.model_fields["reconcile_after_s"].default
     poll_after_s: float = 15.0
     """Children without a terminal report this long are polled by the reconcile timer (shorter
@@ -112,6 +127,8 @@ class RuntimeConfig:
     """``False`` (``run --ignore-market-hours``) routes at any hour; docs/risk.md."""
     market_interval_s: float = 60.0
     """Period of the market-statistics refresh (EventBridge Scheduler's minute in AWS)."""
+    workers: int = 1
+    """Containers per function of :data:`POOLED_FUNCTIONS`; 1 runs them in this process."""
 
     @property
     def api_url(self) -> str:
@@ -259,29 +276,91 @@ def apply_environment(env: dict[str, str]) -> None:
 
 
 class Invoker:
-    """Runs the production Lambda handlers, one invocation per function at a time.
+    """Runs the production Lambda handlers, one invocation per function (container) at a time.
 
     Handler modules are imported on first use, after :func:`apply_environment` (Powertools reads
     its switches at import time).
+
+    Parameters
+    ----------
+    workers
+        Containers per function of :data:`POOLED_FUNCTIONS`. With more than one, each of those
+        functions gets a pool of ``workers`` processes (started by :meth:`start_workers`): a
+        process runs one invocation at a time, so the pool is ``workers`` warm containers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
         self._locks = {name: threading.Lock() for name in FUNCTIONS}
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._import_lock = threading.Lock()
+        self._pools: dict[str, ProcessPoolExecutor] = {}
+
+    def start_workers(self) -> None:
+        """Start every worker process and import its handler (a cold start per container).
+
+        Call after :func:`apply_environment`: spawned processes inherit ``os.environ``.
+        """
+        if self.workers == 1 or self._pools:
+            return
+        context = multiprocessing.get_context("spawn")
+        for name in POOLED_FUNCTIONS:
+            self._pools[name] = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_container_start,
+                initargs=(CONTAINER_DB_POOL_MAX,),
+            )
+        # A pool starts a process only when none is idle: occupy them all at once.
+        futures = [
+            pool.submit(_container_warm, name, 0.3)
+            for name, pool in self._pools.items()
+            for _ in range(self.workers)
+        ]
+        wait(futures)
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        """Stop the worker processes (each closes its Postgres pool on the way out)."""
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools.clear()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke ``functions.<function>.handler.lambda_handler`` with ``event`` (blocking)."""
+        pool = self._pools.get(function)
+        if pool is not None:
+            return pool.submit(_container_invoke, function, event).result()[0]
+        return self.invoke_timed(function, event)[0]
+
+    def invoke_timed(self, function: str, event: dict[str, Any]) -> tuple[Any, float]:
+        """:meth:`invoke` in this process; returns the result and the handler's own seconds."""
         handler = self._handler(function)
         context = LocalLambdaContext(
             f"order-router-local-{function}", timeout_s=TIMEOUTS_S.get(function, 30)
         )
         with self._locks[function]:
-            return handler(event, context)
+            started = time.perf_counter()
+            return handler(event, context), time.perf_counter() - started
 
     async def ainvoke(self, function: str, event: dict[str, Any]) -> Any:
-        """:meth:`invoke` in a worker thread, so the event loop keeps serving meanwhile."""
-        return await asyncio.to_thread(self.invoke, function, event)
+        """:meth:`invoke` off the event loop, so it keeps serving meanwhile.
+
+        Sets :data:`local.apigw.INVOCATION_TIMING` in the caller's context: the seconds spent
+        waiting for the function's container and in the handler.
+        """
+        pool = self._pools.get(function)
+        started = time.perf_counter()
+        if pool is not None:
+            future = pool.submit(_container_invoke, function, event)
+            result, handler_s = await asyncio.wrap_future(future)
+        else:
+            result, handler_s = await asyncio.to_thread(self.invoke_timed, function, event)
+        INVOCATION_TIMING.set((time.perf_counter() - started - handler_s, handler_s))
+        return result
 
     def _handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
         if function not in self._locks:
@@ -292,6 +371,32 @@ class Invoker:
                 module = importlib.import_module(f"functions.{function}.handler")
                 handler = self._handlers[function] = module.lambda_handler
         return handler
+
+
+_CONTAINER: dict[str, Invoker] = {}
+"""``{"invoker": ...}``: the in-process invoker of a worker process (one container)."""
+
+
+def _container_start(db_pool_max: int) -> None:
+    # Runs first in each worker process, before any handler import reads the settings.
+    os.environ["ROUTER_DB_POOL_MAX"] = str(db_pool_max)
+    os.environ["ROUTER_DB_POOL_MIN"] = "1"
+    # Ctrl-C reaches the whole process group; the parent stops the workers after the servers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    _CONTAINER["invoker"] = Invoker()
+    atexit.register(_close_wiring)
+
+
+def _container_invoke(function: str, event: dict[str, Any]) -> tuple[Any, float]:
+    return _CONTAINER["invoker"].invoke_timed(function, event)
+
+
+def _container_warm(function: str, hold_s: float) -> int:
+    # Import the handler (the cold start) and hold the process, so each warm-up lands on its own.
+    _CONTAINER["invoker"]._handler(function)
+    time.sleep(hold_s)
+    return os.getpid()
 
 
 # -- schedules --------------------------------------------------------------------------------
@@ -390,7 +495,7 @@ class LocalRuntime:
         self.credentials = credentials
         self.simulator_urls = dict(simulator_urls or {})
         """Adapter (``kite``, ``upstox``, ``dhan``) -> its running simulator's API root."""
-        self.invoker = Invoker()
+        self.invoker = Invoker(config.workers)
         self.bus = LocalEventBus(
             BUS_NAME,
             lambda event: self.invoker.invoke("track_execution", event),
@@ -426,7 +531,9 @@ class LocalRuntime:
         loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda"))
         connections = LiveConnections()
         app = build_app(
-            invoke=self.invoker.ainvoke, verifier=JwtVerifier.from_settings(get_settings())
+            invoke=self.invoker.ainvoke,
+            verifier=JwtVerifier.from_settings(get_settings()),
+            extra_routes=_dashboard_routes(self.config),
         )
         internal_app = build_internal_app(
             bus=self.bus, connections=connections, credentials=self.credentials
@@ -447,7 +554,9 @@ class LocalRuntime:
                 self.config.market_interval_s,
                 {"job": "statistics"},
             ),
+            Schedule(self.invoker, "rollup_analytics", self.config.rollup_interval_s),
         ]
+        await asyncio.to_thread(self.invoker.start_workers)
         self.bus.start()
         tasks = {url: asyncio.create_task(server.serve()) for url, server in servers.items()}
         try:
@@ -473,7 +582,28 @@ class LocalRuntime:
             for schedule in schedules:
                 schedule.stop()
             await asyncio.to_thread(self.bus.stop)
+            await asyncio.to_thread(self.invoker.close)
             _close_wiring()
+
+
+def _dashboard_routes(config: RuntimeConfig) -> list[Any]:
+    from local.dashboard import DIST, dashboard_routes
+    from shared.settings import get_settings
+
+    def secret() -> str:
+        value = get_settings().local_jwt_secret
+        if value is None:
+            raise RuntimeError("local mode runs without a local JWT secret")
+        return value.get_secret_value()
+
+    return dashboard_routes(
+        dist=DIST,
+        ws_url=config.ws_url,
+        stage=lambda: get_settings().stage,
+        secret=secret,
+        issuer=LOCAL_ISSUER,
+        audience=AUDIENCE,
+    )
 
 
 def _server(app: Any, port: int) -> _QuietSignalsServer:

@@ -40,7 +40,7 @@ from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, R
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.risk import Instrument, KillSwitch
-from shared.domain.settlement import BrokerLookup
+from shared.domain.settlement import BrokerLookup, quantity_moved_on
 
 
 class BrokerRepository(Protocol):
@@ -231,11 +231,9 @@ class TrackedExecution:
 
     @property
     def late(self) -> bool:
-        """A report stored for a child that had timed out (its quantity went elsewhere)."""
+        """A report stored for a child that had timed out and whose quantity went elsewhere."""
         return (
-            self.status == "recorded"
-            and self.child is not None
-            and self.child.status is ChildOrderStatus.TIMED_OUT
+            self.status == "recorded" and self.child is not None and quantity_moved_on(self.child)
         )
 
 
@@ -350,6 +348,30 @@ class AnalyticsCache(Protocol):
 
     def put(self, user_id: str, days: int, analytics: ExecutionAnalytics) -> None:
         """Remember ``analytics`` for the cache's time to live."""
+        ...
+
+
+class RollupRepository(Protocol):
+    """Hourly analytics roll-ups and the time partitions of ``execution_metrics``."""
+
+    def rolled_through(self) -> datetime | None:
+        """The watermark: every hour before it is rolled up (``None`` before the first run)."""
+        ...
+
+    def earliest_activity(self) -> datetime | None:
+        """When the oldest stored execution happened (``None`` when none is stored)."""
+        ...
+
+    def roll_hours(self, start: datetime, end: datetime) -> int:
+        """Roll the hours of ``[start, end)`` again from the raw rows (idempotent)."""
+        ...
+
+    def ensure_partitions(self, start: datetime, end: datetime) -> int:
+        """Create the missing partitions covering ``[start, end)``; how many were created."""
+        ...
+
+    def drop_partitions_before(self, cutoff: datetime) -> int:
+        """Drop the raw partitions wholly before ``cutoff`` (never the roll-ups)."""
         ...
 
 
@@ -863,6 +885,12 @@ class BrokerLinkStore(Protocol):
 
     def take_state(self, digest: str, *, now: datetime) -> tuple[str, str] | None:
         """Consume a state once: its ``(user_id, broker_id)``; ``None`` if unknown or used."""
+        ...
+
+    def list_all(
+        self, *, limit: int, broker_id: str | None = None, status: LinkStatus | None = None
+    ) -> list[BrokerLink]:
+        """Every trader's links (operators' view), most recently changed first."""
         ...
 
 

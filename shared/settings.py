@@ -57,7 +57,15 @@ class Settings(BaseSettings):
     profile_cache_ttl_s: int = Field(default=300, ge=1)
     market_data_ttl_s: float = Field(default=1.0, gt=0)
     profile_max_age_s: int = Field(default=86_400, ge=1)
-    ewma_alpha: float = Field(default=0.1, gt=0, le=1)
+    ewma_alpha: float = Field(default=0.02, gt=0, le=1)
+    """What one outcome discounts of a profile's earlier evidence: it keeps ``1 - ewma_alpha``
+    (docs/routing-engine.md, "Learning")."""
+    exploration: bool = True
+    """Thompson sampling within a bounded cost on submitted orders (docs/routing-engine.md)."""
+    exploration_seed: int | None = None
+    """Seed of the exploration draws (benchmarks replay a run); ``None`` draws from the OS."""
+    exploration_max_inr: float = Field(default=10.0, ge=0)
+    exploration_max_bps: float = Field(default=5.0, ge=0)
     broker_timeout_ms: int = Field(default=2_000, ge=10)
     analytics_cache_ttl_s: int = Field(default=60, ge=1)
     reconcile_after_s: float = Field(default=120.0, gt=0)
@@ -71,6 +79,21 @@ class Settings(BaseSettings):
     """Children placed longer ago than this are no longer polled (day orders end with the day)."""
     poll_batch: int = Field(default=100, ge=1, le=1_000)
     """Children polled per reconciler run."""
+
+    # Analytics roll-ups, partitions and retention (docs/data-layer.md)
+    rollup_settle_s: int = Field(default=300, ge=0)
+    """An hour is rolled up this long after it ends: a transaction stamped inside it has
+    committed by then (statements are bounded far below it)."""
+    rollup_recheck_hours: int = Field(default=2, ge=0)
+    """Closed hours each run rolls again, folding in rows that arrived after their hour."""
+    rollup_max_hours: int = Field(default=744, ge=1)
+    """Hours one run rolls at most (a month); a lagging job catches up over several runs."""
+    partition_ahead_days: int = Field(default=62, ge=1)
+    """Monthly partitions of ``execution_metrics`` are created this far ahead."""
+    rollup_statement_timeout_ms: int = Field(default=240_000, ge=1_000)
+    """The roll-up job's statements read hours of raw rows: their own, longer timeout."""
+    execution_retention_days: int = Field(default=400, ge=2)
+    """Raw execution rows older than this are dropped a partition at a time; roll-ups stay."""
 
     # Pre-trade risk (docs/risk.md); per-trader overrides live in trader_risk_limits
     enforce_market_hours: bool = True

@@ -7,6 +7,7 @@ a :class:`Wiring` from their own settings and may replace any part through ``ove
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from shared.services.profiles import ProfileService
     from shared.services.reconcile import Reconciler
     from shared.services.risk import CachedInstruments, RiskService
+    from shared.services.rollup import RollupJob
     from shared.services.routing import RoutingService
     from shared.services.tracking import ExecutionTracker
     from shared.services.webhooks import WebhookService
@@ -413,10 +415,24 @@ class Wiring:
             market=self.market,
             risk=self.risk,
             clock=utc_now,
-            engine_config=EngineConfig(max_profile_age_s=self.settings.profile_max_age_s),
+            engine_config=EngineConfig(
+                max_profile_age_s=self.settings.profile_max_age_s,
+                evidence_discount=1 - self.settings.ewma_alpha,
+                exploration_max_inr=self.settings.exploration_max_inr,
+                exploration_max_bps=self.settings.exploration_max_bps,
+            ),
             alpha=self.settings.ewma_alpha,
+            explore=self._exploration_seeds(),
             access=self.broker_links.unavailable,
         )
+
+    def _exploration_seeds(self) -> Callable[[], int] | None:
+        # Randomness enters here, never in the domain: the engine gets one seed per order.
+        if not self.settings.exploration:
+            return None
+        seed = self.settings.exploration_seed
+        source = random.Random(seed) if seed is not None else random.SystemRandom()  # noqa: S311
+        return lambda: source.getrandbits(63)
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -568,6 +584,29 @@ class Wiring:
             on_statistics=refresh_profiles,
             clock=self.clock,
             max_age_s=self.settings.market_quote_max_age_s,
+        )
+
+    @cached_property
+    def rollup_job(self) -> RollupJob:
+        """Hourly analytics roll-ups, partitions ahead and retention of execution_metrics."""
+        from datetime import timedelta
+
+        from shared.adapters.postgres.rollups import PostgresRollups
+        from shared.services.rollup import RollupJob, RollupPolicy
+
+        settings = self.settings
+        return RollupJob(
+            PostgresRollups(
+                self.database, statement_timeout_ms=settings.rollup_statement_timeout_ms
+            ),
+            clock=utc_now,
+            policy=RollupPolicy(
+                settle=timedelta(seconds=settings.rollup_settle_s),
+                recheck_hours=settings.rollup_recheck_hours,
+                max_hours=settings.rollup_max_hours,
+                partition_ahead=timedelta(days=settings.partition_ahead_days),
+                retention=timedelta(days=settings.execution_retention_days),
+            ),
         )
 
     def close(self) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 from shared.adapters.postgres.pool import Database
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.contracts import DomainEvent, order_routed_event
+from shared.domain.execution import ProfileObservation
+from shared.domain.learning import BatchLearner, Priors, declared_evidence
 from shared.domain.models import (
     BrokerageRule,
     BrokerProfile,
@@ -231,3 +233,26 @@ def unpublished_events(db: Database) -> int:
             "SELECT count(*) AS n FROM event_outbox WHERE published_at IS NULL"
         ).fetchone()
     return int(row["n"]) if row else 0
+
+
+def replayed_posterior(
+    broker_id: str,
+    symbol: str,
+    observations: list[ProfileObservation],
+    *,
+    alpha: float,
+    before: BrokerProfile | None = None,
+) -> Priors:
+    """The posterior the domain learns from ``observations``, in order, for a profile that never
+    learned before (``before``: its seeded figures, the prior) at a broker that learned nothing
+    on any other symbol (docs/routing-engine.md, "Learning")."""
+    evidence = None if before is None else declared_evidence(before, clock=0)
+    learner = BatchLearner(
+        discount=1 - alpha,
+        brokers={broker_id: (None, 0)},
+        profiles={(broker_id, symbol): (evidence, 0)},
+        clocks={symbol: 0},
+    )
+    for observation in observations:
+        learner.learn(broker_id, symbol, observation)
+    return learner.profile_posterior(broker_id, symbol)

@@ -32,6 +32,7 @@ from shared.domain.admin import (
     StatusChange,
     admin_from_claims,
 )
+from shared.domain.broker_links import LinkStatus
 from shared.domain.contracts import ADMIN_PREFIX, ApiPath, resolver_path
 from shared.domain.errors import DomainError
 from shared.domain.market import MarketRefreshRequest, MarketRefreshResult
@@ -50,6 +51,7 @@ from shared.http import (
     read_json_object,
 )
 from shared.observability import NAMESPACE, SERVICE, traced
+from shared.services.broker_links import TraderConnectionList
 
 if TYPE_CHECKING:
     from shared.wiring import Wiring
@@ -228,6 +230,25 @@ def handle_list_audit(
     """The administrative audit trail, newest first."""
     _actor()
     return _ok(AuditList(entries=tuple(_wiring().admin.audit(limit=limit, broker_id=broker_id))))
+
+
+@app.get(
+    resolver_path(ApiPath.ADMIN_CONNECTIONS),
+    responses=_documented(TraderConnectionList, *_ADMIN),
+    security=BEARER,
+    tags=["admin"],
+)
+def handle_list_connections(
+    limit: Limit = 100,
+    broker_id: Annotated[
+        str | None, Query(alias="brokerId", pattern=BROKER_ID_PATTERN, max_length=50)
+    ] = None,
+    status: Annotated[LinkStatus | None, Query()] = None,
+) -> Response[Any]:
+    """Traders' broker connections (status, expiry, masked account; never a token)."""
+    _actor()
+    listed = _wiring().broker_links.all_connections(limit=limit, broker_id=broker_id, status=status)
+    return Response(status_code=200, content_type="application/json", body=listed.model_dump_json())
 
 
 @app.post(

@@ -28,6 +28,9 @@ from typing import Any, Literal
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 logger = logging.getLogger("order_router.local.simulators")
 
@@ -428,3 +431,40 @@ __all__ = [
     "json_bytes",
     "serve",
 ]
+
+
+SCRIPT_PATH = "/_sim/script"
+"""The simulators' own control route (no broker has it): script the next orders' behaviours."""
+
+
+def script_route(sim: Simulator) -> Route:
+    """``POST /_sim/script`` with ``[{"outcome": "open", "ack_delay_s": 3}, ...]``.
+
+    Local mode's way to make a broker answer late, part-fill or withhold a postback while one
+    watches (docs/local-mode.md). Fields are those of :class:`Behaviour` except ``fill_price``
+    (orders fill at the local market price); anything else is a 400.
+    """
+
+    async def script(request: Request) -> Response:
+        try:
+            entries = json.loads(await request.body())
+            if not isinstance(entries, list):
+                raise TypeError("a JSON list of behaviours")
+            behaviours = [_behaviour(entry) for entry in entries]
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        sim.script(*behaviours)
+        return JSONResponse({"scripted": len(behaviours)})
+
+    return Route(SCRIPT_PATH, script, methods=["POST"])
+
+
+_SCRIPTABLE = {"outcome", "partial_fraction", "reject_reason", "ack_delay_s", "withhold_postback"}
+
+
+def _behaviour(entry: object) -> Behaviour:
+    if not isinstance(entry, dict) or not set(entry) <= _SCRIPTABLE:
+        raise TypeError(f"each behaviour is an object of {sorted(_SCRIPTABLE)}")
+    if entry.get("outcome", "fill") not in ("fill", "partial", "reject", "open"):
+        raise ValueError("outcome is one of fill, partial, reject, open")
+    return Behaviour(**entry)

@@ -26,7 +26,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.simulators._core import IST, ErrorKind, SimOrder, Simulator, ist_text, json_bytes
+from local.simulators._core import (
+    IST,
+    ErrorKind,
+    SimOrder,
+    Simulator,
+    ist_text,
+    json_bytes,
+    script_route,
+)
 
 ORDER_TYPES = {"MARKET", "LIMIT", "STOP_LOSS", "STOP_LOSS_MARKET"}
 PRODUCTS = {"CNC", "INTRADAY", "MARGIN", "MTF"}
@@ -351,6 +359,7 @@ def build_app(sim: DhanSimulator) -> Starlette:
 
     return Starlette(
         routes=[
+            script_route(sim),
             Route("/v2/profile", profile, methods=["GET"]),
             Route("/v2/orders/external/{correlation_id}", by_correlation, methods=["GET"]),
             Route("/v2/orders", place, methods=["POST"]),

@@ -34,7 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
+from local.simulators._core import (
+    ErrorKind,
+    SimOrder,
+    Simulator,
+    ist_text,
+    json_bytes,
+    script_route,
+)
 from local.simulators.market import Listing, SimMarket, default_listings
 
 ORDER_TYPES = {"MARKET", "LIMIT", "SL", "SL-M"}
@@ -402,6 +409,7 @@ def build_app(sim: KiteSimulator) -> Starlette:
 
     return Starlette(
         routes=[
+            script_route(sim),
             Route("/connect/login", login, methods=["GET"]),
             Route("/session/token", session_token, methods=["POST"]),
             Route("/quote", quote, methods=["GET"]),

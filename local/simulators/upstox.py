@@ -30,7 +30,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from local.simulators._core import ErrorKind, SimOrder, Simulator, ist_text, json_bytes
+from local.simulators._core import (
+    ErrorKind,
+    SimOrder,
+    Simulator,
+    ist_text,
+    json_bytes,
+    script_route,
+)
 
 LABELS = {"OPEN": "open", "COMPLETE": "complete", "CANCELLED": "cancelled", "REJECTED": "rejected"}
 ORDER_TYPES = {"MARKET", "LIMIT", "SL", "SL-M"}
@@ -365,6 +372,7 @@ def build_app(sim: UpstoxSimulator) -> Starlette:
 
     return Starlette(
         routes=[
+            script_route(sim),
             Route("/v2/login/authorization/dialog", dialog, methods=["GET"]),
             Route("/v2/login/authorization/token", token, methods=["POST"]),
             Route("/v3/order/place", place, methods=["POST"]),

@@ -115,6 +115,7 @@ class ApiPath(StrEnum):
     ADMIN_PROFILES = f"{ADMIN_PREFIX}/profiles"
     ADMIN_QUARANTINE = f"{ADMIN_PREFIX}/quarantine"
     ADMIN_AUDIT = f"{ADMIN_PREFIX}/audit"
+    ADMIN_CONNECTIONS = f"{ADMIN_PREFIX}/connections"
     BROKER_CONNECTIONS = f"{TRADER_PREFIX}/broker-connections"
     BROKER_CONNECTION = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}"
     BROKER_CONNECTION_LOGIN = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/login"

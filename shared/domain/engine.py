@@ -1,13 +1,15 @@
 """The routing engine: score every broker, split the order at the objective's optimum, explain it.
 
 Pure and deterministic: no I/O (apart from the charges module's one lazy read of its rates file),
-no clock (``now`` comes in), no randomness. Brokers are processed in broker-id order, so the order
+no clock (``now`` comes in), no randomness of its own (exploration draws from a generator seeded
+with the ``explore_seed`` it is given). Brokers are processed in broker-id order, so the order
 of the list given never changes the decision. See ``docs/routing-engine.md`` for the formulas.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +18,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain.allocation import BrokerCostModel, Optimum, optimise
+from shared.domain.allocation import BrokerCostModel, Optimum, Plan, optimise
 from shared.domain.charges import (
     ContractNote,
     LinearCharges,
@@ -26,6 +28,7 @@ from shared.domain.charges import (
 )
 from shared.domain.eligibility import LOT_REASON_PREFIX, exclusion_reason, profile_age_s
 from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
+from shared.domain.learning import DISCOUNT, thompson_draw, widened
 from shared.domain.models import (
     MAX_ORDER_VALUE_INR,
     BrokerageRule,
@@ -94,6 +97,13 @@ class EngineConfig(BaseModel):
         Sample count at which a profile's statistics count half.
     confidence_margin_ref
         Relative cost margin to the runner-up plan that counts fully towards confidence.
+    evidence_discount
+        Evidence kept per round of the symbol (the learning's discount): how fast a belief
+        not refreshed widens for exploration.
+    exploration_max_inr, exploration_max_bps
+        The bound on exploration: an explored plan is used only if, valued at the posterior
+        means, its objective exceeds the greedy optimum's by at most
+        ``min(exploration_max_inr, exploration_max_bps x notional)``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -111,6 +121,9 @@ class EngineConfig(BaseModel):
     max_price_move_bps: float = Field(default=2_000.0, gt=0, lt=10_000)
     confidence_sample_ref: int = Field(default=20, ge=1)
     confidence_margin_ref: float = Field(default=0.02, gt=0)
+    evidence_discount: float = Field(default=DISCOUNT, gt=0, le=1)
+    exploration_max_inr: float = Field(default=10.0, ge=0)
+    exploration_max_bps: float = Field(default=5.0, ge=0)
 
 
 DEFAULT_CONFIG = EngineConfig()
@@ -510,6 +523,7 @@ def decide_route(
     now: datetime,
     config: EngineConfig | None = None,
     recent_order_counts: Mapping[str, int] | None = None,
+    explore_seed: int | None = None,
     unavailable: Mapping[str, str] | None = None,
 ) -> RoutingDecision:
     """Route ``order``: which brokers get how many shares, what to expect, and why.
@@ -527,6 +541,9 @@ def decide_route(
         Engine parameters; defaults to :data:`DEFAULT_CONFIG`.
     recent_order_counts
         Orders sent to each broker in the last second, against its ``rate_limit_per_s``.
+    explore_seed
+        Seed of this decision's Thompson draw (:func:`explore`); ``None`` decides greedily on
+        the posterior means. The same seed always gives the same decision.
     unavailable
         Brokers the trader cannot use whatever the order (no live linked account, no
         adapter: :func:`~shared.domain.eligibility.access_reasons`), with the reason.
@@ -573,7 +590,60 @@ def decide_route(
                 f"of {max_brokers} broker(s) fills the order"
             )
         raise NoEligibleBrokerError(capacity_reasons)
+    if explore_seed is not None:
+        optimum = explore(order, prepared, optimum, max_brokers=max_brokers, seed=explore_seed)
     return _decision(order, prepared, optimum)
+
+
+def exploration_bound(prepared_price: float, quantity: int, cfg: EngineConfig) -> float:
+    """Most an explored plan may cost over the greedy optimum, in objective INR."""
+    notional = prepared_price * quantity
+    return min(cfg.exploration_max_inr, cfg.exploration_max_bps * _BPS * notional)
+
+
+def explore(
+    order: OrderRequest, prepared: _Prepared, greedy: Optimum, *, max_brokers: int, seed: int
+) -> Optimum:
+    """Thompson sampling within a bounded cost.
+
+    Every eligible broker's learned factors are drawn once from their posteriors (widened by
+    the rounds since each last learned), and the broker whose drawn cost model takes the whole
+    order cheapest is the candidate (a single broker: exploring a split would cost a second
+    full search, and a split of a drawn plan is rarely within the bound anyway). The candidate
+    is valued with its posterior-mean cost model and replaces the greedy optimum only if it
+    costs at most :func:`exploration_bound` more; otherwise the greedy plan stands.
+    ``max_brokers`` is kept for the signature's symmetry with the splitter.
+    """
+    del max_brokers
+    terms = prepared.terms
+    quantity = order.quantity
+    clock = sum(b.profile.sample_count for b in prepared.every)
+    rng = random.Random(seed)  # noqa: S311 -- exploration draws, not secrets
+    cfg = terms.cfg
+    best: tuple[float, int] | None = None
+    for b in prepared.derived:
+        drawn = thompson_draw(b.profile, rng, clock=clock, discount=cfg.evidence_discount)
+        model = b.model
+        if not model.lo_single <= quantity <= model.hi:
+            continue
+        cost = _derive(drawn, terms, rank=model.rank, capacity=model.hi).model.cost(quantity)
+        if best is None or cost < best[0]:
+            best = (cost, model.rank)
+    if best is None:
+        return greedy
+    rank = best[1]
+    plan = ((rank, quantity),)
+    if plan == greedy.best.quantities:
+        return greedy
+    cost = prepared.derived[rank].model.cost(quantity)
+    if cost - greedy.best.cost > exploration_bound(terms.price, quantity, cfg):
+        return greedy
+    return Optimum(
+        best=Plan(quantities=plan, cost=cost),
+        runner_up_cost=min(greedy.best.cost, greedy.runner_up_cost),
+        states=greedy.states,
+        gap_bound=greedy.gap_bound,
+    )
 
 
 @dataclass(slots=True)
@@ -669,7 +739,7 @@ def _decision(order: OrderRequest, prepared: _Prepared, optimum: Optimum) -> Rou
             "strategy": order.routing_objective,
             "allocations": [c.row for c in priced],
             "fallback_broker_ids": [b.profile.broker_id for b in fallback],
-            "confidence_score": _confidence(chosen, optimum, terms.cfg),
+            "confidence_score": _confidence(chosen, optimum, terms.cfg, prepared.every),
             "expected_execution": {
                 "price": _to_price(avg_price),
                 "slippage_bps": round(
@@ -693,15 +763,36 @@ def _impact_value(terms: _Terms) -> float:
     return terms.valuation.market * terms.quantity * terms.price * terms.impact_bps * _BPS
 
 
+def _evidence_weight(profile: BrokerProfile, clock: int, cfg: EngineConfig) -> float:
+    """Observations' worth behind a profile, for confidence.
+
+    Its sample count, or with beliefs the smaller of its fill and error beliefs' weights,
+    widened by the rounds since it last learned.
+    """
+    u = profile.uncertainty
+    if u is None:
+        return float(profile.sample_count)
+    rounds = clock - u.clock
+    return min(
+        widened(u.fill_rate, rounds, cfg.evidence_discount).weight,
+        widened(u.error_rate, rounds, cfg.evidence_discount).weight,
+    )
+
+
 def _confidence(
-    chosen: Sequence[tuple[_Broker, int]], optimum: Optimum, cfg: EngineConfig
+    chosen: Sequence[tuple[_Broker, int]],
+    optimum: Optimum,
+    cfg: EngineConfig,
+    every: Sequence[_Broker],
 ) -> float:
     """``data x (0.75 + 0.25 margin)``, see :func:`confidence_score`."""
     total = sum(shares for _, shares in chosen)
+    clock = sum(b.profile.sample_count for b in every)
     data = 0.0
     for b, shares in chosen:
         p = b.profile
-        samples = p.sample_count / (p.sample_count + cfg.confidence_sample_ref)
+        n = _evidence_weight(p, clock, cfg)
+        samples = n / (n + cfg.confidence_sample_ref)
         data += shares / total * b.freshness * samples * (1 - p.error_rate_percentage / 100)
     return confidence_score(data, optimum.best.cost, optimum.runner_up_cost, cfg)
 
@@ -711,8 +802,10 @@ def confidence_score(data: float, best: float, runner_up: float, cfg: EngineConf
 
     ``confidence = data x (0.75 + 0.25 x margin)`` where ``data`` is the quantity-weighted mean
     over the allocated brokers of ``freshness x n / (n + 20) x (1 - error_rate)`` (``n`` the
-    profile's sample count), and ``margin = min(1, gap / 0.02)`` with ``gap`` the runner-up
-    plan's cost above the best, relative to the best (0.5 when there was no alternative).
+    observations' worth behind the profile: the smaller weight of its fill and error beliefs,
+    widened by staleness, or its sample count when it has no beliefs), and
+    ``margin = min(1, gap / 0.02)`` with ``gap`` the runner-up plan's cost above the best,
+    relative to the best (0.5 when there was no alternative).
     Data quality dominates: a decision from stale or thin statistics is a guess however clear
     the margin; a margin near zero means a close call, costing at most a quarter.
     """

@@ -187,6 +187,37 @@ class FeeSchedule(FrozenModel):
         return self.delivery if product is Product.CNC else self.intraday
 
 
+class Belief(FrozenModel):
+    """How sure the router is of one learned factor (docs/routing-engine.md, "Learning").
+
+    ``weight`` is the effective number of observations behind the estimate, prior included and
+    older evidence discounted; ``sd`` is the standard deviation of the estimate itself (of the
+    mean, in the factor's unit: percentage points for a rate, bps, ms).
+    """
+
+    weight: float = Field(default=0.0, ge=0)
+    sd: float = Field(default=0.0, ge=0)
+
+
+class ProfileUncertainty(FrozenModel):
+    """The beliefs behind a profile's learned averages, for exploration and confidence.
+
+    ``clock`` is the symbol's outcome count (every broker's ``sample_count`` summed) when the
+    profile last learned: evidence not refreshed since widens as the symbol's clock runs on.
+    ``pooled`` says the profile was made from its broker's broker-wide posterior (a symbol the
+    broker has no evidence for yet) or from the day-one priors.
+    """
+
+    clock: int = Field(default=0, ge=0)
+    fill_rate: Belief = Belief()
+    error_rate: Belief = Belief()
+    slippage: Belief = Belief()
+    price_improvement: Belief = Belief()
+    execution_time: Belief = Belief()
+    response_time: Belief = Belief()
+    pooled: bool = False
+
+
 class BrokerProfile(FrozenModel):
     """Everything the engine knows of one broker for one symbol.
 
@@ -224,6 +255,10 @@ class BrokerProfile(FrozenModel):
     """Daily volatility of the symbol in bps: the sigma of the square-root impact law."""
     last_price: float | None = Field(default=None, gt=0)
     """Last traded price seen for the symbol: the reference price when an order has no quote."""
+    uncertainty: ProfileUncertainty | None = None
+    """The learned factors' beliefs (weights and spreads); ``None`` for a profile nothing was
+    ever learned for (declared or seeded figures): the engine then neither explores it nor
+    counts more than its ``sample_count`` towards confidence."""
 
 
 class ChargeBreakdown(FrozenModel):

@@ -29,6 +29,24 @@ NEVER_PLACED = "never placed: reconciled"
 """Reason of a child the broker does not know: it was stored, then the process died."""
 UNCONFIRMED = "never confirmed by the broker: reconciled"
 """Reason of a child whose broker could not say whether it holds the order."""
+QUANTITY_HELD = "quantity held"
+"""End of the reason of a timed-out child whose cancel was not confirmed: nothing cascaded."""
+
+
+def quantity_moved_on(child: ChildOrder) -> bool:
+    """True when ``child`` timed out and its quantity went to another broker.
+
+    Only then can a late fill of it over-fill the order. A timed-out child whose cancel was not
+    confirmed kept its quantity (reason ending :data:`QUANTITY_HELD`), and the reconciler never
+    cascades (:data:`UNCONFIRMED`): their late fills are the fills the order waited for.
+    """
+    reason = child.status_reason or ""
+    return (
+        child.status is ChildOrderStatus.TIMED_OUT
+        and not reason.endswith(QUANTITY_HELD)
+        and reason != UNCONFIRMED
+    )
+
 
 ParentStatus = Literal["ROUTED", "PARTIALLY_ROUTED", "REJECTED"]
 
@@ -191,7 +209,7 @@ def resolve_timed_out(child: ChildOrder, cancel: BrokerLookup) -> Resolution:
     if not confirmed:
         why = cancel.reason or "the broker did not confirm the cancel"
         update["status_reason"] = (
-            f"{child.status_reason or 'timed out'}; cancel unconfirmed ({why}): quantity held"
+            f"{child.status_reason or 'timed out'}; cancel unconfirmed ({why}): {QUANTITY_HELD}"
         )
         return Resolution(child=child.model_copy(update=update), free_quantity=0)
     assert cancel.status is not None

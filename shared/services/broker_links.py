@@ -102,6 +102,18 @@ class LoginUrl(BaseModel):
     login_url: str
 
 
+class TraderConnectionView(ConnectionView):
+    """One connection in the operators' list: whose it is, never the token."""
+
+    user_id: str
+
+
+class TraderConnectionList(BaseModel):
+    """``GET /api/v1/admin/connections``."""
+
+    connections: list[TraderConnectionView]
+
+
 class RefreshResult(BaseModel):
     """``POST .../refresh``: the connection checked again, or where to log in again."""
 
@@ -278,6 +290,25 @@ class BrokerLinkService:
             raise NotFoundError(f"no connection to {broker_id}")
         logger.info("broker connection revoked", extra={"broker_id": broker_id})
         return ConnectionView.of(link, self._clock())
+
+    def all_connections(
+        self, *, limit: int, broker_id: str | None = None, status: LinkStatus | None = None
+    ) -> TraderConnectionList:
+        """Every trader's connections (the operators' view), newest change first.
+
+        A LIVE connection past its expiry is listed EXPIRED; a ``status`` filter applies to the
+        stored status.
+        """
+        now = self._clock()
+        links = self._links.list_all(limit=limit, broker_id=broker_id, status=status)
+        return TraderConnectionList(
+            connections=[
+                TraderConnectionView(
+                    user_id=link.user_id, **ConnectionView.of(link, now).model_dump()
+                )
+                for link in links
+            ]
+        )
 
     # -- routing -------------------------------------------------------------------------------
 

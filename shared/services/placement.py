@@ -267,12 +267,9 @@ class ChildPlacer:
         self, run: _Run, child: ChildOrder, quantity: int, reason: str
     ) -> list[ChildOrder]:
         """Send ``quantity`` of ``child`` (failed, or ended with an unfilled remainder) onwards."""
-        recorded = run.placement.children[-1]
-        if recorded.status in _FAILED:
+        live = run.placement.children[-1].status not in _FAILED
+        if not live:
             run.placement.rejects += 1
-        else:
-            # The child stays live for what it filled; the rest counts where it goes.
-            run.placement.rerouted[child.child_order_id] = quantity
         run.failed.add(child.broker_id)
         target = choose_cascade_target(
             run.order,
@@ -295,6 +292,9 @@ class ChildPlacer:
         )
         if target.broker_id is None:
             return []
+        if live:
+            # The child stays live for what it filled; the rest counts where it goes.
+            run.placement.rerouted[child.child_order_id] = quantity
         profile = run.profiles[target.broker_id]
         cascaded: list[ChildOrder] = []
         for sliced in _slices(quantity, profile.lot_size, profile.freeze_quantity):

@@ -88,9 +88,13 @@ class RoutingService:
         Engine parameters (profile age, minimum child size...).
     alpha
         Weight of one placement outcome (reject, timeout, acknowledgement time) in the
-        profile's moving averages: the execution tracker's weight.
+        profile's posteriors: what one outcome discounts (the execution tracker's).
     replay_wait_s
         How long a concurrent duplicate waits for the first request's answer.
+    explore
+        A new seed for each submitted order's Thompson draw (bounded exploration,
+        docs/routing-engine.md "Exploration"); ``None`` routes greedily. ``analyze`` never
+        explores: a recommendation is the posterior-mean decision.
     access
         The brokers a trader cannot use whatever the order (no live connection to a real
         broker, no adapter), with the reason; ``None``: every broker is usable.
@@ -110,6 +114,7 @@ class RoutingService:
         engine_config: EngineConfig,
         alpha: float,
         replay_wait_s: float = 5.0,
+        explore: Callable[[], int] | None = None,
         access: Callable[[str], Mapping[str, str]] | None = None,
     ) -> None:
         self._profiles = profiles
@@ -123,6 +128,7 @@ class RoutingService:
         self._config = engine_config
         self._alpha = alpha
         self._replay = IdempotentReplay(orders, wait_s=replay_wait_s)
+        self._explore = explore
         self._access = access
 
     # -- analyze -----------------------------------------------------------------------------
@@ -141,7 +147,7 @@ class RoutingService:
         decided = self._decide(order)
         return decided.decision, decided.profiles
 
-    def _decide(self, order: OrderRequest) -> _Decided:
+    def _decide(self, order: OrderRequest, *, explore: bool = False) -> _Decided:
         # The server's quote is read whether or not the client sent one: it is the band a
         # client quote must fit in and the arrival reference the children are measured
         # against. A client quote only ever steers this order's own decision.
@@ -153,6 +159,7 @@ class RoutingService:
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         if not profiles:  # the symbols the router knows are those its brokers have profiles for
             raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
+        seed = self._explore() if explore and self._explore is not None else None
         unavailable = self._access(order.user_id) if self._access is not None else {}
         decision = decide_route(
             order,
@@ -160,6 +167,7 @@ class RoutingService:
             now=self._clock(),
             config=self._config,
             recent_order_counts=counts,
+            explore_seed=seed,
             unavailable=unavailable,
         )
         return _Decided(decision, profiles, arrival, counts)
@@ -205,7 +213,7 @@ class RoutingService:
         started = time.perf_counter()
         try:
             self._risk.check(order)
-            decided = self._decide(order)
+            decided = self._decide(order, explore=True)
         except (NoEligibleBrokerError, InvalidOrderError, RiskRejectedError):
             # The world may have changed since the first request (its own placements used up a
             # broker's rate limit): a repeat still gets the original answer.

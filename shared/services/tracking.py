@@ -28,6 +28,7 @@ from shared.domain.execution import (
 from shared.domain.models import BrokerProfile, FeeSchedule, Quote
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.report_validation import QuarantineReason, ReportViolation, check_report
+from shared.domain.settlement import quantity_moved_on
 from shared.ports import (
     BrokerRepository,
     ChildStateUpdate,
@@ -179,7 +180,7 @@ class ExecutionTracker:
     notifier
         Pushes ``EXECUTION_UPDATE`` / ``ROUTING_UPDATE`` to the order's owner.
     alpha
-        Weight of one report in the profile's moving averages.
+        What one outcome discounts of the profile's earlier evidence (``1 - discount``).
     clock
         The current time (the bound on event times in the future).
     """
@@ -378,7 +379,7 @@ class ExecutionTracker:
             "chargesInr": str(record.charges_inr),
             # The broker answered after we gave up on it and sent the quantity elsewhere: the
             # trader may now hold more than ordered (the order turns OVERFILLED).
-            "lateAfterTimeout": child.status is ChildOrderStatus.TIMED_OUT,
+            "lateAfterTimeout": quantity_moved_on(child),
         }
         return (child.user_id, MessageType.EXECUTION_UPDATE, data)
 

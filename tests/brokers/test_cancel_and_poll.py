@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
+
 from local.simulators import Behaviour
+from local.simulators._core import SCRIPT_PATH
 from shared.adapters.brokers.gateway import ClientGateway
 from shared.domain.broker_orders import BrokerErrorKind
 from shared.domain.execution import ExecutionStatus
@@ -168,3 +171,24 @@ def test_a_poll_without_an_order_id_finds_the_order_by_tag_or_says_why_not(
     assert failed.outcome is LookupOutcome.UNKNOWN
     assert failed.reason is not None
     assert failed.reason.startswith(BrokerErrorKind.SERVER.value)
+
+
+def test_the_control_route_scripts_the_next_orders_and_refuses_anything_else(
+    case: BrokerCase,
+) -> None:
+    # GIVEN a simulator scripted over HTTP (local mode's control: a late, open order)
+    url = f"{case.running.server.url}{SCRIPT_PATH}"
+    scripted = httpx.post(url, json=[{"outcome": "open", "ack_delay_s": LATE}], timeout=5)
+    refused = [
+        httpx.post(url, json=body, timeout=5).status_code
+        for body in ({"outcome": "open"}, [{"fill_price": 1}], [{"outcome": "explode"}])
+    ]
+    # WHEN a child is placed with a short timeout
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
+    result = gateway.place(child(case.name), timeout_s=0.2)
+    # THEN the script applied (a timeout, the order open at the broker); bad scripts were 400
+    assert scripted.json() == {"scripted": 1}
+    assert refused == [400, 400, 400]
+    assert result.status is ChildOrderStatus.TIMED_OUT
+    [booked] = case.sim.book.orders.values()
+    assert booked.status == "OPEN"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from functions.rollup_analytics import handler as rollup_analytics
 from functions.route_order import handler as route_order
 from functions.track_execution import handler as track_execution
 from local.apigw import LocalLambdaContext
@@ -63,6 +65,10 @@ def test_the_whole_order_loop_runs_as_the_app_role(aws: EventSink) -> None:
         "ALTER TABLE orders ADD COLUMN x int",
         "CREATE TABLE sneaky (id int)",
         "UPDATE _yoyo_migration SET migration_hash = 'x'",
+        "DELETE FROM execution_rollups",
+        "DROP TABLE execution_metrics_default",
+        "CREATE TABLE execution_metrics_p209901 PARTITION OF execution_metrics "
+        "FOR VALUES FROM ('2099-01-01') TO ('2099-02-01')",
     ],
 )
 def test_the_app_role_cannot_remove_rows_or_change_the_schema(
@@ -77,3 +83,24 @@ def test_the_app_role_cannot_remove_rows_or_change_the_schema(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(statement)
+
+
+@pytest.mark.usefixtures("wiring")
+def test_the_roll_up_job_runs_as_the_app_role(aws: EventSink, wiring: Any) -> None:
+    # GIVEN an order executed three hours ago, stored as the app role
+    call(
+        route_order,
+        "POST",
+        f"{API}/orders/smart",
+        body={"symbol": "RELIANCE", "side": "BUY", "quantity": 100, "orderType": "MARKET"},
+    )
+    for event in aws.drain():
+        if event["detail-type"] == DetailType.EXECUTION_REPORTED:
+            track_execution.lambda_handler(event, LocalLambdaContext("test"))
+    with wiring.database.connection() as conn:
+        for table in ("orders", "child_orders", "execution_metrics"):
+            conn.execute(f"UPDATE {table} SET created_at = created_at - interval '3 hours'")
+    # WHEN the roll-up job runs as the app role (partitions, roll-up, retention)
+    result = rollup_analytics.lambda_handler({}, LocalLambdaContext("test"))
+    # THEN it rolled the hour through V012's functions
+    assert result["hourlyRows"] >= 2

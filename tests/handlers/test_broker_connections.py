@@ -15,14 +15,16 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
+from functions.admin import handler as admin
 from functions.broker_connections import handler
 from functions.route_order import handler as route_order
 from local.brokers import simulated_profiles
 from local.simulators.fleet import Fleet, start_fleet
 from shared.adapters.crypto import LocalKeySealer
 from shared.adapters.secrets import JsonSecretStore
+from shared.domain.contracts import ADMIN_PREFIX
 from shared.wiring import Wiring, utc_now
-from tests.handlers.support import API, OTHER_TRADER, TRADER, call
+from tests.handlers.support import ADMIN, API, OTHER_TRADER, TRADER, call
 
 IDS = {"kite": "kite-sim", "upstox": "upstox-sim", "dhan": "dhan-sim"}
 LINKS = f"{API}/broker-connections"
@@ -149,3 +151,27 @@ def test_refresh_answers_a_new_kite_login(linked: Wiring) -> None:
     assert status == 200, body
     assert body["connection"] is None
     assert "connect/login" in body["login_url"]
+
+
+def test_operators_list_every_traders_connections_without_tokens(
+    linked: Wiring, fleet: Fleet
+) -> None:
+    # GIVEN trader-1 linked to Kite and trader-2 to Dhan
+    query = login("kite-sim")
+    assert call(handler, "GET", f"{LINKS}/kite-sim/callback", query=query)[0] == 200
+    token = fleet.simulators["dhan"].sim.issue_token()
+    body = {"access_token": token}
+    assert call(handler, "PUT", f"{LINKS}/dhan-sim", body=body, claims=OTHER_TRADER)[0] == 200
+    # WHEN an operator lists connections, all and of one broker, and a trader tries to
+    every = call(admin, "GET", f"{ADMIN_PREFIX}/connections", claims=ADMIN)
+    dhan = call(
+        admin, "GET", f"{ADMIN_PREFIX}/connections", claims=ADMIN, query={"brokerId": "dhan-sim"}
+    )
+    refused = call(admin, "GET", f"{ADMIN_PREFIX}/connections", claims=TRADER)
+    # THEN the operator sees whose connection each is, never a token; a trader is refused
+    assert every[0] == 200, every[1]
+    owners = {(c["user_id"], c["broker_id"]) for c in every[1]["connections"]}
+    assert owners == {("trader-1", "kite-sim"), ("trader-2", "dhan-sim")}
+    assert token not in json.dumps(every[1])
+    assert [c["user_id"] for c in dhan[1]["connections"]] == ["trader-2"]
+    assert refused[0] == 403

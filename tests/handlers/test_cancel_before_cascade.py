@@ -26,7 +26,7 @@ from shared.domain.contracts import DetailType
 from shared.domain.execution import ExecutionReport
 from shared.services.placement import ChildPlacer
 from shared.wiring import Wiring
-from tests.handlers.support import API, call
+from tests.handlers.support import API, RecordingNotifier, call
 
 SMART = f"{API}/orders/smart"
 TOKEN = "kite-access-token"
@@ -196,7 +196,7 @@ def test_a_partial_fill_cancelled_after_a_timeout_sends_only_its_remainder(
 
 
 def test_a_cancel_the_broker_refuses_holds_the_quantity_and_a_late_fill_is_polled(
-    wiring: Wiring, kite: RunningSimulator
+    wiring: Wiring, kite: RunningSimulator, notifier: RecordingNotifier
 ) -> None:
     # GIVEN a late, open order whose cancel the broker answers with a server error
     use_client(wiring, kite, FailingCancels(kite.sim, kite.url, "server"))
@@ -219,6 +219,10 @@ def test_a_cancel_the_broker_refuses_holds_the_quantity_and_a_late_fill_is_polle
     [child] = children(wiring)
     assert (child["status"], child["filled_quantity"]) == ("FILLED", 1)
     assert order_status(wiring) == "COMPLETED"
+    # AND the trader is not told of a possible over-fill: the quantity never moved on
+    updates = [m for m in notifier.messages if m[1] == "EXECUTION_UPDATE"]
+    assert updates
+    assert {m[2]["lateAfterTimeout"] for m in updates} == {False}
 
 
 def test_a_cancel_and_a_status_that_both_fail_cascade_nothing(

@@ -10,21 +10,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from functions.route_order import handler
 from local import seed
 from shared.domain.contracts import DetailType
-from shared.domain.execution import ExecutionReport
+from shared.domain.execution import ExecutionReport, ProfileObservation
+from shared.domain.learning import Priors
 from shared.domain.models import BrokerProfile, Quote, Side
 from shared.services.schemas import SmartOrderRequest
+from shared.settings import Settings
 from shared.wiring import Wiring
+from tests import factories
 from tests.handlers.support import API, OTHER_TRADER, RELIABLE, TRADER, call
 
 SMART = f"{API}/orders/smart"
 ANALYZE = f"{API}/orders/analyze"
-ALPHA = 0.1  # the settings' default ewma_alpha
+DEFAULT_ALPHA = Settings.model_fields["ewma_alpha"].default
 
 
 def only_broker(wiring: Wiring, broker_id: str, **behaviour: Any) -> None:
@@ -195,16 +198,16 @@ def test_without_a_server_reference_a_client_quote_is_never_learned(wiring: Wiri
 # -- learning that sees every outcome ------------------------------------------------------------
 
 
-def ewma(start: float, samples: list[float], places: int = 2) -> float:
-    """The moving average as Postgres computes it: exact decimals, rounded half away from zero
-    to the column's scale after every update (DECIMAL(5,2), or INTEGER for times)."""
-    alpha = Decimal(str(ALPHA))
-    value = Decimal(str(start))
-    for sample in samples:
-        value = ((1 - alpha) * value + alpha * Decimal(str(sample))).quantize(
-            Decimal(1).scaleb(-places), ROUND_HALF_UP
-        )
-    return float(value)
+def replayed(before: BrokerProfile, observations: list[ProfileObservation]) -> Priors:
+    """The posterior the domain computes from these observations, the seeded profile as prior."""
+    return factories.replayed_posterior(
+        before.broker_id, before.symbol, observations, alpha=DEFAULT_ALPHA, before=before
+    )
+
+
+def error_pct(post: Priors) -> float:
+    """The error rate as the DECIMAL(5,2) column stores it."""
+    return round(100 * post.error.mean, 2)
 
 
 def test_placement_rejects_are_learned_once_each(wiring: Wiring) -> None:
@@ -222,11 +225,14 @@ def test_placement_rejects_are_learned_once_each(wiring: Wiring) -> None:
     assert 15 < rejects < 45  # the paper broker's seeded draws
     after = profile(wiring, "zerodha", "SBIN")
     assert after.sample_count == before.sample_count + 60
-    # AND the error rate is exactly the moving average of those outcomes, in order
-    samples = [100.0 if status == "REJECTED" else 0.0 for status in outcomes]
-    assert after.error_rate_percentage == ewma(before.error_rate_percentage, samples)
+    # AND the error rate is exactly the discounted Beta posterior of those outcomes, in order
+    samples = [ProfileObservation(is_error=status == "REJECTED") for status in outcomes]
+    assert after.error_rate_percentage == error_pct(replayed(before, samples))
     # AND it rose from the seeded 1 % toward 50 %, where it used to fall
     assert after.error_rate_percentage > 25.0
+    # AND the profile says how sure it is: about 1 / (1 - discount) outcomes' worth
+    assert after.uncertainty is not None
+    assert 20 < after.uncertainty.error_rate.weight < 45
 
 
 def test_timeouts_are_errors_with_latency_at_the_bound(wiring: Wiring) -> None:
@@ -239,9 +245,11 @@ def test_timeouts_are_errors_with_latency_at_the_bound(wiring: Wiring) -> None:
     # THEN each timeout was one error sample, with its acknowledgement time at the bound
     after = profile(wiring, "upstox", "SBIN")
     assert after.sample_count == before.sample_count + 20
-    assert after.error_rate_percentage == ewma(before.error_rate_percentage, [100.0] * 20)
+    timeout = ProfileObservation(is_error=True, fill_rate_pct=0.0, response_time_ms=500.0)
+    post = replayed(before, [timeout] * 20)
+    assert after.error_rate_percentage == error_pct(post)
     assert after.fill_rate_percentage < before.fill_rate_percentage
-    assert after.response_time_ms == ewma(before.response_time_ms, [500.0] * 20, places=0)
+    assert after.response_time_ms == round(post.ack.mean)
 
 
 def test_acknowledgement_latency_is_learned(wiring: Wiring) -> None:
@@ -319,9 +327,10 @@ def test_without_an_adapter_figure_the_measured_call_time_is_learned(wiring: Wir
     # WHEN 3 orders are routed to it
     for n in range(3):
         submit(wiring, "SBIN", n)
-    # THEN the learned ack time moved toward the measured >= 150 ms, by alpha per placement
+    # THEN the learned ack time moved from the seeded figure toward the measured >= 150 ms
     after = profile(wiring, "zerodha", "SBIN")
-    assert after.response_time_ms >= ewma(before.response_time_ms, [150.0] * 3, places=0)
+    assert before.response_time_ms < 150
+    assert after.response_time_ms > before.response_time_ms + 30
 
 
 def test_a_hung_adapter_is_a_timeout_learned_at_the_bound(wiring: Wiring) -> None:
@@ -336,5 +345,8 @@ def test_a_hung_adapter_is_a_timeout_learned_at_the_bound(wiring: Wiring) -> Non
     assert child["status"] == "TIMED_OUT"
     after = profile(wiring, "upstox", "SBIN")
     assert after.sample_count == before.sample_count + 1
-    assert after.error_rate_percentage == ewma(before.error_rate_percentage, [100.0])
-    assert after.response_time_ms == ewma(before.response_time_ms, [500.0], places=0)
+    post = replayed(
+        before, [ProfileObservation(is_error=True, fill_rate_pct=0.0, response_time_ms=500.0)]
+    )
+    assert after.error_rate_percentage == error_pct(post)
+    assert after.response_time_ms == round(post.ack.mean)

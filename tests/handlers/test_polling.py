@@ -271,3 +271,21 @@ def test_a_child_the_broker_never_booked_is_counted_not_found(
     # THEN the broker's book has no order under its tag, and nothing is published
     assert (result["polled"], result["notFound"], result["recovered"]) == (1, 1, 0)
     assert the_child(wiring)["status"] == "TIMED_OUT"
+
+
+def test_a_run_out_of_time_asks_no_broker_and_leaves_the_child_for_a_later_run(
+    wiring: Wiring, kite: RunningSimulator
+) -> None:
+    # GIVEN a placed child past the bound
+    record(wiring, place(wiring, stored_child(wiring)))
+    with wiring.database.connection() as conn:
+        conn.execute("UPDATE child_orders SET placed_at = placed_at - interval '1 hour'")
+    calls = len(kite.sim.requests)
+    poller = wiring.reconciler._poller
+    assert poller is not None
+    # WHEN a run starts with no time left
+    result = poller.run(time_left_s=0)
+    # THEN no broker was asked and nothing published; the child waits for a later run
+    assert (result.polled, result.recovered) == (0, 0)
+    assert len(kite.sim.requests) == calls
+    assert the_child(wiring)["status"] == "PLACED"

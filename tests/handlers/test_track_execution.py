@@ -203,15 +203,17 @@ def test_rejection_counts_as_an_error(wiring: Wiring) -> None:
         eventbridge(child, report(child, ExecutionStatus.REJECTED, 0, None, 40)),
         LocalLambdaContext("test"),
     )
-    # THEN fill rate 0 is stored and the error rate rises by alpha towards 100 %
+    # THEN fill rate 0 is stored and the error rate rises to its posterior: the seeded figure
+    #      (its prior, worth at most 5 observations) and earlier outcomes, then this error
     [metric] = rows(wiring, "SELECT fill_rate, slippage_bps FROM execution_metrics")
     assert metric == {"fill_rate": Decimal("0.00"), "slippage_bps": None}
     after = wiring.profile_repository.get("zerodha", "RELIANCE")
     assert after is not None
-    expected = before.error_rate_percentage + wiring.settings.ewma_alpha * (
-        100 - before.error_rate_percentage
-    )
-    assert abs(after.error_rate_percentage - expected) < 0.01
+    assert after.sample_count == before.sample_count + 1
+    assert after.uncertainty is not None
+    # (a few observations' worth: the seeded figure and the day-one prior, then this error)
+    assert 1 < after.uncertainty.error_rate.weight < 10
+    assert after.error_rate_percentage > before.error_rate_percentage + 10
 
 
 def test_order_routed_pushes_a_routing_update(wiring: Wiring, notifier: RecordingNotifier) -> None:

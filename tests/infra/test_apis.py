@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.apis import ADMIN_ROUTES, PUBLIC_ROUTES, TRADER_ROUTES, WEBHOOK_RATE, WEBHOOK_ROUTES
+from infra.capacity import for_stage
 from shared.domain.contracts import ApiPath
 from tests.infra.support import DASHBOARD, function_by_handler, one, resources
 
@@ -71,13 +73,47 @@ def test_http_stage_throttles_webhooks_and_logs_access(dev: Template) -> None:
     )
 
 
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_http_stage_throttle_is_the_capacity_tables(
+    request: pytest.FixtureRequest, stage: str
+) -> None:
+    # GIVEN a stage's capacity table WHEN its template is synthesized
+    template: Template = request.getfixturevalue(stage)
+    sizes = for_stage("prod" if stage == "prod" else "dev")
+    # THEN the $default stage is throttled at its steady rate and burst
+    template.has_resource_properties(
+        "AWS::ApiGatewayV2::Stage",
+        {
+            "StageName": "$default",
+            "DefaultRouteSettings": Match.object_like(
+                {
+                    "ThrottlingRateLimit": sizes.api_rate_per_s,
+                    "ThrottlingBurstLimit": sizes.api_burst,
+                }
+            ),
+        },
+    )
+
+
+def test_prod_admits_1000_orders_per_second_and_bursts_above() -> None:
+    # GIVEN the prod table WHEN read THEN >= 1,000 requests/s steady, a burst above it, and
+    # route_order reserves the containers that rate needs at the design duration
+    prod = for_stage("prod")
+    assert prod.api_rate_per_s >= 1000
+    assert prod.api_burst > prod.api_rate_per_s
+    assert prod.function("route_order").reserved_concurrency >= prod.route_order_concurrency_needed
+
+
 def test_cors_allows_the_dashboard_origin(prod: Template) -> None:
-    # GIVEN dashboardOrigin WHEN synthesized THEN it is the only allowed origin
+    # GIVEN dashboardOrigin WHEN synthesized THEN it and the stack's own dashboard (CloudFront,
+    # tests/infra/test_dashboard.py) are the only allowed origins
     prod.has_resource_properties(
         "AWS::ApiGatewayV2::Api",
         {
             "ProtocolType": "HTTP",
-            "CorsConfiguration": Match.object_like({"AllowOrigins": [DASHBOARD]}),
+            "CorsConfiguration": Match.object_like(
+                {"AllowOrigins": [DASHBOARD, Match.object_like({"Fn::Join": Match.any_value()})]}
+            ),
         },
     )
 

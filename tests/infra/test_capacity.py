@@ -113,6 +113,20 @@ def test_an_over_committed_table_is_refused() -> None:
         greedy.function("reconcile")
 
 
+def test_a_throttle_route_order_cannot_serve_is_refused() -> None:
+    # GIVEN 1,000 requests/s of 0.25 s each against 200 reserved route_order containers, and a
+    # burst no larger than the steady rate
+    short = StageCapacity(
+        0.5, 16, 80, {"route_order": FunctionCapacity(200, 2)}, api_rate_per_s=1000, api_burst=2000
+    )
+    flat = StageCapacity(0.5, 16, 80, {}, api_rate_per_s=1000, api_burst=1000)
+    # WHEN / THEN each is refused with the numbers
+    with pytest.raises(ValueError, match="need 250 route_order containers, 200 are reserved"):
+        short.check()
+    with pytest.raises(ValueError, match="must exceed the rate"):
+        flat.check()
+
+
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_the_documented_table_is_the_table(stage: str) -> None:
     # GIVEN docs/infrastructure.md WHEN its capacity rows are read THEN they are the code's

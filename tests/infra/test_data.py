@@ -6,7 +6,7 @@ import json
 
 from aws_cdk.assertions import Match, Template
 
-from shared.settings import APP_DB_ROLE
+from shared.settings import APP_DB_ROLE, Settings
 from tests.infra.support import function_by_handler, one, policy_statements, resources
 
 
@@ -49,6 +49,15 @@ def test_proxy_requires_tls_and_secret_rotates(dev: Template) -> None:
         "AWS::SecretsManager::RotationSchedule",
         {"RotationRules": {"ScheduleExpression": "rate(30 days)"}},
     )
+
+
+def test_proxy_sets_the_statement_timeout_so_clients_never_pin(dev: Template) -> None:
+    # GIVEN the proxy WHEN synthesized THEN its target group runs the functions' statement
+    # timeout on every database connection it opens (a client's SET would pin it)
+    _, group = one(dev, "AWS::RDS::DBProxyTargetGroup")
+    info = group["Properties"]["ConnectionPoolConfigurationInfo"]
+    timeout = Settings.model_fields["db_statement_timeout_ms"].default
+    assert info["InitQuery"] == f"SET statement_timeout = {timeout}"
 
 
 def test_cache_is_serverless_valkey_reached_over_tls(dev: Template) -> None:
@@ -108,6 +117,7 @@ def test_services_log_in_as_the_app_role_and_only_migrate_holds_the_owner(dev: T
         "track_execution",
         "outbox_relay",
         "reconcile",
+        "rollup_analytics",
     ):
         reads = _secret_reads(dev, function)
         assert admin not in reads, function

@@ -60,6 +60,25 @@ def test_scheduled_functions_run_every_minute(dev: Template, function: str) -> N
     )
 
 
+def test_rollup_runs_every_fifteen_minutes_without_retries(dev: Template) -> None:
+    # GIVEN the analytics roll-up WHEN synthesized
+    # THEN a 15-minute schedule targets it, with no retries (the next run redoes the same hours)
+    rollup_id, _ = function_by_handler(dev, "rollup_analytics")
+    dev.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "rate(15 minutes)",
+            "Targets": [
+                {
+                    "Arn": {"Fn::GetAtt": [rollup_id, "Arn"]},
+                    "Id": "Target0",
+                    "RetryPolicy": {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 900},
+                }
+            ],
+        },
+    )
+
+
 def test_msk_source_only_with_the_flag(dev: Template, prod: Template) -> None:
     # GIVEN dev without and prod with mskClusterArn WHEN synthesized
     # THEN only prod maps order-executions to the tracker, 100 per batch, partial failures

@@ -1,4 +1,4 @@
-"""Observability: the seven alarms, the alarm topic and the dashboard."""
+"""Observability: the nine alarms, the alarm topic and the dashboard."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk.assertions import Template
 
 from functions.track_execution.handler import LATE_FILLS_METRIC
-from infra.observability import ROUTING_LATENCY_P95_MS
+from infra.observability import ORDER_LATENCY_P90_MS, ROUTING_LATENCY_P95_MS
 from shared.observability import QUARANTINED_REPORTS_METRIC
 from tests.infra.support import function_by_handler, one, resources
 
@@ -24,6 +24,27 @@ def test_routing_latency_p95_alarm(dev: Template) -> None:
     assert alarm["Threshold"] == ROUTING_LATENCY_P95_MS
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "order-router"}]
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_execution_latency_p90_alarm(dev: Template) -> None:
+    # GIVEN route_order's OrderLatency (a smart order routed and placed) WHEN synthesized
+    (alarm,) = [a for a in _alarms(dev) if a.get("MetricName") == "OrderLatency"]
+    # THEN its p90 above the specification's 200 ms for 3 of 5 minutes alarms
+    assert ORDER_LATENCY_P90_MS == 200
+    assert alarm["Namespace"] == "OrderRouter"
+    assert alarm["ExtendedStatistic"] == "p90"
+    assert alarm["Threshold"] == ORDER_LATENCY_P90_MS
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (5, 3)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "order-router"}]
+
+
+def test_route_order_throttles_alarm(dev: Template) -> None:
+    # GIVEN route_order's reserved concurrency WHEN synthesized
+    route_id, _ = function_by_handler(dev, "route_order")
+    (alarm,) = [a for a in _alarms(dev) if a.get("MetricName") == "Throttles"]
+    # THEN any invocation Lambda refused for it alarms at once
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": route_id}}]
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (0, 1)
 
 
 def test_failure_alarms(dev: Template) -> None:
@@ -48,7 +69,7 @@ def test_failure_alarms(dev: Template) -> None:
     assert by_metric[QUARANTINED_REPORTS_METRIC]["Dimensions"] == [
         {"Name": "service", "Value": "order-router"}
     ]
-    assert len(alarms) == 7
+    assert len(alarms) == 9
     assert all(a["AlarmActions"] == [{"Ref": topic_id}] for a in alarms)
 
 

@@ -46,6 +46,13 @@ TAKE_STATE = """
 DELETE FROM broker_link_states WHERE state_digest = %s
 RETURNING user_id, broker_id, expires_at
 """
+SELECT_ALL = f"""
+SELECT {_COLUMNS} FROM broker_connections
+WHERE (%(broker_id)s::text IS NULL OR broker_id = %(broker_id)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY updated_at DESC, user_id, broker_id
+LIMIT %(limit)s
+"""
 PURGE_STATES = "DELETE FROM broker_link_states WHERE expires_at < now()"
 
 
@@ -128,3 +135,15 @@ class PostgresBrokerLinkStore:
         if row is None or row["expires_at"] <= now:
             return None
         return row["user_id"], row["broker_id"]
+
+    def list_all(
+        self, *, limit: int, broker_id: str | None = None, status: LinkStatus | None = None
+    ) -> list[BrokerLink]:
+        """Every trader's connections, most recently changed first (no credentials read)."""
+        params = {
+            "limit": limit,
+            "broker_id": broker_id,
+            "status": status.value if status else None,
+        }
+        with self._db.connection() as conn:
+            return [_link(r) for r in conn.execute(SELECT_ALL, params).fetchall()]

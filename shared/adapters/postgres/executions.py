@@ -23,14 +23,22 @@ from shared.ports import (
     QuarantinedReport,
 )
 
+# execution_metrics is partitioned by time, so the report key's uniqueness lives in
+# execution_report_keys (V012): the key is inserted first and the metrics row only with it. Two
+# transactions storing one key serialise on the key's index entry, like on a unique index.
 INSERT_ONCE = """
+WITH k AS (
+    INSERT INTO execution_report_keys (report_key) VALUES (%(report_key)s)
+    ON CONFLICT (report_key) DO NOTHING
+    RETURNING report_key
+)
 INSERT INTO execution_metrics (order_id, broker_id, symbol, execution_latency_ms, slippage_bps,
     price_improvement_bps, fill_rate, execution_quality_score, market_conditions, user_id,
     child_order_id, report_key, status, filled_quantity, fill_price, charges_inr)
-VALUES (%(order_id)s, %(broker_id)s, %(symbol)s, %(latency)s, %(slippage)s, %(pi)s, %(fill_rate)s,
-    %(quality)s, %(market)s, %(user_id)s, %(child_order_id)s, %(report_key)s, %(status)s,
-    %(filled)s, %(fill_price)s, %(charges)s)
-ON CONFLICT (report_key) DO NOTHING
+SELECT %(order_id)s, %(broker_id)s, %(symbol)s, %(latency)s, %(slippage)s, %(pi)s, %(fill_rate)s,
+    %(quality)s, %(market)s, %(user_id)s, %(child_order_id)s, k.report_key, %(status)s,
+    %(filled)s, %(fill_price)s, %(charges)s
+FROM k
 RETURNING id
 """
 
@@ -39,18 +47,22 @@ LOCK_CHILDREN = (
     f"SELECT {CHILD_COLUMNS} FROM child_orders c JOIN orders o USING (order_id) "
     "WHERE c.child_order_id = ANY(%s) ORDER BY c.child_order_id FOR UPDATE OF c"
 )
-STORED_KEYS = "SELECT report_key FROM execution_metrics WHERE report_key = ANY(%s)"
+STORED_KEYS = "SELECT report_key FROM execution_report_keys WHERE report_key = ANY(%s)"
 FIND_CHILD_IDS = """
 SELECT c.broker_id, c.broker_order_id, c.child_order_id
 FROM child_orders c JOIN unnest(%s::text[], %s::text[]) AS k(broker_id, broker_order_id)
     ON c.broker_id = k.broker_id AND c.broker_order_id = k.broker_order_id
 """
 
-UPDATE_CHILD_STATE = """
-UPDATE child_orders SET status = %(status)s, filled_quantity = %(filled)s,
-    average_price = %(average)s, broker_order_id = COALESCE(broker_order_id, %(broker_order_id)s),
+# One statement per batch, not one per child: a batch of 100 reports is then a handful of
+# statements for Postgres to parse, plan and execute (docs/capacity.md, "MSK").
+UPDATE_CHILD_STATES = """
+UPDATE child_orders c SET status = u.status, filled_quantity = u.filled,
+    average_price = u.average, broker_order_id = COALESCE(c.broker_order_id, u.broker_order_id),
     updated_at = now()
-WHERE child_order_id = %(child_order_id)s
+FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::numeric[], %s::text[])
+    AS u(child_order_id, status, filled, average, broker_order_id)
+WHERE c.child_order_id = u.child_order_id
 """
 
 # An order is COMPLETED when none of its children can fill any more, and OVERFILLED when its
@@ -64,7 +76,7 @@ UPDATE orders o SET status = CASE
                          AND c.status IN ('PENDING', 'PLACED', 'PARTIALLY_FILLED')) THEN 'COMPLETED'
         ELSE o.status END,
     updated_at = now()
-WHERE o.order_id = %(order_id)s
+WHERE o.order_id = ANY(%s)
 """
 
 
@@ -192,11 +204,11 @@ class PostgresExecutionRepository:
             with conn.pipeline():
                 inserts = conn.cursor()
                 inserts.executemany(INSERT_ONCE, [record_params(p.record) for p in plans])
-                writes = conn.cursor()
-                writes.executemany(
-                    UPDATE_CHILD_STATE, [_state_params(finals[c]) for c in sorted(finals)]
-                )
-                writes.executemany(UPDATE_ORDER_STATUS, [{"order_id": o} for o in orders])
+                if finals:
+                    conn.execute(
+                        UPDATE_CHILD_STATES, _state_columns([finals[c] for c in sorted(finals)])
+                    )
+                    conn.execute(UPDATE_ORDER_STATUS, (orders,))
                 profiles = send_learning(conn, observed, alpha=alpha)
             # Read after the pipeline's sync: before it, executemany has counted nothing yet.
             if inserts.rowcount != len(plans):
@@ -204,11 +216,12 @@ class PostgresExecutionRepository:
             return learned_profiles(profiles)
 
 
-def _state_params(state: ChildStateUpdate) -> dict[str, Any]:
-    return {
-        "child_order_id": state.child_order_id,
-        "status": state.status.value,
-        "filled": state.filled_quantity,
-        "average": state.average_price,
-        "broker_order_id": state.broker_order_id,
-    }
+def _state_columns(states: list[ChildStateUpdate]) -> tuple[list[Any], ...]:
+    # Column arrays for UPDATE_CHILD_STATES, children in id order (the order they were locked).
+    return (
+        [s.child_order_id for s in states],
+        [s.status.value for s in states],
+        [s.filled_quantity for s in states],
+        [s.average_price for s in states],
+        [s.broker_order_id for s in states],
+    )

@@ -98,6 +98,9 @@ def ensure_app_role(database_url: str, *, username: str, password: str) -> None:
             "REVOKE CREATE ON SCHEMA public FROM {role}",
             f"GRANT {APP_TABLE_PRIVILEGES} ON ALL TABLES IN SCHEMA public TO {{role}}",
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            # V012's roll-up, partition and retention functions (SECURITY DEFINER): the role
+            # runs them, it cannot delete rows or create and drop tables itself.
+            "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}",
         ):
             conn.execute(sql.SQL(statement).format(database=database, role=role))
         existing = conn.execute(

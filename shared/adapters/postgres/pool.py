@@ -32,6 +32,9 @@ def connection_kwargs(settings: Settings, secret: dict[str, Any] | None = None) 
     common: dict[str, Any] = {
         "connect_timeout": max(1, int(settings.db_connect_timeout_s)),
         "application_name": settings.service_name,
+        # No server-side prepared statements: RDS Proxy pins a client to one database
+        # connection for good once it prepares one (docs/capacity.md, "Connections").
+        "prepare_threshold": None,
     }
     if settings.database_url is not None:
         return {"conninfo": settings.database_url.get_secret_value(), **common}
@@ -65,11 +68,11 @@ def create_pool(settings: Settings, secret: dict[str, Any] | None = None) -> Con
     """
     kwargs = connection_kwargs(settings, secret)
     conninfo = kwargs.pop("conninfo")
-    timeout_ms = settings.db_statement_timeout_ms
+    statements = session_setup(settings)
 
     def configure(conn: psycopg.Connection[Any]) -> None:
-        # A statement that hangs must fail fast rather than hold a Lambda for its whole timeout.
-        conn.execute(f"SET statement_timeout = {int(timeout_ms)}")
+        for statement in statements:
+            conn.execute(statement)
         conn.commit()
 
     return ConnectionPool(
@@ -78,10 +81,24 @@ def create_pool(settings: Settings, secret: dict[str, Any] | None = None) -> Con
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         timeout=settings.db_connect_timeout_s,
-        configure=configure,
+        configure=configure if statements else None,
         open=False,
         name="order-router",
     )
+
+
+def session_setup(settings: Settings) -> list[str]:
+    """What a new connection runs before its first use: session settings, direct links only.
+
+    A statement that hangs must fail fast rather than hold a Lambda for its whole timeout, so
+    ``statement_timeout`` is set per session on a direct connection (local mode, tests). Behind
+    RDS Proxy (no ``database_url``) a ``SET`` would pin the client to one database connection
+    for the rest of its life; there the proxy's ``InitQuery`` sets the same timeout on every
+    database connection it opens (infra/data.py), and the client sends no session state.
+    """
+    if settings.database_url is None:
+        return []
+    return [f"SET statement_timeout = {int(settings.db_statement_timeout_ms)}"]
 
 
 class Database:

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
-from shared.domain.models import BrokerProfile, BrokerStatus, FeeSchedule, OrderType
+from shared.domain.execution import ProfileObservation
+from shared.domain.learning import (
+    BatchLearner,
+    Evidence,
+    declared_evidence,
+    learned_fields,
+    symbol_posterior,
+    uncertainty,
+)
+from shared.domain.models import (
+    BrokerProfile,
+    BrokerStatus,
+    FeeSchedule,
+    OrderType,
+    ProfileUncertainty,
+)
 from shared.ports import Observed, ProfileKey
 
 # Priors for a profile column that has never been measured: a new profile starts cautious
@@ -26,6 +41,7 @@ SELECT p.broker_id, p.symbol, p.avg_execution_time_ms, p.fill_rate_percentage,
        CASE WHEN b.routing_status = 'ACTIVE' THEN p.status ELSE b.routing_status END AS status,
        p.response_time_ms,
        p.error_rate_percentage, p.last_updated, p.sample_count, p.volatility_bps, p.last_price,
+       p.uncertainty,
        b.supported_order_types, b.lot_size, b.freeze_quantity, b.rate_limit_per_s, b.fee_schedule
 """
 _PROFILE_SELECT = (
@@ -33,18 +49,31 @@ _PROFILE_SELECT = (
 )
 
 SELECT_FOR_SYMBOL = _PROFILE_SELECT + "WHERE p.symbol = %s AND b.enabled ORDER BY p.broker_id"
+SELECT_MISSING = """
+SELECT b.broker_id, b.supported_order_types, b.lot_size, b.freeze_quantity, b.rate_limit_per_s,
+       b.fee_schedule, e.evidence,
+       -- An operator's MAINTENANCE or SUSPENDED overrides; else the broker's latest status.
+       CASE WHEN b.routing_status = 'ACTIVE' THEN
+           (SELECT q.status FROM broker_execution_profiles q WHERE q.broker_id = b.broker_id
+            ORDER BY q.last_updated DESC NULLS LAST LIMIT 1)
+       ELSE b.routing_status END AS status
+FROM brokers b LEFT JOIN broker_evidence e USING (broker_id)
+WHERE b.enabled AND NOT EXISTS (
+    SELECT 1 FROM broker_execution_profiles p WHERE p.broker_id = b.broker_id AND p.symbol = %s)
+ORDER BY b.broker_id
+"""
 SELECT_ONE = _PROFILE_SELECT + "WHERE p.broker_id = %s AND p.symbol = %s"
 
 UPSERT = """
 INSERT INTO broker_execution_profiles (broker_id, symbol, avg_execution_time_ms,
     fill_rate_percentage, price_improvement_bps, slippage_bps, current_spread_bps,
     order_book_depth, recent_volume, max_order_size, min_order_size, status, response_time_ms,
-    error_rate_percentage, last_updated, sample_count, volatility_bps, last_price)
+    error_rate_percentage, last_updated, sample_count, volatility_bps, last_price, uncertainty)
 VALUES (%(broker_id)s, %(symbol)s, %(avg_execution_time_ms)s, %(fill_rate_percentage)s,
     %(price_improvement_bps)s, %(slippage_bps)s, %(current_spread_bps)s, %(order_book_depth)s,
     %(recent_volume)s, %(max_order_size)s, %(min_order_size)s, %(status)s, %(response_time_ms)s,
     %(error_rate_percentage)s, %(last_updated)s, %(sample_count)s, %(volatility_bps)s,
-    %(last_price)s)
+    %(last_price)s, %(uncertainty)s)
 ON CONFLICT (broker_id, symbol) DO UPDATE SET
     avg_execution_time_ms = EXCLUDED.avg_execution_time_ms,
     fill_rate_percentage = EXCLUDED.fill_rate_percentage,
@@ -55,59 +84,64 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
     status = EXCLUDED.status, response_time_ms = EXCLUDED.response_time_ms,
     error_rate_percentage = EXCLUDED.error_rate_percentage, last_updated = EXCLUDED.last_updated,
     sample_count = EXCLUDED.sample_count, volatility_bps = EXCLUDED.volatility_bps,
-    last_price = EXCLUDED.last_price, updated_at = CURRENT_TIMESTAMP
+    last_price = EXCLUDED.last_price,
+    uncertainty = COALESCE(EXCLUDED.uncertainty, broker_execution_profiles.uncertainty),
+    updated_at = CURRENT_TIMESTAMP
 """
 
-# One statement per observation: the row lock taken by the upsert serialises concurrent writers,
-# and each reads the value the previous one committed, so no update is lost (no read-modify-write
-# in the application). An observation of NULL leaves that average unchanged; an outcome of NULL
-# (an acknowledgement) leaves the error rate and the sample count alone. One for a broker we do
-# not know inserts nothing (rather than failing the batch it came in), and one about a child's
-# placement is learned only while that child is not yet stored as placed, so recording the same
-# placement twice cannot teach it twice.
-LEARN = """
-INSERT INTO broker_execution_profiles AS p (broker_id, symbol, avg_execution_time_ms,
-    fill_rate_percentage, slippage_bps, price_improvement_bps, response_time_ms,
-    error_rate_percentage, sample_count, last_updated)
-SELECT %(broker_id)s::varchar, %(symbol)s::varchar,
-    %(latency)s::numeric, %(fill)s::numeric, %(slip)s::numeric, %(pi)s::numeric,
-    %(ack)s::numeric, %(err)s::numeric, CASE WHEN %(err)s::numeric IS NULL THEN 0 ELSE 1 END,
-    %(at)s
-WHERE EXISTS (SELECT 1 FROM brokers WHERE broker_id = %(broker_id)s::varchar)
-  AND NOT EXISTS (SELECT 1 FROM child_orders WHERE child_order_id = %(child)s::varchar
-                  AND status <> 'PENDING')
-ON CONFLICT (broker_id, symbol) DO UPDATE SET
-    avg_execution_time_ms = CASE
-        WHEN EXCLUDED.avg_execution_time_ms IS NULL THEN p.avg_execution_time_ms
-        WHEN p.avg_execution_time_ms IS NULL THEN EXCLUDED.avg_execution_time_ms
-        ELSE round((1 - %(a)s::numeric) * p.avg_execution_time_ms
-                   + %(a)s::numeric * EXCLUDED.avg_execution_time_ms) END,
-    fill_rate_percentage = CASE
-        WHEN EXCLUDED.fill_rate_percentage IS NULL THEN p.fill_rate_percentage
-        WHEN p.fill_rate_percentage IS NULL THEN EXCLUDED.fill_rate_percentage
-        ELSE (1 - %(a)s::numeric) * p.fill_rate_percentage
-             + %(a)s::numeric * EXCLUDED.fill_rate_percentage END,
-    slippage_bps = CASE
-        WHEN EXCLUDED.slippage_bps IS NULL THEN p.slippage_bps
-        WHEN p.slippage_bps IS NULL THEN EXCLUDED.slippage_bps
-        ELSE (1 - %(a)s::numeric) * p.slippage_bps + %(a)s::numeric * EXCLUDED.slippage_bps END,
-    price_improvement_bps = CASE
-        WHEN EXCLUDED.price_improvement_bps IS NULL THEN p.price_improvement_bps
-        WHEN p.price_improvement_bps IS NULL THEN EXCLUDED.price_improvement_bps
-        ELSE (1 - %(a)s::numeric) * p.price_improvement_bps
-             + %(a)s::numeric * EXCLUDED.price_improvement_bps END,
-    response_time_ms = CASE
-        WHEN EXCLUDED.response_time_ms IS NULL THEN p.response_time_ms
-        WHEN p.response_time_ms IS NULL THEN EXCLUDED.response_time_ms
-        ELSE round((1 - %(a)s::numeric) * p.response_time_ms
-                   + %(a)s::numeric * EXCLUDED.response_time_ms) END,
-    error_rate_percentage = CASE
-        WHEN EXCLUDED.error_rate_percentage IS NULL THEN p.error_rate_percentage
-        ELSE (1 - %(a)s::numeric) * COALESCE(p.error_rate_percentage, 0)
-             + %(a)s::numeric * EXCLUDED.error_rate_percentage END,
-    sample_count = p.sample_count + EXCLUDED.sample_count,
-    last_updated = GREATEST(p.last_updated, EXCLUDED.last_updated),
-    updated_at = CURRENT_TIMESTAMP
+# Learning (docs/routing-engine.md, "Learning"): the rows a batch learns about are created if
+# missing (a new symbol's row takes the symbol's market figures from its freshest profile), then
+# locked -- broker-wide rows, then profile rows, each in key order, so concurrent writers cannot
+# deadlock -- read, folded in the domain (shared.domain.learning), and written back. A row lock
+# serialises writers, so no observation is lost; one about a broker we do not know creates and
+# learns nothing, and one about a child's placement is learned only while that child is not yet
+# stored as placed, so recording the same placement twice cannot teach it twice.
+ENSURE_BROKER = """
+INSERT INTO broker_evidence (broker_id)
+SELECT %(broker_id)s::varchar WHERE EXISTS (SELECT 1 FROM brokers WHERE broker_id = %(broker_id)s)
+ON CONFLICT (broker_id) DO NOTHING
+"""
+ENSURE_PROFILE = """
+INSERT INTO broker_execution_profiles (broker_id, symbol, current_spread_bps, order_book_depth,
+    recent_volume, volatility_bps, last_price, last_updated)
+SELECT %(broker_id)s::varchar, %(symbol)s::varchar, t.current_spread_bps, t.order_book_depth,
+    t.recent_volume, t.volatility_bps, t.last_price, %(at)s
+FROM (SELECT 1) one LEFT JOIN LATERAL (
+    SELECT * FROM broker_execution_profiles q WHERE q.symbol = %(symbol)s
+    ORDER BY q.last_updated DESC NULLS LAST LIMIT 1) t ON true
+WHERE EXISTS (SELECT 1 FROM brokers WHERE broker_id = %(broker_id)s)
+ON CONFLICT (broker_id, symbol) DO NOTHING
+"""
+LOCK_BROKERS = """
+SELECT broker_id, evidence, sample_count FROM broker_evidence
+WHERE broker_id = ANY(%s) ORDER BY broker_id FOR UPDATE
+"""
+LOCK_PROFILES = (
+    _PROFILE_COLUMNS
+    + """, p.evidence FROM broker_execution_profiles p JOIN brokers b USING (broker_id)
+WHERE (p.broker_id, p.symbol) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+ORDER BY p.broker_id, p.symbol FOR UPDATE OF p
+"""
+)
+SYMBOL_CLOCKS = """
+SELECT symbol, COALESCE(sum(sample_count), 0)::bigint AS clock FROM broker_execution_profiles
+WHERE symbol = ANY(%s) GROUP BY symbol
+"""
+PLACED_CHILDREN = """
+SELECT child_order_id FROM child_orders WHERE child_order_id = ANY(%s) AND status <> 'PENDING'
+"""
+WRITE_PROFILE = """
+UPDATE broker_execution_profiles SET
+    avg_execution_time_ms = %(avg_execution_time_ms)s, fill_rate_percentage = %(fill)s,
+    price_improvement_bps = %(pi)s, slippage_bps = %(slip)s, response_time_ms = %(ack)s,
+    error_rate_percentage = %(err)s, sample_count = %(samples)s, evidence = %(evidence)s,
+    uncertainty = %(uncertainty)s,
+    last_updated = GREATEST(COALESCE(last_updated, %(at)s), %(at)s), updated_at = CURRENT_TIMESTAMP
+WHERE broker_id = %(broker_id)s AND symbol = %(symbol)s
+"""
+WRITE_BROKER = """
+UPDATE broker_evidence SET evidence = %(evidence)s, sample_count = %(samples)s, updated_at = now()
+WHERE broker_id = %(broker_id)s
 """
 SELECT_MANY = (
     _PROFILE_SELECT
@@ -162,6 +196,30 @@ def profile_from_row(row: dict[str, Any]) -> BrokerProfile:
         fee_schedule=FeeSchedule.model_validate(row["fee_schedule"] or {}),
         volatility_bps=float(row["volatility_bps"] if row["volatility_bps"] is not None else 150),
         last_price=None if row["last_price"] is None else float(row["last_price"]),
+        uncertainty=(
+            ProfileUncertainty.model_validate(row["uncertainty"]) if row["uncertainty"] else None
+        ),
+    )
+
+
+def _pooled_profile(row: dict[str, Any], template: BrokerProfile, clock: int) -> BrokerProfile:
+    """A symbol's profile at a broker that has none: broker-wide posterior, market template."""
+    post = symbol_posterior(_evidence(row["evidence"]), None)
+    return template.model_copy(
+        update={
+            **learned_fields(post),
+            "broker_id": row["broker_id"],
+            "status": BrokerStatus(row["status"] or BrokerStatus.AVAILABLE.value),
+            "supported_order_types": frozenset(OrderType(t) for t in row["supported_order_types"]),
+            "lot_size": row["lot_size"],
+            "freeze_quantity": row["freeze_quantity"],
+            "rate_limit_per_s": row["rate_limit_per_s"],
+            "fee_schedule": FeeSchedule.model_validate(row["fee_schedule"] or {}),
+            "max_order_size": None,
+            "min_order_size": None,
+            "sample_count": 0,
+            "uncertainty": uncertainty(post, clock=clock, pooled=True),
+        }
     )
 
 
@@ -186,47 +244,134 @@ def profile_params(profile: BrokerProfile) -> dict[str, Any]:
         "sample_count": profile.sample_count,
         "volatility_bps": round(profile.volatility_bps, 4),
         "last_price": profile.last_price,
+        "uncertainty": (
+            None
+            if profile.uncertainty is None
+            else Jsonb(profile.uncertainty.model_dump(mode="json"))
+        ),
     }
 
 
-def _learn_params(observed: Observed, alpha: float) -> dict[str, Any]:
-    # Clamped to the column ranges: one absurd report must not fail the statement.
-    observation = observed.observation
+def _clamped(observation: ProfileObservation) -> ProfileObservation:
+    # Column ranges: one absurd (but authenticated) report must not fail the batch.
+    return observation.model_copy(
+        update={
+            "latency_ms": _clamp(observation.latency_ms, 0, MAX_MS),
+            "slippage_bps": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
+            "price_improvement_bps": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
+            "response_time_ms": _clamp(observation.response_time_ms, 0, MAX_MS),
+        }
+    )
+
+
+def _evidence(value: Any) -> Evidence | None:
+    return Evidence.model_validate(value) if value else None
+
+
+def _row_evidence(row: dict[str, Any], clock: int) -> Evidence | None:
+    # A row that never learned: its figures, if any (seeded or declared), are its first evidence.
+    if row["evidence"]:
+        return Evidence.model_validate(row["evidence"])
+    if row["fill_rate_percentage"] is None:
+        return None
+    return declared_evidence(profile_from_row(row), clock=clock)
+
+
+def _lock(
+    conn: psycopg.Connection[dict[str, Any]], keys: list[ProfileKey], observed: Sequence[Observed]
+) -> tuple[BatchLearner, set[str]]:
+    """Create missing rows, lock every row the batch learns about, and read its evidence."""
+    brokers = sorted({b for b, _ in keys})
+    first: dict[ProfileKey, datetime] = {}
+    for item in observed:
+        first.setdefault((item.broker_id, item.symbol), item.observed_at)
+    cur = conn.cursor()
+    cur.executemany(ENSURE_BROKER, [{"broker_id": b} for b in brokers])
+    cur.executemany(
+        ENSURE_PROFILE,
+        [{"broker_id": b, "symbol": s, "at": _naive_utc(first[(b, s)])} for b, s in keys],
+    )
+    wide = conn.execute(LOCK_BROKERS, (brokers,)).fetchall()
+    rows = conn.execute(LOCK_PROFILES, ([b for b, _ in keys], [s for _, s in keys])).fetchall()
+    clocks = conn.execute(SYMBOL_CLOCKS, (sorted({s for _, s in keys}),)).fetchall()
+    children = [item.child_order_id for item in observed if item.child_order_id]
+    placed: set[str] = set()
+    if children:
+        placed = {r["child_order_id"] for r in conn.execute(PLACED_CHILDREN, (children,))}
+    symbol_clocks = {r["symbol"]: r["clock"] for r in clocks}
+    learner = BatchLearner(
+        discount=0.0,
+        brokers={r["broker_id"]: (_evidence(r["evidence"]), r["sample_count"]) for r in wide},
+        profiles={
+            (r["broker_id"], r["symbol"]): (_row_evidence(r, r["sample_count"]), r["sample_count"])
+            for r in rows
+        },
+        clocks=symbol_clocks,
+    )
+    return learner, placed
+
+
+def _profile_write(learner: BatchLearner, key: ProfileKey, at: datetime) -> dict[str, Any]:
+    post = learner.profile_posterior(*key)
+    evidence, samples = learner.profiles[key]
+    fields = learned_fields(post)
     return {
-        "broker_id": observed.broker_id,
-        "symbol": observed.symbol,
-        "latency": _clamp(observation.latency_ms, 0, MAX_MS),
-        "fill": _clamp(observation.fill_rate_pct, 0, 100),
-        "slip": _clamp(observation.slippage_bps, -MAX_BPS, MAX_BPS),
-        "pi": _clamp(observation.price_improvement_bps, -MAX_BPS, MAX_BPS),
-        "ack": _clamp(observation.response_time_ms, 0, MAX_MS),
-        "err": observation.error_rate_sample_pct,
-        "child": observed.child_order_id,
-        "a": alpha,
-        "at": _naive_utc(observed.observed_at),
+        "broker_id": key[0],
+        "symbol": key[1],
+        "avg_execution_time_ms": round(min(fields["avg_execution_time_ms"], MAX_MS)),
+        "fill": round(fields["fill_rate_percentage"], 2),
+        "err": round(fields["error_rate_percentage"], 2),
+        "slip": round(_clamp(fields["slippage_bps"], -MAX_BPS, MAX_BPS) or 0.0, 4),
+        "pi": round(_clamp(fields["price_improvement_bps"], -MAX_BPS, MAX_BPS) or 0.0, 4),
+        "ack": round(min(fields["response_time_ms"], MAX_MS)),
+        "samples": samples,
+        "evidence": Jsonb(evidence.model_dump(mode="json")),
+        "uncertainty": Jsonb(
+            uncertainty(post, clock=learner.clocks.get(key[1], 0)).model_dump(mode="json")
+        ),
+        "at": _naive_utc(at),
     }
 
 
 def send_learning(
     conn: psycopg.Connection[dict[str, Any]], observed: Sequence[Observed], *, alpha: float
 ) -> psycopg.Cursor[dict[str, Any]]:
-    """Send the moving-average updates of ``observed`` and the read-back of the profiles.
+    """Fold ``observed`` into the profiles' posteriors and send the read-back of the profiles.
 
-    Profiles are updated in key order, so transactions that learn about several profiles cannot
-    deadlock on them; each profile's observations keep their order, so the result is the one of
-    applying them one at a time. Inside ``conn.pipeline()`` everything goes in one round trip.
+    Rows are locked in key order (broker-wide rows first), so transactions that learn about
+    several profiles cannot deadlock on them; each profile's observations keep their order.
+    ``alpha`` is what one round discounts: evidence keeps ``1 - alpha`` per round.
 
     Returns
     -------
     psycopg.Cursor
         The touched profiles, for :func:`learned_profiles` (read it after the pipeline's sync).
     """
-    by_profile: dict[ProfileKey, list[Observed]] = defaultdict(list)
+    keys = sorted({(item.broker_id, item.symbol) for item in observed})
+    if not keys:
+        return conn.execute(SELECT_MANY, ([], []))
+    learner, placed = _lock(conn, keys, observed)
+    learner.discount = 1.0 - alpha
+    latest: dict[ProfileKey, datetime] = {}
     for item in observed:
-        by_profile[(item.broker_id, item.symbol)].append(item)
-    keys = sorted(by_profile)
-    conn.cursor().executemany(
-        LEARN, [_learn_params(item, alpha) for key in keys for item in by_profile[key]]
+        key = (item.broker_id, item.symbol)
+        if key not in learner.profiles or item.child_order_id in placed:
+            continue
+        learner.learn(item.broker_id, item.symbol, _clamped(item.observation))
+        latest[key] = max(latest.get(key, item.observed_at), item.observed_at)
+    cur = conn.cursor()
+    cur.executemany(WRITE_PROFILE, [_profile_write(learner, k, latest[k]) for k in sorted(latest)])
+    touched = sorted({b for b, _ in latest})
+    cur.executemany(
+        WRITE_BROKER,
+        [
+            {
+                "broker_id": b,
+                "evidence": Jsonb(learner.brokers[b][0].model_dump(mode="json")),
+                "samples": learner.brokers[b][1],
+            }
+            for b in touched
+        ],
     )
     return conn.execute(SELECT_MANY, ([b for b, _ in keys], [s for _, s in keys]))
 
@@ -243,10 +388,23 @@ class PostgresProfileRepository:
         self._db = db
 
     def list_for_symbol(self, symbol: str) -> list[BrokerProfile]:
-        """Profiles of every enabled broker for ``symbol``, by broker id."""
+        """Profiles of every enabled broker for ``symbol``, by broker id.
+
+        A broker with no profile for a symbol others trade gets one from its broker-wide
+        posterior (its day-one priors when it has none) and the symbol's freshest market
+        figures (docs/routing-engine.md, "Day one"); figures nothing was learned for carry
+        day-one-wide beliefs. A symbol no broker has a profile for stays unknown.
+        """
         with self._db.connection() as conn:
             rows = conn.execute(SELECT_FOR_SYMBOL, (symbol,)).fetchall()
-        return [profile_from_row(r) for r in rows]
+            missing = conn.execute(SELECT_MISSING, (symbol,)).fetchall() if rows else []
+        profiles = [profile_from_row(r) for r in rows]
+        clock = sum(p.sample_count for p in profiles)
+        if missing:
+            template = max(profiles, key=lambda p: p.last_updated)
+            profiles.extend(_pooled_profile(r, template, clock) for r in missing)
+            profiles.sort(key=lambda p: p.broker_id)
+        return profiles
 
     def get(self, broker_id: str, symbol: str) -> BrokerProfile | None:
         """One profile or ``None``."""

@@ -19,6 +19,7 @@ from shared.adapters.redis.client import RedisGuard
 from shared.adapters.redis.profile_cache import RedisProfileCache
 from shared.adapters.redis.rate_counter import RedisRateCounter
 from shared.adapters.redis.routing_inputs import RedisRoutingInputs
+from shared.domain.engine import decide_route
 from shared.domain.execution import ProfileObservation as Observation
 from shared.domain.models import BrokerProfile
 from shared.ports import Observed
@@ -50,18 +51,14 @@ def observation(_: int) -> Observation:
 
 
 def test_concurrent_writers_lose_no_update(db: Database) -> None:
-    # GIVEN two identical profiles and an alpha small enough that 999 and 1,000 updates differ
-    seed_brokers(db, "zerodha")
+    # GIVEN two brokers' profiles that never learned, and a discount so slow that 999 and
+    # 1,000 updates differ
+    seed_brokers(db, "zerodha", "upstox")
     repo = PostgresProfileRepository(db)
-    start = factories.profile(
-        "zerodha", "RELIANCE", slippage_bps=0.0, sample_count=0, avg_execution_time_ms=1000.0
-    )
-    repo.upsert(start)
-    repo.upsert(start.model_copy(update={"symbol": "TCS"}))
     alpha = 0.001
     updates = 1_000
     # WHEN 8 threads apply 1,000 updates to one profile one at a time, and the same updates go
-    # to the other profile in one batch
+    # to the other broker's profile in one batch
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
             pool.map(
@@ -72,38 +69,46 @@ def test_concurrent_writers_lose_no_update(db: Database) -> None:
             )
         )
     repo.learn(
-        [Observed("zerodha", "TCS", observation(i), factories.NOW) for i in range(updates)],
+        [Observed("upstox", "TCS", observation(i), factories.NOW) for i in range(updates)],
         alpha=alpha,
     )
     concurrent = repo.get("zerodha", "RELIANCE")
-    serial = repo.get("zerodha", "TCS")
+    serial = repo.get("upstox", "TCS")
     # THEN the concurrent result equals the batched one: same count, same averages
     assert concurrent is not None
     assert serial is not None
     assert concurrent.sample_count == serial.sample_count == updates
     assert concurrent.slippage_bps == serial.slippage_bps
     assert concurrent.avg_execution_time_ms == serial.avg_execution_time_ms
-    # AND one update fewer would have shown: 5000 * (1 - 0.999^n) moves by ~1.8 bps per step
-    expected_after_n = 5000 * (1 - (1 - alpha) ** updates)
-    assert abs(concurrent.slippage_bps - expected_after_n) < 1.0
+    assert concurrent.uncertainty == serial.uncertainty
+    # AND they are the domain's posterior of exactly 1,000 updates, which 999 would miss
+    post = factories.replayed_posterior(
+        "zerodha", "RELIANCE", [observation(i) for i in range(updates)], alpha=alpha
+    )
+    fewer = factories.replayed_posterior(
+        "zerodha", "RELIANCE", [observation(i) for i in range(updates - 1)], alpha=alpha
+    )
+    assert concurrent.slippage_bps == round(post.slippage.mean, 4)
+    assert concurrent.uncertainty is not None
+    assert concurrent.uncertainty.slippage.weight == pytest.approx(post.slippage.weight)
+    assert concurrent.uncertainty.slippage.weight != pytest.approx(fewer.slippage.weight)
 
 
 def test_observation_updates_every_average_and_the_error_rate(db: Database) -> None:
-    # GIVEN a profile with known averages
+    # GIVEN a profile with known averages (seeded: they are its prior)
     seed_brokers(db, "zerodha")
     repo = PostgresProfileRepository(db)
-    repo.upsert(
-        factories.profile(
-            "zerodha",
-            avg_execution_time_ms=100.0,
-            fill_rate_percentage=100.0,
-            slippage_bps=2.0,
-            price_improvement_bps=0.0,
-            error_rate_percentage=0.0,
-            sample_count=10,
-        )
+    seeded = factories.profile(
+        "zerodha",
+        avg_execution_time_ms=100.0,
+        fill_rate_percentage=100.0,
+        slippage_bps=2.0,
+        price_improvement_bps=0.0,
+        error_rate_percentage=0.0,
+        sample_count=10,
     )
-    # WHEN a rejection (no price, an error) is applied with alpha 0.5
+    repo.upsert(seeded)
+    # WHEN a rejection (no price, an error) is learned
     later = factories.NOW + timedelta(minutes=5)
     rejection = Observation(
         latency_ms=300.0,
@@ -114,14 +119,27 @@ def test_observation_updates_every_average_and_the_error_rate(db: Database) -> N
     )
     learned = repo.learn([Observed("zerodha", "RELIANCE", rejection, later)], alpha=0.5)
     updated = learned.get(("zerodha", "RELIANCE"))
-    # THEN the averages move half way, price averages stay, and the error rate rises
+    # THEN each average is its posterior: the seeded figure is 5 observations' worth of
+    # evidence, halved by the round, then the rejection; the broker-wide posterior is the prior
     assert updated is not None
-    assert updated.avg_execution_time_ms == 200.0
-    assert updated.fill_rate_percentage == 50.0
-    assert updated.slippage_bps == 2.0
-    assert updated.error_rate_percentage == 50.0
+    post = factories.replayed_posterior(
+        "zerodha", "RELIANCE", [rejection], alpha=0.5, before=seeded
+    )
+    assert updated.avg_execution_time_ms == round(post.latency.mean)
+    assert updated.fill_rate_percentage == round(100 * post.fill.mean, 2)
+    assert updated.error_rate_percentage == round(100 * post.error.mean, 2)
+    assert updated.slippage_bps == round(post.slippage.mean, 4)
+    assert 150 < updated.avg_execution_time_ms < 300  # moved from 100 towards 300
+    assert 0 < updated.fill_rate_percentage < 100
+    assert 20 < updated.error_rate_percentage < 50
+    assert 1.0 < updated.slippage_bps <= 2.0  # not observed: only the prior pulls it
     assert updated.sample_count == 11
     assert updated.last_updated == later
+    # AND the profile carries how sure it is of each factor: 2.5 seeded + 1 observed + the
+    # prior's (at most 3, the broker-wide posterior) for the error rate
+    assert updated.uncertainty is not None
+    assert updated.uncertainty.error_rate.weight == pytest.approx(post.error.weight)
+    assert 3.5 < updated.uncertainty.error_rate.weight <= 6.5
 
 
 def test_observation_for_an_unknown_broker_changes_nothing(db: Database) -> None:
@@ -269,4 +287,60 @@ def test_settings_point_the_cache_at_the_key_prefix(settings: Settings) -> None:
         cache.key("zerodha", "RELIANCE") == f"{settings.redis_key_prefix}profile:zerodha:RELIANCE"
     )
     assert settings.profile_cache_ttl_s == 300
-    assert Decimal(str(settings.ewma_alpha)) == Decimal("0.1")
+    assert Decimal(str(settings.ewma_alpha)) == Decimal("0.02")
+
+
+def test_a_broker_new_to_a_symbol_starts_from_its_broker_wide_posterior(db: Database) -> None:
+    # GIVEN zerodha trading RELIANCE, and upstox with no RELIANCE profile that rejected 8 of
+    # its last 10 TCS children
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresProfileRepository(db)
+    template = factories.profile("zerodha", order_book_depth=12_345, last_price=1295.0)
+    repo.upsert(template)
+    outcomes = [
+        Observed("upstox", "TCS", Observation(is_error=k < 8, fill_rate_pct=0.0), factories.NOW)
+        for k in range(10)
+    ]
+    repo.learn(outcomes, alpha=0.02)
+    # WHEN RELIANCE's profiles are read
+    profiles = repo.list_for_symbol("RELIANCE")
+    # THEN upstox has one: its broker-wide posterior, the symbol's market figures, no samples
+    assert [p.broker_id for p in profiles] == ["upstox", "zerodha"]
+    pooled = profiles[0]
+    assert pooled.sample_count == 0
+    assert pooled.uncertainty is not None
+    assert pooled.uncertainty.pooled
+    assert pooled.error_rate_percentage > 40.0  # what upstox does elsewhere, not the day one 2 %
+    assert pooled.uncertainty.error_rate.weight <= 3.0  # worth at most 3 observations
+    assert pooled.order_book_depth == 12_345
+    assert pooled.last_price == 1295.0
+    upstox = PostgresBrokerRepository(db).get("upstox")
+    assert upstox is not None
+    assert pooled.fee_schedule == upstox.fee_schedule
+    # AND a broker nobody observed starts from the documented day-one priors
+    seed_brokers(db, "dhan")
+    fresh = next(p for p in repo.list_for_symbol("RELIANCE") if p.broker_id == "dhan")
+    assert fresh.error_rate_percentage == pytest.approx(2.0)
+    assert fresh.fill_rate_percentage == pytest.approx(95.0)
+    assert fresh.slippage_bps == pytest.approx(1.0)
+    # AND a symbol no broker has a profile for stays unknown
+    assert repo.list_for_symbol("INFY") == []
+
+
+def test_routing_works_on_a_pooled_profile_before_its_first_fill(db: Database) -> None:
+    # GIVEN RELIANCE traded at zerodha only, and upstox known nowhere (day one)
+    seed_brokers(db, "zerodha", "upstox")
+    repo = PostgresProfileRepository(db)
+    repo.upsert(factories.profile("zerodha", last_price=1295.0))
+    profiles = repo.list_for_symbol("RELIANCE")
+    # WHEN an order is routed on them, greedily and exploring
+    order = factories.order(quantity=100)
+    greedy = decide_route(order, profiles, now=factories.NOW)
+    explored = {
+        decide_route(order, profiles, now=factories.NOW, explore_seed=s).allocations[0].broker_id
+        for s in range(40)
+    }
+    # THEN upstox is eligible (scored, no exclusion) before its first fill
+    [score] = [b for b in greedy.broker_scores if b.broker_id == "upstox"]
+    assert score.exclusion_reason is None
+    assert explored <= {"zerodha", "upstox"}
