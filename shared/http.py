@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -415,6 +415,44 @@ def method_not_allowed(
         headers={"Allow": ", ".join(allowed)},
         allow=allowed,
     )
+
+
+def screen_request(
+    app: APIGatewayHttpResolver,
+    event: Mapping[str, Any],
+    *,
+    authorize: Callable[[Any], object],
+    guarded: Callable[[str, str], bool],
+    json_body: Callable[[str, str], bool],
+) -> dict[str, Any] | None:
+    """The refusal of a request before Powertools reads it (a proxy result), or ``None``.
+
+    A known path asked with another method is a 405 first. Then, for a request ``guarded``
+    (method, path) selects, ``authorize`` reads the JWT claims (a domain error: 401/403), so a
+    caller without the right group learns nothing about bodies; then, where ``json_body``
+    (method, path) says the route takes one, :func:`read_json_object` checks its media type,
+    size, encoding, depth and shape.
+    """
+    context = event.get("requestContext") or {}
+    method = str((context.get("http") or {}).get("method", "")).upper()
+    path = str(event.get("rawPath") or "")
+    refused = method_not_allowed(app, method, path)
+    if refused is not None:  # before Powertools, which would try the dynamic routes
+        return refused.proxy_result()
+    if not guarded(method, path):
+        return None
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    try:
+        authorize(claims)
+        if json_body(method, path):
+            headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+            read_json_object(raw_body(event), headers.get("content-type"))
+    except DomainError as error:
+        status, body = describe(error)
+        return RejectedRequestError(status, error.code, body["error"]["message"]).proxy_result()
+    except RejectedRequestError as rejected:
+        return rejected.proxy_result()
+    return None
 
 
 def _field(loc: Any) -> str:

@@ -42,13 +42,10 @@ from shared.http import (
     MAX_ORDER_BODY_BYTES,
     RETRY_AFTER_S,
     ErrorBody,
-    RejectedRequestError,
     describe,
     install_error_handlers,
     loads_json,
-    method_not_allowed,
-    raw_body,
-    read_json_object,
+    screen_request,
 )
 from shared.observability import NAMESPACE, SERVICE, traced
 from shared.services.broker_links import TraderConnectionList
@@ -297,28 +294,15 @@ def screen(event: dict[str, Any]) -> dict[str, Any] | None:
 
     A known path asked with another method is a 405; then the caller must be an ADMIN (401,
     403), before the query or the body is looked at; then a JSON body's media type, size,
-    encoding, depth and shape are checked.
+    encoding, depth and shape are checked (:func:`shared.http.screen_request`).
     """
-    context = event.get("requestContext") or {}
-    method = str((context.get("http") or {}).get("method", "")).upper()
-    path = str(event.get("rawPath") or "")
-    refused = method_not_allowed(app, method, path)
-    if refused is not None:
-        return refused.proxy_result()
-    if not path.startswith(f"{ADMIN_PREFIX}/"):
-        return None
-    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
-    try:
-        admin_from_claims(claims)
-        if method in JSON_METHODS:
-            headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
-            read_json_object(raw_body(event), headers.get("content-type"))
-    except DomainError as error:
-        status, body = describe(error)
-        return RejectedRequestError(status, error.code, body["error"]["message"]).proxy_result()
-    except RejectedRequestError as rejected:
-        return rejected.proxy_result()
-    return None
+    return screen_request(
+        app,
+        event,
+        authorize=admin_from_claims,
+        guarded=lambda _method, path: path.startswith(f"{ADMIN_PREFIX}/"),
+        json_body=lambda method, _path: method in JSON_METHODS,
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

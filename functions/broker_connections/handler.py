@@ -21,13 +21,7 @@ from shared.domain.contracts import ApiPath, resolver_path
 from shared.domain.errors import DomainError
 from shared.domain.identity import trader_from_claims
 from shared.domain.models import BROKER_ID_PATTERN
-from shared.http import (
-    RejectedRequestError,
-    describe,
-    install_error_handlers,
-    loads_json,
-    method_not_allowed,
-)
+from shared.http import describe, install_error_handlers, loads_json, screen_request
 from shared.observability import SERVICE, traced
 from shared.services.broker_links import (
     ConnectionList,
@@ -136,20 +130,28 @@ def handle_domain_error(error: DomainError) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=body)
 
 
+def screen(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The refusal of a request before Powertools reads it, or ``None``.
+
+    405 first; then the caller must be a trader (before any parameter is validated: a caller
+    who is not one learns nothing); then the token body's media type, size, encoding, depth
+    and shape (:func:`shared.http.screen_request`).
+    """
+    return screen_request(
+        app,
+        event,
+        authorize=trader_from_claims,
+        guarded=lambda _method, _path: True,
+        json_body=lambda method, _path: method == "PUT",
+    )
+
+
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @traced
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point: 405 and the caller's group first, then the routes."""
-    request = event.get("requestContext") or {}
-    method = str((request.get("http") or {}).get("method", "")).upper()
-    refused = method_not_allowed(app, method, str(event.get("rawPath") or ""))
-    if refused is not None:
-        return refused.proxy_result()
-    claims = ((request.get("authorizer") or {}).get("jwt") or {}).get("claims")
-    try:
-        # Before any parameter is validated: a caller who is not a trader learns nothing.
-        trader_from_claims(claims)
-    except DomainError as error:
-        status, body = describe(error)
-        return RejectedRequestError(status, error.code, body["error"]["message"]).proxy_result()
+    """Lambda entry point: :func:`screen`, then the routes."""
+    rejected = screen(event)
+    if rejected is not None:
+        logger.info("request refused", status=rejected["statusCode"])
+        return rejected
     return app.resolve(event, context)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
 from functools import cache
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any
@@ -41,13 +40,10 @@ from shared.http import (
     MAX_ORDER_BODY_BYTES,
     RETRY_AFTER_S,
     ErrorBody,
-    RejectedRequestError,
     describe,
     install_error_handlers,
     loads_json,
-    method_not_allowed,
-    raw_body,
-    read_json_object,
+    screen_request,
 )
 from shared.observability import NAMESPACE, SERVICE, traced
 from shared.services.orders import OrderPage
@@ -119,6 +115,8 @@ def _documented(model: Any, *errors: int) -> dict[int, OpenAPIResponse]:
 
 
 _TRADER = (401, 403, 422, 503)
+ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
+"""``since``/``until``: an ISO 8601 timestamp with its zone (a bare number is not a time)."""
 _JSON_BODY = (400, 413, 415)
 
 
@@ -205,15 +203,21 @@ def handle_list_orders(
     *,
     status: Annotated[str | None, Query(pattern=ORDER_STATUS_PATTERN)] = None,
     symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601 with zone; inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601 with zone; exclusive")] = None,
+    since: Annotated[
+        str | None, Query(pattern=ISO_TIMESTAMP, description="ISO 8601 with zone; inclusive")
+    ] = None,
+    until: Annotated[
+        str | None, Query(pattern=ISO_TIMESTAMP, description="ISO 8601 with zone; exclusive")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS)] = None,
 ) -> Response[Any]:
     """The caller's orders, newest first, filtered, in pages linked by an opaque cursor."""
     user_id = _user_id()
     try:
-        query = HistoryQuery(status=status, symbol=symbol, since=since, until=until, limit=limit)
+        query = HistoryQuery.model_validate(
+            {"status": status, "symbol": symbol, "since": since, "until": until, "limit": limit}
+        )
     except ValidationError as exc:  # a timestamp without its zone
         raise InvalidRequestError(
             "since", "since and until must be ISO 8601 timestamps with a zone, in range"
@@ -331,29 +335,17 @@ def openapi_document() -> str:
 def screen(event: dict[str, Any]) -> dict[str, Any] | None:
     """The refusal of a JSON route's request before Powertools reads it, or ``None``.
 
-    Authorization comes first (a caller without a trader token learns nothing about bodies),
-    then :func:`shared.http.read_json_object`'s media type, size, encoding, depth and shape.
-    A known path asked with another method is a 405 here, before any route is tried.
+    A 405 first; then, on a JSON route, the trader's token (a caller without one learns nothing
+    about bodies) and :func:`shared.http.read_json_object`'s checks
+    (:func:`shared.http.screen_request`).
     """
-    context = event.get("requestContext") or {}
-    method = str((context.get("http") or {}).get("method", "")).upper()
-    path = str(event.get("rawPath") or "")
-    refused = method_not_allowed(app, method, path)
-    if refused is not None:  # before Powertools, which would try the dynamic routes
-        return refused.proxy_result()
-    if (method, path) not in JSON_ROUTES:
-        return None
-    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
-    try:
-        trader_from_claims(claims)
-        headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
-        read_json_object(raw_body(event), headers.get("content-type"))
-    except DomainError as error:
-        status, body = describe(error)
-        return RejectedRequestError(status, error.code, body["error"]["message"]).proxy_result()
-    except RejectedRequestError as rejected:
-        return rejected.proxy_result()
-    return None
+
+    def json_route(method: str, path: str) -> bool:
+        return (method, path) in JSON_ROUTES
+
+    return screen_request(
+        app, event, authorize=trader_from_claims, guarded=json_route, json_body=json_route
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -64,6 +64,11 @@ CONNECTION_ERRORS: dict[int, str] = {
     500: "Internal error (a bug; logged)",
     503: "Postgres, KMS or the broker does not answer; retry shortly",
 }
+BODY_ERRORS: dict[int, str] = {
+    400: "Body not UTF-8, not JSON or nested too deep",
+    413: "Body too large",
+    415: "Content-Type is not application/json (UTF-8)",
+}
 
 
 def _connection_paths(schemas: dict[str, Any]) -> dict[str, Any]:
@@ -104,6 +109,10 @@ def _connection_paths(schemas: dict[str, Any]) -> dict[str, Any]:
                 "200": {"description": "OK", "content": ok},
                 **{str(s): _error(text) for s, text in CONNECTION_ERRORS.items()},
             }
+            if "requestBody" in operation:  # the handler's screen reads the body first
+                operation["responses"].update(
+                    {str(s): _error(text) for s, text in BODY_ERRORS.items()}
+                )
     return paths
 
 
