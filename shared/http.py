@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.errors import (
@@ -414,6 +415,39 @@ def method_not_allowed(
         f"{method.upper()} is not allowed on {path}",
         headers={"Allow": ", ".join(allowed)},
         allow=allowed,
+    )
+
+
+def documented_responses(
+    model: Any, descriptions: Mapping[int, str], *errors: int, status: int = 200
+) -> dict[int, OpenAPIResponse]:
+    """A route's OpenAPI ``responses``: ``model`` on success, :class:`ErrorBody` on each error.
+
+    Every route can answer 405 and 500; a 503 carries ``Retry-After``. ``descriptions`` is the
+    function's own wording of each status.
+    """
+    responses: dict[int, OpenAPIResponse] = {
+        status: {"description": "OK", "content": {"application/json": {"model": model}}}
+    }
+    for code in sorted({*errors, 405, 500}):
+        response: OpenAPIResponse = {
+            "description": descriptions[code],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        if code == 503:
+            response["headers"] = {
+                "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
+            }
+        responses[code] = response
+    return responses
+
+
+def json_ok(model: BaseModel, status: int = 200) -> Response[Any]:
+    """``model`` as the answer, serialised once by pydantic (by alias), not re-validated."""
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=model.model_dump_json(by_alias=True),
     )
 
 

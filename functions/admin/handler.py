@@ -18,7 +18,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
 from shared.domain.admin import (
     AuditList,
@@ -41,9 +40,10 @@ from shared.http import (
     MAX_JSON_DEPTH,
     MAX_ORDER_BODY_BYTES,
     RETRY_AFTER_S,
-    ErrorBody,
     describe,
+    documented_responses,
     install_error_handlers,
+    json_ok,
     loads_json,
     screen_request,
 )
@@ -94,23 +94,7 @@ _JSON_BODY = (400, 413, 415)
 
 
 def _documented(model: Any, *errors: int, status: int = 200) -> dict[int, OpenAPIResponse]:
-    responses: dict[int, OpenAPIResponse] = {
-        status: {"description": "OK", "content": {"application/json": {"model": model}}}
-    }
-    for code in sorted({*errors, 405, 500}):
-        responses[code] = {
-            "description": _ERRORS[code],
-            "content": {"application/json": {"model": ErrorBody}},
-        }
-    return responses
-
-
-def _ok(model: BaseModel, status: int = 200) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=model.model_dump_json(by_alias=True),
-    )
+    return documented_responses(model, _ERRORS, *errors, status=status)
 
 
 BrokerId = Annotated[
@@ -131,7 +115,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIST)]
 def handle_list_brokers() -> Response[Any]:
     """Every broker, enabled or not, with its routing status."""
     _actor()
-    return _ok(BrokerList(brokers=tuple(_wiring().admin.list_brokers())))
+    return json_ok(BrokerList(brokers=tuple(_wiring().admin.list_brokers())))
 
 
 @app.post(
@@ -144,7 +128,7 @@ def handle_register_broker(request: Annotated[BrokerRegistration, Body()]) -> Re
     """Register a broker (adapter, fees, webhook auth by secret reference); it starts ACTIVE."""
     view = _wiring().admin.register(request, actor=_actor())
     metrics.add_metric("BrokersRegistered", MetricUnit.Count, 1)
-    return _ok(view, status=201)
+    return json_ok(view, status=201)
 
 
 @app.patch(
@@ -157,7 +141,7 @@ def handle_update_broker(
     broker_id: BrokerId, request: Annotated[BrokerUpdate, Body()]
 ) -> Response[Any]:
     """Change a broker's fees, adapter settings or webhook auth; absent fields stay."""
-    return _ok(_wiring().admin.update(broker_id, request, actor=_actor()))
+    return json_ok(_wiring().admin.update(broker_id, request, actor=_actor()))
 
 
 @app.put(
@@ -176,7 +160,7 @@ def handle_set_broker_status(
     """
     view = _wiring().admin.set_status(broker_id, request, actor=_actor())
     metrics.add_metric("BrokerStatusChanges", MetricUnit.Count, 1)
-    return _ok(view)
+    return json_ok(view)
 
 
 @app.get(
@@ -192,7 +176,7 @@ def handle_list_profiles(
     """Learned profiles (of one symbol, or all), with the status routing applies."""
     _actor()
     profiles = _wiring().admin.profiles(symbol=symbol, limit=limit)
-    return _ok(ProfileList(profiles=tuple(profiles)))
+    return json_ok(ProfileList(profiles=tuple(profiles)))
 
 
 @app.get(
@@ -209,7 +193,7 @@ def handle_list_quarantine(
     _actor()
     held = _wiring().admin.quarantined(limit=limit, reason=reason)
     reports = tuple(HeldReportView.model_validate(h, from_attributes=True) for h in held)
-    return _ok(QuarantineList(reports=reports))
+    return json_ok(QuarantineList(reports=reports))
 
 
 @app.get(
@@ -226,7 +210,9 @@ def handle_list_audit(
 ) -> Response[Any]:
     """The administrative audit trail, newest first."""
     _actor()
-    return _ok(AuditList(entries=tuple(_wiring().admin.audit(limit=limit, broker_id=broker_id))))
+    return json_ok(
+        AuditList(entries=tuple(_wiring().admin.audit(limit=limit, broker_id=broker_id)))
+    )
 
 
 @app.get(
@@ -261,7 +247,7 @@ def handle_refresh_market(request: Annotated[MarketRefreshRequest, Body()]) -> R
     """
     logger.info("market refresh requested", job=request.job, actor=_actor())
     report = _wiring().market_refresh.run(request.job)
-    return _ok(MarketRefreshResult.of(request.job, report))
+    return json_ok(MarketRefreshResult.of(request.job, report))
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.contracts import ApiPath, resolver_path
@@ -39,9 +39,10 @@ from shared.http import (
     MAX_JSON_DEPTH,
     MAX_ORDER_BODY_BYTES,
     RETRY_AFTER_S,
-    ErrorBody,
     describe,
+    documented_responses,
     install_error_handlers,
+    json_ok,
     loads_json,
     screen_request,
 )
@@ -94,38 +95,16 @@ _ERRORS: dict[int, str] = {
     500: "Internal error (a bug; logged)",
     503: "Postgres does not answer; retry after `Retry-After` seconds",
 }
-_RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
 
 
 def _documented(model: Any, *errors: int) -> dict[int, OpenAPIResponse]:
-    # OpenAPI documents the model; at run time the already validated model is serialised once
-    # by pydantic instead of being validated again and walked by jsonable_encoder.
-    responses: dict[int, OpenAPIResponse] = {
-        200: {"description": "OK", "content": {"application/json": {"model": model}}}
-    }
-    for status in sorted({*errors, 405, 500}):
-        response: OpenAPIResponse = {
-            "description": _ERRORS[status],
-            "content": {"application/json": {"model": ErrorBody}},
-        }
-        if status == 503:
-            response["headers"] = _RETRY_AFTER_HEADER  # type: ignore[typeddict-item]
-        responses[status] = response
-    return responses
+    return documented_responses(model, _ERRORS, *errors)
 
 
 _TRADER = (401, 403, 422, 503)
 ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 """``since``/``until``: an ISO 8601 timestamp with its zone (a bare number is not a time)."""
 _JSON_BODY = (400, 413, 415)
-
-
-def _ok(model: BaseModel) -> Response[Any]:
-    return Response(
-        status_code=200,
-        content_type="application/json",
-        body=model.model_dump_json(by_alias=True),
-    )
 
 
 def _respond(status: int, body: dict[str, Any]) -> Response[Any]:
@@ -160,7 +139,7 @@ def handle_post_smart_order(
         metrics.add_metric("OrdersCascaded", MetricUnit.Count, outcome.cascades)
         _count_decision(result.strategy.value)
     logger.info("order routed", status=result.status, replayed=result.replayed)
-    return _ok(result)
+    return json_ok(result)
 
 
 @app.post(
@@ -179,7 +158,7 @@ def handle_post_analyze_order(
     )
     recommendation: RoutingRecommendation = _wiring().routing.analyze(order)
     metrics.add_metric("RoutingLatency", MetricUnit.Milliseconds, _ms_since(started))
-    return _ok(recommendation)
+    return json_ok(recommendation)
 
 
 @app.get(
@@ -191,7 +170,7 @@ def handle_get_order(
     order_id: Annotated[str, Path(alias="orderId", title="Order Id", min_length=1, max_length=50)],
 ) -> Response[Any]:
     """Decision, allocations, child orders and executions of one of the caller's orders."""
-    return _ok(_wiring().order_queries.order_view(_user_id(), order_id))
+    return json_ok(_wiring().order_queries.order_view(_user_id(), order_id))
 
 
 @app.get(
@@ -222,7 +201,7 @@ def handle_list_orders(
         raise InvalidRequestError(
             "since", "since and until must be ISO 8601 timestamps with a zone, in range"
         ) from exc
-    return _ok(_wiring().order_queries.history(user_id, query, cursor))
+    return json_ok(_wiring().order_queries.history(user_id, query, cursor))
 
 
 @app.get(
@@ -235,7 +214,7 @@ def handle_get_execution_analytics(
 ) -> Response[Any]:
     """The caller's execution analytics over the last ``days`` days."""
     analytics: ExecutionAnalytics = _wiring().analytics.execution_analytics(_user_id(), days)
-    return _ok(analytics)
+    return json_ok(analytics)
 
 
 @app.get(
