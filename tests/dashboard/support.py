@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
 
 from local.dashboard import DIST
 from local.runtime import DATABASE
@@ -136,6 +136,9 @@ def open_page(browser: Browser, base_url: str) -> Watched:
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
+    # Assertions wait as long as actions: on a busy 2-core machine a first preview (cold imports
+    # in local mode, Chart.js drawing) can take longer than Playwright's 5 s default.
+    expect.set_options(timeout=15_000)
     watched = Watched(page)
 
     def on_console(message: ConsoleMessage) -> None:
