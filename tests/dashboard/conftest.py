@@ -23,13 +23,15 @@ def built() -> None:
     ensure_built()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this thread
+# until it stops, and the async tests collected after this package need the thread free.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Headless Debian Chromium (``--no-sandbox``: CI runs as root)."""
     chromium = playwright.chromium.launch(
