@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, WebSocket, expect
+from playwright.sync_api import Browser, Page, WebSocket, expect
 
 from tests.dashboard.support import Watched, open_page, sign_in, start_runtime_on
 from tests.e2e.support import Runtime, stop_runtime
@@ -15,6 +15,18 @@ from tests.e2e.support import Runtime, stop_runtime
 @pytest.fixture
 def data_dir(built: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dashboard-restart")
+
+
+def asked_status(page: Page, sent: list[list[str]], socket: int) -> bool:
+    """Whether socket ``socket`` sent ``{"action": "status"}``, waiting up to 5 s for it.
+
+    Frame events reach Python asynchronously; waiting on the page lets them arrive.
+    """
+    for _ in range(50):
+        if {"action": "status"} in [json.loads(f) for f in sent[socket]]:
+            return True
+        page.wait_for_timeout(100)
+    return False
 
 
 def test_the_socket_comes_back_after_a_restart(browser: Browser, data_dir: Path) -> None:
@@ -36,7 +48,7 @@ def test_the_socket_comes_back_after_a_restart(browser: Browser, data_dir: Path)
         sign_in(page, "trader-restart")
         badge = page.get_by_test_id("ws-state")
         expect(badge).to_have_attribute("data-state", "open")
-        assert {"action": "status"} in [json.loads(f) for f in sent[0]]
+        assert asked_status(page, sent, 0)
 
         # WHEN local mode stops (Ctrl-C)
         stop_runtime(first)
@@ -49,7 +61,7 @@ def test_the_socket_comes_back_after_a_restart(browser: Browser, data_dir: Path)
         # THEN the socket is back (backoff at most 10 s) and asked for the status again
         expect(badge).to_have_attribute("data-state", "open", timeout=20_000)
         assert len(sent) >= 2
-        assert {"action": "status"} in [json.loads(f) for f in sent[-1]]
+        assert asked_status(page, sent, -1)
 
         # and an order placed now is followed live to its fill over the new socket
         expect(page.get_by_test_id("preview")).to_be_visible()

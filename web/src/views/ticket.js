@@ -214,6 +214,19 @@ export function TicketView({ api, live, session }) {
   // few, and replay those of the order once it is followed.
   const recent = useRef([]);
   const problem = localProblem(form);
+  // A preview that failed while the server was away is asked again once the socket is back.
+  const [retry, setRetry] = useState(0);
+  const previewErrorRef = useRef(null);
+  previewErrorRef.current = previewError;
+
+  useEffect(() => {
+    if (!live) return undefined;
+    return live.subscribe((message) => {
+      if (message.type === "@state" && message.data.state === "open" && previewErrorRef.current) {
+        setRetry((n) => n + 1);
+      }
+    });
+  }, [live]);
 
   useEffect(() => {
     if (problem) {
@@ -233,7 +246,7 @@ export function TicketView({ api, live, session }) {
       }
     }, DEBOUNCE_MS);
     return () => { cancelled = true; clearTimeout(timer); };
-  }, [JSON.stringify(form), api]);
+  }, [JSON.stringify(form), api, retry]);
 
   async function refresh(orderId) {
     try {
