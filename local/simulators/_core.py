@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import httpx
@@ -403,6 +403,17 @@ def serve(app: Starlette, port: int, *, host: str = "127.0.0.1") -> RunningServe
             raise RuntimeError(f"simulator did not start on {host}:{port}")
         time.sleep(0.01)
     return RunningServer(url=f"http://{host}:{port}", server=server, thread=thread)
+
+
+def request_price(value: Any) -> Decimal:
+    """A price field of a JSON order request (absent: 0); ``ValueError`` if it is none."""
+    try:
+        number = Decimal(str(value if value is not None else 0))
+    except InvalidOperation:
+        raise ValueError("not a number") from None
+    if not number.is_finite() or number < 0:
+        raise ValueError("not a price")
+    return number
 
 
 def json_bytes(payload: Mapping[str, Any]) -> bytes:

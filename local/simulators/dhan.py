@@ -18,7 +18,6 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,6 +32,7 @@ from local.simulators._core import (
     Simulator,
     ist_text,
     json_bytes,
+    request_price,
     script_route,
 )
 
@@ -176,16 +176,6 @@ def _answer(data: Any) -> Response:
     return Response(json_bytes(data), media_type="application/json")
 
 
-def _decimal(value: Any) -> Decimal:
-    try:
-        number = Decimal(str(value if value is not None else 0))
-    except InvalidOperation:
-        raise ValueError("not a number") from None
-    if not number.is_finite() or number < 0:
-        raise ValueError("not a price")
-    return number
-
-
 def build_app(sim: DhanSimulator) -> Starlette:
     """The Starlette app of ``sim`` (paths under ``/v2``)."""
     bad_input = FAILURES["input"]
@@ -232,8 +222,8 @@ def build_app(sim: DhanSimulator) -> Starlette:
         order_type = body.get("orderType")
         tag = body.get("correlationId")
         try:
-            price = _decimal(body.get("price"))
-            trigger = _decimal(body.get("triggerPrice"))
+            price = request_price(body.get("price"))
+            trigger = request_price(body.get("triggerPrice"))
         except ValueError:
             return _error(*bad_input)
         invalid = (
@@ -287,8 +277,8 @@ def build_app(sim: DhanSimulator) -> Starlette:
         if body.get("orderType") not in ORDER_TYPES or not isinstance(quantity, int):
             return _error(*bad_input)
         try:
-            price = _decimal(body["price"]) if "price" in body else None
-            trigger = _decimal(body["triggerPrice"]) if "triggerPrice" in body else None
+            price = request_price(body["price"]) if "price" in body else None
+            trigger = request_price(body["triggerPrice"]) if "triggerPrice" in body else None
         except ValueError:
             return _error(*bad_input)
         sim.book.modify(

@@ -21,7 +21,6 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -36,6 +35,7 @@ from local.simulators._core import (
     Simulator,
     ist_text,
     json_bytes,
+    request_price,
     script_route,
 )
 
@@ -162,16 +162,6 @@ def _success(data: Any, *, latency: bool = True) -> Response:
     return Response(json_bytes(body), media_type="application/json")
 
 
-def _decimal(value: Any) -> Decimal:
-    try:
-        number = Decimal(str(value if value is not None else 0))
-    except InvalidOperation:
-        raise ValueError("not a number") from None
-    if not number.is_finite() or number < 0:
-        raise ValueError("not a price")
-    return number
-
-
 def build_app(sim: UpstoxSimulator) -> Starlette:
     """The Starlette app of ``sim``."""
 
@@ -230,8 +220,8 @@ def build_app(sim: UpstoxSimulator) -> Starlette:
         if tag is not None and (not isinstance(tag, str) or len(tag) > 40):
             return _error(400, "UDAPI100036", "Invalid Input")
         try:
-            price = _decimal(body.get("price"))
-            trigger = _decimal(body.get("trigger_price"))
+            price = request_price(body.get("price"))
+            trigger = request_price(body.get("trigger_price"))
         except ValueError:
             return _error(400, "UDAPI100036", "Invalid Input")
         if order_type in ("LIMIT", "SL") and price == 0:
@@ -278,8 +268,8 @@ def build_app(sim: UpstoxSimulator) -> Starlette:
         if quantity is not None and (not isinstance(quantity, int) or quantity < order.filled):
             return _error(400, "UDAPI100036", "Invalid Input")
         try:
-            price = _decimal(body["price"])
-            trigger = _decimal(body["trigger_price"])
+            price = request_price(body["price"])
+            trigger = request_price(body["trigger_price"])
         except ValueError:
             return _error(400, "UDAPI100036", "Invalid Input")
         sim.book.modify(
