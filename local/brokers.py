@@ -89,6 +89,21 @@ def simulated_profiles(fleet: Fleet, now: datetime) -> list[BrokerProfile]:
     ]
 
 
+def register_simulated_brokers(database: Database, fleet: Fleet) -> int:
+    """Register the simulated brokers (their URLs change every run) with their twins' fees.
+
+    Returns
+    -------
+    int
+        Brokers registered.
+    """
+    brokers = PostgresBrokerRepository(database)
+    for config in fleet.configs:
+        twin = seed.BROKERS[PAPER_TWINS[config.adapter]]
+        brokers.upsert(config.model_copy(update={"fee_schedule": twin["fees"]}))
+    return len(fleet.configs)
+
+
 def seed_simulated_brokers(
     database: Database, fleet: Fleet, now: datetime, *, keep_for: timedelta = timedelta(0)
 ) -> int:
@@ -99,10 +114,7 @@ def seed_simulated_brokers(
     int
         Profiles written (fresher ones keep what the last run learned).
     """
-    brokers = PostgresBrokerRepository(database)
-    for config in fleet.configs:
-        twin = seed.BROKERS[PAPER_TWINS[config.adapter]]
-        brokers.upsert(config.model_copy(update={"fee_schedule": twin["fees"]}))
+    register_simulated_brokers(database, fleet)
     profiles = PostgresProfileRepository(database)
     written = 0
     for profile in simulated_profiles(fleet, now):

@@ -82,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         enforce_market_hours=not args.ignore_market_hours,
         market_interval_s=args.market_interval,
         workers=args.workers,
+        seed=not args.no_seed,
     )
     logging.basicConfig(
         level=logging.INFO,
@@ -194,7 +195,7 @@ def _run_services(config: RuntimeConfig) -> int:
                 }
             ),
         )
-        brokers, profiles = _seed(redis_server.url, fleet)
+        seeded_line = _seed(redis_server.url, fleet, seed_data=config.seed)
         linked = _link_local_trader(fleet)
         market_line = _load_market()
         token = _token(secret, DEFAULT_USER, ("TRADER",), TOKEN_TTL_S)
@@ -207,8 +208,7 @@ def _run_services(config: RuntimeConfig) -> int:
             ),
             f"  PostgreSQL  {database_url}  (migrations applied: {', '.join(applied) or 'none'})",
             f"  Redis       {redis_server.url}",
-            f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
-            "(fresher ones keep what the last run learned)",
+            seeded_line,
             *(
                 f"  Simulated   {name} at {running.url} (broker {linked.get(name, '?')})"
                 for name, running in fleet.simulators.items()
@@ -312,11 +312,12 @@ def _load_market() -> str:
     )
 
 
-def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
+def _seed(redis_url: str, fleet: Fleet, *, seed_data: bool) -> str:
+    """Register the brokers (and seed unless ``seed_data`` is false); the banner's line."""
     import redis
 
     from local import seed
-    from local.brokers import seed_simulated_brokers
+    from local.brokers import register_simulated_brokers, seed_simulated_brokers
     from shared.adapters.postgres.pool import Database, create_pool
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.profile_cache import RedisProfileCache
@@ -327,9 +328,23 @@ def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
     settings = get_settings()
     database = Database(create_pool(settings))
     try:
-        keep_for = timedelta(seconds=settings.profile_max_age_s)
-        brokers, profiles = seed.seed(database, datetime.now(UTC), keep_for=keep_for)
-        profiles += seed_simulated_brokers(database, fleet, datetime.now(UTC), keep_for=keep_for)
+        if seed_data:
+            keep_for = timedelta(seconds=settings.profile_max_age_s)
+            brokers, profiles = seed.seed(database, datetime.now(UTC), keep_for=keep_for)
+            profiles += seed_simulated_brokers(
+                database, fleet, datetime.now(UTC), keep_for=keep_for
+            )
+            line = (
+                f"  Seeded      {brokers} paper brokers, {profiles} broker profiles "
+                "(fresher ones keep what the last run learned)"
+            )
+        else:
+            registered = register_simulated_brokers(database, fleet)
+            line = (
+                f"  Not seeded  --no-seed: {registered} simulated brokers registered, no "
+                "profiles, no paper brokers; instruments and quotes from the Kite simulator, "
+                "first orders route on day-one priors"
+            )
     finally:
         database.close()
     # Cached profiles and connections of an earlier run would outlive the reseed and the sockets.
@@ -339,7 +354,7 @@ def _seed(redis_url: str, fleet: Fleet) -> tuple[int, int]:
         RedisConnectionRegistry(client).clear()
     finally:
         client.close()
-    return brokers, profiles
+    return line
 
 
 def _link_local_trader(fleet: Fleet) -> dict[str, str]:
@@ -819,6 +834,13 @@ def _run_parser(sub: Any) -> None:
         default=1,
         help="containers per function (route_order, broker_webhook, track_execution): N worker "
         "processes, each one invocation at a time as a Lambda container (docs/capacity.md)",
+    )
+    run.add_argument(
+        "--no-seed",
+        action="store_true",
+        help="seed no paper brokers, profiles or instruments: only the simulated brokers are "
+        "registered, instruments and quotes come from the simulators and the first orders route "
+        "on day-one priors (docs/local-mode.md)",
     )
     run.set_defaults(handler=_run)
 

@@ -129,6 +129,8 @@ class RuntimeConfig:
     """Period of the market-statistics refresh (EventBridge Scheduler's minute in AWS)."""
     workers: int = 1
     """Containers per function of :data:`POOLED_FUNCTIONS`; 1 runs them in this process."""
+    seed: bool = True
+    """``False`` (``run --no-seed``): no paper brokers, profiles or seeded instruments."""
 
     @property
     def api_url(self) -> str:

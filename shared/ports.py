@@ -62,6 +62,13 @@ class ProfileRepository(Protocol):
         """Profiles of every enabled broker for ``symbol``, joined with broker configuration."""
         ...
 
+    def day_one(self, symbol: str, template: BrokerProfile) -> list[BrokerProfile]:
+        """Every enabled broker's profile for a symbol none has one for: priors over ``template``.
+
+        ``template`` carries the symbol's market figures (docs/routing-engine.md, "Day one").
+        """
+        ...
+
     def upsert(self, profile: BrokerProfile) -> None:
         """Create or replace the profile of ``(profile.broker_id, profile.symbol)``."""
         ...

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.adapters.redis.connections import RedisConnectionRegistry
     from shared.adapters.redis.quote_cache import RedisQuoteCache
     from shared.adapters.redis.rate_counter import RedisRateCounter
+    from shared.domain.market import MarketStatistics
     from shared.ports import (
         BrokerSessions,
         EventPublisher,
@@ -429,7 +430,16 @@ class Wiring:
             alpha=self.settings.ewma_alpha,
             explore=self._exploration_seeds(),
             access=self.broker_links.unavailable,
+            statistics=self._market_statistics(),
         )
+
+    def _market_statistics(self) -> Callable[[str], MarketStatistics | None] | None:
+        # Day-one profiles need a live source's depth and volume; the profiles' own last prices
+        # (market_data_source "profiles") know nothing of a symbol without profiles.
+        from shared.services.market import LiveMarketData
+
+        market = self.market
+        return market.statistics if isinstance(market, LiveMarketData) else None
 
     def _exploration_seeds(self) -> Callable[[], int] | None:
         # Randomness enters here, never in the domain: the engine gets one seed per order.

@@ -129,6 +129,11 @@ class FakeProfiles:
     def upsert(self, profile: BrokerProfile) -> None:
         self.profiles[(profile.broker_id, profile.symbol)] = profile
 
+    def day_one(self, symbol: str, template: BrokerProfile) -> list[BrokerProfile]:
+        # Every broker the store knows, at the template's figures (the fake has no posteriors).
+        brokers = sorted({b for b, _ in self.profiles})
+        return [template.model_copy(update={"broker_id": b}) for b in brokers]
+
     def put_many(self, symbol: str, profiles: Mapping[str, BrokerProfile | None]) -> None:
         self.cached.setdefault(symbol, {}).update(profiles)
 

@@ -85,6 +85,14 @@ class LiveMarketData:
         market = self.market_quote((self._exchange, symbol))
         return market.as_quote() if market is not None else None
 
+    def statistics(self, symbol: str) -> MarketStatistics | None:
+        """The market statistics of ``symbol`` on the default exchange from a fresh quote.
+
+        What a day-one profile's market figures start from; ``None`` as :meth:`quote`.
+        """
+        market = self.market_quote((self._exchange, symbol))
+        return statistics_of(market) if market is not None else None
+
     def market_quote(self, key: InstrumentKey) -> MarketQuote | None:
         """The fresh full quote (depth, volume, circuit limits) of ``key``, or ``None``."""
         quote = self._cached(key)

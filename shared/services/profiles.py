@@ -90,12 +90,28 @@ class ProfileService:
     def refresh(self, symbol: str) -> list[BrokerProfile]:
         """Load the symbol's profiles from Postgres and rewrite the cache (refresh-on-write)."""
         profiles = self._profiles.list_for_symbol(symbol)
+        if not profiles:
+            # A symbol nobody has a profile for routes on day-one priors; caching "no profile"
+            # for every broker would hide the rows its first outcomes create for the TTL.
+            return profiles
         by_broker: dict[str, BrokerProfile | None] = dict.fromkeys(self.broker_ids())
         by_broker.update({p.broker_id: p for p in profiles})
         # Postgres already answered: a cache that cannot be written is repaired by a later read.
         with suppress(CacheUnavailableError):
             self._cache.put_many(symbol, by_broker)
         return profiles
+
+    def day_one(self, symbol: str, template: BrokerProfile) -> list[BrokerProfile]:
+        """Profiles from priors for a symbol no broker has one for.
+
+        Never cached: the first outcome creates the symbol's rows, and the next read finds them.
+
+        Raises
+        ------
+        DataUnavailableError
+            Postgres cannot be reached.
+        """
+        return self._profiles.day_one(symbol, template)
 
     def store(self, profiles: Iterable[BrokerProfile]) -> None:
         """Write updated profiles to the cache (after the database write committed).

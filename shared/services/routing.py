@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from shared.domain.cascade import new_child
 from shared.domain.contracts import DomainEvent, execution_reported_event, order_routed_event
+from shared.domain.day_one import market_template
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import (
     InvalidOrderError,
@@ -18,6 +19,7 @@ from shared.domain.errors import (
     RiskRejectedError,
 )
 from shared.domain.execution import ExecutionReport
+from shared.domain.market import MarketStatistics
 from shared.domain.models import BrokerProfile, OrderRequest, Quote, RoutingDecision
 from shared.domain.orders import (
     ChildOrder,
@@ -98,6 +100,10 @@ class RoutingService:
     access
         The brokers a trader cannot use whatever the order (no live connection to a real
         broker, no adapter), with the reason; ``None``: every broker is usable.
+    statistics
+        A symbol's market statistics from a fresh quote (``None`` when stale or unavailable):
+        the market figures of day-one profiles for a symbol no broker has a profile for.
+        ``None``: such a symbol is unknown.
     """
 
     def __init__(
@@ -116,6 +122,7 @@ class RoutingService:
         replay_wait_s: float = 5.0,
         explore: Callable[[], int] | None = None,
         access: Callable[[str], Mapping[str, str]] | None = None,
+        statistics: Callable[[str], MarketStatistics | None] | None = None,
     ) -> None:
         self._profiles = profiles
         self._orders = orders
@@ -130,6 +137,7 @@ class RoutingService:
         self._replay = IdempotentReplay(orders, wait_s=replay_wait_s)
         self._explore = explore
         self._access = access
+        self._statistics = statistics
 
     # -- analyze -----------------------------------------------------------------------------
 
@@ -157,7 +165,9 @@ class RoutingService:
         elif arrival is not None:
             order = order.model_copy(update={"quote": arrival})
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
-        if not profiles:  # the symbols the router knows are those its brokers have profiles for
+        if not profiles:
+            profiles = self._day_one(order.symbol)
+        if not profiles:  # no profile anywhere and no fresh market data to start one from
             raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
         seed = self._explore() if explore and self._explore is not None else None
         unavailable = self._access(order.user_id) if self._access is not None else {}
@@ -171,6 +181,14 @@ class RoutingService:
             unavailable=unavailable,
         )
         return _Decided(decision, profiles, arrival, counts)
+
+    def _day_one(self, symbol: str) -> list[BrokerProfile]:
+        # A symbol no broker has a profile for yet: every broker's priors over the market
+        # figures of a fresh quote (docs/routing-engine.md, "Day one"); no quote, no profiles.
+        stats = self._statistics(symbol) if self._statistics is not None else None
+        if stats is None:
+            return []
+        return self._profiles.day_one(symbol, market_template(stats, self._clock()))
 
     def analyze(self, order: OrderRequest) -> RoutingRecommendation:
         """The decision for ``order`` without storing anything or calling a broker."""

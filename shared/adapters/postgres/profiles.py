@@ -406,6 +406,19 @@ class PostgresProfileRepository:
             profiles.sort(key=lambda p: p.broker_id)
         return profiles
 
+    def day_one(self, symbol: str, template: BrokerProfile) -> list[BrokerProfile]:
+        """Profiles of every enabled broker for a symbol none has a profile for, from priors.
+
+        Each is its broker's broker-wide posterior (the day-one priors when the broker never
+        learned anything) over ``template``'s market figures (a fresh quote's, see
+        :func:`shared.domain.day_one.market_template`), with ``sample_count`` 0 and pooled
+        beliefs, so the engine routes on them with low confidence. Nothing is stored: the
+        first outcome at a broker creates its row (:func:`send_learning`).
+        """
+        with self._db.connection() as conn:
+            rows = conn.execute(SELECT_MISSING, (symbol,)).fetchall()
+        return [_pooled_profile(r, template, 0) for r in rows]
+
     def get(self, broker_id: str, symbol: str) -> BrokerProfile | None:
         """One profile or ``None``."""
         with self._db.connection() as conn:
