@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     profile_cache_ttl_s: int = Field(default=300, ge=1)
     market_data_ttl_s: float = Field(default=1.0, gt=0)
     profile_max_age_s: int = Field(default=86_400, ge=1)
+    market_stats_max_age_s: float = Field(default=900.0, gt=0)
+    """Profiles' market figures older than this exclude their broker (STALE_MARKET_DATA): the
+    statistics refresh runs every minute of the session, so 15 minutes is many missed runs."""
     ewma_alpha: float = Field(default=0.02, gt=0, le=1)
     """What one outcome discounts of a profile's earlier evidence: it keeps ``1 - ewma_alpha``
     (docs/routing-engine.md, "Learning")."""

@@ -411,6 +411,7 @@ class Wiring:
             clock=utc_now,
             broker_timeout_s=self.settings.broker_timeout_ms / 1000,
             max_profile_age_s=self.settings.profile_max_age_s,
+            max_market_age_s=self.settings.market_stats_max_age_s,
         )
         return RoutingService(
             profiles=self.profiles,
@@ -423,6 +424,7 @@ class Wiring:
             clock=utc_now,
             engine_config=EngineConfig(
                 max_profile_age_s=self.settings.profile_max_age_s,
+                max_market_age_s=self.settings.market_stats_max_age_s,
                 evidence_discount=1 - self.settings.ewma_alpha,
                 exploration_max_inr=self.settings.exploration_max_inr,
                 exploration_max_bps=self.settings.exploration_max_bps,

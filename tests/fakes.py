@@ -27,6 +27,7 @@ from shared.domain.brokers import BrokerConfig
 from shared.domain.contracts import DomainEvent, MessageType
 from shared.domain.engine import EngineConfig
 from shared.domain.execution import ProfileObservation
+from shared.domain.market import MarketStatistics
 from shared.domain.models import BrokerProfile, Exchange, OrderRequest, Quote, RoutingDecision
 from shared.domain.order_view import OrderView
 from shared.domain.orders import ChildOrder, ChildOrderStatus
@@ -644,6 +645,8 @@ def routing_world(
     broker_timeout_s: float = 0.2,
     max_profile_age_s: int = 600,
     replay_wait_s: float = 0.05,
+    max_market_age_s: float | None = None,
+    statistics: Callable[[str], MarketStatistics | None] | None = None,
 ) -> RoutingWorld:
     """A routing service whose brokers are ``profiles`` (every broker enabled)."""
     clock = FakeClock(now)
@@ -662,6 +665,7 @@ def routing_world(
         broker_timeout_s=broker_timeout_s,
         max_profile_age_s=max_profile_age_s,
         max_workers=4,
+        max_market_age_s=max_market_age_s,
     )
     service = RoutingService(
         profiles=ProfileService(store, store, brokers, inputs=store),
@@ -684,9 +688,12 @@ def routing_world(
             enforce_market_hours=False,
         ),
         clock=clock,
-        engine_config=EngineConfig(max_profile_age_s=max_profile_age_s),
+        engine_config=EngineConfig(
+            max_profile_age_s=max_profile_age_s, max_market_age_s=max_market_age_s
+        ),
         alpha=0.1,
         replay_wait_s=replay_wait_s,
+        statistics=statistics,
     )
     return RoutingWorld(clock, rates, store, gateway, outbox, bus, orders, service)
 

@@ -84,6 +84,7 @@ def choose_cascade_target(
     now: datetime,
     max_profile_age_s: int,
     recent_orders: Mapping[str, int],
+    max_market_age_s: float | None = None,
 ) -> CascadeTarget:
     """The first broker of ``ranked`` that has not failed ``order`` and may take ``quantity``.
 
@@ -110,6 +111,8 @@ def choose_cascade_target(
         The engine's staleness bound.
     recent_orders
         Orders sent to each broker in the current second, this order's own placements included.
+    max_market_age_s
+        The engine's bound on the age of market figures (``STALE_MARKET_DATA``).
 
     Returns
     -------
@@ -127,6 +130,7 @@ def choose_cascade_target(
             now=now,
             max_profile_age_s=max_profile_age_s,
             recent_orders=recent_orders.get(broker_id, 0),
+            max_market_age_s=max_market_age_s,
         )
         if reason is None:
             return CascadeTarget(broker_id, tuple(skipped))
@@ -141,11 +145,17 @@ def _refusal(
     now: datetime,
     max_profile_age_s: int,
     recent_orders: int,
+    max_market_age_s: float | None,
 ) -> str | None:
     if profile is None:
         return f"no profile for {order.symbol}"
     reason = exclusion_reason(
-        order, profile, now=now, max_profile_age_s=max_profile_age_s, recent_orders=recent_orders
+        order,
+        profile,
+        now=now,
+        max_profile_age_s=max_profile_age_s,
+        recent_orders=recent_orders,
+        max_market_age_s=max_market_age_s,
     )
     too_big = profile.max_order_size is not None and order.quantity > profile.max_order_size
     if reason is None and too_big:

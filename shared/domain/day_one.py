@@ -53,4 +53,5 @@ def market_template(stats: MarketStatistics, now: datetime) -> BrokerProfile:
         last_updated=now,
         sample_count=0,
         last_price=stats.last_price,
+        market_updated_at=stats.observed_at,
     )

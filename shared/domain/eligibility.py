@@ -12,11 +12,20 @@ EXCLUDED_STATUSES = frozenset(
     {BrokerStatus.OFFLINE, BrokerStatus.MAINTENANCE, BrokerStatus.ERROR, BrokerStatus.SUSPENDED}
 )
 LOT_REASON_PREFIX = "quantity is not a whole number of lots"
+STALE_MARKET_DATA = "STALE_MARKET_DATA"
+"""Prefix of the reason of a broker whose market figures are too old to route on."""
 
 
 def profile_age_s(profile: BrokerProfile, now: datetime) -> float:
     """Seconds since the profile was last updated (0 for a timestamp in the future)."""
     return max(0.0, (now - profile.last_updated).total_seconds())
+
+
+def market_age_s(profile: BrokerProfile, now: datetime) -> float | None:
+    """Seconds since the profile's market figures came from a quote; ``None`` if never."""
+    if profile.market_updated_at is None:
+        return None
+    return max(0.0, (now - profile.market_updated_at).total_seconds())
 
 
 def exclusion_reason(
@@ -26,13 +35,20 @@ def exclusion_reason(
     now: datetime,
     max_profile_age_s: int,
     recent_orders: int,
+    max_market_age_s: float | None = None,
 ) -> str | None:
     """Why ``profile``'s broker cannot take any part of ``order``, or ``None`` if it can.
 
     Checks, first failing wins: status (OFFLINE, MAINTENANCE, ERROR, SUSPENDED; BUSY is only
     penalised), symbol, order type, lot size, minimum order size above the order, maximum order
-    size below one lot, profile older than ``max_profile_age_s``, and the rate limit
-    (``recent_orders`` sent in the last second against ``rate_limit_per_s``).
+    size below one lot, market figures older than ``max_market_age_s`` (reason starting
+    ``STALE_MARKET_DATA``), and the rate limit (``recent_orders`` sent in the last second
+    against ``rate_limit_per_s``).
+
+    A profile that learned nothing for ``max_profile_age_s`` (a quiet symbol) is **not**
+    excluded: its freshness, and with it its reliability score and the decision's confidence,
+    falls towards zero (:func:`shared.domain.scoring.freshness`), and its beliefs widen back
+    towards the priors as the symbol's other brokers learn (docs/routing-engine.md, "Day one").
 
     Parameters
     ----------
@@ -43,23 +59,28 @@ def exclusion_reason(
     now
         Current time, tz-aware like ``profile.last_updated``.
     max_profile_age_s
-        Older profiles are stale: their statistics no longer describe the broker.
+        Kept for the callers' signature: the age of what was learned lowers confidence, it
+        does not exclude.
     recent_orders
         Orders sent to this broker in the last second.
+    max_market_age_s
+        Market figures taken from a quote longer ago than this exclude the broker; ``None``
+        (or figures never taken from a quote) checks nothing.
 
     Returns
     -------
     str | None
         A sentence for the trader, or ``None``.
     """
-    return next(_reasons(order, profile, now, max_profile_age_s, recent_orders), None)
+    del max_profile_age_s  # a quiet profile routes with less confidence (see above)
+    return next(_reasons(order, profile, now, max_market_age_s, recent_orders), None)
 
 
 def _reasons(
     order: OrderRequest,
     profile: BrokerProfile,
     now: datetime,
-    max_profile_age_s: int,
+    max_market_age_s: float | None,
     recent_orders: int,
 ) -> Iterator[str]:
     if profile.status in EXCLUDED_STATUSES:
@@ -77,9 +98,12 @@ def _reasons(
         )
     if profile.max_order_size is not None and profile.max_order_size < profile.lot_size:
         yield f"broker's maximum order size {profile.max_order_size} is below one lot"
-    age = profile_age_s(profile, now)
-    if age > max_profile_age_s:
-        yield f"profile is stale: updated {int(age)} s ago (limit {max_profile_age_s} s)"
+    age = market_age_s(profile, now)
+    if max_market_age_s is not None and age is not None and age > max_market_age_s:
+        yield (
+            f"{STALE_MARKET_DATA}: market data taken {int(age)} s ago "
+            f"(limit {int(max_market_age_s)} s)"
+        )
     if profile.rate_limit_per_s is not None and recent_orders >= profile.rate_limit_per_s:
         yield (
             f"rate limit exhausted: {recent_orders} of {profile.rate_limit_per_s} orders "

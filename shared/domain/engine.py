@@ -109,6 +109,9 @@ class EngineConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_profile_age_s: int = Field(default=86_400, gt=0)
+    max_market_age_s: float | None = Field(default=None, gt=0)
+    """Market figures older than this exclude a broker (``STALE_MARKET_DATA``); ``None``: no
+    check. Set from ``ROUTER_MARKET_STATS_MAX_AGE_S`` (shared.domain.eligibility)."""
     min_child_lots: int = Field(default=1, ge=1)
     min_child_pct: float = Field(default=5.0, ge=0, le=50)
     non_fill_penalty_bps: float = Field(default=50.0, ge=0)
@@ -450,6 +453,7 @@ def _exclusions(
             now=now,
             max_profile_age_s=cfg.max_profile_age_s,
             recent_orders=counts.get(p.broker_id, 0),
+            max_market_age_s=cfg.max_market_age_s,
         )
         if reason is not None:
             reasons[p.broker_id] = reason

@@ -255,6 +255,9 @@ class BrokerProfile(FrozenModel):
     """Daily volatility of the symbol in bps: the sigma of the square-root impact law."""
     last_price: float | None = Field(default=None, gt=0)
     """Last traded price seen for the symbol: the reference price when an order has no quote."""
+    market_updated_at: datetime | None = None
+    """When the market figures (spread, depth, volume, last price) were last taken from a fresh
+    quote; ``None`` for figures never refreshed (seeded or declared), which are not aged."""
     uncertainty: ProfileUncertainty | None = None
     """The learned factors' beliefs (weights and spreads); ``None`` for a profile nothing was
     ever learned for (declared or seeded figures): the engine then neither explores it nor

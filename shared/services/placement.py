@@ -93,6 +93,8 @@ class ChildPlacer:
         The engine's staleness bound, applied again to a cascade target.
     max_workers
         Placement threads of the process.
+    max_market_age_s
+        The engine's bound on the age of market figures, applied again to a cascade target.
     """
 
     def __init__(
@@ -104,12 +106,14 @@ class ChildPlacer:
         broker_timeout_s: float,
         max_profile_age_s: int,
         max_workers: int = 8,
+        max_market_age_s: float | None = None,
     ) -> None:
         self._gateway = gateway
         self._rates = rate_counter
         self._clock = clock
         self._timeout_s = broker_timeout_s
         self._max_profile_age_s = max_profile_age_s
+        self._max_market_age_s = max_market_age_s
         # Long-lived: a container places orders for its whole life, and starting threads per
         # request would cost more than placing a paper order.
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="place")
@@ -280,6 +284,7 @@ class ChildPlacer:
             now=self._clock(),
             max_profile_age_s=self._max_profile_age_s,
             recent_orders=run.orders_this_second(),
+            max_market_age_s=self._max_market_age_s,
         )
         run.placement.cascades.append(
             Cascade(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 
 from shared.adapters.postgres.pool import Database
 from shared.domain.market import MarketStatistics
@@ -17,6 +18,7 @@ UPDATE broker_execution_profiles SET
     order_book_depth = %(depth)s,
     recent_volume = %(volume)s,
     last_price = coalesce(%(last_price)s, last_price),
+    market_updated_at = %(observed_at)s,
     updated_at = now()
 WHERE symbol = %(symbol)s
 """
@@ -46,6 +48,8 @@ class PostgresMarketStatistics:
                         "depth": stats.order_book_depth,
                         "volume": stats.volume,
                         "last_price": stats.last_price,
+                        # The column is UTC without a zone, like last_updated.
+                        "observed_at": stats.observed_at.astimezone(UTC).replace(tzinfo=None),
                     },
                 )
                 changed += max(cur.rowcount, 0)

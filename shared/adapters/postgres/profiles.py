@@ -41,7 +41,7 @@ SELECT p.broker_id, p.symbol, p.avg_execution_time_ms, p.fill_rate_percentage,
        CASE WHEN b.routing_status = 'ACTIVE' THEN p.status ELSE b.routing_status END AS status,
        p.response_time_ms,
        p.error_rate_percentage, p.last_updated, p.sample_count, p.volatility_bps, p.last_price,
-       p.uncertainty,
+       p.uncertainty, p.market_updated_at,
        b.supported_order_types, b.lot_size, b.freeze_quantity, b.rate_limit_per_s, b.fee_schedule
 """
 _PROFILE_SELECT = (
@@ -68,12 +68,13 @@ UPSERT = """
 INSERT INTO broker_execution_profiles (broker_id, symbol, avg_execution_time_ms,
     fill_rate_percentage, price_improvement_bps, slippage_bps, current_spread_bps,
     order_book_depth, recent_volume, max_order_size, min_order_size, status, response_time_ms,
-    error_rate_percentage, last_updated, sample_count, volatility_bps, last_price, uncertainty)
+    error_rate_percentage, last_updated, sample_count, volatility_bps, last_price, uncertainty,
+    market_updated_at)
 VALUES (%(broker_id)s, %(symbol)s, %(avg_execution_time_ms)s, %(fill_rate_percentage)s,
     %(price_improvement_bps)s, %(slippage_bps)s, %(current_spread_bps)s, %(order_book_depth)s,
     %(recent_volume)s, %(max_order_size)s, %(min_order_size)s, %(status)s, %(response_time_ms)s,
     %(error_rate_percentage)s, %(last_updated)s, %(sample_count)s, %(volatility_bps)s,
-    %(last_price)s, %(uncertainty)s)
+    %(last_price)s, %(uncertainty)s, %(market_updated_at)s)
 ON CONFLICT (broker_id, symbol) DO UPDATE SET
     avg_execution_time_ms = EXCLUDED.avg_execution_time_ms,
     fill_rate_percentage = EXCLUDED.fill_rate_percentage,
@@ -86,6 +87,7 @@ ON CONFLICT (broker_id, symbol) DO UPDATE SET
     sample_count = EXCLUDED.sample_count, volatility_bps = EXCLUDED.volatility_bps,
     last_price = EXCLUDED.last_price,
     uncertainty = COALESCE(EXCLUDED.uncertainty, broker_execution_profiles.uncertainty),
+    market_updated_at = EXCLUDED.market_updated_at,
     updated_at = CURRENT_TIMESTAMP
 """
 
@@ -103,9 +105,9 @@ ON CONFLICT (broker_id) DO NOTHING
 """
 ENSURE_PROFILE = """
 INSERT INTO broker_execution_profiles (broker_id, symbol, current_spread_bps, order_book_depth,
-    recent_volume, volatility_bps, last_price, last_updated)
+    recent_volume, volatility_bps, last_price, market_updated_at, last_updated)
 SELECT %(broker_id)s::varchar, %(symbol)s::varchar, t.current_spread_bps, t.order_book_depth,
-    t.recent_volume, t.volatility_bps, t.last_price, %(at)s
+    t.recent_volume, t.volatility_bps, t.last_price, t.market_updated_at, %(at)s
 FROM (SELECT 1) one LEFT JOIN LATERAL (
     SELECT * FROM broker_execution_profiles q WHERE q.symbol = %(symbol)s
     ORDER BY q.last_updated DESC NULLS LAST LIMIT 1) t ON true
@@ -199,6 +201,11 @@ def profile_from_row(row: dict[str, Any]) -> BrokerProfile:
         uncertainty=(
             ProfileUncertainty.model_validate(row["uncertainty"]) if row["uncertainty"] else None
         ),
+        market_updated_at=(
+            None
+            if row.get("market_updated_at") is None
+            else row["market_updated_at"].replace(tzinfo=UTC)
+        ),
     )
 
 
@@ -244,6 +251,9 @@ def profile_params(profile: BrokerProfile) -> dict[str, Any]:
         "sample_count": profile.sample_count,
         "volatility_bps": round(profile.volatility_bps, 4),
         "last_price": profile.last_price,
+        "market_updated_at": (
+            None if profile.market_updated_at is None else _naive_utc(profile.market_updated_at)
+        ),
         "uncertainty": (
             None
             if profile.uncertainty is None

@@ -33,6 +33,7 @@ def choose(
         failed=failed,
         now=NOW + timedelta(seconds=now_offset_s),
         max_profile_age_s=MAX_AGE_S,
+        max_market_age_s=MAX_AGE_S,
         recent_orders=recent or {},
     )
 
@@ -51,7 +52,7 @@ def test_the_next_ranked_broker_that_has_not_failed_takes_the_quantity() -> None
     [
         ({"status": BrokerStatus.OFFLINE}, {}, 0, "broker is OFFLINE"),
         ({"status": BrokerStatus.MAINTENANCE}, {}, 0, "broker is MAINTENANCE"),
-        ({"last_updated": NOW - timedelta(seconds=MAX_AGE_S)}, {}, 5, "profile is stale"),
+        ({"market_updated_at": NOW - timedelta(seconds=MAX_AGE_S)}, {}, 5, "STALE_MARKET_DATA"),
         ({"rate_limit_per_s": 3}, {"upstox": 3}, 0, "rate limit exhausted"),
         ({"lot_size": 75}, {}, 0, "quantity is not a whole number of lots of 75"),
         ({"min_order_size": 500}, {}, 0, "below the broker's minimum of 500"),

@@ -74,11 +74,11 @@ def test_every_excluded_broker_carries_its_reason() -> None:
         make_profile("error", status=BrokerStatus.ERROR),
         make_profile("notype", supported_order_types=frozenset({OrderType.LIMIT})),
         make_profile("toosmall", min_order_size=1_000),
-        make_profile("stale", last_updated=NOW - timedelta(hours=2)),
+        make_profile("stale", market_updated_at=NOW - timedelta(hours=2)),
         make_profile("limited", rate_limit_per_s=5),
         make_profile("good"),
     ]
-    config = EngineConfig(max_profile_age_s=3600)
+    config = EngineConfig(max_profile_age_s=3600, max_market_age_s=900)
     # WHEN
     decision = decide_route(
         make_order(quantity=100),
@@ -96,7 +96,7 @@ def test_every_excluded_broker_carries_its_reason() -> None:
     assert reasons["error"] == "broker is ERROR"
     assert reasons["notype"] == "order type MARKET not supported"
     assert "below the broker's minimum of 1000" in str(reasons["toosmall"])
-    assert "stale" in str(reasons["stale"])
+    assert str(reasons["stale"]).startswith("STALE_MARKET_DATA: market data taken 7200 s ago")
     assert "rate limit exhausted: 5 of 5" in str(reasons["limited"])
     assert [a.broker_id for a in decision.allocations] == ["good"]
     assert decision.fallback_broker_ids == ()

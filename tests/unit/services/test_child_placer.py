@@ -30,6 +30,7 @@ class Bench:
             clock=self.clock,
             broker_timeout_s=timeout_s,
             max_profile_age_s=MAX_AGE_S,
+            max_market_age_s=MAX_AGE_S,
             max_workers=2,
         )
         self.order: OrderRequest = factories.order(quantity=100)
@@ -111,7 +112,7 @@ def test_a_fallback_that_went_stale_while_the_first_broker_answered_is_skipped()
     )
     profiles = healthy()
     profiles[1] = factories.profile(
-        "upstox", last_updated=factories.NOW - timedelta(seconds=MAX_AGE_S - 1)
+        "upstox", market_updated_at=factories.NOW - timedelta(seconds=MAX_AGE_S - 1)
     )
     # WHEN the children are placed
     placement = bench.place(profiles)
@@ -119,7 +120,7 @@ def test_a_fallback_that_went_stale_while_the_first_broker_answered_is_skipped()
     [cascade] = placement.cascades
     assert cascade.to_broker_id == "dhan"
     assert cascade.skipped[0].broker_id == "upstox"
-    assert cascade.skipped[0].reason.startswith("profile is stale")
+    assert cascade.skipped[0].reason.startswith("STALE_MARKET_DATA")
 
 
 def test_this_order_own_cascades_count_against_a_fallback_rate_limit() -> None:

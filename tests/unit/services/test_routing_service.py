@@ -27,7 +27,9 @@ def request(**overrides: Any) -> SmartOrderRequest:
 
 
 def world(
-    profiles: list[BrokerProfile] | None = None, max_profile_age_s: int = MAX_AGE_S
+    profiles: list[BrokerProfile] | None = None,
+    max_profile_age_s: int = MAX_AGE_S,
+    max_market_age_s: float | None = None,
 ) -> RoutingWorld:
     profiles = profiles or [factories.profile(b) for b in ("zerodha", "upstox", "dhan")]
     return routing_world(
@@ -35,6 +37,7 @@ def world(
         now=factories.NOW,
         quotes={"RELIANCE": QUOTE},
         max_profile_age_s=max_profile_age_s,
+        max_market_age_s=max_market_age_s,
     )
 
 
@@ -110,12 +113,12 @@ def test_when_every_broker_fails_the_order_is_rejected_with_every_cascade_record
 
 
 def test_a_fallback_that_went_stale_during_placement_is_skipped_and_the_reason_returned() -> None:
-    # GIVEN profiles stale after a minute, upstox's 50 s old; dhan is a clearly worse broker;
+    # GIVEN market data stale after a minute, upstox's 50 s old; dhan is a clearly worse broker;
     # and zerodha, the engine's pick, takes 11 s to reject
     w = world(
         [
             factories.profile("zerodha", response_time_ms=10.0, error_rate_percentage=0.1),
-            factories.profile("upstox", last_updated=factories.NOW - timedelta(seconds=50)),
+            factories.profile("upstox", market_updated_at=factories.NOW - timedelta(seconds=50)),
             factories.profile(
                 "dhan",
                 error_rate_percentage=10.0,
@@ -124,6 +127,7 @@ def test_a_fallback_that_went_stale_during_placement_is_skipped_and_the_reason_r
             ),
         ],
         max_profile_age_s=60,
+        max_market_age_s=60,
     )
     first, second, third = ranking(w, request())
     assert [first, second, third] == ["zerodha", "upstox", "dhan"], "upstox fresh at the decision"
@@ -137,7 +141,7 @@ def test_a_fallback_that_went_stale_during_placement_is_skipped_and_the_reason_r
     assert cascade["toBrokerId"] == third
     [skipped] = cascade["skipped"]
     assert skipped["brokerId"] == second
-    assert skipped["reason"].startswith("profile is stale")
+    assert skipped["reason"].startswith("STALE_MARKET_DATA")
     assert [c.broker_id for c in w.gateway.placed] == [first, third]
 
 
