@@ -229,17 +229,19 @@ def test_profile_write_refreshes_the_cache(
     assert _cached(cache, redis_client, "RELIANCE", ["zerodha"])["zerodha"] == updated
 
 
-def test_symbol_without_profiles_is_cached_as_absent(
+def test_a_symbol_without_profiles_is_not_cached_so_its_first_rows_are_seen_at_once(
     db: Database, redis_client: redis.Redis, redis_prefix: str, eight_profiles: list[BrokerProfile]
 ) -> None:
-    # GIVEN brokers with no profile for TCS
+    # GIVEN brokers with no profile for TCS (a day-one symbol, routed on priors)
     service = make_service(db, redis_client, redis_prefix)
-    # WHEN TCS is read twice
+    # WHEN TCS is read
     assert service.profiles_for("TCS") == []
-    # THEN the absence is cached for every broker
+    # THEN no absence is cached (it would hide the rows the first fills create for the TTL)
     cache = RedisProfileCache(redis_client, ttl_s=300, prefix=redis_prefix)
-    assert _cached(cache, redis_client, "TCS", BROKERS) == dict.fromkeys(BROKERS)
-    assert service.profiles_for("TCS") == []
+    assert _cached(cache, redis_client, "TCS", BROKERS) == {}
+    # AND once a broker learned TCS, the next read has every broker: it and the others pooled
+    PostgresProfileRepository(db).upsert(factories.profile("zerodha", symbol="TCS"))
+    assert {p.broker_id for p in service.profiles_for("TCS")} == set(BROKERS)
 
 
 def test_profile_read_answers_from_postgres_when_redis_is_stopped(
@@ -344,3 +346,61 @@ def test_routing_works_on_a_pooled_profile_before_its_first_fill(db: Database) -
     [score] = [b for b in greedy.broker_scores if b.broker_id == "upstox"]
     assert score.exclusion_reason is None
     assert explored <= {"zerodha", "upstox"}
+
+
+def test_day_one_profiles_are_every_broker_priors_over_the_template(
+    db: Database, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN brokers with no profile for TCS and a template of TCS's market figures
+    from shared.domain.day_one import market_template
+    from shared.domain.market import MarketStatistics
+
+    stats = MarketStatistics(
+        symbol="TCS",
+        last_price=3410.25,
+        spread_bps=3.0,
+        order_book_depth=18_000,
+        volume=420_000,
+        observed_at=factories.NOW,
+    )
+    # WHEN the day-one profiles are read
+    profiles = PostgresProfileRepository(db).day_one("TCS", market_template(stats, factories.NOW))
+    # THEN every enabled broker has one, pooled from its broker-wide posterior, with the
+    # template's market figures and no samples of its own; nothing is stored
+    assert sorted(p.broker_id for p in profiles) == sorted(BROKERS)
+    for p in profiles:
+        assert p.symbol == "TCS"
+        assert p.sample_count == 0
+        assert p.uncertainty is not None
+        assert p.uncertainty.pooled
+        assert p.last_price == 3410.25
+        assert p.order_book_depth == 18_000
+        assert p.market_updated_at == factories.NOW
+    assert PostgresProfileRepository(db).list_for_symbol("TCS") == []
+
+
+def test_market_updated_at_round_trips_and_the_statistics_refresh_sets_it(
+    db: Database, eight_profiles: list[BrokerProfile]
+) -> None:
+    # GIVEN profiles whose market figures were never refreshed
+    from shared.adapters.postgres.market import PostgresMarketStatistics
+    from shared.domain.market import MarketStatistics
+
+    repo = PostgresProfileRepository(db)
+    assert repo.get("zerodha", "RELIANCE").market_updated_at is None  # type: ignore[union-attr]
+    # WHEN the statistics refresh writes RELIANCE's figures from a quote stamped 09:29
+    stamped = factories.NOW - timedelta(minutes=1)
+    PostgresMarketStatistics(db).apply(
+        [
+            MarketStatistics(
+                symbol="RELIANCE",
+                last_price=1295.4,
+                spread_bps=2.0,
+                order_book_depth=60_000,
+                volume=1_800_000,
+                observed_at=stamped,
+            )
+        ]
+    )
+    # THEN every broker's RELIANCE profile carries the quote's time
+    assert {p.market_updated_at for p in repo.list_for_symbol("RELIANCE")} == {stamped}
