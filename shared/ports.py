@@ -804,6 +804,16 @@ class OrderStatusReader(Protocol):
         """The status of each of ``order_ids`` that exists."""
         ...
 
+    def claim_final_statuses(
+        self, order_ids: Collection[str], finals: Collection[str]
+    ) -> dict[str, str]:
+        """Those of ``order_ids`` whose status is one of ``finals`` not announced yet.
+
+        Each ``(order, status)`` is claimed once, atomically: a concurrent or repeated caller
+        gets nothing for it, so its ``ORDER_UPDATE`` is pushed once.
+        """
+        ...
+
 
 class OrderHistory(Protocol):
     """A trader's own orders, newest first, in keyset pages."""

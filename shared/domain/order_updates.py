@@ -1,8 +1,10 @@
 """``ORDER_UPDATE`` pushes: a child rejected, a cascade, an order completed (pure).
 
 Pushed to the order's owner beside ``ROUTING_UPDATE`` and ``EXECUTION_UPDATE``
-(``docs/websocket.md``). Delivery is at least once: a client keys them by ``orderId``,
-``childOrderId`` and ``event``.
+(``docs/websocket.md``). A child's events are delivered at least once: a client keys them by
+``orderId``, ``childOrderId`` and ``event``. An order's final status (``COMPLETED``,
+``OVERFILLED``, ``REJECTED``) is announced once per status: whoever first claims the
+``(order, status)`` pair in the database pushes it (:data:`FINAL_ORDER_STATUSES`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from shared.domain.orders import ChildOrder, ChildOrderStatus
 
 FINISHED_ORDER_STATUSES = frozenset({"COMPLETED", "OVERFILLED"})
 """Order statuses after which nothing more fills (``UPDATE_ORDER_STATUS`` sets them)."""
+FINAL_ORDER_STATUSES = FINISHED_ORDER_STATUSES | {"REJECTED"}
+"""Order statuses announced once each: finished, or every child rejected at placement."""
 
 
 class OrderEvent(StrEnum):
@@ -23,6 +27,13 @@ class OrderEvent(StrEnum):
     CHILD_TIMED_OUT = "CHILD_TIMED_OUT"
     CASCADED = "CASCADED"
     COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    """Every child was rejected (at placement or after a cascade): nothing of it is working."""
+
+
+def final_event(order_status: str) -> OrderEvent:
+    """The event announcing a final order status (``REJECTED``, else ``COMPLETED``)."""
+    return OrderEvent.REJECTED if order_status == "REJECTED" else OrderEvent.COMPLETED
 
 
 def order_update(

@@ -26,8 +26,13 @@ from shared.domain.execution import (
     profile_observation,
 )
 from shared.domain.models import BrokerProfile, FeeSchedule, Quote
-from shared.domain.order_updates import FINISHED_ORDER_STATUSES as FINISHED
-from shared.domain.order_updates import OrderEvent, order_update, placement_events
+from shared.domain.order_updates import (
+    FINAL_ORDER_STATUSES,
+    OrderEvent,
+    final_event,
+    order_update,
+    placement_events,
+)
 from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.report_validation import QuarantineReason, ReportViolation, check_report
 from shared.domain.settlement import quantity_moved_on
@@ -406,26 +411,45 @@ class ExecutionTracker:
             for c in finished
             if c.status is ChildOrderStatus.REJECTED
         ]
-        statuses: dict[str, str] = {}
+        claimed: dict[str, str] = {}
         if finished and self._orders is not None:
-            statuses = self._orders.order_statuses({c.order_id for c in finished})
-        done = {c.order_id: c for c in finished if statuses.get(c.order_id) in FINISHED}
+            # Claimed, not just read: a concurrent batch or a repeated report that also sees
+            # the order finished finds the claim taken and pushes nothing (exactly once).
+            claimed = self._orders.claim_final_statuses(
+                {c.order_id for c in finished}, FINAL_ORDER_STATUSES
+            )
+        done = {c.order_id: c for c in finished if c.order_id in claimed}
         updates += [
             (
                 c.user_id,
                 MessageType.ORDER_UPDATE,
-                order_update(OrderEvent.COMPLETED, c, order_status=statuses[o]),
+                order_update(final_event(claimed[o]), c, order_status=claimed[o]),
             )
             for o, c in sorted(done.items())
         ]
         return updates
 
     def child_placed(self, child: ChildOrder) -> int:
-        """Tell the owner of a placed child that it was rejected, timed out or cascaded."""
+        """Tell the owner of a placed child that it was rejected, timed out or cascaded.
+
+        When the placement left the order final (every child rejected: ``REJECTED``), that is
+        announced too, once per order however many children report it and however often
+        their events are delivered.
+        """
         updates: list[UserMessage] = [
             (child.user_id, MessageType.ORDER_UPDATE, order_update(event, child))
             for event in placement_events(child)
         ]
+        if self._orders is not None and child.status.terminal:
+            claimed = self._orders.claim_final_statuses({child.order_id}, FINAL_ORDER_STATUSES)
+            updates += [
+                (
+                    child.user_id,
+                    MessageType.ORDER_UPDATE,
+                    order_update(final_event(status), child, order_status=status),
+                )
+                for status in claimed.values()
+            ]
         return self._notifier.notify_users(updates) if updates else 0
 
     def order_routed(self, detail: Mapping[str, Any]) -> int:

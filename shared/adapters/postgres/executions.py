@@ -80,6 +80,13 @@ WHERE o.order_id = ANY(%s)
 """
 
 
+# Two batches finishing different children of one order each lock only their own children, so
+# UPDATE_ORDER_STATUS alone could read the other's children from before its commit in both (each
+# statement's snapshot) and leave the order unfinished for good. Its rows locked first, in id
+# order, the second batch's UPDATE starts after the first committed and sees every child.
+LOCK_ORDERS = "SELECT order_id FROM orders WHERE order_id = ANY(%s) ORDER BY order_id FOR UPDATE"
+
+
 def _bounded(value: float | None, limit: float, places: int) -> float | None:
     # DECIMAL(8,4) holds |x| < 10,000: clamp rather than fail on an absurd but valid report.
     if value is None:
@@ -208,6 +215,7 @@ class PostgresExecutionRepository:
                     conn.execute(
                         UPDATE_CHILD_STATES, _state_columns([finals[c] for c in sorted(finals)])
                     )
+                    conn.execute(LOCK_ORDERS, (orders,))
                     conn.execute(UPDATE_ORDER_STATUS, (orders,))
                 profiles = send_learning(conn, observed, alpha=alpha)
             # Read after the pipeline's sync: before it, executemany has counted nothing yet.

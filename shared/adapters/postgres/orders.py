@@ -166,6 +166,14 @@ LIMIT %(limit)s
 """
 )
 SELECT_STATUSES = "SELECT order_id, status FROM orders WHERE order_id = ANY(%s)"
+# The primary key (order_id, order_status) makes the claim: of two callers, one inserts the row,
+# the other's insert does nothing and returns nothing (V015).
+CLAIM_FINAL_STATUSES = """
+INSERT INTO order_update_claims (order_id, order_status)
+SELECT order_id, status FROM orders WHERE order_id = ANY(%s) AND status = ANY(%s)
+ON CONFLICT (order_id, order_status) DO NOTHING
+RETURNING order_id, order_status
+"""
 SELECT_ALLOCATIONS_OF = """
 SELECT routing_decision_id, broker_id, quantity, allocation_percentage, expected_execution_price,
     priority, status, slices, cascaded_from
@@ -445,6 +453,18 @@ class PostgresOrderRepository:
         with self._db.connection() as conn:
             rows = conn.execute(SELECT_STATUSES, (sorted(order_ids),)).fetchall()
         return {r["order_id"]: r["status"] for r in rows}
+
+    def claim_final_statuses(
+        self, order_ids: Collection[str], finals: Collection[str]
+    ) -> dict[str, str]:
+        """Claim the final statuses of ``order_ids`` not announced yet (one statement)."""
+        if not order_ids:
+            return {}
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                CLAIM_FINAL_STATUSES, (sorted(order_ids), sorted(finals))
+            ).fetchall()
+        return {r["order_id"]: r["order_status"] for r in rows}
 
     def open_orders(self, user_id: str, *, limit: int) -> list[OrderView]:
         """The caller's orders with a child still working, newest first."""
