@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.domain.adapter_config import check_adapter_config
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.errors import AuthenticationError, ForbiddenError
 from shared.domain.identity import GROUPS_CLAIM, TraderIdentity, parse_groups
@@ -71,7 +72,14 @@ class BrokerRegistration(FrozenModel):
     rate_limit_per_s: int | None = Field(default=None, gt=0, le=100_000)
 
     def to_config(self) -> BrokerConfig:
-        """The broker's configuration (enabled)."""
+        """The broker's configuration (enabled).
+
+        Raises
+        ------
+        InvalidRequestError
+            ``adapterConfig`` is not what its adapter takes (:func:`check_adapter_config`).
+        """
+        check_adapter_config(self.adapter, self.adapter_config)
         return BrokerConfig.model_validate(self.model_dump())
 
 
@@ -94,8 +102,15 @@ class BrokerUpdate(FrozenModel):
 
         A fee schedule given replaces the broker's whole schedule (its parts left out take their
         defaults), so what is stored is exactly what the request and the audit row say.
+
+        Raises
+        ------
+        InvalidRequestError
+            ``adapterConfig`` is not what the broker's adapter takes (nothing is changed).
         """
         given = {name: getattr(self, name) for name in self.model_fields_set}
+        if self.adapter_config is not None:
+            check_adapter_config(broker.adapter, self.adapter_config)
         return broker.model_copy(update=given)
 
 
