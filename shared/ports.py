@@ -890,6 +890,15 @@ class BrokerLinkStore(Protocol):
         """Every link of ``user_id`` (any status), by broker id."""
         ...
 
+    def routing_access(self, user_id: str) -> tuple[list[BrokerLink], dict[str, str]]:
+        """The links of ``user_id`` and the brokers an operator holds, read together.
+
+        :meth:`list_for_user`, and broker id -> ``MAINTENANCE``/``SUSPENDED`` of every enabled
+        broker that is not ``ACTIVE``: read from the source of truth on every order, so a
+        cache that missed its eviction cannot bring flow back.
+        """
+        ...
+
     def get(self, user_id: str, broker_id: str) -> StoredLink | None:
         """One link with its sealed credentials."""
         ...

@@ -3,7 +3,12 @@
 A status change is committed with its audit row, then every cached profile of the broker is
 evicted from Redis, so the next order anywhere reads the broker's profiles (and the status that
 overrides theirs) from Postgres; then it is pushed to every connected client as
-``BROKER_STATUS``. With Redis unreachable nothing can be stale there: routing reads Postgres.
+``BROKER_STATUS``. The eviction is not what makes the change hold: routing reads the operator's
+statuses from Postgres with the trader's links on every order
+(:meth:`shared.services.broker_links.BrokerLinkService.unavailable`), so an eviction that fails
+(Redis unreachable from this function, or restarted with its data) leaves at worst cached
+figures for the TTL, never flow to a held broker. It is logged and counted
+(``ProfileCacheEvictionFailed``) for the alarm.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from shared.domain.admin import (
 from shared.domain.contracts import MessageType
 from shared.domain.errors import CacheUnavailableError
 from shared.domain.models import BrokerProfile
+from shared.observability import emit_metric
 from shared.ports import (
     BrokerAdministration,
     HeldReport,
@@ -31,6 +37,7 @@ from shared.ports import (
 )
 
 logger = logging.getLogger(__name__)
+EVICTION_FAILED_METRIC = "ProfileCacheEvictionFailed"
 
 
 class AdminService:
@@ -124,4 +131,8 @@ class AdminService:
         try:
             self._cache.evict_broker(broker_id)
         except CacheUnavailableError:
-            logger.warning("profile cache not evicted", extra={"broker_id": broker_id})
+            logger.warning(
+                "profile cache not evicted; routing reads the status from Postgres",
+                extra={"broker_id": broker_id},
+            )
+            emit_metric(EVICTION_FAILED_METRIC, 1)

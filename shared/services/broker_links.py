@@ -313,15 +313,23 @@ class BrokerLinkService:
     # -- routing -------------------------------------------------------------------------------
 
     def unavailable(self, user_id: str) -> dict[str, str]:
-        """Enabled brokers ``user_id`` cannot route to (no live connection, no adapter).
+        """Enabled brokers ``user_id`` cannot route to: held, unlinked, without an adapter.
+
+        The operator's MAINTENANCE or SUSPENDED is read from Postgres with the links on every
+        order, so it holds from the next order on even when the profile cache kept an entry
+        its eviction missed (Redis unreachable from the admin function, or restarted with its
+        data) (docs/api.md, "Admin API").
 
         Raises
         ------
         DataUnavailableError
             When Postgres cannot be reached.
         """
-        links = {link.broker_id: link for link in self._links.list_for_user(user_id)}
-        return access_reasons(self._adapter_by_broker(), links, now=self._clock())
+        listed, held = self._links.routing_access(user_id)
+        links = {link.broker_id: link for link in listed}
+        reasons = {broker_id: f"broker is {status}" for broker_id, status in held.items()}
+        access = access_reasons(self._adapter_by_broker(), links, now=self._clock())
+        return {**access, **reasons}
 
     # -- the broker gateway (TraderAccounts) ---------------------------------------------------
 

@@ -17,6 +17,10 @@ _COLUMNS = """user_id, broker_id, status, account_hint, token_ciphertext, wrappe
     linked_at, expires_at, updated_at"""
 
 SELECT_USER = f"SELECT {_COLUMNS} FROM broker_connections WHERE user_id = %s ORDER BY broker_id"
+# Read with every order's links (one round trip): the operator's status never comes from a cache.
+SELECT_HELD = (
+    "SELECT broker_id, routing_status FROM brokers WHERE enabled AND routing_status <> 'ACTIVE'"
+)
 SELECT_ONE = f"SELECT {_COLUMNS} FROM broker_connections WHERE user_id = %s AND broker_id = %s"
 UPSERT = """
 INSERT INTO broker_connections (user_id, broker_id, status, account_hint, token_ciphertext,
@@ -88,6 +92,17 @@ class PostgresBrokerLinkStore:
         """Every connection of ``user_id``."""
         with self._db.connection() as conn:
             return [_link(r) for r in conn.execute(SELECT_USER, (user_id,)).fetchall()]
+
+    def routing_access(self, user_id: str) -> tuple[list[BrokerLink], dict[str, str]]:
+        """The links of ``user_id`` and the brokers an operator holds, in one round trip."""
+        with self._db.connection() as conn:
+            with conn.pipeline():
+                links = conn.execute(SELECT_USER, (user_id,))
+                held = conn.execute(SELECT_HELD)
+            return (
+                [_link(r) for r in links.fetchall()],
+                {r["broker_id"]: r["routing_status"] for r in held.fetchall()},
+            )
 
     def get(self, user_id: str, broker_id: str) -> StoredLink | None:
         """One connection with its sealed credentials."""
