@@ -28,6 +28,7 @@ OUR_ADDITIONS = {
         "last_price",
         "evidence",
         "uncertainty",
+        "market_updated_at",
     },
     "order_routing_decisions": {
         "expected_price",
