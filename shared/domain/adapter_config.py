@@ -89,27 +89,25 @@ class LimitsConfig(_Strict):
     source: str = Field(default="", max_length=500)
 
 
-class KiteConfig(_Strict):
-    """Zerodha Kite (``adapter`` ``kite``): nothing secret, credentials by reference."""
+class RealConfig(_Strict):
+    """A real broker (``kite``, ``upstox``, ``dhan``): nothing secret, credentials by reference.
+
+    The keys are the adapters' (``RealBrokerSettings``), so a configuration read back from
+    ``GET /admin/brokers`` can be sent back as it is; a key only another kind uses must be
+    empty (:data:`UNUSED`).
+    """
 
     credentials_ref: Ref | None = None
     app_ref: Ref | None = None
     login_url: Url | None = None
     base_url: Url | None = None
-    limits: LimitsConfig | None = None
-
-
-class UpstoxConfig(KiteConfig):
-    """Upstox (``adapter`` ``upstox``): an order host and the instrument-key map besides."""
-
     order_base_url: Url | None = None
+    """Upstox only: the order (HFT) host."""
     instruments: InstrumentMap = Field(default_factory=dict)
-
-
-class DhanConfig(KiteConfig):
-    """Dhan (``adapter`` ``dhan``): the security-id map besides."""
-
+    """Upstox only: ``"NSE:RELIANCE"`` -> instrument key."""
     security_ids: InstrumentMap = Field(default_factory=dict)
+    """Dhan only: ``"NSE:RELIANCE"`` -> security id."""
+    limits: LimitsConfig | None = None
 
 
 class GenericConfig(_Strict):
@@ -118,12 +116,18 @@ class GenericConfig(_Strict):
 
 CONFIG_MODELS: Mapping[str, type[_Strict]] = {
     "paper": PaperConfig,
-    "kite": KiteConfig,
-    "upstox": UpstoxConfig,
-    "dhan": DhanConfig,
+    "kite": RealConfig,
+    "upstox": RealConfig,
+    "dhan": RealConfig,
     "generic": GenericConfig,
 }
 """``brokers.adapter`` -> the model its ``adapterConfig`` must satisfy."""
+UNUSED: Mapping[str, tuple[str, ...]] = {
+    "kite": ("order_base_url", "instruments", "security_ids"),
+    "upstox": ("security_ids",),
+    "dhan": ("order_base_url", "instruments"),
+}
+"""Keys of :class:`RealConfig` a kind does not use: given, they must be empty."""
 
 
 def check_adapter_config(adapter: str, config: Mapping[str, Any]) -> None:
@@ -146,11 +150,16 @@ def check_adapter_config(adapter: str, config: Mapping[str, Any]) -> None:
             "its reference (appRef or credentialsRef, e.g. 'kite/app')",
         )
     try:
-        model.model_validate(dict(config))
+        valid = model.model_validate(dict(config))
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join([FIELD, *(_camel(part) for part in first["loc"])])
         raise InvalidRequestError(path, f"{first['msg']} (adapter {adapter})") from exc
+    for name in UNUSED.get(adapter, ()):
+        if getattr(valid, name):
+            raise InvalidRequestError(
+                f"{FIELD}.{to_camel(name)}", f"not used by adapter {adapter}: leave it out"
+            )
 
 
 def _secret_path(value: Any, path: tuple[str, ...]) -> str | None:

@@ -31,7 +31,12 @@ def _broker(adapter: str, config: Any, webhook: str = "HMAC") -> dict[str, Any]:
 HOSTILE = [
     # unknown keys
     ("paper", {"rejectRate": 0.0, "fillEverything": True}, "adapterConfig.fillEverything"),
-    ("kite", {"baseUrl": "https://api.kite.trade", "instruments": {}}, "adapterConfig.instruments"),
+    (
+        "kite",
+        {"instruments": {"NSE:RELIANCE": "NSE_EQ|INE002A01018"}},
+        "adapterConfig.instruments",
+    ),
+    ("kite", {"appRef": "kite/app", "pollEvery": 5}, "adapterConfig.pollEvery"),
     ("dhan", {"orderBaseUrl": "https://x.example"}, "adapterConfig.orderBaseUrl"),
     ("generic", {"anything": 1}, "adapterConfig.anything"),
     # wrong types
@@ -91,20 +96,25 @@ def test_a_config_that_is_not_an_object_is_a_schema_error(wiring: Wiring) -> Non
 
 def test_good_configs_are_registered(wiring: Wiring) -> None:
     # GIVEN well-formed configs of each kind
-    good = {
-        "paper": {"rejectRate": 0.0, "ack_latency_ms": 35},
-        "kite": {"appRef": "kite/app", "baseUrl": "http://127.0.0.1:9000"},
-        "upstox": {
-            "appRef": "upstox/app",
-            "instruments": {"NSE:RELIANCE": "NSE_EQ|INE002A01018"},
-            "limits": {"perSecond": 50, "perMinute": 500},
-        },
-        "dhan": {"securityIds": {"NSE:RELIANCE": "2885"}},
-    }
+    good = [
+        ("paper", {"rejectRate": 0.0, "ack_latency_ms": 35}),
+        ("kite", {"appRef": "kite/app", "baseUrl": "http://127.0.0.1:9000"}),
+        (
+            "upstox",
+            {
+                "appRef": "upstox/app",
+                "instruments": {"NSE:RELIANCE": "NSE_EQ|INE002A01018"},
+                "limits": {"perSecond": 50, "perMinute": 500},
+            },
+        ),
+        ("dhan", {"securityIds": {"NSE:RELIANCE": "2885"}}),
+        # as the catalog stores a simulated broker's: snake_case keys, unused maps empty
+        ("kite", {"app_ref": "kite-sim/app", "instruments": {}, "security_ids": {}}),
+    ]
     webhook = {"kite": "KITE_CHECKSUM", "upstox": "PATH_TOKEN", "dhan": "PATH_TOKEN"}
-    for adapter, config in good.items():
+    for n, (adapter, config) in enumerate(good):
         body = _broker(adapter, config, webhook.get(adapter, "HMAC"))
-        body["brokerId"] = f"new-{adapter}"
+        body["brokerId"] = f"new-{adapter}-{n}"
         # WHEN each is registered
         status, answer, _ = call(admin, "POST", BROKERS, body=body, claims=ADMIN)
         # THEN it is stored with the keys given (numbers come back as JSON decimals)
