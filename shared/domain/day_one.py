@@ -10,6 +10,7 @@ Without a fresh quote there is no template: the symbol stays unknown to routing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from shared.domain.learning import DAY_ONE
@@ -20,6 +21,33 @@ TEMPLATE_BROKER_ID = "day-one"
 """Placeholder broker of the template; every profile made from it carries its own broker id."""
 DEFAULT_SPREAD_BPS = 5.0
 """Spread assumed when the quote's book is one-sided (the profile column's default)."""
+
+
+def never_priced(profiles: Sequence[BrokerProfile]) -> bool:
+    """True when none of ``profiles`` ever had market figures (rows a first fill created).
+
+    A symbol's first outcome creates its row without market figures when no other profile of
+    the symbol had any to copy (a day-one symbol): no depth, no volume, never refreshed. Until
+    the statistics refresh reaches the symbol, routing takes the figures from a fresh quote.
+    """
+    return bool(profiles) and all(
+        p.market_updated_at is None and p.order_book_depth == 0 and p.recent_volume == 0
+        for p in profiles
+    )
+
+
+def with_market(profile: BrokerProfile, stats: MarketStatistics) -> BrokerProfile:
+    """``profile`` with the market figures of ``stats`` (a fresh quote's)."""
+    update: dict[str, object] = {
+        "order_book_depth": stats.order_book_depth,
+        "recent_volume": stats.volume,
+        "market_updated_at": stats.observed_at,
+    }
+    if stats.spread_bps is not None:
+        update["current_spread_bps"] = stats.spread_bps
+    if stats.last_price is not None:
+        update["last_price"] = stats.last_price
+    return profile.model_copy(update=update)
 
 
 def market_template(stats: MarketStatistics, now: datetime) -> BrokerProfile:

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from shared.domain.cascade import new_child
 from shared.domain.contracts import DomainEvent, execution_reported_event, order_routed_event
-from shared.domain.day_one import market_template
+from shared.domain.day_one import market_template, never_priced, with_market
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import (
     InvalidOrderError,
@@ -167,6 +167,8 @@ class RoutingService:
         profiles, counts = self._profiles.profiles_and_counts(order.symbol)
         if not profiles:
             profiles = self._day_one(order.symbol)
+        elif never_priced(profiles):
+            profiles = self._priced(order.symbol, profiles)
         if not profiles:  # no profile anywhere and no fresh market data to start one from
             raise InvalidOrderError("symbol", f"unknown symbol {order.symbol}: no broker trades it")
         seed = self._explore() if explore and self._explore is not None else None
@@ -189,6 +191,14 @@ class RoutingService:
         if stats is None:
             return []
         return self._profiles.day_one(symbol, market_template(stats, self._clock()))
+
+    def _priced(self, symbol: str, profiles: list[BrokerProfile]) -> list[BrokerProfile]:
+        # The rows a day-one symbol's first fills created carry no market figures until the
+        # statistics refresh reaches the symbol: take them from the fresh quote meanwhile.
+        stats = self._statistics(symbol) if self._statistics is not None else None
+        if stats is None:
+            return profiles
+        return [with_market(p, stats) for p in profiles]
 
     def analyze(self, order: OrderRequest) -> RoutingRecommendation:
         """The decision for ``order`` without storing anything or calling a broker."""

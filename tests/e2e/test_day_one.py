@@ -107,6 +107,10 @@ def test_the_first_order_routes_on_priors_and_learning_takes_over(bare_runtime: 
     second = _order(bare_runtime, "analyze", "TCS", 50)
     assert second.status_code == 200, second.text
     assert second.json()["confidenceScore"] > first["confidenceScore"]
+    # AND a larger order routes too, on the learned rows priced from the simulator's quote
+    third = _order(bare_runtime, "smart", "TCS", 500)
+    assert third.status_code == 200, third.text
+    assert third.json()["status"] == "ROUTED", third.json()
 
 
 def test_a_symbol_without_market_data_stays_unknown(bare_runtime: Runtime) -> None:

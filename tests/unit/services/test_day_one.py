@@ -102,3 +102,27 @@ def test_stale_market_data_excludes_with_its_reason() -> None:
     with pytest.raises(NoEligibleBrokerError) as caught:
         decide_route(factories.order(quantity=100), [stale], now=factories.NOW, config=config)
     assert "STALE_MARKET_DATA" in str(caught.value.reasons["zerodha"])
+
+
+def test_rows_a_first_fill_created_without_market_figures_are_priced_from_the_quote() -> None:
+    # GIVEN NEWCO's only profiles, created by its first fills: no depth, no volume, no price
+    bare = [
+        factories.profile(
+            b,
+            symbol="NEWCO",
+            order_book_depth=0,
+            recent_volume=0,
+            sample_count=1,
+            last_price=None,
+        )
+        for b in ("dhan", "zerodha")
+    ]
+    w = routing_world(bare, now=factories.NOW, statistics={"NEWCO": STATS}.get)
+    # WHEN a NEWCO order is decided
+    order = request().to_order(order_id="ord-2", user_id=TRADER, client_order_id="k-3")
+    result = w.service.analyze(order)
+    # THEN it routes on the quote's figures (the fresh price is the reference)
+    assert sum(a.quantity for a in result.allocations) == 100
+    assert all(
+        abs(a.expected_execution_price - Decimal("250")) < Decimal("1") for a in result.allocations
+    )
