@@ -96,7 +96,7 @@ def test_a_config_that_is_not_an_object_is_a_schema_error(wiring: Wiring) -> Non
 
 def test_good_configs_are_registered(wiring: Wiring) -> None:
     # GIVEN well-formed configs of each kind
-    good = [
+    good: list[tuple[str, dict[str, Any]]] = [
         ("paper", {"rejectRate": 0.0, "ack_latency_ms": 35}),
         ("kite", {"appRef": "kite/app", "baseUrl": "http://127.0.0.1:9000"}),
         (
