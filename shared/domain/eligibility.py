@@ -48,7 +48,7 @@ def exclusion_reason(
     A profile that learned nothing for ``max_profile_age_s`` (a quiet symbol) is **not**
     excluded: its freshness, and with it its reliability score and the decision's confidence,
     falls towards zero (:func:`shared.domain.scoring.freshness`), and its beliefs widen back
-    towards the priors as the symbol's other brokers learn (docs/routing-engine.md, "Day one").
+    towards the priors as the symbol's other brokers learn (docs/routing-engine.md, "Eligibility").
 
     Parameters
     ----------
