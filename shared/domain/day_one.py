@@ -10,8 +10,9 @@ Without a fresh quote there is no template: the symbol stays unknown to routing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from shared.domain.learning import DAY_ONE
 from shared.domain.market import MarketStatistics
@@ -21,6 +22,26 @@ TEMPLATE_BROKER_ID = "day-one"
 """Placeholder broker of the template; every profile made from it carries its own broker id."""
 DEFAULT_SPREAD_BPS = 5.0
 """Spread assumed when the quote's book is one-sided (the profile column's default)."""
+
+
+INSTRUMENT_MAPS = {"upstox": ("instruments",), "dhan": ("security_ids", "securityIds")}
+"""Adapters that can only send a symbol their ``adapterConfig`` maps, and the map's keys."""
+
+
+def trades_symbol(
+    adapter: str, adapter_config: Mapping[str, Any], symbol: str, exchange: str = "NSE"
+) -> bool:
+    """Whether a broker can be sent ``symbol`` at all (the day-one profiles' broker filter).
+
+    Upstox and Dhan name instruments by their own ids, from a map in ``adapterConfig``: a
+    symbol missing there cannot be sent (the adapter refuses it before any call), so such a
+    broker gets no day-one profile for it. Every other adapter trades whatever is listed.
+    """
+    names = INSTRUMENT_MAPS.get(adapter)
+    if names is None:
+        return True
+    key = f"{exchange}:{symbol}"
+    return any(key in (adapter_config.get(name) or {}) for name in names)
 
 
 def never_priced(profiles: Sequence[BrokerProfile]) -> bool:

@@ -119,3 +119,15 @@ def test_a_symbol_without_market_data_stays_unknown(bare_runtime: Runtime) -> No
     response = _order(bare_runtime, "analyze", "NOSUCHSYM", 10)
     # THEN it is refused with a 4xx, never routed on priors without market data
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_a_symbol_only_one_simulator_can_be_sent_routes_to_that_one(bare_runtime: Runtime) -> None:
+    # GIVEN ITC: listed by the Kite simulator (instrument, quote), absent from the Upstox and
+    # Dhan simulated brokers' instrument maps
+    # WHEN it is ordered for the first time
+    response = _order(bare_runtime, "analyze", "ITC", 100)
+    # THEN it routes on priors to kite-sim, the only broker that can be sent it
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {s["brokerId"] for s in body["brokerScores"]} == {"kite-sim"}
+    assert [a["brokerId"] for a in body["allocations"]] == ["kite-sim"]

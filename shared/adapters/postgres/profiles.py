@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.adapters.postgres.pool import Database
+from shared.domain.day_one import trades_symbol
 from shared.domain.execution import ProfileObservation
 from shared.domain.learning import (
     BatchLearner,
@@ -51,7 +52,7 @@ _PROFILE_SELECT = (
 SELECT_FOR_SYMBOL = _PROFILE_SELECT + "WHERE p.symbol = %s AND b.enabled ORDER BY p.broker_id"
 SELECT_MISSING = """
 SELECT b.broker_id, b.supported_order_types, b.lot_size, b.freeze_quantity, b.rate_limit_per_s,
-       b.fee_schedule, e.evidence,
+       b.fee_schedule, e.evidence, b.adapter, b.adapter_config,
        -- An operator's MAINTENANCE or SUSPENDED overrides; else the broker's latest status.
        CASE WHEN b.routing_status = 'ACTIVE' THEN
            (SELECT q.status FROM broker_execution_profiles q WHERE q.broker_id = b.broker_id
@@ -419,7 +420,9 @@ class PostgresProfileRepository:
     def day_one(self, symbol: str, template: BrokerProfile) -> list[BrokerProfile]:
         """Profiles of every enabled broker for a symbol none has a profile for, from priors.
 
-        Each is its broker's broker-wide posterior (the day-one priors when the broker never
+        A broker whose adapter names instruments by its own map (Upstox, Dhan) gets one only
+        when the map has the symbol (:func:`shared.domain.day_one.trades_symbol`). Each is its
+        broker's broker-wide posterior (the day-one priors when the broker never
         learned anything) over ``template``'s market figures (a fresh quote's, see
         :func:`shared.domain.day_one.market_template`), with ``sample_count`` 0 and pooled
         beliefs, so the engine routes on them with low confidence. Nothing is stored: the
@@ -427,7 +430,11 @@ class PostgresProfileRepository:
         """
         with self._db.connection() as conn:
             rows = conn.execute(SELECT_MISSING, (symbol,)).fetchall()
-        return [_pooled_profile(r, template, 0) for r in rows]
+        return [
+            _pooled_profile(r, template, 0)
+            for r in rows
+            if trades_symbol(r["adapter"], r["adapter_config"] or {}, symbol)
+        ]
 
     def get(self, broker_id: str, symbol: str) -> BrokerProfile | None:
         """One profile or ``None``."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.domain.day_one import market_template
+from shared.domain.day_one import market_template, trades_symbol
 from shared.domain.engine import EngineConfig, decide_route
 from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
 from shared.domain.learning import DAY_ONE
@@ -126,3 +126,25 @@ def test_rows_a_first_fill_created_without_market_figures_are_priced_from_the_qu
     assert all(
         abs(a.expected_execution_price - Decimal("250")) < Decimal("1") for a in result.allocations
     )
+
+
+@pytest.mark.parametrize(
+    ("adapter", "config", "expected"),
+    [
+        ("paper", {}, True),
+        ("kite", {"app_ref": "kite/app"}, True),
+        ("upstox", {"instruments": {"NSE:NEWCO": "NSE_EQ|X"}}, True),
+        ("upstox", {"instruments": {"NSE:OTHER": "NSE_EQ|Y"}}, False),
+        ("upstox", {}, False),
+        ("dhan", {"security_ids": {"NSE:NEWCO": "1"}}, True),
+        ("dhan", {"securityIds": {"NSE:NEWCO": "1"}}, True),
+        ("dhan", {"security_ids": {}}, False),
+    ],
+)
+def test_only_brokers_that_can_be_sent_the_symbol_get_a_day_one_profile(
+    adapter: str, config: dict[str, Any], expected: bool
+) -> None:
+    # GIVEN a broker's adapter and configuration
+    # WHEN asked whether it can be sent NEWCO on NSE
+    # THEN only an instrument-mapping adapter whose map lacks it cannot
+    assert trades_symbol(adapter, config, "NEWCO") is expected
