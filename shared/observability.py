@@ -67,8 +67,9 @@ def emit_metric(
             metric.add_dimension(name=key, value=dimension)
 
 
-QUARANTINED_REPORTS_METRIC = "QuarantinedReports"
-"""Execution reports held in quarantine (the webhook's and the tracker's), alarmed on."""
+from shared.domain.alarms import QUARANTINED_REPORTS_METRIC  # noqa: E402
+
+__all__ = ["QUARANTINED_REPORTS_METRIC", "count_quarantined", "emit_metric", "traced", "tracer"]
 
 
 def count_quarantined(metrics: Any, reasons: Iterable[str]) -> None:

@@ -21,6 +21,7 @@ from shared.domain.admin import (
     BrokerUpdate,
     StatusChange,
 )
+from shared.domain.alarms import AlarmSummary
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.broker_links import BrokerLink, LinkStatus
 from shared.domain.broker_orders import (
@@ -543,6 +544,20 @@ class Notifier(Protocol):
 
     def notify_all(self, message_type: MessageType, data: Mapping[str, Any]) -> int:
         """Push one message to every live connection, whoever owns it (``BROKER_STATUS``)."""
+        ...
+
+
+# -- Alarms (the operator view) ------------------------------------------------------------------
+
+
+class AlarmStatus(Protocol):
+    """The states of the stack's alarms (CloudWatch, or local mode's evaluation of the same)."""
+
+    def summary(self) -> AlarmSummary:
+        """Every alarm of :data:`~shared.domain.alarms.ALARM_DEFINITIONS` with its state.
+
+        Raises ``MonitoringUnavailableError`` (503) when the source cannot be read.
+        """
         ...
 
 
