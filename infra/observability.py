@@ -172,7 +172,7 @@ class Observability(Construct):
                 alarm_description=d.description,
                 metric=metrics[d.name],
                 threshold=d.threshold,
-                comparison_operator=cw.ComparisonOperator(d.comparison.value),
+                comparison_operator=cw.ComparisonOperator[d.comparison.name],
                 evaluation_periods=d.evaluation_periods,
                 datapoints_to_alarm=d.datapoints_to_alarm if d.evaluation_periods > 1 else None,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
