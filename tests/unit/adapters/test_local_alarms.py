@@ -118,3 +118,40 @@ def test_redis_down_is_unavailable() -> None:
     # WHEN summarised THEN the domain's unavailable error (503)
     with pytest.raises(MonitoringUnavailableError):
         status.summary()
+
+
+def test_the_stdout_tap_keeps_powertools_emf_and_passes_other_lines(
+    redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN local mode's tap on a stream, recording into Redis
+    import io
+    import time
+
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from local.metrics_tap import EmfTap
+    from shared.observability import emit_metric
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    real = io.StringIO()
+    store = RedisMetricStore(redis_client, prefix=redis_prefix)
+    monkeypatch.setattr("sys.stdout", EmfTap(real, store.record))
+    # WHEN a handler's Metrics flush, emit_metric and an ordinary print run
+    metrics = Metrics(namespace="OrderRouter", service="order-router")
+    metrics.add_metric("QuarantinedReports", MetricUnit.Count, 2)
+    metrics.flush_metrics()
+    emit_metric("QuarantinedReports", 1, dimensions={"reason": "OVERFILL"})
+    print("hello, operator")
+    # THEN the service-level count is in the store, the by-reason one apart, and only the
+    # ordinary line reached the real stream
+    since = int((time.time() - 60) * 1000)
+    service = {"service": "order-router"}
+    assert [
+        v for _, v in store.values("OrderRouter", "QuarantinedReports", service, since_ms=since)
+    ] == [2.0]
+    by_reason = {**service, "reason": "OVERFILL"}
+    assert [
+        v for _, v in store.values("OrderRouter", "QuarantinedReports", by_reason, since_ms=since)
+    ] == [1.0]
+    assert real.getvalue() == "hello, operator\n"
