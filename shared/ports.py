@@ -565,7 +565,7 @@ class AlarmStatus(Protocol):
 
 
 class TokenVerifier(Protocol):
-    """Verifies a trader token (``JwtVerifier``)."""
+    """Verifies a trader's or an operator's token (``JwtVerifier``)."""
 
     def verify(self, token: str | None) -> TraderIdentity:
         """The identity of the token's holder.
@@ -582,8 +582,8 @@ class ConnectionRegistry(Protocol):
     Failures raise ``CacheUnavailableError``.
     """
 
-    def register(self, connection_id: str, user_id: str) -> None:
-        """Record a new connection."""
+    def register(self, connection_id: str, user_id: str, *, trader: bool = True) -> None:
+        """Record a new connection (``trader=False``: an operator's, never sent order updates)."""
         ...
 
     def remove(self, connection_id: str) -> str | None:
