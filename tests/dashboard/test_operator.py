@@ -65,7 +65,10 @@ def _impossible_report(runtime: Runtime, child: dict[str, Any]) -> httpx.Respons
     return httpx.post(
         f"{runtime.api}{ApiPath.SIGNED_WEBHOOK.format(brokerId=child['brokerId'])}",
         content=raw,
-        headers={"Content-Type": "application/json", **sign_webhook(raw, secret, int(time.time()))},
+        headers={
+            "Content-Type": "application/json",
+            **sign_webhook(raw, secret, timestamp=int(time.time())),
+        },
         timeout=30,
     )
 

@@ -64,7 +64,7 @@ function AlarmSummary({ api }) {
     return html`<p data-testid="alarm-count" role="status" aria-live="polite"><strong class=${firing ? "bad" : "ok"}>${firing ? `${firing} in alarm` : "No alarm firing"}</strong>
         <span class="muted"> · ${rows.length} alarms from ${SOURCE_WORDS[data.source] || data.source}, read ${time(data.evaluatedAt)}</span>
         <button type="button" onClick=${reload}>Refresh</button></p>
-      <div class="scroll"><table data-testid="alarms"><caption class="sr-only">Alarms, those in alarm first</caption>
+      <div class="scroll"><table class="alarms" data-testid="alarms"><caption class="sr-only">Alarms, those in alarm first</caption>
         <thead><tr><th scope="col">Alarm</th><th scope="col">State</th><th scope="col">Guards</th><th scope="col">Reason</th><th scope="col">Since</th></tr></thead>
         <tbody>${rows.map((a) => html`<tr data-alarm=${a.name} data-state=${a.state}>
           <th scope="row" title=${a.description}>${a.name}</th>
@@ -145,9 +145,9 @@ function AdminPanels({ api, live }) {
       <p class="muted small" data-testid="live-status-note">${!live ? "No WebSocket: the Live column is empty." : liveStatus === null ? "Waiting for the routing status on the WebSocket…" : liveStatus.available ? "Live: routing status from the WebSocket (ROUTING_STATUS, then each BROKER_STATUS)." : "The WebSocket does not serve the routing status here."}</p>
       <${Resource} state=${brokers} what="the admin broker API (GET /admin/brokers)" onRetry=${reloadBrokers}>${(data) => html`<div class="scroll"><table data-testid="admin-brokers">
         <caption class="sr-only">Registered brokers and their status</caption>
-        <thead><tr><th scope="col">Broker</th><th scope="col">Adapter</th><th scope="col">Status</th><th scope="col">Live</th><th scope="col">Change</th></tr></thead>
-        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td data-testid="broker-status">${b.status}${b.reason ? ` (${b.reason})` : ""}</td>
-          <td data-testid="broker-live">${liveCell(liveStatus, idOf(b))}</td>
+        <thead><tr><th scope="col">Broker</th><th scope="col">Adapter</th><th scope="col">Status (live)</th><th scope="col">Change</th></tr></thead>
+        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td><span data-testid="broker-status">${b.status}${b.reason ? ` (${b.reason})` : ""}</span>
+          <div class="small muted">live: <span data-testid="broker-live">${liveCell(liveStatus, idOf(b))}</span></div></td>
           <td><${StatusControl} api=${api} broker=${b} onDone=${() => { reloadBrokers(); reloadAudit(); }} /></td></tr>`)}</tbody>
       </table></div>`}<//>
     </section>
