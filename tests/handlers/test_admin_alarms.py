@@ -76,9 +76,7 @@ def test_admin_sees_cloudwatch_alarm_states(
         "ALARM",
         "held a report",
     )
-    assert {"updatedAt", "guards", "threshold", "periodS", "comparison"} <= set(
-        by_name["DlqDepth"]
-    )
+    assert {"updatedAt", "guards", "threshold", "periodS", "comparison"} <= set(by_name["DlqDepth"])
 
 
 def test_local_mode_alarm_from_emitted_metrics(
