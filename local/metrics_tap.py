@@ -97,7 +97,7 @@ def tapped(echo: bool = False) -> Iterator[EmfTap]:
     store = RedisMetricStore(client, prefix=settings.redis_key_prefix)
     original = sys.stdout
     tap = EmfTap(original, store.record, echo=echo)
-    sys.stdout = tap  # type: ignore[assignment]
+    sys.stdout = tap
     try:
         yield tap
     finally:

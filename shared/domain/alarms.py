@@ -12,7 +12,7 @@ Metric Format document as CloudWatch Logs does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -239,12 +239,12 @@ def statistic(name: str, values: Sequence[float]) -> float:
     """
     if not values:
         raise ValueError("no values")
-    simple = {
+    simple: dict[str, Callable[[Sequence[float]], float]] = {
         "Sum": math.fsum,
         "Maximum": max,
         "Minimum": min,
         "Average": lambda v: math.fsum(v) / len(v),
-        "SampleCount": len,
+        "SampleCount": lambda v: float(len(v)),
     }
     if name in simple:
         return float(simple[name](values))

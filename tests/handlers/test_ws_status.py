@@ -108,7 +108,7 @@ def test_an_operator_gets_brokers_states_and_no_orders(wiring: Wiring) -> None:
         ]
         == 200
     )
-    wiring.connection_registry.register("op-1", TRADER["sub"], trader=False)
+    wiring.connection_registry.register("op-1", str(TRADER["sub"]), trader=False)
     replies = Replies()
     # WHEN the operator asks for the routing status
     _service(wiring, replies).handle_message("op-1", '{"action": "status"}')

@@ -32,7 +32,9 @@ def _status(
     return store, status
 
 
-def _point(name: str, at_s: float, value: float, dims=SERVICE) -> MetricPoint:  # type: ignore[no-untyped-def]
+def _point(
+    name: str, at_s: float, value: float, dims: tuple[tuple[str, str], ...] = SERVICE
+) -> MetricPoint:
     return MetricPoint("OrderRouter", name, dims, int(at_s * 1000), value)
 
 

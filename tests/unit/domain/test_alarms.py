@@ -6,6 +6,7 @@ import pytest
 
 from shared.domain.alarms import (
     ALARM_DEFINITIONS,
+    AlarmDefinition,
     AlarmState,
     MetricSource,
     definition_of,
@@ -17,7 +18,7 @@ from shared.domain.alarms import (
 MINUTE_MS = 60_000
 
 
-def _defn(name: str):  # type: ignore[no-untyped-def]
+def _defn(name: str) -> AlarmDefinition:
     found = definition_of(name)
     assert found is not None
     return found
