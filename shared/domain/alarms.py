@@ -280,10 +280,12 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate a metric alarm on raw ``(epoch ms, value)`` points, as CloudWatch would.
 
-    The last ``evaluation_periods`` periods, aligned on the epoch and the current one included
-    (local mode evaluates on read, so a breach shows at once rather than at the period's end),
-    each give one datapoint: the statistic of their values. A period without values is missing
-    data, treated as not breaching (the stack's ``TreatMissingData.NOT_BREACHING``).
+    The last ``evaluation_periods`` periods, counted back from ``now_ms``, each give one
+    datapoint: the statistic of their values. Local mode evaluates on read, so a breach shows at
+    once and stays for one period after it happened, as a CloudWatch alarm stays in ALARM until
+    the next period is evaluated. A period without values is missing data, treated as not
+    breaching (the stack's ``TreatMissingData.NOT_BREACHING``). A datapoint is labelled with the
+    time of its latest value.
 
     Parameters
     ----------
@@ -301,16 +303,14 @@ def evaluate(
         worded like CloudWatch's.
     """
     period_ms = definition.period_s * 1000
-    current = now_ms // period_ms
-    first = current - definition.evaluation_periods + 1
-    buckets: dict[int, list[float]] = {}
+    buckets: dict[int, list[tuple[int, float]]] = {}
     for at_ms, value in points:
-        bucket = at_ms // period_ms
-        if first <= bucket <= current:
-            buckets.setdefault(bucket, []).append(value)
+        age = (now_ms - at_ms) // period_ms
+        if 0 <= age < definition.evaluation_periods:
+            buckets.setdefault(age, []).append((at_ms, value))
     datapoints = [
-        (bucket * period_ms, statistic(definition.statistic, values))
-        for bucket, values in sorted(buckets.items())
+        (max(at for at, _ in values), statistic(definition.statistic, [v for _, v in values]))
+        for _, values in sorted(buckets.items(), reverse=True)
     ]
     breaching = [
         (at, v) for at, v in datapoints if definition.comparison.breached(v, definition.threshold)

@@ -181,15 +181,12 @@ class LocalAlarmStatus:
                 f"{definition.source.value} metric that exists only in the deployed stack.",
                 now,
             )
-        window_ms = definition.period_s * 1000 * definition.evaluation_periods
-        since_ms = (now_ms // (definition.period_s * 1000)) * definition.period_s * 1000
-        since_ms -= window_ms - definition.period_s * 1000
+        since_ms = now_ms - definition.period_s * 1000 * definition.evaluation_periods
         points = self._store.values(
             self._namespace, definition.metric, self._dimensions, since_ms=since_ms
         )
         outcome = evaluate(definition, points, now_ms=now_ms)
-        # Evaluated on read: the state holds as of now; an ALARM dates from the start of its
-        # latest breaching period.
+        # Evaluated on read: the state holds as of now; an ALARM dates from its latest breach.
         updated = (
             datetime.fromtimestamp(max(at for at, _ in outcome.breaching) / 1000, UTC)
             if outcome.breaching

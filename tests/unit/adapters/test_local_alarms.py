@@ -70,13 +70,17 @@ def test_a_quarantined_report_alarms_and_clears_after_its_period(
             _point("QuarantinedReports", NOW_S + 20, 1.0, (("reason", "X"), *SERVICE)),
         ]
     )
-    # WHEN summarised THEN QuarantinedReports is in ALARM since its period began
+    # WHEN summarised THEN QuarantinedReports is in ALARM since the report
     alarm = {a.name: a for a in status.summary().alarms}["QuarantinedReports"]
     assert alarm.state is AlarmState.ALARM
     assert "1 out of the last 1 datapoints [1 (" in alarm.reason
-    assert alarm.updated_at.timestamp() == NOW_S
-    # WHEN the five-minute period has passed THEN it is OK again
-    clock.now = NOW_S + 301
+    assert alarm.updated_at.timestamp() == NOW_S + 20
+    # WHEN four minutes have passed THEN it still is (one period after the breach)
+    clock.now = NOW_S + 260
+    alarm = {a.name: a for a in status.summary().alarms}["QuarantinedReports"]
+    assert alarm.state is AlarmState.ALARM
+    # WHEN five minutes have passed since the report THEN it is OK again
+    clock.now = NOW_S + 321
     alarm = {a.name: a for a in status.summary().alarms}["QuarantinedReports"]
     assert alarm.state is AlarmState.OK
 

@@ -66,12 +66,14 @@ def test_one_quarantined_report_alarms_at_once() -> None:
     assert outcome.reason.startswith("Threshold Crossed: 1 out of the last 1 datapoints")
 
 
-def test_a_report_of_an_earlier_period_no_longer_alarms() -> None:
-    # GIVEN a quarantined report in the previous five-minute period
+def test_a_report_older_than_the_period_no_longer_alarms() -> None:
+    # GIVEN a quarantined report just over five minutes old
     definition = _defn("QuarantinedReports")
     now = 10 * 300_000 + 1_000
     # WHEN evaluated now THEN missing data is not breaching: OK
-    assert evaluate(definition, [(now - 300_000, 1.0)], now_ms=now).state is AlarmState.OK
+    assert evaluate(definition, [(now - 300_001, 1.0)], now_ms=now).state is AlarmState.OK
+    # AND one just under five minutes old still alarms (as CloudWatch's does until re-evaluated)
+    assert evaluate(definition, [(now - 299_999, 1.0)], now_ms=now).state is AlarmState.ALARM
 
 
 def test_latency_alarm_needs_three_of_five_minutes() -> None:
