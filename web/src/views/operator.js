@@ -4,8 +4,6 @@ import { ErrorNotice, html, time, Unavailable } from "../ui.js";
 
 const STATUSES = ["ACTIVE", "MAINTENANCE", "SUSPENDED"];
 const ALARM_REFRESH_MS = 15000;
-const STATUS_RETRY_MS = 3000;
-const STATUS_RETRIES = 10;
 // Worst first: what needs the operator's attention leads the table.
 const ALARM_ORDER = { ALARM: 0, INSUFFICIENT_DATA: 1, OK: 2 };
 const ALARM_WORDS = { ALARM: "In alarm", INSUFFICIENT_DATA: "Insufficient data", OK: "OK" };
@@ -39,17 +37,8 @@ function useLiveStatus(live) {
   const [status, setStatus] = useState(null);
   useEffect(() => {
     if (!live) return undefined;
-    // A reply can be lost (a busy server, an ERROR UNAVAILABLE while Postgres is away): ask again
-    // every few seconds until the first ROUTING_STATUS, at most STATUS_RETRIES times.
-    let answered = false;
-    let tries = 0;
-    const timer = setInterval(() => {
-      if (answered || tries >= STATUS_RETRIES) return clearInterval(timer);
-      tries += 1;
-      live.send({ action: "status" });
-    }, STATUS_RETRY_MS);
+    // live.js asks again until a ROUTING_STATUS arrives (a reply can be lost).
     const off = live.subscribe((m) => {
-      if (m.type === "ROUTING_STATUS" || (m.type === "ERROR" && m.data && m.data.code === "UNKNOWN_ACTION")) answered = true;
       if (m.type === "ROUTING_STATUS") {
         setStatus({ available: true, brokers: Object.fromEntries((m.data.brokers || []).map((b) => [b.brokerId || b.broker_id, b])) });
       } else if (m.type === "BROKER_STATUS") {
@@ -59,7 +48,7 @@ function useLiveStatus(live) {
       }
     });
     live.send({ action: "status" });
-    return () => { clearInterval(timer); off(); };
+    return off;
   }, [live]);
   return status;
 }
