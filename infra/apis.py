@@ -40,6 +40,7 @@ ADMIN_ROUTES: tuple[tuple[apigwv2.HttpMethod, ApiPath], ...] = (
     (apigwv2.HttpMethod.GET, ApiPath.ADMIN_AUDIT),
     (apigwv2.HttpMethod.GET, ApiPath.ADMIN_CONNECTIONS),
     (apigwv2.HttpMethod.POST, ApiPath.ADMIN_MARKET_REFRESH),
+    (apigwv2.HttpMethod.GET, ApiPath.ADMIN_ALARMS),
 )
 """The admin function's routes, behind the same JWT authorizer; the function requires ADMIN."""
 

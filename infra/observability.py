@@ -14,14 +14,44 @@ from constructs import Construct
 
 from infra import nag, target
 from infra.config import DeployConfig
-from shared.observability import QUARANTINED_REPORTS_METRIC
+from shared.domain.alarms import (
+    ALARM_DEFINITIONS,
+    HTTP_5XX_RATE_PERCENT,
+    ORDER_LATENCY_P90_MS,
+    ROUTING_LATENCY_P95_MS,
+    AlarmDefinition,
+)
 
-ROUTING_LATENCY_P95_MS = 50
-ORDER_LATENCY_P90_MS = 200
-"""The specification's execution SLO: a smart order routed and placed, p90 (``OrderLatency``)."""
-HTTP_5XX_RATE_PERCENT = 1
-WS_PUSH_FAILURES_PER_5_MIN = 10
+__all__ = [
+    "HTTP_5XX_RATE_PERCENT",
+    "ORDER_LATENCY_P90_MS",
+    "ROUTING_LATENCY_P95_MS",
+    "Observability",
+    "alarm_name_prefix",
+    "service_metric",
+]
 _DIMENSIONS = {"service": target.SERVICE_NAME}
+_DEFINITIONS = {d.name: d for d in ALARM_DEFINITIONS}
+
+
+def alarm_name_prefix(stage: str) -> str:
+    """The prefix of every alarm name of a stage's stack (the admin function lists by it)."""
+    return f"order-router-{stage}-"
+
+
+def _service_metric(definition: AlarmDefinition) -> cw.Metric:
+    return service_metric(definition.metric, definition.statistic, definition.period_s)
+
+
+def _lambda_metric(
+    functions: dict[str, lambda_.Function], definition: AlarmDefinition
+) -> cw.Metric:
+    assert definition.function is not None, definition.name
+    return functions[definition.function].metric(
+        definition.metric,
+        period=cdk.Duration.seconds(definition.period_s),
+        statistic=definition.statistic,
+    )
 
 
 def service_metric(name: str, statistic: str = "Sum", period_s: int = 60) -> cw.Metric:
@@ -78,6 +108,7 @@ class Observability(Construct):
         functions: dict[str, lambda_.Function],
     ) -> None:
         super().__init__(scope, construct_id)
+        alarm_prefix = alarm_name_prefix(config.stage)
         self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True)
         nag.acknowledge(
             self.topic,
@@ -95,96 +126,58 @@ class Observability(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         action = cw_actions.SnsAction(self.topic)
 
-        requests = http_api.metric_count(period=cdk.Duration.minutes(1), statistic="Sum")
-        errors = http_api.metric_server_error(period=cdk.Duration.minutes(1), statistic="Sum")
+        rate = _DEFINITIONS["Http5xxRate"]
+        requests = http_api.metric_count(
+            period=cdk.Duration.seconds(rate.period_s), statistic="Sum"
+        )
+        errors = http_api.metric_server_error(
+            period=cdk.Duration.seconds(rate.period_s), statistic="Sum"
+        )
         five_xx_rate = cw.MathExpression(
             expression="IF(requests > 0, 100 * errors / requests, 0)",
             using_metrics={"requests": requests, "errors": errors},
             label="5xx %",
-            period=cdk.Duration.minutes(1),
+            period=cdk.Duration.seconds(rate.period_s),
         )
+        depth = _DEFINITIONS["DlqDepth"]
         dlq_depth = dlq.metric_approximate_number_of_messages_visible(
-            period=cdk.Duration.minutes(1), statistic="Maximum"
+            period=cdk.Duration.seconds(depth.period_s), statistic=depth.statistic
         )
-        tracker_errors = functions["track_execution"].metric_errors(
-            period=cdk.Duration.minutes(5), statistic="Sum"
-        )
-        latency_p95 = service_metric("RoutingLatency", "p95")
-        order_latency_p90 = service_metric("OrderLatency", "p90")
-        route_throttles = functions["route_order"].metric_throttles(
-            period=cdk.Duration.minutes(1), statistic="Sum"
-        )
-        push_failures = service_metric("WebSocketPushFailures", period_s=300)
-        late_fills = service_metric("LateFillsAfterTimeout", period_s=300)
-        quarantined = service_metric(QUARANTINED_REPORTS_METRIC, period_s=300)
+        tracker_errors = _lambda_metric(functions, _DEFINITIONS["TrackExecutionErrors"])
+        latency_p95 = _service_metric(_DEFINITIONS["RoutingLatencyP95"])
+        order_latency_p90 = _service_metric(_DEFINITIONS["OrderLatencyP90"])
+        route_throttles = _lambda_metric(functions, _DEFINITIONS["RouteOrderThrottles"])
+        push_failures = _service_metric(_DEFINITIONS["WebSocketPushFailures"])
+        late_fills = _service_metric(_DEFINITIONS["LateFillsAfterTimeout"])
+        quarantined = _service_metric(_DEFINITIONS["QuarantinedReports"])
 
-        # (metric, threshold, description, datapoints of 5 that must breach; None = 1 of 1)
-        specs: dict[str, tuple[cw.IMetric, float, str, int | None]] = {
-            "RoutingLatencyP95": (
-                latency_p95,
-                ROUTING_LATENCY_P95_MS,
-                f"Routing p95 above {ROUTING_LATENCY_P95_MS} ms (3 of 5 min)",
-                3,
-            ),
-            "OrderLatencyP90": (
-                order_latency_p90,
-                ORDER_LATENCY_P90_MS,
-                f"Execution (smart order) p90 above {ORDER_LATENCY_P90_MS} ms (3 of 5 min)",
-                3,
-            ),
-            # Orders beyond route_order's reserved concurrency are refused by Lambda: the API
-            # throttle should have stopped them first (infra/capacity.py, docs/capacity.md).
-            "RouteOrderThrottles": (
-                route_throttles,
-                0,
-                "route_order reached its reserved concurrency and refused invocations",
-                None,
-            ),
-            "Http5xxRate": (
-                five_xx_rate,
-                HTTP_5XX_RATE_PERCENT,
-                f"HTTP API 5xx above {HTTP_5XX_RATE_PERCENT}% (3 of 5 min)",
-                3,
-            ),
-            "DlqDepth": (dlq_depth, 0, "Events or records the tracker could not process", None),
-            "TrackExecutionErrors": (tracker_errors, 0, "track_execution invocations failed", None),
-            # A broker filled a child after we timed it out and sent its quantity elsewhere:
-            # the order may hold more than the trader asked for (orders.status OVERFILLED).
-            "LateFillsAfterTimeout": (
-                late_fills,
-                0,
-                "A broker filled after its timeout; check OVERFILLED orders",
-                None,
-            ),
-            # A broker sent a report that cannot be true of its child (docs/execution-tracking.md):
-            # it was held, not applied; list it with `order-router quarantine`.
-            "QuarantinedReports": (
-                quarantined,
-                0,
-                "An execution report was quarantined; list the held reports and their reasons",
-                None,
-            ),
-            # A few failures are normal (a client vanished between lookup and push).
-            "WebSocketPushFailures": (
-                push_failures,
-                WS_PUSH_FAILURES_PER_5_MIN,
-                f"More than {WS_PUSH_FAILURES_PER_5_MIN} WebSocket pushes failed in 5 min",
-                None,
-            ),
+        # The metric of each source; thresholds, statistics and periods come from the table
+        # local mode evaluates too (shared/domain/alarms.py), so the two cannot drift.
+        metrics: dict[str, cw.IMetric] = {
+            "RoutingLatencyP95": latency_p95,
+            "OrderLatencyP90": order_latency_p90,
+            "RouteOrderThrottles": route_throttles,
+            "Http5xxRate": five_xx_rate,
+            "DlqDepth": dlq_depth,
+            "TrackExecutionErrors": tracker_errors,
+            "LateFillsAfterTimeout": late_fills,
+            "QuarantinedReports": quarantined,
+            "WebSocketPushFailures": push_failures,
         }
         self.alarms = {
-            name: cw.Alarm(
+            d.name: cw.Alarm(
                 self,
-                name,
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=5 if datapoints else 1,
-                datapoints_to_alarm=datapoints,
+                d.name,
+                alarm_name=f"{alarm_prefix}{d.name}",
+                alarm_description=d.description,
+                metric=metrics[d.name],
+                threshold=d.threshold,
+                comparison_operator=cw.ComparisonOperator[d.comparison.name],
+                evaluation_periods=d.evaluation_periods,
+                datapoints_to_alarm=d.datapoints_to_alarm if d.evaluation_periods > 1 else None,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
             )
-            for name, (metric, threshold, description, datapoints) in specs.items()
+            for d in ALARM_DEFINITIONS
         }
         for alarm in self.alarms.values():
             alarm.add_alarm_action(action)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -20,7 +21,7 @@ from infra.functions import FunctionFactory
 from infra.market import MarketDataSecret, MarketSchedules
 from infra.migrations import Migrations
 from infra.network import POSTGRES_PORT, Network
-from infra.observability import Observability
+from infra.observability import Observability, alarm_name_prefix
 from shared.domain.contracts import ApiPath
 
 #: Settings field names and values, as :func:`shared.settings.lambda_environment` takes them.
@@ -211,8 +212,17 @@ class OrderRouterStack(cdk.Stack):
             no_dlq_reason=SYNCHRONOUS,
             # A market refresh on demand runs the market_refresh jobs (docs/market-data.md).
             timeout=cdk.Duration.seconds(29),
-            settings={**postgres, **redis, **push, **market},
+            settings={
+                **postgres,
+                **redis,
+                **push,
+                **market,
+                # GET /admin/alarms reads this stack's alarms (infra/observability.py).
+                "alarm_source": "cloudwatch",
+                "alarm_name_prefix": alarm_name_prefix(config.stage),
+            },
         )
+        _grant_describe_alarms(admin, alarm_name_prefix(config.stage))
         rollup_analytics = factory.create(
             "rollup_analytics",
             description="Hourly analytics roll-ups, execution_metrics partitions and retention",
@@ -337,6 +347,35 @@ class OrderRouterStack(cdk.Stack):
         }
         for name, (value, description) in outputs.items():
             cdk.CfnOutput(self, name, value=value, description=description)
+
+
+def _grant_describe_alarms(admin: lambda_.Function, prefix: str) -> None:
+    """Let the admin function describe this stack's alarms, by name prefix, and nothing else.
+
+    DescribeAlarms accepts alarm ARNs (only composite alarms need ``*``, and none is listed).
+    """
+    stack = cdk.Stack.of(admin)
+    nag.acknowledge(
+        admin,
+        "IAM5",
+        "The admin function lists this stack's alarms by name prefix (DescribeAlarms on "
+        "alarm:<prefix>*): read-only, and no other alarm of the account.",
+        finding=f"Resource::arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:"
+        f"alarm:{prefix}*",
+    )
+    admin.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:DescribeAlarms"],
+            resources=[
+                stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{prefix}*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
 
 
 def _grant_least_privilege(

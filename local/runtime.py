@@ -247,6 +247,9 @@ def handler_environment(
         # concurrent requests plus the routing service's parallel placements.
         db_pool_max=16,
         enforce_market_hours=config.enforce_market_hours,
+        # No CloudWatch: the handlers' EMF lines are tapped (local/metrics_tap.py) and the
+        # stack's alarm definitions evaluated on them.
+        alarm_source="local",
     )
     env.update(
         {
@@ -256,7 +259,9 @@ def handler_environment(
             "AWS_DEFAULT_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "false" if config.verbose else "true",
+            # Metrics are on: the tap records them and echoes them only with --verbose.
+            "POWERTOOLS_METRICS_DISABLED": "false",
+            "ORDER_ROUTER_ECHO_METRICS": "true" if config.verbose else "false",
             "POWERTOOLS_LOG_LEVEL": "INFO" if config.verbose else "WARNING",
         }
     )
@@ -386,6 +391,9 @@ def _container_start(db_pool_max: int) -> None:
     # Ctrl-C reaches the whole process group; the parent stops the workers after the servers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    from local.metrics_tap import install
+
+    install(echo=os.environ.get("ORDER_ROUTER_ECHO_METRICS") == "true")
     _CONTAINER["invoker"] = Invoker()
     atexit.register(_close_wiring)
 
@@ -523,6 +531,7 @@ class LocalRuntime:
         """
         from local.http_server import build_app
         from local.internal_server import build_internal_app
+        from local.metrics_tap import tapped
         from local.ws_server import LiveConnections, WebSocketGateway
         from shared.adapters.auth.jwt_verifier import JwtVerifier
         from shared.settings import get_settings
@@ -558,6 +567,9 @@ class LocalRuntime:
             ),
             Schedule(self.invoker, "rollup_analytics", self.config.rollup_interval_s),
         ]
+        # The handlers' EMF lines become local metrics (the alarms) while the run serves.
+        metrics = contextlib.ExitStack()
+        metrics.enter_context(tapped(echo=self.config.verbose))
         await asyncio.to_thread(self.invoker.start_workers)
         self.bus.start()
         tasks = {url: asyncio.create_task(server.serve()) for url, server in servers.items()}
@@ -586,6 +598,7 @@ class LocalRuntime:
             await asyncio.to_thread(self.bus.stop)
             await asyncio.to_thread(self.invoker.close)
             _close_wiring()
+            metrics.close()
 
 
 def _dashboard_routes(config: RuntimeConfig) -> list[Any]:

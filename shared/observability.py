@@ -13,6 +13,20 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cache, wraps
 from typing import Any
 
+# Re-exported: the handlers count it here; the alarm table (shared/domain/alarms.py) owns it.
+from shared.domain.alarms import QUARANTINED_REPORTS_METRIC
+
+__all__ = [
+    "NAMESPACE",
+    "QUARANTINED_REPORTS_METRIC",
+    "SERVICE",
+    "Handler",
+    "count_quarantined",
+    "emit_metric",
+    "traced",
+    "tracer",
+]
+
 SERVICE = "order-router"
 NAMESPACE = "OrderRouter"
 
@@ -65,10 +79,6 @@ def emit_metric(
     ) as metric:
         for key, dimension in (dimensions or {}).items():
             metric.add_dimension(name=key, value=dimension)
-
-
-QUARANTINED_REPORTS_METRIC = "QuarantinedReports"
-"""Execution reports held in quarantine (the webhook's and the tracker's), alarmed on."""
 
 
 def count_quarantined(metrics: Any, reasons: Iterable[str]) -> None:

@@ -21,6 +21,7 @@ from shared.domain.admin import (
     BrokerUpdate,
     StatusChange,
 )
+from shared.domain.alarms import AlarmSummary
 from shared.domain.analytics import ExecutionAnalytics
 from shared.domain.broker_links import BrokerLink, LinkStatus
 from shared.domain.broker_orders import (
@@ -553,11 +554,25 @@ class Notifier(Protocol):
         ...
 
 
+# -- Alarms (the operator view) ------------------------------------------------------------------
+
+
+class AlarmStatus(Protocol):
+    """The states of the stack's alarms (CloudWatch, or local mode's evaluation of the same)."""
+
+    def summary(self) -> AlarmSummary:
+        """Every alarm of :data:`~shared.domain.alarms.ALARM_DEFINITIONS` with its state.
+
+        Raises ``MonitoringUnavailableError`` (503) when the source cannot be read.
+        """
+        ...
+
+
 # -- WebSocket connections (ws_connect) ---------------------------------------------------------
 
 
 class TokenVerifier(Protocol):
-    """Verifies a trader token (``JwtVerifier``)."""
+    """Verifies a trader's or an operator's token (``JwtVerifier``)."""
 
     def verify(self, token: str | None) -> TraderIdentity:
         """The identity of the token's holder.
@@ -574,8 +589,8 @@ class ConnectionRegistry(Protocol):
     Failures raise ``CacheUnavailableError``.
     """
 
-    def register(self, connection_id: str, user_id: str) -> None:
-        """Record a new connection."""
+    def register(self, connection_id: str, user_id: str, *, trader: bool = True) -> None:
+        """Record a new connection (``trader=False``: an operator's, never sent order updates)."""
         ...
 
     def remove(self, connection_id: str) -> str | None:

@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     event_bus_name: str = "order-router"
     event_bus_endpoint_url: str | None = None
 
+    # Alarms shown to operators (GET /api/v1/admin/alarms)
+    alarm_source: Literal["cloudwatch", "local"] | None = None
+    """``cloudwatch`` (the stack, with ``alarm_name_prefix``) or ``local`` (local mode evaluates
+    the same definitions on its own metrics); unset answers 503."""
+    alarm_name_prefix: str | None = None
+    """The stack's alarm names start with it (``order-router-<stage>-``)."""
+
     # WebSocket push and trader identity
     ws_management_endpoint: str | None = None
     jwt_issuer: str = "http://127.0.0.1:8080/local-issuer"

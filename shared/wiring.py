@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from shared.adapters.redis.rate_counter import RedisRateCounter
     from shared.domain.market import MarketStatistics
     from shared.ports import (
+        AlarmStatus,
         BrokerSessions,
         EventPublisher,
         MarketData,
@@ -271,6 +272,26 @@ class Wiring:
         from shared.adapters.auth.jwt_verifier import JwtVerifier
 
         return JwtVerifier.from_settings(self.settings)
+
+    @cached_property
+    def alarm_status(self) -> AlarmStatus:
+        """The stack's alarms: CloudWatch in AWS, local mode's own evaluation locally."""
+        from shared.adapters.cloudwatch_alarms import CloudWatchAlarmStatus
+        from shared.adapters.redis.metrics import LocalAlarmStatus, RedisMetricStore
+        from shared.domain.errors import MonitoringUnavailableError
+        from shared.observability import NAMESPACE
+
+        if self.settings.alarm_source == "cloudwatch":
+            return CloudWatchAlarmStatus(
+                self.settings.alarm_name_prefix or "", region=self.settings.aws_region
+            )
+        if self.settings.alarm_source == "local":
+            return LocalAlarmStatus(
+                RedisMetricStore(self.redis, prefix=self.settings.redis_key_prefix),
+                namespace=NAMESPACE,
+                dimensions={"service": self.settings.service_name},
+            )
+        raise MonitoringUnavailableError("no alarm source configured (alarm_source)")
 
     # -- services ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from shared.domain.admin import (
     StatusChange,
     admin_from_claims,
 )
+from shared.domain.alarms import AlarmSummary
 from shared.domain.broker_links import LinkStatus
 from shared.domain.contracts import ADMIN_PREFIX, ApiPath, resolver_path
 from shared.domain.errors import DomainError
@@ -86,8 +87,8 @@ _ERRORS: dict[int, str] = {
     415: "Content-Type is not application/json (UTF-8)",
     422: "The request breaks the schema (a missing reason, an unknown status); `details` names it",
     500: "Internal error (a bug; logged)",
-    503: "Postgres (or, for a market refresh, the market-data source) does not answer; retry "
-    "after `Retry-After` seconds",
+    503: "Postgres (or, for a market refresh, the market-data source; for alarms, CloudWatch) "
+    "does not answer; retry after `Retry-After` seconds",
 }
 _ADMIN = (401, 403, 422, 503)
 _JSON_BODY = (400, 413, 415)
@@ -248,6 +249,22 @@ def handle_refresh_market(request: Annotated[MarketRefreshRequest, Body()]) -> R
     logger.info("market refresh requested", job=request.job, actor=_actor())
     report = _wiring().market_refresh.run(request.job)
     return json_ok(MarketRefreshResult.of(request.job, report))
+
+
+@app.get(
+    resolver_path(ApiPath.ADMIN_ALARMS),
+    responses=_documented(AlarmSummary, *_ADMIN),
+    security=BEARER,
+    tags=["admin"],
+)
+def handle_list_alarms() -> Response[Any]:
+    """Every alarm of the stack: state (OK, ALARM, INSUFFICIENT_DATA), reason, what it guards.
+
+    In AWS from CloudWatch (``DescribeAlarms`` on this stack's alarms); in local mode the same
+    definitions evaluated on the metrics local mode emitted.
+    """
+    _actor()
+    return json_ok(_wiring().alarm_status.summary())
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def handle_event(event: Mapping[str, Any], service: ConnectionService) -> dict[s
     -------
     dict
         ``{"statusCode": 200}``; on ``$connect`` also 400 (no connection id), 401 (bad token),
-        403 (not a trader) or 503 (Redis or the identity provider unavailable).
+        403 (neither TRADER nor ADMIN) or 503 (Redis or the identity provider unavailable).
     """
     ws_event = APIGatewayWebSocketEvent(dict(event))
     context = ws_event.request_context

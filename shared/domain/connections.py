@@ -9,12 +9,17 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class ConnectionRecord:
-    """One open connection, its owner and its subscription filters (empty = everything)."""
+    """One open connection, its owner and its subscription filters (empty = everything).
+
+    ``trader`` is ``False`` for an operator's connection (an ADMIN token without TRADER): it
+    receives broadcasts (``BROKER_STATUS``) and replies, never any trader's order updates.
+    """
 
     connection_id: str
     user_id: str
     order_ids: frozenset[str] = frozenset()
     symbols: frozenset[str] = frozenset()
+    trader: bool = True
 
     @property
     def filtered(self) -> bool:

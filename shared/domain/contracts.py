@@ -122,6 +122,7 @@ class ApiPath(StrEnum):
     BROKER_CONNECTION_CALLBACK = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/callback"
     BROKER_CONNECTION_REFRESH = f"{TRADER_PREFIX}/broker-connections/{{brokerId}}/refresh"
     ADMIN_MARKET_REFRESH = f"{ADMIN_PREFIX}/market/refresh"
+    ADMIN_ALARMS = f"{ADMIN_PREFIX}/alarms"
 
 
 _TEMPLATE_PARAMETER = re.compile(r"\{(\w+)\}")

@@ -174,3 +174,9 @@ class MarketDataUnavailableError(DomainError):
     """The market-data source cannot be reached or refused the call (a reason, never a 500)."""
 
     code = "MARKET_DATA_UNAVAILABLE"
+
+
+class MonitoringUnavailableError(DataUnavailableError):
+    """The alarms' source (CloudWatch, or local mode's metric store) cannot be read (503)."""
+
+    code = "MONITORING_UNAVAILABLE"

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from shared.domain.contracts import MessageType
 from shared.domain.errors import CacheUnavailableError, DataUnavailableError
-from shared.domain.identity import TraderIdentity
+from shared.domain.identity import TRADER_GROUP, TraderIdentity
 from shared.observability import emit_metric
 from shared.ports import (
     BrokerAdministration,
@@ -97,7 +97,11 @@ class ConnectionService:
         self._service_name = service_name
 
     def connect(self, connection_id: str, token: str | None) -> TraderIdentity:
-        """Verify the token and register the connection under the trader's user id.
+        """Verify the token and register the connection under its user id.
+
+        A TRADER token (ADMIN too or not) gets the trader's updates; an ADMIN-only token gets
+        an operator's connection: ``BROKER_STATUS`` broadcasts and the routing status, never
+        any trader's orders.
 
         Parameters
         ----------
@@ -116,15 +120,22 @@ class ConnectionService:
         AuthenticationError
             Invalid token (401); nothing is registered.
         ForbiddenError
-            Not a trader (403); nothing is registered.
+            Neither a trader nor an operator (403); nothing is registered.
         IdentityProviderUnavailableError
             The JWKS could not be fetched (503).
         CacheUnavailableError
             Redis is down (503): a connection we cannot push to is refused so the client retries.
         """
         identity = self._verifier.verify(token)
-        self._registry.register(connection_id, identity.user_id)
-        logger.info("websocket connected", extra={"user_id": identity.user_id})
+        if TRADER_GROUP in identity.groups:
+            self._registry.register(connection_id, identity.user_id)
+        else:
+            # An operator (ADMIN only): broker status and replies, never a trader's orders.
+            self._registry.register(connection_id, identity.user_id, trader=False)
+        logger.info(
+            "websocket connected",
+            extra={"user_id": identity.user_id, "trader": TRADER_GROUP in identity.groups},
+        )
         self._publish_active()
         return identity
 
@@ -219,7 +230,12 @@ class ConnectionService:
             return
         try:
             brokers = self._brokers.statuses()
-            orders = self._orders.open_orders(record.user_id, limit=MAX_OPEN_ORDERS)
+            # An operator's connection has no orders of its own to show (and sees no one's).
+            orders = (
+                self._orders.open_orders(record.user_id, limit=MAX_OPEN_ORDERS)
+                if record.trader
+                else []
+            )
         except DataUnavailableError:
             self._error(connection_id, "UNAVAILABLE", "try again shortly")
             return

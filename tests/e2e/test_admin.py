@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 
 from shared.domain.contracts import ADMIN_PREFIX, MessageType
@@ -113,3 +114,68 @@ async def test_maintenance_is_pushed_and_the_next_order_avoids_the_broker(
         )
     assert audit.status_code == 200, audit.text
     assert [e["newStatus"] for e in audit.json()["entries"]] == ["ACTIVE", "MAINTENANCE"]
+
+
+async def test_an_operator_socket_gets_broker_status_and_never_a_traders_order(
+    runtime: Runtime,
+) -> None:
+    # GIVEN an operator's socket (ADMIN only) and a trader's, both past the status reply
+    token = admin_token(runtime)
+    trader = f"trader-{uuid.uuid4().hex[:8]}"
+    async with (
+        connect(f"{runtime.ws}/?token={token}") as operator,
+        connect(f"{runtime.ws}/?token={runtime.token(trader)}") as ws,
+    ):
+        await operator.send(json.dumps({"action": "status"}))
+        status = await next_of(operator, MessageType.ROUTING_STATUS)
+        assert {b["brokerId"] for b in status["data"]["brokers"]} >= {"zerodha", "upstox"}
+        assert status["data"]["openOrders"] == []
+        # WHEN the trader places an order and then the operator changes a broker's status
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{runtime.api}{API}/orders/smart",
+                json=ORDER,
+                headers=runtime.auth(trader),
+                timeout=30,
+            )
+        assert answer.status_code == 200, answer.text
+        await next_of(ws, MessageType.ROUTING_UPDATE)
+        try:
+            changed = await asyncio.to_thread(set_status, runtime, token, "upstox", "MAINTENANCE")
+            assert changed.status_code == 200, changed.text
+            # THEN the operator's first message after the status reply is that BROKER_STATUS:
+            # no routing, execution or order update of the trader came before it
+            first = json.loads(await asyncio.wait_for(operator.recv(), WITHIN_S))
+            assert first["type"] == MessageType.BROKER_STATUS, first
+            assert first["data"]["brokerId"] == "upstox"
+        finally:
+            restored = await asyncio.to_thread(set_status, runtime, token, "upstox", "ACTIVE")
+            assert restored.status_code == 200, restored.text
+
+
+async def test_a_token_without_trader_or_admin_is_refused_by_the_socket(runtime: Runtime) -> None:
+    # GIVEN a valid token of a user in neither group WHEN it connects THEN 403 at the handshake
+    from websockets.exceptions import InvalidStatus
+
+    viewer = runtime.token("viewer-e2e", groups=("VIEWER",))
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{runtime.ws}/?token={viewer}"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+def test_local_mode_alarms_are_evaluated_from_its_own_metrics(runtime: Runtime) -> None:
+    # GIVEN local mode (no CloudWatch) WHEN an operator lists the alarms
+    token = admin_token(runtime)
+    answer = httpx.get(
+        f"{runtime.api}{ADMIN_PREFIX}/alarms",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    # THEN every alarm of the stack is there, evaluated locally; AWS-only metrics say so
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["source"] == "local"
+    by_name = {a["name"]: a for a in body["alarms"]}
+    assert by_name["DlqDepth"]["state"] == "INSUFFICIENT_DATA"
+    assert by_name["QuarantinedReports"]["state"] in {"OK", "ALARM"}

@@ -95,6 +95,31 @@ def test_status_lists_brokers_states_and_the_traders_open_orders(wiring: Wiring)
     assert [o["order"]["orderId"] for o in data["openOrders"]] == [routed["orderId"]]
 
 
+def test_an_operator_gets_brokers_states_and_no_orders(wiring: Wiring) -> None:
+    # GIVEN a trader's working order, a broker in MAINTENANCE, and an operator's connection
+    # (ADMIN only) under the trader's own user id
+    body = {"symbol": "RELIANCE", "side": "BUY", "quantity": 50, "orderType": "MARKET"}
+    status, routed, _ = call(route_order, "POST", f"{API}/orders/smart", body=body)
+    assert status == 200, routed
+    status_change = {"status": "MAINTENANCE", "reason": "upgrade"}
+    assert (
+        call(admin, "PUT", f"{ADMIN_PREFIX}/brokers/dhan/status", body=status_change, claims=ADMIN)[
+            0
+        ]
+        == 200
+    )
+    wiring.connection_registry.register("op-1", str(TRADER["sub"]), trader=False)
+    replies = Replies()
+    # WHEN the operator asks for the routing status
+    _service(wiring, replies).handle_message("op-1", '{"action": "status"}')
+    # THEN it gets every broker's state and no order at all
+    [(conn, kind, data)] = replies.sent
+    assert (conn, kind) == ("op-1", MessageType.ROUTING_STATUS)
+    states = {b["brokerId"]: b["status"] for b in data["brokers"]}
+    assert states["dhan"] == "MAINTENANCE"
+    assert data["openOrders"] == []
+
+
 def test_status_of_an_unknown_connection_or_without_postgres_is_an_error(
     wiring: Wiring, unreachable_postgres: Any
 ) -> None:

@@ -4,6 +4,10 @@
 
 export const BACKOFF_MIN_MS = 500;
 export const BACKOFF_MAX_MS = 10000;
+// A status reply can be lost (the management API post timed out on a busy server, or ERROR
+// UNAVAILABLE while Postgres was away): ask again until it comes, a bounded number of times.
+export const STATUS_RETRY_MS = 3000;
+export const STATUS_RETRIES = 10;
 
 export class LiveConnection {
   constructor(url, getToken) {
@@ -15,6 +19,7 @@ export class LiveConnection {
     this.connects = 0;
     this.socket = null;
     this.timer = null;
+    this.statusTimer = null;
     this.stopped = false;
   }
 
@@ -40,6 +45,7 @@ export class LiveConnection {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.statusTimer);
     if (this.socket) this.socket.close(1000, "signed out");
     this.socket = null;
     this.setState("idle");
@@ -65,7 +71,7 @@ export class LiveConnection {
       this.attempt = 0;
       this.connects += 1;
       this.setState("open");
-      socket.send(JSON.stringify({ action: "status" }));
+      this.askStatus(socket);
     });
     socket.addEventListener("message", (event) => {
       let message;
@@ -74,13 +80,33 @@ export class LiveConnection {
       } catch {
         return;
       }
-      if (message && typeof message.type === "string") this.emit(message);
+      if (message && typeof message.type === "string") {
+        const code = message.data && message.data.code;
+        if (message.type === "ROUTING_STATUS" || (message.type === "ERROR" && code === "UNKNOWN_ACTION")) {
+          clearInterval(this.statusTimer);
+        }
+        this.emit(message);
+      }
     });
     socket.addEventListener("close", () => {
       if (this.socket !== socket || this.stopped) return;
       this.socket = null;
       this.scheduleReconnect();
     });
+  }
+
+  askStatus(socket) {
+    clearInterval(this.statusTimer);
+    socket.send(JSON.stringify({ action: "status" }));
+    let tries = 0;
+    this.statusTimer = setInterval(() => {
+      tries += 1;
+      if (tries > STATUS_RETRIES || this.socket !== socket || socket.readyState !== WebSocket.OPEN) {
+        clearInterval(this.statusTimer);
+        return;
+      }
+      socket.send(JSON.stringify({ action: "status" }));
+    }, STATUS_RETRY_MS);
   }
 
   scheduleReconnect() {

@@ -83,7 +83,7 @@ function ConnectionBadge({ live }) {
   useEffect(() => live && live.subscribe((m) => m.type === "@state" && setState(m.data.state)), [live]);
   const text = live
     ? { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", idle: "Offline" }[state]
-    : "No live updates (needs TRADER)";
+    : "No live updates (needs TRADER or ADMIN)";
   return html`<span class="badge ${state}" role="status" aria-live="polite" data-testid="ws-state" data-state=${state}>${text}</span>`;
 }
 
@@ -110,9 +110,10 @@ function App({ config }) {
       }),
     [session],
   );
-  // The WebSocket API admits TRADER tokens only (docs/websocket.md): others would be refused.
+  // The WebSocket API admits TRADER and ADMIN tokens (docs/websocket.md): an operator's gets
+  // broker status and the routing status, never a trader's orders; others would be refused.
   const live = useMemo(
-    () => (session && session.groups.includes("TRADER") ? new LiveConnection(config.wsUrl, () => session.token) : null),
+    () => (session && (session.groups.includes("TRADER") || session.groups.includes("ADMIN")) ? new LiveConnection(config.wsUrl, () => session.token) : null),
     [session],
   );
   useEffect(() => {

@@ -1,8 +1,8 @@
-"""Trader token verification with PyJWT, the way API Gateway's JWT authorizer does it.
+"""Token verification with PyJWT, the way API Gateway's JWT authorizer does it.
 
 What is checked: the signature with a pinned algorithm, ``exp`` (and ``nbf``/``iat`` when
-present), ``iss``, the audience, a non-empty ``sub``, and the ``TRADER`` group in
-``cognito:groups``.
+present), ``iss``, the audience, a non-empty ``sub``, and one of the accepted groups (``TRADER``
+or ``ADMIN`` by default: a WebSocket admits operators too) in ``cognito:groups``.
 
 Algorithms are pinned per key source, never taken from the token: ``RS256`` with a key from the
 Cognito JWKS (``jwks_url``), ``HS256`` with the local dev secret (``local_jwt_secret``, local
@@ -18,10 +18,12 @@ configured audience or, when it has no ``aud``, when ``client_id`` equals it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from shared.domain.admin import ADMIN_GROUP
 from shared.domain.errors import (
     AuthenticationError,
     ForbiddenError,
@@ -56,8 +58,8 @@ class JwtVerifier:
         Cognito JWKS URL; enables ``RS256``.
     local_secret
         Local dev issuer secret (at least 32 bytes); enables ``HS256``.
-    required_group
-        Group the caller must belong to.
+    accepted_groups
+        The caller must belong to one of them.
     leeway_s
         Clock skew tolerated on ``exp``/``nbf``/``iat``.
     jwks_timeout_s
@@ -78,7 +80,7 @@ class JwtVerifier:
         audience: str,
         jwks_url: str | None = None,
         local_secret: str | None = None,
-        required_group: str = TRADER_GROUP,
+        accepted_groups: Collection[str] = (TRADER_GROUP, ADMIN_GROUP),
         leeway_s: float = 5.0,
         jwks_timeout_s: float = 3.0,
         jwks_lifespan_s: float = 3600.0,
@@ -91,7 +93,7 @@ class JwtVerifier:
         self._audience = audience
         self._jwks_url = jwks_url or None
         self._local_secret = local_secret or None
-        self._required_group = required_group
+        self._accepted_groups = tuple(accepted_groups)
         self._leeway_s = leeway_s
         self._jwks_timeout_s = jwks_timeout_s
         self._jwks_lifespan_s = jwks_lifespan_s
@@ -167,8 +169,9 @@ class JwtVerifier:
         if not isinstance(subject, str) or not subject:
             raise AuthenticationError("token has no subject")
         groups = parse_groups(claims.get(GROUPS_CLAIM))
-        if self._required_group not in groups:
-            raise ForbiddenError(f"the {self._required_group} group is required")
+        if not set(self._accepted_groups) & set(groups):
+            wanted = ", ".join(self._accepted_groups)
+            raise ForbiddenError(f"one of the groups {wanted} is required")
         return TraderIdentity(user_id=subject, groups=groups)
 
     def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Key layout (every key starts with ``redis_key_prefix``)::
 
     ws:conn:{connection_id}   HASH  user=<user id>, at=<connected epoch s>,
+                                    role=operator (ADMIN without TRADER only),
                                     o:<orderId>=1 ..., s:<symbol>=1 ...   (the filters)
-    ws:user:{user_id}         SET   connection ids of the user
+    ws:user:{user_id}         SET   connection ids of the user (traders' connections only)
     ws:symbol:{symbol}        SET   connection ids subscribed to the symbol (PROFILE_UPDATE)
     ws:active                 ZSET  connection id -> expiry epoch s (count_active)
 
@@ -35,6 +36,8 @@ CONNECTION_TTL_S = 7200
 
 _USER = b"user"
 _AT = b"at"
+_ROLE = b"role"
+_OPERATOR = b"operator"
 _ORDER = "o:"
 _SYMBOL = "s:"
 
@@ -57,7 +60,11 @@ def _record(
             order_ids.add(name[len(_ORDER) :])
         elif name.startswith(_SYMBOL):
             symbols.add(name[len(_SYMBOL) :])
-    return ConnectionRecord(connection_id, _decode(user), frozenset(order_ids), frozenset(symbols))
+    role = fields.get(_ROLE)
+    trader = role is None or _decode(role) != _OPERATOR.decode()
+    return ConnectionRecord(
+        connection_id, _decode(user), frozenset(order_ids), frozenset(symbols), trader
+    )
 
 
 class RedisConnectionRegistry:
@@ -124,8 +131,11 @@ class RedisConnectionRegistry:
         keys = list(self._client.scan_iter(match=f"{self._prefix}ws:*", count=1000))
         return int(self._client.delete(*keys)) if keys else 0
 
-    def register(self, connection_id: str, user_id: str) -> None:
+    def register(self, connection_id: str, user_id: str, *, trader: bool = True) -> None:
         """Record a new connection of ``user_id`` (replacing any record under that id).
+
+        An operator's connection (``trader=False``) is marked so and left out of the user's
+        set: order pushes look a user's connections up there, so it can never receive one.
 
         Raises
         ------
@@ -137,10 +147,14 @@ class RedisConnectionRegistry:
         with self._guard.call():
             pipe = self._client.pipeline(transaction=False)
             pipe.delete(key)
-            pipe.hset(key, mapping={_USER: user_id, _AT: int(now)})
+            fields: dict[bytes, str | int] = {_USER: user_id, _AT: int(now)}
+            if not trader:
+                fields[_ROLE] = _OPERATOR.decode()
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.expire(key, self._ttl_s)
-            pipe.sadd(self.user_key(user_id), connection_id)
-            pipe.expire(self.user_key(user_id), self._ttl_s)
+            if trader:
+                pipe.sadd(self.user_key(user_id), connection_id)
+                pipe.expire(self.user_key(user_id), self._ttl_s)
             pipe.zadd(self.active_key, {connection_id: now + self._ttl_s})
             pipe.execute()
 
@@ -243,7 +257,8 @@ class RedisConnectionRegistry:
             Redis cannot be reached.
         """
         records = self._members(self.user_key(user_id))
-        return [r for r in records if r.user_id == user_id]
+        # An operator's connection never takes a trader's updates, even if listed by mistake.
+        return [r for r in records if r.user_id == user_id and r.trader]
 
     def subscribers_of_symbol(self, symbol: str) -> list[ConnectionRecord]:
         """Every live connection subscribed to ``symbol``, whoever owns it.
@@ -343,7 +358,7 @@ class RedisConnectionRegistry:
             for symbol in record.symbols - symbols:
                 pipe.srem(self.symbol_key(symbol), connection_id)
             pipe.execute()
-        updated = ConnectionRecord(connection_id, record.user_id, orders, symbols)
+        updated = ConnectionRecord(connection_id, record.user_id, orders, symbols, record.trader)
         self._refresh(updated)
         return updated
 

@@ -226,3 +226,29 @@ def test_misconfiguration_fails_at_construction(ws_settings: Settings) -> None:
         JwtVerifier.from_settings(ws_settings.model_copy(update={"stage": "prod"}))
     with pytest.raises(ValueError, match="32 bytes"):
         issue_local_token("short", user_id="u", issuer=ISSUER, audience=AUDIENCE)
+
+
+@pytest.mark.parametrize(
+    ("groups", "trader"), [(["ADMIN"], False), (["TRADER", "ADMIN"], True), (["TRADER"], True)]
+)
+def test_admin_tokens_connect_and_only_traders_get_order_updates(
+    service: ConnectionService,
+    registry: RedisConnectionRegistry,
+    rsa_key: rsa.RSAPrivateKey,
+    groups: list[str],
+    trader: bool,
+) -> None:
+    # GIVEN a valid token with these groups
+    token = rs256(rsa_key, claims(**{"cognito:groups": groups}))
+    conn = connection_id()
+    # WHEN the user connects
+    response = handle_event(ws_event("$connect", conn, token=token), service)
+    # THEN the connection is admitted and counted
+    assert response == {"statusCode": 200}
+    record = registry.get(conn)
+    assert record is not None
+    assert record.trader is trader
+    assert registry.count_active() == 1
+    # AND only a trader's connection is among the user's (where order updates are looked up)
+    listed = [r.connection_id for r in registry.connections_of(record.user_id)]
+    assert listed == ([conn] if trader else [])

@@ -256,3 +256,30 @@ def test_a_broadcast_with_nobody_connected_or_redis_down_sends_nothing(
     assert notifier.notify_all(MessageType.BROKER_STATUS, {"brokerId": "x"}) == 0
     assert down.notify_all(MessageType.BROKER_STATUS, {"brokerId": "x"}) == 0
     assert not management_api.received
+
+
+def test_an_operator_connection_gets_broker_status_but_never_order_updates(
+    registry: RedisConnectionRegistry,
+    notifier: ApiGatewayNotifier,
+    management_api: FakeManagementApi,
+) -> None:
+    # GIVEN an operator's connection (ADMIN only) whose user id is also a trader's, subscribed
+    # to that trader's order, and the trader's own connection
+    registry.register("op", "u1", trader=False)
+    registry.subscribe("op", order_ids=["o1"])
+    registry.register("t1", "u1")
+    # WHEN the trader's order update and a broker status are pushed
+    notifier.notify_user("u1", MessageType.ROUTING_UPDATE, ROUTED)
+    notifier.notify_users([("u1", MessageType.EXECUTION_UPDATE, {"orderId": "o1"})])
+    notifier.notify_all(MessageType.BROKER_STATUS, {"brokerId": "dhan", "status": "ACTIVE"})
+    # THEN the operator got the broker status only; the trader got all three
+    assert [m["type"] for m in management_api.messages("op")] == [MessageType.BROKER_STATUS]
+    assert [m["type"] for m in management_api.messages("t1")] == [
+        MessageType.ROUTING_UPDATE,
+        MessageType.EXECUTION_UPDATE,
+        MessageType.BROKER_STATUS,
+    ]
+    # AND the operator's filters did not turn it into a trader's connection
+    record = registry.get("op")
+    assert record is not None
+    assert record.trader is False

@@ -3,6 +3,11 @@ import { ADMIN } from "../api.js";
 import { ErrorNotice, html, time, Unavailable } from "../ui.js";
 
 const STATUSES = ["ACTIVE", "MAINTENANCE", "SUSPENDED"];
+const ALARM_REFRESH_MS = 15000;
+// Worst first: what needs the operator's attention leads the table.
+const ALARM_ORDER = { ALARM: 0, INSUFFICIENT_DATA: 1, OK: 2 };
+const ALARM_WORDS = { ALARM: "In alarm", INSUFFICIENT_DATA: "Insufficient data", OK: "OK" };
+const SOURCE_WORDS = { cloudwatch: "CloudWatch", local: "local mode (the stack's alarm definitions evaluated on local metrics)" };
 
 // BrokerAdminView nests the configuration: {broker: {brokerId, adapter, ...}, status, reason}.
 const idOf = (b) => b.brokerId || b.broker_id || (b.broker && (b.broker.brokerId || b.broker.broker_id));
@@ -24,6 +29,51 @@ function Resource({ state, what, onRetry, children }) {
   if (state.error) return html`<${ErrorNotice} error=${state.error} onRetry=${onRetry} />`;
   if (!state.data) return html`<p class="muted">Loading…</p>`;
   return children(state.data);
+}
+
+// The brokers' routing status as the WebSocket tells it: ROUTING_STATUS (on every connect) then
+// each BROKER_STATUS; null until the first arrives, {available: false} if the server lacks it.
+function useLiveStatus(live) {
+  const [status, setStatus] = useState(null);
+  useEffect(() => {
+    if (!live) return undefined;
+    // live.js asks again until a ROUTING_STATUS arrives (a reply can be lost).
+    const off = live.subscribe((m) => {
+      if (m.type === "ROUTING_STATUS") {
+        setStatus({ available: true, brokers: Object.fromEntries((m.data.brokers || []).map((b) => [b.brokerId || b.broker_id, b])) });
+      } else if (m.type === "BROKER_STATUS") {
+        setStatus((s) => ({ available: true, brokers: { ...(s && s.brokers), [m.data.brokerId || m.data.broker_id]: m.data } }));
+      } else if (m.type === "ERROR" && m.data && m.data.code === "UNKNOWN_ACTION") {
+        setStatus({ available: false, brokers: {} });
+      }
+    });
+    live.send({ action: "status" });
+    return off;
+  }, [live]);
+  return status;
+}
+
+function AlarmSummary({ api }) {
+  const [alarms, reload] = useResource(api, `${ADMIN}/alarms`);
+  useEffect(() => {
+    const timer = setInterval(reload, ALARM_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [api]);
+  return html`<${Resource} state=${alarms} what="the alarm API (GET /admin/alarms)" onRetry=${reload}>${(data) => {
+    const rows = [...(data.alarms || [])].sort((a, b) => ALARM_ORDER[a.state] - ALARM_ORDER[b.state]);
+    const firing = rows.filter((a) => a.state === "ALARM").length;
+    return html`<p data-testid="alarm-count" role="status" aria-live="polite"><strong class=${firing ? "bad" : "ok"}>${firing ? `${firing} in alarm` : "No alarm firing"}</strong>
+        <span class="muted"> · ${rows.length} alarms from ${SOURCE_WORDS[data.source] || data.source}, read ${time(data.evaluatedAt)}</span>
+        <button type="button" onClick=${reload}>Refresh</button></p>
+      <div class="scroll"><table class="alarms" data-testid="alarms"><caption class="sr-only">Alarms, those in alarm first</caption>
+        <thead><tr><th scope="col">Alarm</th><th scope="col">State</th><th scope="col">Guards</th><th scope="col">Reason</th><th scope="col">Since</th></tr></thead>
+        <tbody>${rows.map((a) => html`<tr data-alarm=${a.name} data-state=${a.state}>
+          <th scope="row" title=${a.description}>${a.name}</th>
+          <td><span class="state ${a.state.toLowerCase()}" data-testid="alarm-state">${ALARM_WORDS[a.state] || a.state}</span></td>
+          <td>${a.guards}<div class="muted small">${a.metric} ${a.statistic} ${a.comparison === "GreaterThanThreshold" ? ">" : a.comparison} ${a.threshold} per ${a.periodS} s</div></td>
+          <td class="reason">${a.reason}</td><td>${time(a.updatedAt)}</td></tr>`)}</tbody>
+      </table></div>`;
+  }}<//>`;
 }
 
 function StatusControl({ api, broker, onDone }) {
@@ -59,11 +109,18 @@ export function OperatorView({ api, live, session }) {
   return html`<${AdminPanels} api=${api} live=${live} />`;
 }
 
+function liveCell(status, brokerId) {
+  const b = status && status.brokers[brokerId];
+  if (!b) return "–";
+  return `${b.status}${b.reason ? ` (${b.reason})` : ""}`;
+}
+
 function AdminPanels({ api, live }) {
   const [brokers, reloadBrokers] = useResource(api, `${ADMIN}/brokers`);
   const [quarantine, reloadQuarantine] = useResource(api, `${ADMIN}/quarantine`, { limit: 50 });
   const [audit, reloadAudit] = useResource(api, `${ADMIN}/audit`, { limit: 20 });
   const [health, setHealth] = useState(null);
+  const liveStatus = useLiveStatus(live);
   useEffect(() => {
     api.get("/health").then(
       (body) => setHealth({ status: 200, body }),
@@ -78,18 +135,20 @@ function AdminPanels({ api, live }) {
   }, [live, api]);
   const dependencies = health && health.body && (health.body.dependencies || health.body.checks);
   return html`<div class="operator">
-    <section class="card" aria-labelledby="op-alarms"><h2 id="op-alarms">Alarm summary</h2>
+    <section class="card wide" aria-labelledby="op-alarms"><h2 id="op-alarms">Alarm summary</h2>
       ${health === null
         ? html`<p class="muted">Loading…</p>`
-        : html`<p data-testid="health">Service health: <strong class=${health.status === 200 ? "ok" : "bad"}>${health.status === 200 ? "healthy" : `unhealthy (HTTP ${health.status})`}</strong></p>
-          ${dependencies ? html`<ul>${Object.entries(dependencies).map(([k, v]) => html`<li>${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}</li>`)}</ul>` : null}
-          <p class="muted">CloudWatch alarms (latency, errors, dead letters) are on the stack's CloudWatch dashboard.</p>`}
+        : html`<p data-testid="health">Service health: <strong class=${health.status === 200 ? "ok" : "bad"}>${health.status === 200 ? "healthy" : `unhealthy (HTTP ${health.status})`}</strong>
+          ${dependencies ? html` <span class="muted">(${Object.entries(dependencies).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : String(v)}`).join(", ")})</span>` : null}</p>`}
+      <${AlarmSummary} api=${api} />
     </section>
     <section class="card" aria-labelledby="op-brokers"><h2 id="op-brokers">Broker status</h2>
+      <p class="muted small" data-testid="live-status-note">${!live ? "No WebSocket: the Live column is empty." : liveStatus === null ? "Waiting for the routing status on the WebSocket…" : liveStatus.available ? "Live: routing status from the WebSocket (ROUTING_STATUS, then each BROKER_STATUS)." : "The WebSocket does not serve the routing status here."}</p>
       <${Resource} state=${brokers} what="the admin broker API (GET /admin/brokers)" onRetry=${reloadBrokers}>${(data) => html`<div class="scroll"><table data-testid="admin-brokers">
         <caption class="sr-only">Registered brokers and their status</caption>
-        <thead><tr><th scope="col">Broker</th><th scope="col">Adapter</th><th scope="col">Status</th><th scope="col">Change</th></tr></thead>
-        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td data-testid="broker-status">${b.status}${b.reason ? ` (${b.reason})` : ""}</td>
+        <thead><tr><th scope="col">Broker</th><th scope="col">Adapter</th><th scope="col">Status (live)</th><th scope="col">Change</th></tr></thead>
+        <tbody>${(data.brokers || []).map((b) => html`<tr data-broker=${idOf(b)}><th scope="row">${idOf(b)}</th><td>${adapterOf(b)}</td><td><span data-testid="broker-status">${b.status}${b.reason ? ` (${b.reason})` : ""}</span>
+          <div class="small muted">live: <span data-testid="broker-live">${liveCell(liveStatus, idOf(b))}</span></div></td>
           <td><${StatusControl} api=${api} broker=${b} onDone=${() => { reloadBrokers(); reloadAudit(); }} /></td></tr>`)}</tbody>
       </table></div>`}<//>
     </section>
