@@ -291,13 +291,16 @@ def _lock(
         ENSURE_PROFILE,
         [{"broker_id": b, "symbol": s, "at": _naive_utc(first[(b, s)])} for b, s in keys],
     )
-    wide = conn.execute(LOCK_BROKERS, (brokers,)).fetchall()
-    rows = conn.execute(LOCK_PROFILES, ([b for b, _ in keys], [s for _, s in keys])).fetchall()
-    clocks = conn.execute(SYMBOL_CLOCKS, (sorted({s for _, s in keys}),)).fetchall()
     children = [item.child_order_id for item in observed if item.child_order_id]
-    placed: set[str] = set()
-    if children:
-        placed = {r["child_order_id"] for r in conn.execute(PLACED_CHILDREN, (children,))}
+    # All four reads are sent before the first is read: one round trip (in a pipeline), not four.
+    sent = [
+        conn.execute(LOCK_BROKERS, (brokers,)),
+        conn.execute(LOCK_PROFILES, ([b for b, _ in keys], [s for _, s in keys])),
+        conn.execute(SYMBOL_CLOCKS, (sorted({s for _, s in keys}),)),
+        conn.execute(PLACED_CHILDREN, (children,)),
+    ]
+    wide, rows, clocks, placed_rows = (cursor.fetchall() for cursor in sent)
+    placed = {r["child_order_id"] for r in placed_rows}
     symbol_clocks = {r["symbol"]: r["clock"] for r in clocks}
     learner = BatchLearner(
         discount=0.0,
