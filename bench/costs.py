@@ -7,8 +7,10 @@ wraps the work in :func:`measure_costs` and reports both next to its timings.
 - client CPU: ``resource.getrusage(RUSAGE_SELF)`` (user + system) of this process;
 - server CPU: user + system ticks of this database's client backends, from ``/proc/<pid>/stat``
   (Linux; ``None`` elsewhere), the backends listed by ``pg_stat_activity``;
-- round trips: how many times psycopg blocked waiting on a server (``Connection.wait``: a
-  statement outside a pipeline, a pipeline's sync, a commit), counted by wrapping it.
+- round trips: the times psycopg waited for a server's answer (``Connection.wait``, wrapped):
+  a statement or commit outside a pipeline, a pipeline's sync (a fetch or its exit). Inside a
+  pipeline a statement is only queued (``wait`` on its send does not wait for an answer), so
+  it is not counted; ``statements`` counts every statement sent.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Costs:
     client_cpu_s: float = 0.0
     server_cpu_s: float | None = None
     round_trips: int = 0
+    statements: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def per(self, units: int) -> dict[str, float | None]:
@@ -45,6 +48,7 @@ class Costs:
             "client_cpu_ms": round(self.client_cpu_s / units * 1e3, 3),
             "server_cpu_ms": None if server is None else round(server, 3),
             "round_trips": round(self.round_trips / units, 2),
+            "statements": round(self.statements / units, 2),
         }
 
 
@@ -77,9 +81,18 @@ def measure_costs(database_url: str) -> Iterator[Costs]:
     costs = Costs()
     original = psycopg.Connection.wait
 
-    def counted(self: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> Any:
-        costs.round_trips += 1
-        return original(self, *args, **kwargs)
+    def counted(self: psycopg.Connection[Any], gen: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(gen, "__qualname__", "")
+        queued = getattr(self, "_pipeline", None) is not None
+        if name.endswith(
+            ("_execute_gen", "_executemany_gen_pipeline", "_executemany_gen_no_pipeline")
+        ):
+            costs.statements += 1
+        if name.endswith(("_fetch_gen", "_exit_gen")) or not (
+            queued or name.endswith("_enter_gen")
+        ):
+            costs.round_trips += 1
+        return original(self, gen, *args, **kwargs)
 
     server_before = _server_ticks(database_url)
     client_before = _client_cpu()
