@@ -13,16 +13,18 @@ import base64
 import contextlib
 import io
 import json
+import multiprocessing
 import os
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import shared.wiring
-from bench.costs import measure_costs
-from bench.harness import bench_services, summary_ms, time_calls, write_result
+from bench.costs import Costs, measure_costs
+from bench.harness import BenchServices, bench_services, summary_ms, time_calls, write_result
 from local import seed
 from local.apigw import LocalLambdaContext
 from shared.domain.contracts import execution_reported_event
@@ -33,6 +35,8 @@ from shared.wiring import Wiring, utc_now
 
 MSK_REPORTS = 5000
 BATCH = 100
+CONTAINERS = int(os.environ.get("BENCH_MSK_CONTAINERS", "2"))
+"""Tracker containers consuming partitions at once (MSK runs one poller per partition)."""
 EVENTBRIDGE_REPORTS = 1000
 
 
@@ -119,7 +123,7 @@ def msk_event(envelopes: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def batch_floor(database_url: str, batches: int) -> list[float]:
+def batch_floor(database_url: str, batches: int) -> tuple[list[float], Costs]:
     """The least a batch must cost: 100 rows of the metrics' width in one INSERT, committed.
 
     Timed alone, in the same run, as the floor the batch throughput is compared with.
@@ -143,7 +147,9 @@ def batch_floor(database_url: str, batches: int) -> list[float]:
             )
             conn.commit()
 
-        return time_calls(insert, batches, warmup=5)
+        with measure_costs(database_url) as costs:
+            samples = time_calls(insert, batches, warmup=5)
+        return samples, costs
 
 
 def _cpu_bound_rate(per_batch: dict[str, float | None]) -> float | None:
@@ -151,6 +157,81 @@ def _cpu_bound_rate(per_batch: dict[str, float | None]) -> float | None:
     # Postgres: the batch's larger CPU share bounds it.
     busiest = max(per_batch["client_cpu_ms"] or 0.0, per_batch["server_cpu_ms"] or 0.0)
     return round(BATCH * 1000 / busiest, 1) if busiest else None
+
+
+def _container(
+    urls: tuple[str, str, str], warm: dict[str, Any], batches: list[dict[str, Any]], start: Any
+) -> dict[str, float]:
+    # One tracker container in a process of its own: its own pool, warmed, then its partition's
+    # batches as fast as it can once every container is ready.
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    database_url, redis_url, prefix = urls
+    wiring = Wiring(
+        BenchServices(database_url, redis_url, prefix).settings(
+            ws_management_endpoint="http://127.0.0.1:9"
+        )
+    )
+    shared.wiring.get_wiring = lambda: wiring  # type: ignore[assignment]
+    from functions.track_execution import handler
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        handler.lambda_handler(warm, LocalLambdaContext("bench"))
+        start.wait()
+        cpu, began = time.process_time(), time.time()
+        failures = sum(
+            len(handler.lambda_handler(b, LocalLambdaContext("bench"))["batchItemFailures"])
+            for b in batches
+        )
+        ended = time.time()
+    wiring.database.close()
+    return {
+        "began": began,
+        "ended": ended,
+        "failures": failures,
+        "cpu_s": time.process_time() - cpu,
+    }
+
+
+def parallel_containers(services: BenchServices, children: list[ChildOrder]) -> dict[str, Any]:
+    """``CONTAINERS`` tracker containers (processes), each its partition of ``children``.
+
+    The aggregate rate is every report over the span from the first container's start to the
+    last one's end; a container's batches are its own partition's, as MSK hands them out.
+    """
+    per = len(children) // CONTAINERS
+    parts = [children[i * per : (i + 1) * per] for i in range(CONTAINERS)]
+    context = multiprocessing.get_context("spawn")
+    urls = (services.database_url, services.redis_url, services.redis_prefix)
+    with context.Manager() as manager, ProcessPoolExecutor(CONTAINERS, mp_context=context) as pool:
+        start = manager.Event()
+        futures = [
+            pool.submit(
+                _container,
+                urls,
+                msk_event([fill(c) for c in part[:BATCH]]),
+                [
+                    msk_event([fill(c) for c in part[i : i + BATCH]])
+                    for i in range(BATCH, per, BATCH)
+                ],
+                start,
+            )
+            for part in parts
+        ]
+        time.sleep(3)  # every container imported and warmed
+        start.set()
+        runs = [f.result() for f in futures]
+    reports = CONTAINERS * (per - BATCH)
+    span = max(r["ended"] for r in runs) - min(r["began"] for r in runs)
+    return {
+        "containers": CONTAINERS,
+        "reports": reports,
+        "reports_per_s": round(reports / span, 1),
+        "failures": sum(int(r["failures"]) for r in runs),
+        "client_cpu_ms_per_batch": round(
+            sum(r["cpu_s"] for r in runs) / (reports / BATCH) * 1000, 3
+        ),
+        "target_reports_per_s_ge_5000": reports / span >= 5000,
+    }
 
 
 def main() -> None:
@@ -164,7 +245,11 @@ def main() -> None:
         shared.wiring.get_wiring = lambda: wiring  # type: ignore[assignment]
         from functions.track_execution import handler
 
-        children = make_children(wiring, MSK_REPORTS + EVENTBRIDGE_REPORTS + BATCH)
+        children = make_children(
+            wiring, MSK_REPORTS + EVENTBRIDGE_REPORTS + BATCH + MSK_REPORTS + CONTAINERS * BATCH
+        )
+        spare = children[MSK_REPORTS + EVENTBRIDGE_REPORTS + BATCH :]
+        children = children[: MSK_REPORTS + EVENTBRIDGE_REPORTS + BATCH]
         batches = [
             msk_event([fill(c) for c in children[i : i + BATCH]])
             for i in range(0, MSK_REPORTS, BATCH)
@@ -195,8 +280,8 @@ def main() -> None:
         with wiring.database.connection() as conn:
             row = conn.execute("SELECT count(*) AS n FROM execution_metrics").fetchone()
         stored = int(row["n"]) if row else 0
-        with measure_costs(services.database_url) as floor_costs:
-            floor = batch_floor(services.database_url, len(batches))
+        parallel = parallel_containers(services, spare)
+        floor, floor_costs = batch_floor(services.database_url, len(batches))
         wiring.database.close()
     results = {
         "msk_reports_per_s": round(MSK_REPORTS / elapsed, 1),
@@ -217,6 +302,9 @@ def main() -> None:
         ),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "target_reports_per_s_ge_5000": MSK_REPORTS / elapsed >= 5000,
+        # MSK's own scaling: a poller (a container) per partition, here CONTAINERS at once on
+        # the same 2 cores as Postgres and Redis.
+        "msk_parallel": parallel,
     }
     write_result("track_execution", results)
 

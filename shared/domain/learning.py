@@ -42,20 +42,13 @@ class RateEvidence(FrozenModel):
     weight: float = Field(default=0.0, ge=0)
     events: float = Field(default=0.0, ge=0)
 
-    # The tracker folds every report of a batch through these (thousands a second): the
-    # results are built without validation, their bounds holding by construction (factor and
-    # event are never negative, m2 is clamped), which cost most of the fold's CPU before.
     def discounted(self, factor: float) -> RateEvidence:
-        """The same evidence with every count multiplied by ``factor`` (in [0, 1])."""
-        if factor == 1.0:
-            return self
-        return RateEvidence.model_construct(
-            weight=self.weight * factor, events=self.events * factor
-        )
+        """The same evidence with every count multiplied by ``factor``."""
+        return RateEvidence(weight=self.weight * factor, events=self.events * factor)
 
     def add(self, event: float) -> RateEvidence:
         """One more outcome; ``event`` in [0, 1] (1 = it happened, a fraction for a fill)."""
-        return RateEvidence.model_construct(weight=self.weight + 1.0, events=self.events + event)
+        return RateEvidence(weight=self.weight + 1.0, events=self.events + event)
 
 
 class MeanEvidence(FrozenModel):
@@ -66,21 +59,15 @@ class MeanEvidence(FrozenModel):
     m2: float = Field(default=0.0, ge=0)
 
     def discounted(self, factor: float) -> MeanEvidence:
-        """The same evidence with every weight multiplied by ``factor`` (in [0, 1])."""
-        if factor == 1.0:
-            return self
-        return MeanEvidence.model_construct(
-            weight=self.weight * factor, mean=self.mean, m2=self.m2 * factor
-        )
+        """The same evidence with every weight multiplied by ``factor`` (mean unchanged)."""
+        return MeanEvidence(weight=self.weight * factor, mean=self.mean, m2=self.m2 * factor)
 
     def add(self, value: float) -> MeanEvidence:
         """One more observation, West's weighted update of the mean and ``m2``."""
         weight = self.weight + 1.0
         delta = value - self.mean
         mean = self.mean + delta / weight
-        return MeanEvidence.model_construct(
-            weight=weight, mean=mean, m2=max(0.0, self.m2 + delta * (value - mean))
-        )
+        return MeanEvidence(weight=weight, mean=mean, m2=max(0.0, self.m2 + delta * (value - mean)))
 
 
 class Prior(FrozenModel):
@@ -149,7 +136,7 @@ def observe(
         error = error.add(1.0 if o.is_error else 0.0)
     if o.fill_rate_pct is not None:
         fill = fill.add(o.fill_rate_pct / 100)
-    return Evidence.model_construct(
+    return Evidence(
         clock=max(clock, evidence.clock),
         error=error,
         fill=fill,
