@@ -272,11 +272,12 @@ def main() -> None:
                     for b in batches
                 )
                 elapsed = time.perf_counter() - started
-            eventbridge = time_calls(
-                lambda i: handler.lambda_handler(singles[i], LocalLambdaContext("bench")),
-                EVENTBRIDGE_REPORTS - 50,
-                warmup=0,
-            )
+            with measure_costs(services.database_url) as eventbridge_costs:
+                eventbridge = time_calls(
+                    lambda i: handler.lambda_handler(singles[i], LocalLambdaContext("bench")),
+                    EVENTBRIDGE_REPORTS - 50,
+                    warmup=0,
+                )
         with wiring.database.connection() as conn:
             row = conn.execute("SELECT count(*) AS n FROM execution_metrics").fetchone()
         stored = int(row["n"]) if row else 0
@@ -294,6 +295,8 @@ def main() -> None:
         # CPU and round trips per batch of 100: what contention barely moves (bench/costs.py).
         # The batch's CPU (client + server) bounds one container's rate: 1000 / that per s.
         "msk_per_batch": msk_costs.per(len(batches)),
+        "msk_per_report": msk_costs.per(MSK_REPORTS),
+        "eventbridge_per_report": eventbridge_costs.per(EVENTBRIDGE_REPORTS),
         "floor_per_batch": floor_costs.per(len(batches) + 5),
         "msk_cpu_bound_reports_per_s": _cpu_bound_rate(msk_costs.per(len(batches))),
         "floor_batch_ms": summary_ms(floor),
