@@ -387,7 +387,7 @@ def msk_target(invoke: Callable[[dict[str, Any]], Any]) -> DeliverBatch:
     """
 
     def deliver(events: Sequence[dict[str, Any]]) -> set[int]:
-        records = [
+        records: list[dict[str, Any]] = [
             {
                 "topic": TOPIC,
                 "partition": 0,

@@ -160,7 +160,7 @@ def test_a_changed_row_changes_the_generated_table() -> None:
     # GIVEN prod's track_execution reserved 40 instead of 25
     prod = CAPACITY["prod"]
     functions = {**prod.functions, "track_execution": FunctionCapacity(40, 2)}
-    changed = {
+    changed: dict[Stage, StageCapacity] = {
         "prod": StageCapacity(
             aurora_min_acu=prod.aurora_min_acu,
             aurora_max_acu=prod.aurora_max_acu,
