@@ -211,7 +211,9 @@ class LocalEventBus:
         self._abort.clear()
         self._closed = False
         self.stats.spooled = 0
-        for event in self._read_spool():
+        # A restarted bus: drop the last stop's wake-ups, keep anything put since.
+        kept = [event for partition in self._queues for event in _drain(partition)]
+        for event in [*self._read_spool(), *kept]:
             self._enqueue(event)
         for index, partition in enumerate(self._queues):
             thread = threading.Thread(

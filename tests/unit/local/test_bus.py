@@ -222,3 +222,21 @@ def test_msk_target_shapes_an_msk_event_and_reads_its_batch_item_failures(
     [records] = event["records"].values()
     assert [r["offset"] for r in records] == list(range(5))
     assert failed == set(failed_offsets)
+
+
+def test_a_bus_stopped_and_started_again_delivers_again(tmp_path: Path) -> None:
+    # GIVEN a bus that was started, stopped with events spooled, and started again
+    target = Recorder()
+    target.release.clear()
+    bus = batched_bus(target, spool=tmp_path / "spool.jsonl")
+    bus.start()
+    put(bus, [entry("ord-1", n) for n in range(3)])
+    bus.stop(timeout_s=0.1)
+    target.release.set()
+    bus.start()
+    # WHEN more events are put
+    put(bus, [entry("ord-2", n) for n in range(3, 6)])
+    until(lambda: len(set(target.delivered())) == 6)
+    bus.stop()
+    # THEN the spooled ones and the new ones are all delivered, none lost to a stale wake-up
+    assert set(target.delivered()) == set(range(6))
