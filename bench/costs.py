@@ -28,6 +28,7 @@ import psycopg
 BACKENDS = """
 SELECT pid FROM pg_stat_activity
 WHERE datname = current_database() AND backend_type = 'client backend'
+    AND pid <> pg_backend_pid()
 """
 
 
@@ -64,7 +65,7 @@ def _server_ticks(database_url: str) -> int | None:
     for pid in pids:
         stat = Path(f"/proc/{pid}/stat")
         if not stat.exists():
-            return None
+            return None  # not on this machine's /proc (a remote server)
         # Fields after the command (which may hold spaces): utime and stime are 14th and 15th.
         fields = stat.read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])
