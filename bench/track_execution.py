@@ -36,6 +36,8 @@ from shared.wiring import Wiring, utc_now
 MSK_REPORTS = 5000
 BATCH = 100
 CONTAINERS = int(os.environ.get("BENCH_MSK_CONTAINERS", "2"))
+SYMBOLS = int(os.environ.get("BENCH_MSK_SYMBOLS", "1"))
+"""Symbols the children are spread over (1: every report learns about RELIANCE's profiles)."""
 """Tracker containers consuming partitions at once (MSK runs one poller per partition)."""
 EVENTBRIDGE_REPORTS = 1000
 
@@ -43,6 +45,8 @@ EVENTBRIDGE_REPORTS = 1000
 def make_children(wiring: Wiring, count: int) -> list[ChildOrder]:
     """``count`` placed children of 10 RELIANCE shares, 50 to an order, over the seeded brokers."""
     brokers = [b.broker_id for b in seed.seed_brokers()]
+    # Reports over several symbols touch a profile per broker x symbol, as production does.
+    symbols = list(seed.SYMBOLS)[:SYMBOLS]
     children: list[ChildOrder] = []
     for start in range(0, count, 50):
         order_id = f"ord-{uuid.uuid4().hex[:16]}"
@@ -62,7 +66,7 @@ def make_children(wiring: Wiring, count: int) -> list[ChildOrder]:
                 order_id=order_id,
                 user_id=request.user_id,
                 broker_id=brokers[n % len(brokers)],
-                symbol="RELIANCE",
+                symbol=symbols[n % len(symbols)],
                 exchange=Exchange.NSE,
                 side=Side.BUY,
                 quantity=10,
@@ -303,6 +307,7 @@ def main() -> None:
         "batch_p50_over_floor_p50": round(
             (elapsed / len(batches)) / (summary_ms(floor)["p50_ms"] / 1000), 2
         ),
+        "symbols": SYMBOLS,
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "target_reports_per_s_ge_5000": MSK_REPORTS / elapsed >= 5000,
         # MSK's own scaling: a poller (a container) per partition, here CONTAINERS at once on
