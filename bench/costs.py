@@ -10,20 +10,24 @@ wraps the work in :func:`measure_costs` and reports both next to its timings.
 - round trips: the times psycopg waited for a server's answer (``Connection.wait``, wrapped):
   a statement or commit outside a pipeline, a pipeline's sync (a fetch or its exit). Inside a
   pipeline a statement is only queued (``wait`` on its send does not wait for an answer), so
-  it is not counted; ``statements`` counts every statement sent.
+  it is not counted; ``statements`` counts every statement sent;
+- Redis round trips: each command outside a pipeline and each pipeline's ``execute``
+  (redis-py's ``Redis.execute_command`` and ``Pipeline.execute``, wrapped).
 """
 
 from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
+import redis.client
 
 BACKENDS = """
 SELECT pid FROM pg_stat_activity
@@ -40,6 +44,7 @@ class Costs:
     server_cpu_s: float | None = None
     round_trips: int = 0
     statements: int = 0
+    redis_round_trips: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def per(self, units: int) -> dict[str, float | None]:
@@ -50,6 +55,7 @@ class Costs:
             "server_cpu_ms": None if server is None else round(server, 3),
             "round_trips": round(self.round_trips / units, 2),
             "statements": round(self.statements / units, 2),
+            "redis_round_trips": round(self.redis_round_trips / units, 2),
         }
 
 
@@ -95,13 +101,26 @@ def measure_costs(database_url: str) -> Iterator[Costs]:
             costs.round_trips += 1
         return original(self, gen, *args, **kwargs)
 
+    command, pipeline = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def sent(through: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            costs.redis_round_trips += 1
+            return through(*args, **kwargs)
+
+        return wrapper
+
     server_before = _server_ticks(database_url)
     client_before = _client_cpu()
     psycopg.Connection.wait = counted  # type: ignore[method-assign]
+    redis.Redis.execute_command = sent(command)  # type: ignore[method-assign]
+    redis.client.Pipeline.execute = sent(pipeline)  # type: ignore[method-assign]
     try:
         yield costs
     finally:
         psycopg.Connection.wait = original  # type: ignore[method-assign]
+        redis.Redis.execute_command = command  # type: ignore[method-assign]
+        redis.client.Pipeline.execute = pipeline  # type: ignore[method-assign]
         costs.client_cpu_s = _client_cpu() - client_before
         server_after = _server_ticks(database_url)
         if server_before is not None and server_after is not None:
