@@ -11,6 +11,7 @@ a table whose peak exceeds the budget, so an over-committed edit fails synthesis
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -222,6 +223,60 @@ CAPACITY: Mapping[Stage, StageCapacity] = {
 }
 
 
+TABLE_HEADER = (
+    "| stage | function | pool per container | reserved concurrency | connections at peak |",
+    "| --- | --- | --- | --- | --- |",
+)
+
+
+def markdown_table(capacity: Mapping[Stage, StageCapacity] = CAPACITY) -> str:
+    """The capacity table of ``docs/infrastructure.md`` ("Capacity"), generated from ``capacity``.
+
+    The document holds this text verbatim (``tests/infra/test_capacity.py`` compares them), so
+    it cannot drift from the numbers the stack is synthesised with. Print it with
+    ``python -m infra.capacity``.
+
+    Returns
+    -------
+    str
+        The table, then the paragraph on the account's reserved concurrency.
+    """
+    lines = list(TABLE_HEADER)
+    for stage, table in capacity.items():
+        proxied = {n: f for n, f in table.functions.items() if f.via_proxy}
+        lines += [
+            f"| {stage} | `{name}` | {f.db_pool_max} | {f.reserved_concurrency} | "
+            f"{f.peak_connections} |"
+            for name, f in proxied.items()
+        ]
+        lines.append(
+            f"| {stage} | **sum through the proxy** | | "
+            f"{sum(f.reserved_concurrency for f in proxied.values())} | "
+            f"**{table.proxy_peak}** of {table.proxy_budget} |"
+        )
+        lines += [
+            f"| {stage} | `{name}` | {f.db_pool_max or 'none'} | {f.reserved_concurrency} | "
+            f"{f.peak_connections or f.reserved_concurrency} (direct to the writer, outside "
+            "the proxy) |"
+            for name, f in table.functions.items()
+            if not f.via_proxy
+        ]
+    totals = {stage: table.reserved_total for stage, table in capacity.items()}
+    floor = {stage: total + UNRESERVED_MINIMUM for stage, total in totals.items()}
+    reserved = ", ".join(f"{total} in {stage}" for stage, total in totals.items())
+    quotas = " or ".join(f"{q} ({stage})" for stage, q in floor.items())
+    largest = max(totals, key=lambda stage: totals[stage])
+    paragraph = (
+        f"Reserved concurrency of the stack: {reserved}. Lambda keeps {UNRESERVED_MINIMUM} of an "
+        f"account's concurrency unreserved, so a deployment needs an account concurrency quota "
+        f"of at least {quotas}; new accounts start lower and must ask for the default "
+        f"{ACCOUNT_CONCURRENCY:,} first. With {ACCOUNT_CONCURRENCY:,}, {largest} leaves "
+        f"{ACCOUNT_CONCURRENCY - totals[largest]} unreserved for everything else in the account."
+    )
+    lines += ["", textwrap.fill(paragraph, width=98)]
+    return "\n".join(lines) + "\n"
+
+
 def for_stage(stage: Stage) -> StageCapacity:
     """The checked capacity table of a stage.
 
@@ -238,3 +293,7 @@ def for_stage(stage: Stage) -> StageCapacity:
     capacity = CAPACITY[stage]
     capacity.check()
     return capacity
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -247,7 +247,8 @@ def _run_services(config: RuntimeConfig) -> int:
         asyncio.run(_serve(runtime, ready))
         stats = runtime.bus.stats
         print(
-            f"stopped: {stats.delivered} events delivered, {stats.dead_lettered} dead-lettered",
+            f"stopped: {stats.delivered} events delivered, {stats.dead_lettered} dead-lettered, "
+            f"{stats.spooled} spooled for the next start",
             flush=True,
         )
     except (ServiceStartError, OSError, RuntimeError) as exc:

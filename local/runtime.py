@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -42,7 +43,7 @@ from typing import Any
 import uvicorn
 
 from local.apigw import INVOCATION_TIMING, LocalLambdaContext
-from local.bus import LocalEventBus
+from local.bus import LocalEventBus, msk_target
 from local.internal_server import InternalCredentials
 from shared.settings import Settings
 
@@ -506,10 +507,15 @@ class LocalRuntime:
         self.simulator_urls = dict(simulator_urls or {})
         """Adapter (``kite``, ``upstox``, ``dhan``) -> its running simulator's API root."""
         self.invoker = Invoker(config.workers)
+        track = functools.partial(self.invoker.invoke, "track_execution")
+        # With N tracker containers the bus feeds them N partitions of MSK-shaped batches.
         self.bus = LocalEventBus(
             BUS_NAME,
-            lambda event: self.invoker.invoke("track_execution", event),
+            track,
             region=REGION,
+            deliver_batch=msk_target(track) if config.workers > 1 else None,
+            consumers=config.workers,
+            spool=config.data_dir / "event-bus-spool.jsonl",
         )
 
     async def serve(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:

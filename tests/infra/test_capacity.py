@@ -15,6 +15,7 @@ from infra.capacity import (
     FunctionCapacity,
     StageCapacity,
     for_stage,
+    markdown_table,
 )
 from infra.config import Stage
 from tests.infra.support import ROOT, one, resources
@@ -138,3 +139,40 @@ def test_the_documented_table_is_the_table(stage: str) -> None:
         assert re.search(pattern, doc), pattern
     assert f"| {stage} | **sum through the proxy** |" in doc
     assert f"**{capacity.proxy_peak}** of {capacity.proxy_budget}" in doc
+
+
+def test_the_documented_table_is_generated_from_the_code_verbatim() -> None:
+    # GIVEN the capacity table generated from infra/capacity.py (python -m infra.capacity)
+    generated = markdown_table()
+    # WHEN docs/infrastructure.md is read
+    doc = (ROOT / "docs" / "infrastructure.md").read_text()
+    # THEN it holds the generated table and paragraph verbatim (regenerate it after an edit)
+    assert generated in doc, "docs/infrastructure.md is stale: paste `python -m infra.capacity`"
+    # AND every row of the table is derived: each function of each stage, the sums, the budgets
+    for stage, table in CAPACITY.items():
+        for name, row in table.functions.items():
+            assert f"| {stage} | `{name}` |" in generated
+            assert f"| {row.reserved_concurrency} |" in generated
+        assert f"**{table.proxy_peak}** of {table.proxy_budget} |" in generated
+
+
+def test_a_changed_row_changes_the_generated_table() -> None:
+    # GIVEN prod's track_execution reserved 40 instead of 25
+    prod = CAPACITY["prod"]
+    functions = {**prod.functions, "track_execution": FunctionCapacity(40, 2)}
+    changed: dict[Stage, StageCapacity] = {
+        "prod": StageCapacity(
+            aurora_min_acu=prod.aurora_min_acu,
+            aurora_max_acu=prod.aurora_max_acu,
+            proxy_max_connections_percent=prod.proxy_max_connections_percent,
+            functions=functions,
+            api_rate_per_s=prod.api_rate_per_s,
+            api_burst=prod.api_burst,
+        )
+    }
+    # WHEN the table is generated THEN the row, the sum and the account paragraph follow
+    table = markdown_table(changed)
+    assert "| prod | `track_execution` | 2 | 40 | 80 |" in table
+    assert f"**{prod.proxy_peak + 30}** of {prod.proxy_budget} |" in table
+    assert f"{prod.reserved_total + 15} in prod" in table
+    assert table not in (ROOT / "docs" / "infrastructure.md").read_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -40,6 +40,32 @@ SELECT %(order_id)s, %(broker_id)s, %(symbol)s, %(latency)s, %(slippage)s, %(pi)
     %(filled)s, %(fill_price)s, %(charges)s
 FROM k
 RETURNING id
+"""
+
+# A batch's metrics rows in ONE statement (column arrays, unnest): a statement per row cost
+# Postgres a parse, a plan and a partition routing each, most of a batch's server time
+# (docs/capacity.md, "MSK"). The fold never plans one report key twice in a batch.
+INSERT_MANY = """
+WITH i AS MATERIALIZED (
+    SELECT * FROM unnest(%(report_key)b::text[], %(order_id)b::text[], %(broker_id)b::text[],
+        %(symbol)b::text[], %(latency)b::bigint[], %(slippage)b::numeric[], %(pi)b::numeric[],
+        %(fill_rate)b::numeric[], %(quality)b::numeric[], %(market)b::jsonb[],
+        %(user_id)b::text[], %(child_order_id)b::text[], %(status)b::text[],
+        %(filled)b::bigint[], %(fill_price)b::numeric[], %(charges)b::numeric[])
+        AS t(report_key, order_id, broker_id, symbol, latency, slippage, pi, fill_rate, quality,
+            market, user_id, child_order_id, status, filled, fill_price, charges)
+), k AS (
+    INSERT INTO execution_report_keys (report_key) SELECT report_key FROM i
+    ON CONFLICT (report_key) DO NOTHING
+    RETURNING report_key
+)
+INSERT INTO execution_metrics (order_id, broker_id, symbol, execution_latency_ms, slippage_bps,
+    price_improvement_bps, fill_rate, execution_quality_score, market_conditions, user_id,
+    child_order_id, report_key, status, filled_quantity, fill_price, charges_inr)
+SELECT i.order_id, i.broker_id, i.symbol, i.latency, i.slippage, i.pi, i.fill_rate, i.quality,
+    i.market, i.user_id, i.child_order_id, k.report_key, i.status, i.filled, i.fill_price,
+    i.charges
+FROM i JOIN k USING (report_key)
 """
 
 # Children are locked in id order, so two batches that share children never deadlock.
@@ -118,6 +144,12 @@ def record_params(record: ExecutionRecord) -> dict[str, Any]:
         "fill_price": record.fill_price,
         "charges": record.charges_inr,
     }
+
+
+def records_columns(records: Sequence[ExecutionRecord]) -> dict[str, list[Any]]:
+    """Column arrays of ``execution_metrics`` rows, for :data:`INSERT_MANY`."""
+    rows = [record_params(r) for r in records]
+    return {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
 
 
 class ReportRaceError(DataUnavailableError):
@@ -209,8 +241,7 @@ class PostgresExecutionRepository:
                 if p.observation is not None
             ]
             with conn.pipeline():
-                inserts = conn.cursor()
-                inserts.executemany(INSERT_ONCE, [record_params(p.record) for p in plans])
+                inserts = conn.execute(INSERT_MANY, records_columns([p.record for p in plans]))
                 if finals:
                     conn.execute(
                         UPDATE_CHILD_STATES, _state_columns([finals[c] for c in sorted(finals)])
@@ -218,7 +249,7 @@ class PostgresExecutionRepository:
                     conn.execute(LOCK_ORDERS, (orders,))
                     conn.execute(UPDATE_ORDER_STATUS, (orders,))
                 profiles = send_learning(conn, observed, alpha=alpha)
-            # Read after the pipeline's sync: before it, executemany has counted nothing yet.
+            # Read after the pipeline's sync: before it, the insert has counted nothing yet.
             if inserts.rowcount != len(plans):
                 raise ReportRaceError("a report key was stored concurrently; retry the batch")
             return learned_profiles(profiles)

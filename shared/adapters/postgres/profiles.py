@@ -133,14 +133,22 @@ WHERE symbol = ANY(%s) GROUP BY symbol
 PLACED_CHILDREN = """
 SELECT child_order_id FROM child_orders WHERE child_order_id = ANY(%s) AND status <> 'PENDING'
 """
-WRITE_PROFILE = """
-UPDATE broker_execution_profiles SET
-    avg_execution_time_ms = %(avg_execution_time_ms)s, fill_rate_percentage = %(fill)s,
-    price_improvement_bps = %(pi)s, slippage_bps = %(slip)s, response_time_ms = %(ack)s,
-    error_rate_percentage = %(err)s, sample_count = %(samples)s, evidence = %(evidence)s,
-    uncertainty = %(uncertainty)s,
-    last_updated = GREATEST(COALESCE(last_updated, %(at)s), %(at)s), updated_at = CURRENT_TIMESTAMP
-WHERE broker_id = %(broker_id)s AND symbol = %(symbol)s
+# Every profile a batch learned about in ONE statement (a batch of 100 reports over many
+# symbols touches up to 100 profiles); the rows are already locked, in key order, by the read.
+WRITE_PROFILES = """
+UPDATE broker_execution_profiles p SET
+    avg_execution_time_ms = u.avg_execution_time_ms, fill_rate_percentage = u.fill,
+    price_improvement_bps = u.pi, slippage_bps = u.slip, response_time_ms = u.ack,
+    error_rate_percentage = u.err, sample_count = u.samples, evidence = u.evidence,
+    uncertainty = u.uncertainty,
+    last_updated = GREATEST(COALESCE(p.last_updated, u.at), u.at), updated_at = CURRENT_TIMESTAMP
+FROM unnest(%(broker_id)s::text[], %(symbol)s::text[], %(avg_execution_time_ms)s::bigint[],
+    %(fill)s::numeric[], %(err)s::numeric[], %(slip)s::numeric[], %(pi)s::numeric[],
+    %(ack)s::bigint[], %(samples)s::bigint[], %(evidence)s::jsonb[], %(uncertainty)s::jsonb[],
+    %(at)s::timestamp[])
+    AS u(broker_id, symbol, avg_execution_time_ms, fill, err, slip, pi, ack, samples, evidence,
+        uncertainty, at)
+WHERE p.broker_id = u.broker_id AND p.symbol = u.symbol
 """
 WRITE_BROKER = """
 UPDATE broker_evidence SET evidence = %(evidence)s, sample_count = %(samples)s, updated_at = now()
@@ -302,13 +310,16 @@ def _lock(
         ENSURE_PROFILE,
         [{"broker_id": b, "symbol": s, "at": _naive_utc(first[(b, s)])} for b, s in keys],
     )
-    wide = conn.execute(LOCK_BROKERS, (brokers,)).fetchall()
-    rows = conn.execute(LOCK_PROFILES, ([b for b, _ in keys], [s for _, s in keys])).fetchall()
-    clocks = conn.execute(SYMBOL_CLOCKS, (sorted({s for _, s in keys}),)).fetchall()
     children = [item.child_order_id for item in observed if item.child_order_id]
-    placed: set[str] = set()
-    if children:
-        placed = {r["child_order_id"] for r in conn.execute(PLACED_CHILDREN, (children,))}
+    # All four reads are sent before the first is read: one round trip (in a pipeline), not four.
+    sent = [
+        conn.execute(LOCK_BROKERS, (brokers,)),
+        conn.execute(LOCK_PROFILES, ([b for b, _ in keys], [s for _, s in keys])),
+        conn.execute(SYMBOL_CLOCKS, (sorted({s for _, s in keys}),)),
+        conn.execute(PLACED_CHILDREN, (children,)),
+    ]
+    wide, rows, clocks, placed_rows = (cursor.fetchall() for cursor in sent)
+    placed = {r["child_order_id"] for r in placed_rows}
     symbol_clocks = {r["symbol"]: r["clock"] for r in clocks}
     learner = BatchLearner(
         discount=0.0,
@@ -371,7 +382,9 @@ def send_learning(
         learner.learn(item.broker_id, item.symbol, _clamped(item.observation))
         latest[key] = max(latest.get(key, item.observed_at), item.observed_at)
     cur = conn.cursor()
-    cur.executemany(WRITE_PROFILE, [_profile_write(learner, k, latest[k]) for k in sorted(latest)])
+    if latest:
+        writes = [_profile_write(learner, k, latest[k]) for k in sorted(latest)]
+        conn.execute(WRITE_PROFILES, {name: [w[name] for w in writes] for name in writes[0]})
     touched = sorted({b for b, _ in latest})
     cur.executemany(
         WRITE_BROKER,
