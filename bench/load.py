@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cpu",
         action="store_true",
-        help="only CPU per request: analyze and smart below saturation (bench/results/load-cpu.json)",
+        help="only CPU per request, analyze and smart below the knee (results/load-cpu.json)",
     )
     parser.add_argument("--cpu-rate", type=float, default=100, help="offered rate of --cpu steps")
     args = parser.parse_args(argv)

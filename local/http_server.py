@@ -85,7 +85,6 @@ def build_app(
     Starlette
         Ready to be served by uvicorn.
     """
-
     tokens = VerifiedTokens(verifier)
 
     async def api(request: Request) -> Response:
