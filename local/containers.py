@@ -20,6 +20,7 @@ Lambda container is not; the others keep serving.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import threading
@@ -76,6 +77,10 @@ class ContainerPool:
         self._waiters: collections.deque[tuple[Waiter, asyncio.AbstractEventLoop | None]] = (
             collections.deque()
         )
+        # A run that fails before its own close(): the workers wait on their pipes, and the
+        # interpreter's exit would wait on them (they are not daemons, so each can close its
+        # Postgres pool on the way out). Registered after multiprocessing's hook: runs first.
+        atexit.register(self.close)
 
     @property
     def pids(self) -> list[int]:
