@@ -92,8 +92,19 @@ class ContainerPool:
         workers = [self._acquire_blocking() for _ in self._live()]
         try:
             for worker in workers:
-                worker.conn.send(message)
-            return [self._receive(worker) for worker in workers]
+                self._send(worker, message)
+            # Every answer is read, even after a failure: one left in a pipe would be taken
+            # for the answer of that container's next invocation.
+            answers: list[Any] = []
+            failures: list[Exception] = []
+            for worker in workers:
+                try:
+                    answers.append(self._receive(worker))
+                except Exception as exc:  # raised below, once every pipe is read
+                    failures.append(exc)
+            if failures:
+                raise failures[0]
+            return answers
         finally:
             for worker in workers:
                 self._release(worker)
@@ -102,7 +113,7 @@ class ContainerPool:
         """Run ``message`` in the first idle worker; blocks the calling thread."""
         worker = self._acquire_blocking()
         try:
-            worker.conn.send(message)
+            self._send(worker, message)
             return self._receive(worker)
         finally:
             self._release(worker)
@@ -127,7 +138,7 @@ class ContainerPool:
                 self._release(worker)
 
         try:
-            worker.conn.send(message)
+            self._send(worker, message)
         except BaseException:
             self._release(worker)
             raise
@@ -158,6 +169,13 @@ class ContainerPool:
 
     def _live(self) -> list[_Worker]:
         return [w for w in self._workers if w.alive]
+
+    def _send(self, worker: _Worker, message: Any) -> None:
+        try:
+            worker.conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError) as exc:
+            worker.alive = False
+            raise ContainerGoneError(f"container pid {worker.process.pid} died") from exc
 
     def _receive(self, worker: _Worker) -> Any:
         try:

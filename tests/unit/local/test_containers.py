@@ -131,3 +131,30 @@ def test_close_releases_a_thread_waiting_for_a_container() -> None:
     busy.join(timeout=15)
     assert not waiter.is_alive()
     assert outcome
+
+
+def test_a_failed_broadcast_leaves_no_answer_behind(pool: ContainerPool) -> None:
+    # GIVEN a warm-up that fails in every container
+    with pytest.raises(ValueError, match="no handler"):
+        pool.broadcast(("raise", "no handler"))
+    # WHEN the containers are used next THEN each answers its own invocation, not a stale one
+    spans = [pool.invoke(("sleep", 0)) for _ in range(4)]
+    assert all(isinstance(span, tuple) and len(span) == 3 for span in spans)
+
+
+def test_a_container_killed_while_idle_is_found_out_and_dropped(pool: ContainerPool) -> None:
+    # GIVEN a container killed between invocations (OOM, a signal)
+    victim = pool.pids[0]
+    os.kill(victim, 9)
+    time.sleep(0.3)
+    # WHEN invocations come THEN at most one fails with ContainerGoneError, and the rest are
+    # answered by the survivor
+    outcomes: list[Any] = []
+    for _ in range(4):
+        try:
+            outcomes.append(pool.invoke(("sleep", 0))[0])
+        except ContainerGoneError:
+            outcomes.append("gone")
+    assert outcomes.count("gone") <= 1
+    assert victim not in pool.pids
+    assert {o for o in outcomes if o != "gone"} == set(pool.pids)
