@@ -1,6 +1,8 @@
 """``make load``: open-loop mixed traffic through the local HTTP API, N containers per function.
 
-Run: ``python -m bench.load [--quick]`` -> ``bench/results/load.json``, ``docs/capacity/*.png``.
+Run: ``python -m bench.load [--quick]`` -> ``bench/results/load.json``, ``docs/capacity/*.png``;
+``python -m bench.load --cpu [--workers N] [--cpu-rate R]`` -> ``bench/results/load-cpu.json``:
+only the CPU per request of each process group, analyze and smart below the knee.
 
 Each step starts ``order-router run --workers N`` (N worker processes per function, each one
 invocation at a time as a Lambda container) on free ports, makes the paper brokers answer at
