@@ -406,6 +406,8 @@ def _container_main(conn: Connection, db_pool_max: int) -> None:
             else:
                 answer = ("ok", invoker.invoke_timed(function, event))
         except Exception as exc:  # the handler's own crash, for the front door's 500
+            # Its traceback stays here (an exception crosses the pipe without it): logged now.
+            logger.exception("%s crashed in container pid %d", function, os.getpid())
             answer = ("error", exc)
         _answer(conn, answer)
 
