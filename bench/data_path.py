@@ -56,9 +56,9 @@ COUNTER = Counter()
 def instrumented() -> Iterator[None]:
     """Count Postgres and Redis round trips in this process, and the time spent in them.
 
-    Postgres: each wait outside pipeline mode is a round trip; a pipeline block, whatever it
-    sends, is one (its statements go out together and its sync is read once). Redis: each
-    command, and each pipeline, is one.
+    Postgres: each wait on the socket outside pipeline mode is a round trip; a pipeline
+    block, whatever it sends, is one (its statements go out together and its sync is read
+    once). Redis: each command, and each pipeline, is one.
     """
     pg_wait = psycopg.Connection.wait
     pg_pipeline = psycopg.Connection.pipeline
@@ -76,14 +76,18 @@ def instrumented() -> Iterator[None]:
 
         return wrapper
 
-    def wait(self: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> Any:
-        if self._pipeline is not None:  # inside a pipeline: not a round trip of its own
-            started = time.perf_counter()
-            try:
-                return pg_wait(self, *args, **kwargs)
-            finally:
-                COUNTER.seconds["postgres"] += time.perf_counter() - started
-        return timed("postgres", pg_wait)(self, *args, **kwargs)
+    def wait(self: psycopg.Connection[Any], gen: Any, *args: Any, **kwargs: Any) -> Any:
+        # psycopg runs every operation through wait(), also those that never touch the socket
+        # (switching autocommit, COMMIT with no transaction open): only a generator that asks
+        # to wait on the socket went to the server.
+        seen: list[bool] = []
+        started = time.perf_counter()
+        try:
+            return pg_wait(self, _observed(gen, seen), *args, **kwargs)
+        finally:
+            COUNTER.seconds["postgres"] += time.perf_counter() - started
+            # Inside a pipeline: not a round trip of its own (the block counts once).
+            COUNTER.calls["postgres"] += int(bool(seen) and self._pipeline is None)
 
     @contextlib.contextmanager
     def pipeline(self: psycopg.Connection[Any]) -> Iterator[Any]:
@@ -103,6 +107,28 @@ def instrumented() -> Iterator[None]:
         psycopg.Connection.pipeline = pg_pipeline  # type: ignore[method-assign]
         redis.Redis.execute_command = redis_command  # type: ignore[method-assign]
         redis.client.Pipeline.execute = redis_pipeline  # type: ignore[method-assign]
+
+
+def _observed(gen: Any, seen: list[bool]) -> Any:
+    """``gen`` as is, noting in ``seen`` whether it ever waited on the socket (real I/O)."""
+    try:
+        request = next(gen)
+    except StopIteration as stop:
+        return stop.value
+    seen.append(True)
+    while True:
+        try:
+            ready = yield request
+        except BaseException as exc:
+            try:
+                request = gen.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            request = gen.send(ready)
+        except StopIteration as stop:
+            return stop.value
 
 
 def _event(method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """``make load``: open-loop mixed traffic through the local HTTP API, N containers per function.
 
-Run: ``python -m bench.load [--quick]`` -> ``bench/results/load.json``, ``docs/capacity/*.png``.
+Run: ``python -m bench.load [--quick]`` -> ``bench/results/load.json``, ``docs/capacity/*.png``;
+``python -m bench.load --cpu [--workers N] [--cpu-rate R]`` -> ``bench/results/load-cpu.json``:
+only the CPU per request of each process group, analyze and smart below the knee.
 
 Each step starts ``order-router run --workers N`` (N worker processes per function, each one
 invocation at a time as a Lambda container) on free ports, makes the paper brokers answer at
@@ -171,11 +173,18 @@ def _tree_cpu(pids: set[int]) -> float:
 
 
 def _service_pids(run: LocalRun) -> dict[str, set[int]]:
+    # The root process is the front door (HTTP server, authorizer, event bus); its Python
+    # children are the containers (worker processes).
     root = psutil.Process(run.process.pid)
-    groups: dict[str, set[int]] = {"service": {root.pid}, "postgres": set(), "redis": set()}
+    groups: dict[str, set[int]] = {
+        "front_door": {root.pid},
+        "containers": set(),
+        "postgres": set(),
+        "redis": set(),
+    }
     for child in root.children(recursive=True):
         name = child.name()
-        key = "redis" if "redis" in name else "postgres" if "postgres" in name else "service"
+        key = "redis" if "redis" in name else "postgres" if "postgres" in name else "containers"
         groups[key].add(child.pid)
     pid_file = run.data_dir / "postgres" / "postmaster.pid"
     with contextlib.suppress(OSError, ValueError, psutil.Error):
@@ -220,6 +229,7 @@ def step(run: LocalRun, tmp: Path, *, mix: str, rate: float, duration_s: int) ->
         time.sleep(0.5)
     pids = _service_pids(run)
     cpu = {k: _tree_cpu(v) - cpu_before.get(k, 0.0) for k, v in pids.items()}
+    cpu["service"] = cpu["front_door"] + cpu["containers"]
     cpu["load_generator"] = generator_cpu
     data = json.loads(out.read_text())
     figures = summarise(data, rate=rate, warmup_s=warmup_s)
@@ -339,7 +349,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=4, help="N for the target runs")
     parser.add_argument("--target-s", type=int, default=60, help="seconds of each target run")
     parser.add_argument("--sweep-s", type=int, default=20, help="seconds of each other step")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="only CPU per request, analyze and smart below the knee (results/load-cpu.json)",
+    )
+    parser.add_argument("--cpu-rate", type=float, default=100, help="offered rate of --cpu steps")
     args = parser.parse_args(argv)
+    if args.cpu:
+        cpu_per_request(args.workers, args.cpu_rate, args.sweep_s)
+        return
     target_s, sweep_s = (15, 10) if args.quick else (args.target_s, args.sweep_s)
     results: dict[str, Any] = {
         "sweep_workers": args.workers,
@@ -368,6 +387,20 @@ def main(argv: list[str] | None = None) -> None:
     results["figures"] = plots(results)
     results["targets"] = _targets(results["targets_run"])
     write_result("load", results)
+
+
+def cpu_per_request(workers: int, rate: float, duration_s: int) -> None:
+    """CPU milliseconds per request of each process group, analyze and smart, below the knee.
+
+    The figure contention moves least (CPU seconds consumed over a step ÷ requests answered):
+    what a change to the request path is judged by on a shared machine.
+    """
+    results: dict[str, Any] = {"workers": workers, "load_avg_at_start": load_averages()}
+    with tempfile.TemporaryDirectory(prefix="load-") as name, local_run(workers, Path(name)) as run:
+        for mix in ("analyze", "smart"):
+            results[mix] = step(run, Path(name), mix=mix, rate=rate, duration_s=duration_s)
+            print(mix, json.dumps(results[mix]["cpu_ms_per_request"]), flush=True)
+    write_result("load-cpu", results)
 
 
 def _targets(runs: dict[str, Any]) -> dict[str, Any]:

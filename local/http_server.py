@@ -85,11 +85,12 @@ def build_app(
     Starlette
         Ready to be served by uvicorn.
     """
+    tokens = VerifiedTokens(verifier)
 
     async def api(request: Request) -> Response:
         started = time.perf_counter()
         INVOCATION_TIMING.set(None)
-        response = await _api(request, invoke, verifier)
+        response = await _api(request, invoke, tokens)
         _server_timing(response, time.perf_counter() - started)
         logger.info(
             "%s %s -> %d (%.0f ms)",
@@ -154,7 +155,7 @@ def _authenticated_function(path: str) -> str:
     return "route_order"
 
 
-async def _api(request: Request, invoke: Invoke, verifier: TokenVerifier) -> Response:
+async def _api(request: Request, invoke: Invoke, verifier: VerifiedTokens) -> Response:
     path = request.url.path
     claims: dict[str, Any] | None = None
     if path == DOCS_PATH and request.method == "GET":
@@ -226,7 +227,61 @@ def swagger_page() -> str:
     )
 
 
-def authorize(header: str | None, verifier: TokenVerifier) -> dict[str, Any] | Response:
+VERIFIED_TOKENS_MAX = 10_000
+"""Tokens whose verification the front door remembers (the oldest are forgotten first)."""
+VERIFIED_TOKEN_TTL_S = 300.0
+"""Longest a verification is reused, even for a token valid for hours."""
+
+
+class VerifiedTokens:
+    """Claims of tokens already verified, reused until the token's ``exp``.
+
+    Verifying an HS256 token costs more CPU than anything else this front door does per request
+    (PyJWT checks each base64 segment character by character, and the claims were decoded a
+    second time); a load of 500 traders sends the same few tokens over and over. A hit needs
+    the exact token string verified before, so its signature, issuer and audience were checked;
+    the entry lapses at the token's ``exp`` (a lapsed token goes back to the verifier, which
+    answers 401 past its leeway) and after :data:`VERIFIED_TOKEN_TTL_S` at the latest. Only
+    successes are kept: every refusal is verified again.
+
+    Parameters
+    ----------
+    verifier
+        The verifier consulted on a miss.
+    clock
+        Seconds since the epoch (``time.time``; tests move it).
+    """
+
+    def __init__(self, verifier: TokenVerifier, clock: Callable[[], float] = time.time) -> None:
+        self._verifier = verifier
+        self._clock = clock
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The verified claims of ``token`` (raises the verifier's errors).
+
+        A token without the TRADER group raises ``ForbiddenError`` every time (not cached):
+        the caller lets it through to the function, which answers 403.
+        """
+        now = self._clock()
+        entry = self._entries.get(token)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        self._verifier.verify(token or None)
+        # The signature, issuer, audience and expiry were verified above; only the payload is
+        # read here.
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+        expires = claims.get("exp")
+        if isinstance(expires, int | float):
+            if len(self._entries) >= VERIFIED_TOKENS_MAX:
+                del self._entries[next(iter(self._entries))]
+            self._entries[token] = (min(float(expires), now + VERIFIED_TOKEN_TTL_S), claims)
+        return claims
+
+
+def authorize(
+    header: str | None, verifier: TokenVerifier | VerifiedTokens
+) -> dict[str, Any] | Response:
     """Check a bearer token like the HTTP API JWT authorizer.
 
     Parameters
@@ -234,7 +289,7 @@ def authorize(header: str | None, verifier: TokenVerifier) -> dict[str, Any] | R
     header
         The ``Authorization`` header (``Bearer <jwt>``; a bare token is accepted as by AWS).
     verifier
-        The token verifier.
+        The token verifier, or the front door's :class:`VerifiedTokens` in front of it.
 
     Returns
     -------
@@ -246,8 +301,9 @@ def authorize(header: str | None, verifier: TokenVerifier) -> dict[str, Any] | R
     token = (header or "").strip()
     if token[:7].lower() == "bearer ":
         token = token[7:].strip()
+    tokens = verifier if isinstance(verifier, VerifiedTokens) else VerifiedTokens(verifier)
     try:
-        verifier.verify(token or None)
+        return tokens.claims(token)
     except ForbiddenError:
         pass
     except AuthenticationError as exc:

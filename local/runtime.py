@@ -27,6 +27,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import secrets
 import signal
 import threading
@@ -34,9 +35,11 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ import uvicorn
 
 from local.apigw import INVOCATION_TIMING, LocalLambdaContext
 from local.bus import LocalEventBus, msk_target
+from local.containers import ContainerPool
 from local.internal_server import InternalCredentials
 from shared.settings import Settings
 
@@ -304,7 +308,7 @@ class Invoker:
         self._locks = {name: threading.Lock() for name in FUNCTIONS}
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._import_lock = threading.Lock()
-        self._pools: dict[str, ProcessPoolExecutor] = {}
+        self._pools: dict[str, ContainerPool] = {}
 
     def start_workers(self) -> None:
         """Start every worker process and import its handler (a cold start per container).
@@ -314,34 +318,25 @@ class Invoker:
         if self.workers == 1 or self._pools:
             return
         context = multiprocessing.get_context("spawn")
+        main = partial(_container_main, db_pool_max=CONTAINER_DB_POOL_MAX)
         for name in POOLED_FUNCTIONS:
-            self._pools[name] = ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=_container_start,
-                initargs=(CONTAINER_DB_POOL_MAX,),
-            )
-        # A pool starts a process only when none is idle: occupy them all at once.
-        futures = [
-            pool.submit(_container_warm, name, 0.3)
-            for name, pool in self._pools.items()
-            for _ in range(self.workers)
-        ]
-        wait(futures)
-        for future in futures:
-            future.result()
+            self._pools[name] = ContainerPool(context, self.workers, main)
+        # Every container imports its handler now (its cold start), not on its first request;
+        # the functions' containers all at once.
+        with ThreadPoolExecutor(len(self._pools)) as warming:
+            list(warming.map(lambda item: item[1].broadcast((item[0], None)), self._pools.items()))
 
     def close(self) -> None:
         """Stop the worker processes (each closes its Postgres pool on the way out)."""
         for pool in self._pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
         self._pools.clear()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke ``functions.<function>.handler.lambda_handler`` with ``event`` (blocking)."""
         pool = self._pools.get(function)
         if pool is not None:
-            return pool.submit(_container_invoke, function, event).result()[0]
+            return pool.invoke((function, event))[0]
         return self.invoke_timed(function, event)[0]
 
     def invoke_timed(self, function: str, event: dict[str, Any]) -> tuple[Any, float]:
@@ -363,8 +358,7 @@ class Invoker:
         pool = self._pools.get(function)
         started = time.perf_counter()
         if pool is not None:
-            future = pool.submit(_container_invoke, function, event)
-            result, handler_s = await asyncio.wrap_future(future)
+            result, handler_s = await pool.ainvoke((function, event))
         else:
             result, handler_s = await asyncio.to_thread(self.invoke_timed, function, event)
         INVOCATION_TIMING.set((time.perf_counter() - started - handler_s, handler_s))
@@ -399,15 +393,42 @@ def _container_start(db_pool_max: int) -> None:
     atexit.register(_close_wiring)
 
 
-def _container_invoke(function: str, event: dict[str, Any]) -> tuple[Any, float]:
-    return _CONTAINER["invoker"].invoke_timed(function, event)
+def _container_main(conn: Connection, db_pool_max: int) -> None:
+    """A worker process (one container): invocations from its pipe, one at a time, until None.
+
+    A message is ``(function, event)``; ``event`` ``None`` only imports the handler (the cold
+    start, at ``run`` time). The answer is ``("ok", (result, handler seconds))``, or
+    ``("error", exception)`` raised again in the front door (which answers 500).
+    """
+    _container_start(db_pool_max)
+    invoker = _CONTAINER["invoker"]
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the front door is gone
+            return
+        if message is None:
+            return
+        function, event = message
+        try:
+            if event is None:
+                invoker._handler(function)
+                answer: tuple[str, Any] = ("ok", os.getpid())
+            else:
+                answer = ("ok", invoker.invoke_timed(function, event))
+        except Exception as exc:  # the handler's own crash, for the front door's 500
+            # Its traceback stays here (an exception crosses the pipe without it): logged now.
+            logger.exception("%s crashed in container pid %d", function, os.getpid())
+            answer = ("error", exc)
+        _answer(conn, answer)
 
 
-def _container_warm(function: str, hold_s: float) -> int:
-    # Import the handler (the cold start) and hold the process, so each warm-up lands on its own.
-    _CONTAINER["invoker"]._handler(function)
-    time.sleep(hold_s)
-    return os.getpid()
+def _answer(conn: Connection, answer: tuple[str, Any]) -> None:
+    try:
+        conn.send(answer)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        # Pickled before anything is written: the pipe stays clean for the plain error.
+        conn.send(("error", RuntimeError(f"unpicklable answer: {exc!r}")))
 
 
 # -- schedules --------------------------------------------------------------------------------

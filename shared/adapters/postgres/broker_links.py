@@ -90,7 +90,7 @@ class PostgresBrokerLinkStore:
 
     def list_for_user(self, user_id: str) -> list[BrokerLink]:
         """Every connection of ``user_id``."""
-        with self._db.connection() as conn:
+        with self._db.reading() as conn:
             return [_link(r) for r in conn.execute(SELECT_USER, (user_id,)).fetchall()]
 
     def routing_access(self, user_id: str) -> tuple[list[BrokerLink], dict[str, str]]:

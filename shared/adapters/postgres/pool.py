@@ -130,6 +130,31 @@ class Database:
                 conn.row_factory = dict_row  # type: ignore[assignment]
                 yield conn  # type: ignore[misc]
 
+    @contextmanager
+    def reading(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection in autocommit, for reads of one statement each.
+
+        A single ``SELECT`` sees one snapshot either way; in autocommit it needs no ``COMMIT``,
+        a round trip saved per read (an order's risk state and broker links: two per order).
+        Autocommit is switched off again before the connection goes back to the pool, and a
+        connection on which that fails is closed (the pool then drops it), so no later
+        transaction can ever run in autocommit. Nothing here pins an RDS Proxy session.
+
+        Raises
+        ------
+        DataUnavailableError
+            When Postgres cannot be reached or the pool has no connection in time.
+        """
+        with self.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                try:
+                    conn.autocommit = False
+                except psycopg.Error:
+                    conn.close()
+
     def ping(self) -> bool:
         """True when ``SELECT 1`` answers."""
         try:

@@ -149,7 +149,7 @@ class PostgresRiskState:
     def read(self, user_id: str) -> TraderRiskState:
         """Switches, open orders and limit overrides of ``user_id`` in one statement."""
         params = {"user_id": user_id, "global": GLOBAL_SCOPE, "working": _WORKING}
-        with self._db.connection() as conn:
+        with self._db.reading() as conn:
             row = conn.execute(SELECT_STATE, params).fetchone()
         assert row is not None  # one row: FROM a one-row subquery
         return TraderRiskState(

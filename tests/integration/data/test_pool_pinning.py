@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from shared.adapters.postgres.pool import Database, connection_kwargs, session_setup
@@ -48,3 +49,30 @@ def test_without_a_secret_behind_the_proxy_there_is_no_connection() -> None:
     settings = Settings(stage="test", db_host="proxy.example", db_secret_arn=ARN)
     with pytest.raises(ValueError, match="secret"):
         connection_kwargs(settings, None)
+
+
+def test_a_read_commits_nothing_and_leaves_no_autocommit_behind(db: Database) -> None:
+    # GIVEN the pool's read connection (one statement per read, as the risk state's)
+    with db.reading() as conn:
+        # WHEN a SELECT runs
+        row = conn.execute("SELECT 1 AS one").fetchone()
+        # THEN no transaction is left open for a COMMIT round trip to close
+        assert row == {"one": 1}
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # AND the next user of the pooled connection gets a transaction again
+    with db.connection() as conn:
+        assert not conn.autocommit
+        conn.execute("SELECT 1")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+
+
+def test_a_read_connection_broken_on_the_way_is_never_reused(db: Database) -> None:
+    # GIVEN a read whose connection dies inside it (autocommit cannot be switched back)
+    with db.reading() as conn:
+        conn.close()
+    # WHEN the pool is used again
+    with db.connection() as fresh:
+        # THEN it hands out a working connection in a transaction, not the broken one
+        assert fresh is not conn
+        assert not fresh.autocommit
+        assert fresh.execute("SELECT 1 AS one").fetchone() == {"one": 1}
