@@ -55,6 +55,9 @@ WINDOW = 10
 """Orders in a flow-share window."""
 OBSERVATIONS = 100
 """Children a broker has received when its learned profile is compared with the truth."""
+PROBE_EVERY = 10
+"""Orders between two runs of the health probe: the market refresh's statistics job probes the
+brokers in an outage once a minute, and the simulated trader sends an order every 6 seconds."""
 SYMBOL = "RELIANCE"
 PRICE = float(seed.SYMBOLS[SYMBOL][0])
 ORDER_SEED = 14
@@ -248,6 +251,8 @@ class Run:
     subject: str | None = None
     learned: dict[str, dict[str, Any]] = field(default_factory=dict)
     cascades: int = 0
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    """Health probes that found a broker in an outage: the order before which, and what."""
 
 
 @contextlib.contextmanager
@@ -368,6 +373,10 @@ def run(scenario: Scenario, admin_url: str, redis_url: str) -> Run:
                 truth[result.subject] = FLEET[result.subject]
                 wiring.brokers.upsert(broker_config(result.subject, FLEET[result.subject]))
                 wiring.gateway.reload(result.subject)
+            if i % PROBE_EVERY == 0:
+                probed = wiring.health_probe.run()
+                if probed.recovered or probed.down or probed.unknown:
+                    result.probes.append({"before_order": i + 1, **probed.as_dict()})
             request = SmartOrderRequest(
                 symbol=SYMBOL,
                 side=Side.BUY,
@@ -543,6 +552,7 @@ def summarise(run_: Run) -> dict[str, Any]:
             if share(orders, b, "oracle")
         },
         "cascades": run_.cascades,
+        "health_probes": run_.probes,
         "learned_vs_true_after_100_observations": run_.learned,
     }
     if subject is not None:

@@ -92,6 +92,27 @@ class Priors(FrozenModel):
     ack: Prior
 
 
+OUTAGE_MIN_RUN = 2
+"""Fewest consecutive timeouts that can be an outage episode."""
+OUTAGE_P = 0.01
+"""A run of timeouts is an outage when the broker's own pre-run error rate makes a run that
+long less likely than this (a one-sided sequential test on the run length)."""
+
+
+class Outage(FrozenModel):
+    """A run of consecutive timeouts, and the rate evidence as it was before the run began.
+
+    While the run lasts its timeouts are also in the evidence (the router must leave a broker
+    that stopped answering); when it ends -- a health probe or an order answers -- a run that
+    was an outage (:func:`is_outage`) is forgotten: the rates go back to ``error`` and ``fill``.
+    """
+
+    run: int = Field(default=0, ge=0)
+    """Consecutive timeouts so far."""
+    error: RateEvidence = RateEvidence()
+    fill: RateEvidence = RateEvidence()
+
+
 class Evidence(FrozenModel):
     """Everything one profile (or one broker, across symbols) has observed, discounted."""
 
@@ -103,6 +124,10 @@ class Evidence(FrozenModel):
     improvement: MeanEvidence = MeanEvidence()
     latency: MeanEvidence = MeanEvidence()
     ack: MeanEvidence = MeanEvidence()
+    outage: Outage | None = None
+    """The run of timeouts going on now, if any (docs/routing-engine.md, "Outages")."""
+    outages: float = Field(default=0.0, ge=0)
+    """Outage episodes that ended and were forgotten, discounted like the evidence."""
 
 
 DAY_ONE = Priors(
@@ -130,8 +155,15 @@ def observe(
     """
     factor = discount ** max(0, clock - evidence.clock)
     o = observation
+    if o.is_error is not None and not o.is_timeout:
+        # An answer ends a run of timeouts: an outage is forgotten, a short run stays evidence.
+        evidence = recovered(evidence)
     error = evidence.error.discounted(factor)
     fill = evidence.fill.discounted(factor)
+    outage = evidence.outage
+    if o.is_timeout:
+        outage = outage or Outage(error=error, fill=fill)
+        outage = outage.model_copy(update={"run": outage.run + 1})
     if o.is_error is not None:
         error = error.add(1.0 if o.is_error else 0.0)
     if o.fill_rate_pct is not None:
@@ -144,6 +176,50 @@ def observe(
         improvement=_mean_step(evidence.improvement, o.price_improvement_bps, factor),
         latency=_mean_step(evidence.latency, o.latency_ms, factor),
         ack=_mean_step(evidence.ack, o.response_time_ms, factor),
+        outage=outage,
+        outages=evidence.outages * factor,
+    )
+
+
+def is_outage(outage: Outage | None) -> bool:
+    """Whether a run of timeouts is an outage episode rather than bad luck.
+
+    The run must be at least :data:`OUTAGE_MIN_RUN` long and less likely than :data:`OUTAGE_P`
+    under the error rate the evidence before the run gives (day-one prior included): two
+    timeouts in a row at a broker erring 0.5 % of the time (p = 2.5e-5) are an outage; at a
+    broker timing out 30 % of the time it takes four (0.8 %), so its timeouts stay evidence.
+    """
+    if outage is None or outage.run < OUTAGE_MIN_RUN:
+        return False
+    rate = rate_belief(DAY_ONE.error, outage.error).mean
+    return bool(rate**outage.run < OUTAGE_P)
+
+
+def in_outage(evidence: Evidence | None) -> bool:
+    """Whether ``evidence`` ends in an outage episode that has not ended yet."""
+    return evidence is not None and is_outage(evidence.outage)
+
+
+def recovered(evidence: Evidence) -> Evidence:
+    """``evidence`` once its broker answers again (an order, or a health probe).
+
+    An outage episode is forgotten -- the rates go back to what they were before the run, the
+    episode is counted in ``outages`` -- as the broker's health, not its per-order reliability;
+    a run too short or too likely to be an outage stays in the evidence. Either way the run
+    ends. Evidence without a run is returned as it is.
+    """
+    outage = evidence.outage
+    if outage is None:
+        return evidence
+    if not is_outage(outage):
+        return evidence.model_copy(update={"outage": None})
+    return evidence.model_copy(
+        update={
+            "error": outage.error,
+            "fill": outage.fill,
+            "outage": None,
+            "outages": evidence.outages + 1.0,
+        }
     )
 
 
@@ -395,6 +471,21 @@ class BatchLearner:
             observe(wide, observation, clock=count + outcome, discount=self.discount),
             count + outcome,
         )
+
+    def recover(self, broker_id: str) -> list[tuple[str, str]]:
+        """The broker answers again: end its runs of timeouts, broker-wide and per symbol.
+
+        Returns the (broker, symbol) keys whose evidence changed (their posteriors must be
+        written again).
+        """
+        wide, count = self.brokers[broker_id]
+        self.brokers[broker_id] = (recovered(wide), count)
+        changed: list[tuple[str, str]] = []
+        for key, (evidence, samples) in sorted(self.profiles.items()):
+            if key[0] == broker_id and evidence.outage is not None:
+                self.profiles[key] = (recovered(evidence), samples)
+                changed.append(key)
+        return changed
 
     def profile_posterior(self, broker_id: str, symbol: str) -> Priors:
         """The profile's posterior: day one -> broker-wide -> its own evidence."""
