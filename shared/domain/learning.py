@@ -162,7 +162,8 @@ def observe(
     fill = evidence.fill.discounted(factor)
     outage = evidence.outage
     if o.is_timeout:
-        outage = outage or Outage(error=error, fill=fill)
+        # The evidence as it was before the run: an outage's rounds, once forgotten, age nothing.
+        outage = outage or Outage(error=evidence.error, fill=evidence.fill)
         outage = outage.model_copy(update={"run": outage.run + 1})
     if o.is_error is not None:
         error = error.add(1.0 if o.is_error else 0.0)
