@@ -99,6 +99,56 @@ OUTAGE_P = 0.01
 long less likely than this (a one-sided sequential test on the run length)."""
 
 
+CHANGE_THRESHOLD = 5.0
+"""Alarm level ``h`` of the error rate's change test (a log-likelihood ratio: the recent
+outcomes about e^5 = 150 times likelier shifted than not). Measured: about one false alarm in
+4,000 outcomes of a steady 2 % broker; a rate going from 2 % to 60 % found after a median 15-20
+outcomes (routing reacts sooner: it uses the discounted evidence)."""
+
+
+class ChangeTest(FrozenModel):
+    """Page's two-sided CUSUM of the error outcomes against the rate learned since the last change.
+
+    ``up`` tests the odds of an error doubling (at least +2 points), ``down`` them halving;
+    each is the log-likelihood ratio of the recent outcomes, floored at 0 (E. S. Page,
+    *Continuous inspection schemes*, Biometrika 1954).
+    """
+
+    up: float = Field(default=0.0, ge=0)
+    down: float = Field(default=0.0, ge=0)
+    since_up: RateEvidence = RateEvidence()
+    """Outcomes since ``up`` last was 0: the change point's estimate if it alarms."""
+    since_down: RateEvidence = RateEvidence()
+
+
+def change_step(
+    test: ChangeTest, rate: float, event: float
+) -> tuple[ChangeTest, RateEvidence | None]:
+    """One error outcome (``event`` 1 or 0) into the CUSUM against ``rate``.
+
+    Returns the new test and, when it alarms, the outcomes since the estimated change point
+    (the last time the alarming statistic was 0), from which the rate is learned again.
+    """
+    p0 = min(max(rate, 1e-4), 1 - 1e-4)
+    # The odds doubling (at least 2 points more) or halving: symmetric in log-odds, so a rate
+    # near 50 % is not tested against a certainty.
+    high = max(2 * p0 / (1 + p0), min(1 - 1e-4, p0 + 0.02))
+    low = p0 / (2 - p0)
+
+    def llr(p1: float) -> float:
+        return event * math.log(p1 / p0) + (1 - event) * math.log((1 - p1) / (1 - p0))
+
+    up = max(0.0, test.up + llr(high))
+    down = max(0.0, test.down + llr(low))
+    since_up = test.since_up.add(event) if up > 0 else RateEvidence()
+    since_down = test.since_down.add(event) if down > 0 else RateEvidence()
+    if up > CHANGE_THRESHOLD:
+        return ChangeTest(), since_up
+    if down > CHANGE_THRESHOLD:
+        return ChangeTest(), since_down
+    return ChangeTest(up=up, down=down, since_up=since_up, since_down=since_down), None
+
+
 class Outage(FrozenModel):
     """A run of consecutive timeouts, and the rate evidence as it was before the run began.
 
@@ -111,6 +161,8 @@ class Outage(FrozenModel):
     """Consecutive timeouts so far."""
     error: RateEvidence = RateEvidence()
     fill: RateEvidence = RateEvidence()
+    error_steady: RateEvidence | None = None
+    change: ChangeTest = ChangeTest()
 
 
 class Evidence(FrozenModel):
@@ -124,6 +176,11 @@ class Evidence(FrozenModel):
     improvement: MeanEvidence = MeanEvidence()
     latency: MeanEvidence = MeanEvidence()
     ack: MeanEvidence = MeanEvidence()
+    error_steady: RateEvidence | None = None
+    """Error outcomes since the error rate last changed, undiscounted: the reported error rate
+    (``None`` in evidence from before it existed: ``error`` stands in)."""
+    change: ChangeTest = ChangeTest()
+    """The change test of the error rate."""
     outage: Outage | None = None
     """The run of timeouts going on now, if any (docs/routing-engine.md, "Outages")."""
     outages: float = Field(default=0.0, ge=0)
@@ -161,18 +218,28 @@ def observe(
     error = evidence.error.discounted(factor)
     fill = evidence.fill.discounted(factor)
     outage = evidence.outage
+    steady = evidence.error_steady or evidence.error
+    change = evidence.change
     if o.is_timeout:
         # The evidence as it was before the run: an outage's rounds, once forgotten, age nothing.
-        outage = outage or Outage(error=evidence.error, fill=evidence.fill)
+        outage = outage or Outage(
+            error=evidence.error, fill=evidence.fill, error_steady=steady, change=change
+        )
         outage = outage.model_copy(update={"run": outage.run + 1})
     if o.is_error is not None:
-        error = error.add(1.0 if o.is_error else 0.0)
+        event = 1.0 if o.is_error else 0.0
+        error = error.add(event)
+        change, restart = change_step(change, rate_belief(DAY_ONE.error, steady).mean, event)
+        # After a change the steady count restarts from the outcomes since the change point.
+        steady = restart or steady.add(event)
     if o.fill_rate_pct is not None:
         fill = fill.add(o.fill_rate_pct / 100)
     return Evidence(
         clock=max(clock, evidence.clock),
         error=error,
         fill=fill,
+        error_steady=steady,
+        change=change,
         slippage=_mean_step(evidence.slippage, o.slippage_bps, factor),
         improvement=_mean_step(evidence.improvement, o.price_improvement_bps, factor),
         latency=_mean_step(evidence.latency, o.latency_ms, factor),
@@ -218,6 +285,8 @@ def recovered(evidence: Evidence) -> Evidence:
         update={
             "error": outage.error,
             "fill": outage.fill,
+            "error_steady": outage.error_steady,
+            "change": outage.change,
             "outage": None,
             "outages": evidence.outages + 1.0,
         }
@@ -254,7 +323,7 @@ def mean_belief(prior: Prior, evidence: MeanEvidence) -> Prior:
 def posterior(priors: Priors, evidence: Evidence) -> Priors:
     """Every factor's posterior from its prior and the evidence."""
     return Priors(
-        error=rate_belief(priors.error, evidence.error),
+        error=rate_belief(priors.error, evidence.error_steady or evidence.error),
         fill=rate_belief(priors.fill, evidence.fill),
         slippage=mean_belief(priors.slippage, evidence.slippage),
         improvement=mean_belief(priors.improvement, evidence.improvement),

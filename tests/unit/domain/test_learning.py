@@ -66,10 +66,13 @@ def test_rate_evidence_is_the_discounted_count_of_outcomes(
     assert evidence.error.events == pytest.approx(
         math.fsum(w for w, s in zip(weights, samples, strict=True) if s)
     )
-    # AND the posterior mean is a proper rate, between the prior and the data
+    # AND the posterior mean is a proper rate, between the prior and the data since the last
+    #     change of the rate (undiscounted: docs/routing-engine.md, "Error rate")
     post = posterior(DAY_ONE, evidence).error
     assert 0.0 <= post.mean <= 1.0
-    data = evidence.error.events / evidence.error.weight
+    steady = evidence.error_steady
+    assert steady is not None
+    data = steady.events / steady.weight
     low, high = sorted((DAY_ONE.error.mean, data))
     assert low - 1e-12 <= post.mean <= high + 1e-12
 
@@ -156,14 +159,15 @@ def test_pooling_shrinks_a_symbol_towards_its_broker(
     post = symbol_posterior(broker, own).error
     wide = posterior(DAY_ONE, broker or Evidence()).error
     # THEN the estimate lies between the broker-wide mean and the symbol's own data
-    if own is not None:
-        data = own.error.events / own.error.weight
+    own_steady = own.error_steady if own is not None else None
+    if own_steady is not None:
+        data = own_steady.events / own_steady.weight
         low, high = sorted((wide.mean, data))
         assert low - 1e-12 <= post.mean <= high + 1e-12
     else:
         assert post.mean == pytest.approx(wide.mean)
     # AND the broker-wide prior never counts for more than POOL_WEIGHT observations
-    assert post.weight <= POOL_WEIGHT + (own.error.weight if own else 0) + 1e-9
+    assert post.weight <= POOL_WEIGHT + (own_steady.weight if own_steady else 0) + 1e-9
 
 
 @settings(max_examples=100, deadline=None)

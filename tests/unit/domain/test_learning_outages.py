@@ -1,19 +1,26 @@
-"""Outage episodes: a run of timeouts is the broker's health, not its per-order reliability."""
+"""Outage episodes (a run of timeouts is health, not reliability) and the steady error rate."""
 
 from __future__ import annotations
 
+import math
+import random
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.domain.execution import ProfileObservation
 from shared.domain.learning import (
+    CHANGE_THRESHOLD,
     DAY_ONE,
     DISCOUNT,
     OUTAGE_MIN_RUN,
     BatchLearner,
+    ChangeTest,
     Evidence,
     Outage,
     RateEvidence,
+    change_step,
     in_outage,
     is_outage,
     observe,
@@ -159,3 +166,80 @@ def test_the_batch_learner_recovers_a_broker_wide_and_in_every_symbol() -> None:
     assert learner.brokers["b"][0].outage is not None
     # AND a broker without a run has nothing to recover
     assert learner.recover("a") == []
+
+
+# -- the reported error rate: undiscounted since the last change the CUSUM finds ---------------
+
+
+def errors_at(rate: float, n: int, rng: random.Random, evidence: Evidence) -> Evidence:
+    for _ in range(n):
+        o = REJECTED if rng.random() < rate else FILLED
+        evidence = observe(evidence, o, clock=evidence.clock + 1, discount=DISCOUNT)
+    return evidence
+
+
+def test_a_steady_broker_keeps_every_outcome_and_rarely_alarms() -> None:
+    # GIVEN 50 brokers each rejecting 2 % of 2,000 children
+    rng = random.Random(3)
+    restarts = 0
+    for _ in range(50):
+        evidence = Evidence()
+        for _ in range(2_000):
+            before = evidence.error_steady
+            evidence = errors_at(0.02, 1, rng, evidence)
+            steady = evidence.error_steady
+            assert steady is not None
+            restarts += before is not None and steady.weight < before.weight
+    # THEN the change test restarts the count rarely (false alarms: under one per 2,000)
+    assert restarts < 50
+    # AND a broker with no alarm counts every outcome, undiscounted
+    quiet = errors_at(0.02, 300, random.Random(5), Evidence())
+    assert quiet.error_steady is not None
+    assert quiet.error_steady.weight in (300.0, pytest.approx(quiet.error.weight, abs=1e-9))
+
+
+def test_a_rate_that_jumps_is_found_within_a_few_outcomes() -> None:
+    # GIVEN brokers that rejected 2 % of 300 children, then reject 60 %
+    found = []
+    for seed in range(20):
+        rng = random.Random(seed)
+        evidence = errors_at(0.02, 300, rng, Evidence())
+        for k in range(1, 60):
+            evidence = errors_at(0.6, 1, rng, evidence)
+            steady = evidence.error_steady
+            assert steady is not None
+            if steady.weight < 100:
+                found.append(k)
+                break
+    # THEN each change is found, half of them within 25 outcomes, and the reported rate
+    #      restarts from the outcomes since the estimated change point
+    assert len(found) == 20
+    assert sorted(found)[10] <= 25
+    assert posterior(DAY_ONE, evidence).error.mean > 0.4
+
+
+def test_change_step_alarms_on_a_long_run_and_resets() -> None:
+    # GIVEN a 5 % broker's CUSUM WHEN ten errors come in a row
+    test, alarms = ChangeTest(), []
+    for _ in range(10):
+        if not any(alarms):
+            test, restart = change_step(test, 0.05, 1.0)
+        alarms.append(restart is not None)
+    # THEN it alarms once the log-likelihood ratio passes the threshold, and restarts from 0
+    assert any(alarms)
+    first = alarms.index(True)
+    assert first * math.log(2) < CHANGE_THRESHOLD <= (first + 1) * math.log(2) + 1e-9
+    assert test.up == 0.0
+    # AND a success moves the up statistic down, never below 0
+    test, _ = change_step(ChangeTest(up=0.001), 0.01, 0.0)
+    assert test.up == 0.0
+
+
+def test_evidence_stored_before_the_steady_count_existed_still_reads() -> None:
+    # GIVEN evidence as stored before this change (no steady count, no change test)
+    old = Evidence.model_validate({"clock": 10, "error": {"weight": 10.0, "events": 1.0}})
+    # WHEN it is read and one more outcome is folded
+    assert posterior(DAY_ONE, old).error.mean == pytest.approx((0.04 + 1) / 12)
+    after = observe(old, FILLED, clock=11, discount=DISCOUNT)
+    # THEN the steady count starts from the discounted evidence it had
+    assert after.error_steady == old.error.add(0.0)
