@@ -20,8 +20,10 @@ Method, priors and constants: docs/routing-engine.md, section "Learning".
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+from typing import NamedTuple
 
 from pydantic import Field
 
@@ -466,37 +468,77 @@ def _beta_draw(rng: random.Random, mean: float, weight: float) -> float:
     return rng.betavariate(a, b)
 
 
-def thompson_draw(
+class Draw(NamedTuple):
+    """One Thompson draw of a profile's learned factors (rates as percentages)."""
+
+    fill_rate_percentage: float
+    slippage_bps: float
+    price_improvement_bps: float
+    avg_execution_time_ms: float
+    response_time_ms: float
+
+
+@functools.cache
+def _declared_widths(sample_count: int) -> tuple[float, float, float, float, float]:
+    """``(weight, slippage sd, improvement sd, latency sd, ack sd)`` of declared figures."""
+    weight = float(min(max(sample_count, 1), POOL_WEIGHT))
+    d = DAY_ONE
+    root = math.sqrt(weight)
+    return (
+        weight,
+        d.slippage.spread / root,
+        d.improvement.spread / root,
+        d.latency.spread / root,
+        d.ack.spread / root,
+    )
+
+
+def _widen(weight: float, sd: float, factor: float) -> tuple[float, float]:
+    """:func:`widened` on floats (the exploring decision's inner loop: no model is built)."""
+    if weight <= 0:
+        return weight, sd
+    wide = max(weight * factor, min(weight, WIDEST_WEIGHT))
+    return wide, sd * math.sqrt(weight / wide)
+
+
+def thompson_factors(
     profile: BrokerProfile, rng: random.Random, *, clock: int, discount: float
-) -> BrokerProfile:
+) -> Draw:
     """One draw of the profile's learned factors from their (widened) posteriors.
 
     Rates are drawn from Beta posteriors with the belief's weight, continuous factors from a
     Normal around the average with the belief's sd; beliefs are first widened by the rounds
     since the profile last learned (``clock - uncertainty.clock``). A profile nothing was
-    learned for (``uncertainty`` is ``None``) is drawn with :func:`declared_uncertainty`.
-    Always the same draws for the same ``rng`` state.
+    learned for (``uncertainty`` is ``None``) is drawn with :func:`declared_uncertainty`'s
+    widths. Always the same draws for the same ``rng`` state.
     """
-    u = profile.uncertainty or declared_uncertainty(profile.sample_count, clock=clock)
-    rounds = max(0, clock - u.clock)
-
-    def w(b: Belief) -> Belief:
-        return widened(b, rounds, discount)
-
-    fill = _beta_draw(rng, profile.fill_rate_percentage / 100, w(u.fill_rate).weight)
-    slip = rng.gauss(profile.slippage_bps, w(u.slippage).sd)
-    improvement = rng.gauss(profile.price_improvement_bps, w(u.price_improvement).sd)
-    latency = rng.gauss(profile.avg_execution_time_ms, w(u.execution_time).sd)
-    ack = rng.gauss(profile.response_time_ms, w(u.response_time).sd)
-    return profile.model_copy(
-        update={
-            "fill_rate_percentage": 100 * min(1.0, max(0.0, fill)),
-            "slippage_bps": slip,
-            "price_improvement_bps": improvement,
-            "avg_execution_time_ms": max(0.0, latency),
-            "response_time_ms": max(0.0, ack),
-        }
+    u = profile.uncertainty
+    if u is None:
+        weight, slip_sd, improvement_sd, latency_sd, ack_sd = _declared_widths(profile.sample_count)
+        fill_weight = weight
+    else:
+        factor = discount ** max(0, clock - u.clock)
+        fill_weight = _widen(u.fill_rate.weight, u.fill_rate.sd, factor)[0]
+        slip_sd = _widen(u.slippage.weight, u.slippage.sd, factor)[1]
+        improvement_sd = _widen(u.price_improvement.weight, u.price_improvement.sd, factor)[1]
+        latency_sd = _widen(u.execution_time.weight, u.execution_time.sd, factor)[1]
+        ack_sd = _widen(u.response_time.weight, u.response_time.sd, factor)[1]
+    fill = _beta_draw(rng, profile.fill_rate_percentage / 100, fill_weight)
+    return Draw(
+        fill_rate_percentage=100 * min(1.0, max(0.0, fill)),
+        slippage_bps=rng.gauss(profile.slippage_bps, slip_sd),
+        price_improvement_bps=rng.gauss(profile.price_improvement_bps, improvement_sd),
+        avg_execution_time_ms=max(0.0, rng.gauss(profile.avg_execution_time_ms, latency_sd)),
+        response_time_ms=max(0.0, rng.gauss(profile.response_time_ms, ack_sd)),
     )
+
+
+def thompson_draw(
+    profile: BrokerProfile, rng: random.Random, *, clock: int, discount: float
+) -> BrokerProfile:
+    """The profile with its learned factors replaced by one draw (:func:`thompson_factors`)."""
+    drawn = thompson_factors(profile, rng, clock=clock, discount=discount)
+    return profile.model_copy(update=drawn._asdict())
 
 
 class BatchLearner:

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.domain import engine
 from shared.domain.engine import (
+    DEFAULT_CONFIG,
     EngineConfig,
     decide_route,
     evaluate_plan,
@@ -31,6 +33,7 @@ from shared.domain.learning import (
     posterior,
     symbol_posterior,
     thompson_draw,
+    thompson_factors,
     uncertainty,
     widened,
 )
@@ -331,3 +334,37 @@ def test_confidence_follows_the_beliefs_weight_and_staleness() -> None:
     # THEN thin or stale beliefs give less confidence than well-known fresh ones
     assert thin < well_known
     assert stale < fresh
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["zerodha", "upstox", "dhan", "fyers"]),
+    ORDERS,
+    st.integers(min_value=0, max_value=2**63 - 1),
+    st.sampled_from(list(RoutingObjective)),
+    st.booleans(),
+)
+def test_the_explorer_costs_a_draw_as_the_engine_would_a_drawn_profile(
+    broker_id: str, quantity: int, seed: int, objective: RoutingObjective, declared: bool
+) -> None:
+    # GIVEN a broker (with beliefs, or declared figures only) and an order
+    profiles = brokers()
+    if declared:
+        profiles = [p.model_copy(update={"uncertainty": None}) for p in profiles]
+    order = factories.order(
+        quantity=quantity, order_type=OrderType.MARKET, routing_objective=objective
+    )
+    prepared = engine._prepare(
+        order, profiles, now=factories.NOW, cfg=DEFAULT_CONFIG, counts={}, unavailable={}
+    )
+    [broker] = [b for b in prepared.derived if b.profile.broker_id == broker_id]
+    # WHEN one draw is costed by the explorer's shortcut and by deriving the drawn profile
+    drawn = thompson_factors(broker.profile, random.Random(seed), clock=7, discount=DISCOUNT)
+    profile = thompson_draw(broker.profile, random.Random(seed), clock=7, discount=DISCOUNT)
+    shortcut = engine._drawn_model(broker, drawn, prepared.terms)
+    full = engine._derive(
+        profile, prepared.terms, rank=broker.model.rank, capacity=broker.model.hi
+    ).model
+    # THEN both are the same draw and cost the order the same
+    assert profile.fill_rate_percentage == drawn.fill_rate_percentage
+    assert shortcut.cost(quantity) == pytest.approx(full.cost(quantity), rel=1e-9, abs=1e-9)
