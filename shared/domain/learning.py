@@ -122,18 +122,12 @@ class ChangeTest(FrozenModel):
 
     up: float = Field(default=0.0, ge=0)
     down: float = Field(default=0.0, ge=0)
-    since_up: RateEvidence = RateEvidence()
-    """Outcomes since ``up`` last was 0: the change point's estimate if it alarms."""
-    since_down: RateEvidence = RateEvidence()
 
 
-def change_step(
-    test: ChangeTest, rate: float, event: float
-) -> tuple[ChangeTest, RateEvidence | None]:
-    """One error outcome (``event`` 1 or 0) into the CUSUM against ``rate``.
+def change_step(test: ChangeTest, rate: float, event: float) -> tuple[ChangeTest, bool]:
+    """One error outcome (``event`` 1 or 0) into the CUSUM against ``rate``; and if it alarms.
 
-    Returns the new test and, when it alarms, the outcomes since the estimated change point
-    (the last time the alarming statistic was 0), from which the rate is learned again.
+    An alarm resets both statistics to 0.
     """
     p0 = min(max(rate, 1e-4), 1 - 1e-4)
     # The odds doubling (at least 2 points more) or halving: symmetric in log-odds, so a rate
@@ -146,13 +140,9 @@ def change_step(
 
     up = max(0.0, test.up + llr(high))
     down = max(0.0, test.down + llr(low))
-    since_up = test.since_up.add(event) if up > 0 else RateEvidence()
-    since_down = test.since_down.add(event) if down > 0 else RateEvidence()
-    if up > CHANGE_THRESHOLD:
-        return ChangeTest(), since_up
-    if down > CHANGE_THRESHOLD:
-        return ChangeTest(), since_down
-    return ChangeTest(up=up, down=down, since_up=since_up, since_down=since_down), None
+    if max(up, down) > CHANGE_THRESHOLD:
+        return ChangeTest(), True
+    return ChangeTest(up=up, down=down), False
 
 
 class Outage(FrozenModel):
@@ -235,9 +225,12 @@ def observe(
     if o.is_error is not None:
         event = 1.0 if o.is_error else 0.0
         error = error.add(event)
-        change, restart = change_step(change, rate_belief(DAY_ONE.error, steady).mean, event)
-        # After a change the steady count restarts from the outcomes since the change point.
-        steady = restart or steady.add(event)
+        change, alarm = change_step(change, rate_belief(DAY_ONE.error, steady).mean, event)
+        # After a change the steady count restarts from the discounted evidence: the recent
+        # outcomes, not only those since the CUSUM's change point, whose segment is chosen for
+        # being extreme (after a false alarm it would be far off). A real change that the
+        # restart under-states alarms again and is caught up within a few dozen outcomes.
+        steady = error if alarm else steady.add(event)
     if o.fill_rate_pct is not None:
         fill = fill.add(o.fill_rate_pct / 100)
     return Evidence(
