@@ -145,11 +145,13 @@ def test_an_outage_needs_a_run_its_brokers_record_makes_unlikely(rate: float, ru
 
 def test_the_batch_learner_recovers_a_broker_wide_and_in_every_symbol() -> None:
     # GIVEN a broker down in two symbols, and another broker also in a run
+    profiles: dict[tuple[str, str], tuple[Evidence | None, int]] = {
+        key: (reliable(), 100) for key in (("a", "X"), ("a", "Y"), ("b", "X"))
+    }
     learner = BatchLearner(
         discount=DISCOUNT,
         brokers={"a": (reliable(), 100), "b": (reliable(), 100)},
-        profiles={("a", "X"): (reliable(), 100), ("a", "Y"): (reliable(), 100)}
-        | {("b", "X"): (reliable(), 100)},
+        profiles=profiles,
         clocks={"X": 200, "Y": 100},
     )
     for symbol in ("X", "Y", "X"):
