@@ -17,7 +17,8 @@ Method, priors and constants: docs/routing-engine.md, section "Learning".
 * **Pooling** (empirical-Bayes shrinkage): a symbol's prior is its broker's broker-wide posterior
   (counted as at most ``POOL_WEIGHT`` observations), whose own prior is :data:`DAY_ONE`.
 * **The reported error rate** is undiscounted since the last change a two-sided CUSUM finds
-  (:class:`ChangeTest`): steady-state accuracy, and a restart at the change point.
+  (:class:`ChangeTest`): steady-state accuracy, and a restart from the recent (discounted)
+  evidence when the rate changes.
 * **Outages**: a run of timeouts its broker's record makes unlikely (:func:`is_outage`) is
   the broker's health, forgotten when the broker answers again (:func:`recovered`).
 """
