@@ -151,7 +151,8 @@ class Outage(FrozenModel):
 
     While the run lasts its timeouts are also in the evidence (the router must leave a broker
     that stopped answering); when it ends -- a health probe or an order answers -- a run that
-    was an outage (:func:`is_outage`) is forgotten: the rates go back to ``error`` and ``fill``.
+    was an outage (:func:`is_outage`) is forgotten but for its first timeout: the rates go back
+    to ``error`` and ``fill`` plus that one error (:func:`recovered`).
     """
 
     run: int = Field(default=0, ge=0)
@@ -273,8 +274,10 @@ def recovered(evidence: Evidence) -> Evidence:
 
     An outage episode is forgotten -- the rates go back to what they were before the run, the
     episode is counted in ``outages`` -- as the broker's health, not its per-order reliability;
-    a run too short or too likely to be an outage stays in the evidence. Either way the run
-    ends. Evidence without a run is returned as it is.
+    only its **first** timeout stays, as one error: the order that found the outage, which no
+    router avoids, so a broker that goes down often keeps paying for it in its rates. A run too
+    short or too likely to be an outage stays in the evidence whole. Either way the run ends.
+    Evidence without a run is returned as it is.
     """
     outage = evidence.outage
     if outage is None:
@@ -283,9 +286,9 @@ def recovered(evidence: Evidence) -> Evidence:
         return evidence.model_copy(update={"outage": None})
     return evidence.model_copy(
         update={
-            "error": outage.error,
-            "fill": outage.fill,
-            "error_steady": outage.error_steady,
+            "error": outage.error.add(1.0),
+            "fill": outage.fill.add(0.0),
+            "error_steady": (outage.error_steady or outage.error).add(1.0),
             "change": outage.change,
             "outage": None,
             "outages": evidence.outages + 1.0,

@@ -391,16 +391,21 @@ def test_an_outage_is_probed_and_forgotten_when_the_broker_is_back(wiring: Wirin
     # WHEN it is back and the probe runs again
     set_behaviour(wiring, "upstox", timeoutRate=0.0)
     report = wiring.health_probe.run()
-    # THEN the outage is forgotten: the error and fill rates are those before it
+    # THEN the outage is forgotten but for its first timeout: the error and fill rates are
+    #      those before it plus one error, far from the three timeouts'
     assert report.recovered == ["upstox"]
     back = profile(wiring, "upstox", "SBIN")
-    assert back.error_rate_percentage == healthy.error_rate_percentage
-    assert back.fill_rate_percentage == healthy.fill_rate_percentage
+    assert healthy.error_rate_percentage < back.error_rate_percentage
+    assert (
+        back.error_rate_percentage - healthy.error_rate_percentage
+        < (down.error_rate_percentage - healthy.error_rate_percentage) / 2
+    )
+    assert down.fill_rate_percentage < back.fill_rate_percentage < healthy.fill_rate_percentage
     assert back.sample_count == down.sample_count
     assert wiring.profile_repository.brokers_in_outage() == []
     # AND the router reads the recovered profile at once (the cache was refreshed)
     [cached] = [p for p in wiring.profiles.profiles_for("SBIN") if p.broker_id == "upstox"]
-    assert cached.error_rate_percentage == healthy.error_rate_percentage
+    assert cached.error_rate_percentage == back.error_rate_percentage
     # AND a later probe has nothing to do
     assert wiring.health_probe.run().as_dict() == {"recovered": [], "down": [], "unknown": []}
 
@@ -449,8 +454,9 @@ def test_a_flapping_broker_is_recovered_each_time_it_comes_back(wiring: Wiring) 
     [wide] = rows(wiring, "SELECT evidence FROM broker_evidence WHERE broker_id = 'upstox'")
     assert wide["evidence"]["outage"] is None
     assert 1.5 < wide["evidence"]["outages"] < 2.0
-    # AND its error rate is its reliability between them, not six timeouts in 18 orders
-    assert profile(wiring, "upstox", "SBIN").error_rate_percentage < 5.0
+    # AND its error rate counts one error per episode (the order that found it), not the six
+    #     timeouts in 18 orders
+    assert profile(wiring, "upstox", "SBIN").error_rate_percentage < 15.0
 
 
 def test_the_market_refresh_job_reports_its_health_probe(wiring: Wiring) -> None:

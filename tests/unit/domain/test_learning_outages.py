@@ -56,8 +56,10 @@ def test_an_outage_raises_the_error_rate_while_it_lasts_and_is_forgotten_when_it
     assert posterior(DAY_ONE, down).error.mean > 3 * posterior(DAY_ONE, before).error.mean
     # WHEN it answers again (a probe)
     back = recovered(down)
-    # THEN the episode is forgotten: the rates are those before it, the episode is counted
-    assert (back.error, back.fill) == (before.error, before.fill)
+    # THEN the episode is forgotten but for its first timeout (the order that found it): the
+    #      rates are those before it plus one error, and the episode is counted
+    assert (back.error, back.fill) == (before.error.add(1.0), before.fill.add(0.0))
+    assert back.error_steady == (before.error_steady or before.error).add(1.0)
     assert back.outage is None
     assert back.outages == 1.0
     assert not in_outage(back)
@@ -69,9 +71,10 @@ def test_an_answered_order_ends_an_outage_like_a_probe() -> None:
     down = fold(before, [TIMED_OUT] * 4)
     # WHEN its next order fills
     back = fold(down, [FILLED])
-    # THEN the outage is forgotten and the fill counts as one more outcome
-    assert back.error == before.error.discounted(DISCOUNT).add(0.0)
-    assert back.fill == before.fill.discounted(DISCOUNT).add(1.0)
+    # THEN the outage is forgotten but for its first timeout, and the fill counts as one more
+    #      outcome
+    assert back.error == before.error.add(1.0).discounted(DISCOUNT).add(0.0)
+    assert back.fill == before.fill.add(0.0).discounted(DISCOUNT).add(1.0)
     assert back.outages == DISCOUNT
 
 
@@ -105,7 +108,7 @@ def test_rejects_never_start_or_extend_an_outage() -> None:
     down = fold(reliable(), [TIMED_OUT] * 3)
     after = fold(down, [REJECTED])
     assert after.outage is None
-    assert after.error == reliable().error.discounted(DISCOUNT).add(1.0)
+    assert after.error == reliable().error.add(1.0).discounted(DISCOUNT).add(1.0)
 
 
 def test_a_flapping_broker_has_each_episode_forgotten_and_counted() -> None:
@@ -116,8 +119,11 @@ def test_a_flapping_broker_has_each_episode_forgotten_and_counted() -> None:
     # THEN every episode was detected and forgotten, and counted (discounted) in ``outages``
     assert evidence.outage is None
     assert 2.0 < evidence.outages < 3.0
-    # AND its error rate is its reliability between the episodes, not the episodes' timeouts
-    assert posterior(DAY_ONE, evidence).error.mean < 0.05
+    # AND its error rate is its reliability between the episodes plus one error per episode
+    #     (the order that found it), not the episodes' nine timeouts
+    steady = fold(reliable(), [FILLED] * 15)
+    rate = posterior(DAY_ONE, evidence).error.mean
+    assert posterior(DAY_ONE, steady).error.mean < rate < 0.05
 
 
 def test_acknowledgement_only_observations_leave_a_run_as_it_is() -> None:
@@ -163,7 +169,7 @@ def test_the_batch_learner_recovers_a_broker_wide_and_in_every_symbol() -> None:
     # THEN its broker-wide evidence and both symbols forget their runs; b is untouched
     assert changed == [("a", "X"), ("a", "Y")]
     assert learner.brokers["a"][0].outage is None
-    assert learner.brokers["a"][0].error == reliable().error
+    assert learner.brokers["a"][0].error == reliable().error.add(1.0)
     assert all(learner.profiles[k][0].outage is None for k in changed)
     assert learner.brokers["b"][0].outage is not None
     # AND a broker without a run has nothing to recover
