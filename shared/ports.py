@@ -467,8 +467,11 @@ class BrokerOrderPoller(Protocol):
 class BrokerHealthProbe(Protocol):
     """Asks a broker whether it answers at all, with a cheap read that risks no order."""
 
-    def probe(self, *, timeout_s: float) -> bool:
-        """``True`` when the broker answered within ``timeout_s``; never raises."""
+    def probe(self, *, timeout_s: float) -> bool | None:
+        """Whether the broker answered within ``timeout_s``; never raises.
+
+        ``None`` when it cannot be asked (no platform credentials).
+        """
         ...
 
 
