@@ -35,11 +35,18 @@ from local.services import EmbeddedPostgres, EmbeddedRedis, scratch_database
 from shared.adapters.brokers.paper import PaperBehaviour
 from shared.adapters.postgres.migrations import apply_migrations
 from shared.domain.brokers import BrokerConfig, WebhookAuth
-from shared.domain.charges import brokerage_per_order
+from shared.domain.charges import brokerage_per_order, linear_charges
 from shared.domain.contracts import DomainEvent
-from shared.domain.engine import DEFAULT_CONFIG
+from shared.domain.engine import DEFAULT_CONFIG, liquidity_measure
 from shared.domain.execution import ExecutionReport
-from shared.domain.models import BrokerageRule, FeeSchedule, Product, RoutingObjective, Side
+from shared.domain.models import (
+    BrokerageRule,
+    Exchange,
+    FeeSchedule,
+    Product,
+    RoutingObjective,
+    Side,
+)
 from shared.services.schemas import SmartOrderRequest
 from shared.settings import Settings
 from shared.wiring import Wiring, utc_now
@@ -55,6 +62,9 @@ WINDOW = 10
 """Orders in a flow-share window."""
 OBSERVATIONS = 100
 """Children a broker has received when its learned profile is compared with the truth."""
+PROBE_EVERY = 10
+"""Orders between two runs of the health probe: the market refresh's statistics job probes the
+brokers in an outage once a minute, and the simulated trader sends an order every 6 seconds."""
 SYMBOL = "RELIANCE"
 PRICE = float(seed.SYMBOLS[SYMBOL][0])
 ORDER_SEED = 14
@@ -71,6 +81,33 @@ session is 1 bps per sqrt-second)."""
 TIMEOUT_S = float(Settings.model_fields["broker_timeout_ms"].default) / 1000
 PARTIAL_FRACTIONS = tuple(0.3 + 0.6 * (i + 0.5) / 12 for i in range(12))
 """Midpoints of 12 equal bins of the paper broker's partial-fill fraction, uniform on 0.3-0.9."""
+
+
+def _market_terms() -> tuple[float, float, float]:
+    """Half the symbol's seeded spread, its daily sigma and the engine's liquidity measure."""
+    seeded = [p for p in seed.seed_profiles(utc_now()) if p.symbol == SYMBOL]
+    half_spread = statistics.median(p.current_spread_bps for p in seeded) / 2
+    sigma = max(p.volatility_bps for p in seeded)
+    liquidity = max(liquidity_measure(p, DEFAULT_CONFIG) for p in seeded)
+    return half_spread, sigma, liquidity
+
+
+HALF_SPREAD_BPS, SIGMA_BPS, LIQUIDITY = _market_terms()
+STATUTORY_PER_INR = linear_charges(Product.MIS, Side.BUY, Exchange.NSE).per_inr
+
+
+def shared_cost(quantity: int, price: float = PRICE) -> float:
+    """What every plan of an order pays whichever broker it goes to, in INR.
+
+    Statutory charges (STT, exchange, SEBI, stamp duty, GST on them), half the quoted spread and
+    the exchange's square-root impact of the whole order (the engine's own law and coefficient,
+    on the seeded market figures): added to both sides of the **all-in** ratio, next to the
+    broker-dependent one.
+    """
+    notional = quantity * price
+    impact_bps = DEFAULT_CONFIG.impact_coefficient * SIGMA_BPS * math.sqrt(quantity / LIQUIDITY)
+    return notional * (STATUTORY_PER_INR + (HALF_SPREAD_BPS + impact_bps) / 10_000)
+
 
 DISCOUNT = BrokerageRule(rate_pct=Decimal("0.03"), cap_inr=Decimal(20))
 FREE = BrokerageRule()
@@ -232,6 +269,8 @@ class Order:
     quantity: int
     router: float
     oracle: float
+    shared: float
+    """What every plan of the order pays (:func:`shared_cost`), for the all-in ratios."""
     round_robin: float
     lowest_brokerage: float
     by_broker: dict[str, float]
@@ -248,6 +287,8 @@ class Run:
     subject: str | None = None
     learned: dict[str, dict[str, Any]] = field(default_factory=dict)
     cascades: int = 0
+    probes: list[dict[str, Any]] = field(default_factory=list)
+    """Health probes that found a broker in an outage: the order before which, and what."""
 
 
 @contextlib.contextmanager
@@ -368,6 +409,10 @@ def run(scenario: Scenario, admin_url: str, redis_url: str) -> Run:
                 truth[result.subject] = FLEET[result.subject]
                 wiring.brokers.upsert(broker_config(result.subject, FLEET[result.subject]))
                 wiring.gateway.reload(result.subject)
+            if i % PROBE_EVERY == 0:
+                probed = wiring.health_probe.run()
+                if probed.recovered or probed.down or probed.unknown:
+                    result.probes.append({"before_order": i + 1, **probed.as_dict()})
             request = SmartOrderRequest(
                 symbol=SYMBOL,
                 side=Side.BUY,
@@ -437,6 +482,7 @@ def value(truth: dict[str, Truth], quantity: int, plan: dict[str, int], i: int) 
         quantity=quantity,
         router=sum(expected_cost(truth[b], q) for b, q in plan.items()),
         oracle=by_broker[oracle_broker],
+        shared=shared_cost(quantity),
         round_robin=by_broker[present[i % len(present)]],
         lowest_brokerage=by_broker[cheapest],
         by_broker=by_broker,
@@ -504,6 +550,21 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
+def all_in(orders: Sequence[Order]) -> dict[str, float | None]:
+    """Router / oracle with what every plan pays added to both (statutory, spread, impact)."""
+
+    def over(part: Sequence[Order]) -> float | None:
+        shared = sum(o.shared for o in part)
+        return ratio(sum(o.router for o in part) + shared, sum(o.oracle for o in part) + shared)
+
+    return {
+        "router_vs_oracle": over(orders),
+        "router_vs_oracle_first_50": over(orders[:50]),
+        "router_vs_oracle_after_learning": over(orders[-LEARNED_AFTER:]),
+        "shared_cost_inr": round(sum(o.shared for o in orders), 2),
+    }
+
+
 def summarise(run_: Run) -> dict[str, Any]:
     """The figures of one scenario (``docs/quality.md`` defines each)."""
     orders, subject, scenario = run_.orders, run_.subject, run_.scenario
@@ -530,6 +591,7 @@ def summarise(run_: Run) -> dict[str, Any]:
         "router_vs_oracle_after_learning": ratio(
             sum(o.router for o in late), sum(o.oracle for o in late)
         ),
+        "all_in": all_in(orders),
         "router_vs_round_robin": ratio(total["router"], total["round_robin"]),
         "router_vs_lowest_brokerage": ratio(total["router"], lowest),
         "router_vs_best_static": ratio(total["router"], static[best_static]),
@@ -543,6 +605,7 @@ def summarise(run_: Run) -> dict[str, Any]:
             if share(orders, b, "oracle")
         },
         "cascades": run_.cascades,
+        "health_probes": run_.probes,
         "learned_vs_true_after_100_observations": run_.learned,
     }
     if subject is not None:
@@ -622,6 +685,52 @@ def chart(run_: Run, path: Path) -> None:
     plt.close(fig)
 
 
+ESTIMATOR_RATES = (0.005, 0.02, 0.2, 0.6)
+ESTIMATOR_RUNS = 1_000
+
+
+def estimator_accuracy(
+    rates: Sequence[float] = ESTIMATOR_RATES, runs: int = ESTIMATOR_RUNS, n: int = OBSERVATIONS
+) -> dict[str, dict[str, float]]:
+    """How close a learned error rate is to the truth after ``n`` outcomes, by estimator.
+
+    Monte Carlo (``runs`` brokers per rate, day-one prior): the discounted posterior (what
+    routing reacts with) against the steady one (undiscounted since the last change the CUSUM
+    found, what the profile reports); per rate the median relative error, the share of runs
+    within 10 %, and the binomial bound: the share within 10 % of the raw proportion of ``n``.
+    """
+    from shared.domain.execution import ProfileObservation
+    from shared.domain.learning import DAY_ONE, DISCOUNT, Evidence, observe, rate_belief
+
+    rng = random.Random(ORDER_SEED)
+    yes, no = ProfileObservation(is_error=True), ProfileObservation(is_error=False)
+    out: dict[str, dict[str, float]] = {}
+    for rate in rates:
+        errors: dict[str, list[float]] = {"discounted": [], "steady": [], "proportion": []}
+        for _ in range(runs):
+            evidence, events = Evidence(), 0
+            for clock in range(1, n + 1):
+                hit = rng.random() < rate
+                events += hit
+                evidence = observe(evidence, yes if hit else no, clock=clock, discount=DISCOUNT)
+            steady = evidence.error_steady or evidence.error
+            learned = {
+                "discounted": rate_belief(DAY_ONE.error, evidence.error).mean,
+                "steady": rate_belief(DAY_ONE.error, steady).mean,
+                "proportion": events / n,
+            }
+            for name, value in learned.items():
+                errors[name].append(abs(value - rate) / rate)
+        out[f"{rate:.1%}"] = {
+            **{f"{k}_median_error": round(statistics.median(v), 3) for k, v in errors.items()},
+            **{
+                f"{k}_within_10pct": round(sum(e <= 0.1 for e in v) / runs, 3)
+                for k, v in errors.items()
+            },
+        }
+    return out
+
+
 def main() -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -633,6 +742,8 @@ def main() -> None:
             "change_before_order": CHANGE_AT + 1,
             "recover_before_order": RECOVER_AT + 1,
             "valuation": "closed-form expected cost under the truth of the moment (INR)",
+            "ratios": "router_vs_oracle*: broker-dependent cost only; all_in.*: with the "
+            "statutory charges, half spread and impact every plan pays added to both",
             "miss_bps": MISS_BPS,
             "time_bps_per_s": TIME_BPS_PER_S,
             "placement_timeout_s": TIMEOUT_S,
@@ -653,6 +764,7 @@ def main() -> None:
             run_ = run(scenario, admin_url, redis_url)
             results["scenarios"][scenario.name] = summarise(run_)
             chart(run_, DOCS / f"{scenario.name}.png")
+    results["error_rate_estimators_after_100"] = estimator_accuracy()
     write_result("quality", results)
 
 

@@ -471,6 +471,38 @@ class BrokerOrderPoller(Protocol):
         ...
 
 
+@runtime_checkable
+class BrokerHealthProbe(Protocol):
+    """Asks a broker whether it answers at all, with a cheap read that risks no order."""
+
+    def probe(self, *, timeout_s: float) -> bool | None:
+        """Whether the broker answered within ``timeout_s``; never raises.
+
+        ``None`` when it cannot be asked (no platform credentials).
+        """
+        ...
+
+
+class BrokerHealth(Protocol):
+    """Probes brokers by id (the gateway registry): ``None`` when it cannot tell."""
+
+    def probe(self, broker_id: str, *, timeout_s: float) -> bool | None:
+        """Whether ``broker_id`` answers; ``None`` when its adapter has no probe."""
+        ...
+
+
+class OutageLedger(Protocol):
+    """Brokers in an outage episode, and forgetting one when its broker answers again."""
+
+    def brokers_in_outage(self) -> list[str]:
+        """Brokers whose latest outcomes are an outage that has not ended, by id."""
+        ...
+
+    def recover(self, broker_id: str) -> list[tuple[str, str]]:
+        """Forget ``broker_id``'s outage episode; the (broker, symbol) profiles rewritten."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StuckOrder:
     """An order stored with its decision whose answer was never written (see the reconciler)."""

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from shared.services.analytics import AnalyticsService
     from shared.services.broker_links import BrokerLinkService
     from shared.services.connections import ConnectionService
+    from shared.services.health import HealthProbe
     from shared.services.market import MarketRefresh
     from shared.services.orders import OrderQueries
     from shared.services.profiles import ProfileService
@@ -622,6 +623,24 @@ class Wiring:
             on_statistics=refresh_profiles,
             clock=self.clock,
             max_age_s=self.settings.market_quote_max_age_s,
+        )
+
+    @cached_property
+    def health_probe(self) -> HealthProbe:
+        """Probes brokers in an outage episode (run with the market refresh's statistics)."""
+        from shared.services.health import HealthProbe
+
+        profiles = self.profiles
+
+        def refresh_profiles(symbols: Sequence[str]) -> None:
+            for symbol in symbols:
+                profiles.refresh(symbol)
+
+        return HealthProbe(
+            ledger=self.profile_repository,
+            brokers=self.gateway,
+            on_recovered=refresh_profiles,
+            timeout_s=self.settings.broker_timeout_ms / 1000,
         )
 
     @cached_property

@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import shared.wiring
-from shared.domain.errors import MarketDataUnavailableError
+from shared.domain.errors import DataUnavailableError, MarketDataUnavailableError
 from shared.observability import NAMESPACE, SERVICE
 
 logger = Logger(service=SERVICE)
@@ -45,8 +45,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric("MarketSymbolsRefreshed", MetricUnit.Count, refreshed.refreshed)
         metrics.add_metric("MarketSymbolsStale", MetricUnit.Count, refreshed.stale)
         metrics.add_metric("MarketSymbolsUnavailable", MetricUnit.Count, refreshed.unavailable)
-        return {"job": job, "ok": True, **refreshed.as_dict()}
+        return {"job": job, "ok": True, **refreshed.as_dict(), "health": _probe_health()}
     except MarketDataUnavailableError as exc:
         metrics.add_metric("MarketRefreshFailed", MetricUnit.Count, 1)
         logger.error("market data unavailable", job=job, reason=str(exc))
         return {"job": job, "ok": False, "error": str(exc)}
+
+
+def _probe_health() -> dict[str, Any]:
+    """Probe the brokers in an outage episode (docs/routing-engine.md, "Outages").
+
+    Its failure is reported, never the job's: market statistics were refreshed either way.
+    """
+    try:
+        probed = shared.wiring.get_wiring().health_probe.run()
+    except DataUnavailableError as exc:
+        metrics.add_metric("HealthProbeFailed", MetricUnit.Count, 1)
+        logger.error("health probe failed", reason=str(exc))
+        return {"ok": False, "error": str(exc)}
+    metrics.add_metric("BrokersRecovered", MetricUnit.Count, len(probed.recovered))
+    metrics.add_metric("BrokersStillDown", MetricUnit.Count, len(probed.down))
+    return {"ok": True, **probed.as_dict()}

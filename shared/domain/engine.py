@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -28,7 +28,7 @@ from shared.domain.charges import (
 )
 from shared.domain.eligibility import LOT_REASON_PREFIX, exclusion_reason, profile_age_s
 from shared.domain.errors import InvalidOrderError, NoEligibleBrokerError
-from shared.domain.learning import DISCOUNT, thompson_draw, widened
+from shared.domain.learning import DISCOUNT, Draw, thompson_factors, widened
 from shared.domain.models import (
     MAX_ORDER_VALUE_INR,
     BrokerageRule,
@@ -626,11 +626,11 @@ def explore(
     cfg = terms.cfg
     best: tuple[float, int] | None = None
     for b in prepared.derived:
-        drawn = thompson_draw(b.profile, rng, clock=clock, discount=cfg.evidence_discount)
+        drawn = thompson_factors(b.profile, rng, clock=clock, discount=cfg.evidence_discount)
         model = b.model
         if not model.lo_single <= quantity <= model.hi:
             continue
-        cost = _derive(drawn, terms, rank=model.rank, capacity=model.hi).model.cost(quantity)
+        cost = _drawn_model(b, drawn, terms).cost(quantity)
         if best is None or cost < best[0]:
             best = (cost, model.rank)
     if best is None:
@@ -647,6 +647,32 @@ def explore(
         runner_up_cost=min(greedy.best.cost, greedy.runner_up_cost),
         states=greedy.states,
         gap_bound=greedy.gap_bound,
+    )
+
+
+def _drawn_model(broker: _Broker, drawn: Draw, terms: _Terms) -> BrokerCostModel:
+    """The broker's cost model with its learned factors replaced by a draw.
+
+    Only the terms the learned factors enter change: ``linear`` (slippage, improvement and the
+    non-fill penalty) and ``time_base`` (the times and the fill probability); everything else
+    (fees, sizes, the value of time) is the mean model's, so no scores are derived again.
+    """
+    p = broker.profile
+    cfg = terms.cfg
+    busy = cfg.busy_fill_factor if p.status is BrokerStatus.BUSY else 1.0
+    fill = drawn.fill_rate_percentage / 100 * busy
+    shift_bps = (
+        drawn.slippage_bps
+        - p.slippage_bps
+        - (drawn.price_improvement_bps - p.price_improvement_bps)
+        + (broker.fill_probability - fill) * cfg.non_fill_penalty_bps
+    )
+    model = broker.model
+    t_exec = drawn.avg_execution_time_ms
+    return replace(
+        model,
+        linear=model.linear + terms.price * terms.valuation.market * shift_bps * _BPS,
+        time_base=(t_exec + (1 - fill) * (drawn.response_time_ms + t_exec)) / 1000,
     )
 
 

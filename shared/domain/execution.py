@@ -653,6 +653,9 @@ class ProfileObservation(FrozenModel):
     response_time_ms: float | None = Field(default=None, ge=0)
     """The broker's acknowledgement time of one placement."""
     is_error: bool | None = False
+    is_timeout: bool = False
+    """The error was no answer at all (a placement timeout or a failed connection): a run of
+    them is an outage episode, not per-order reliability (docs/routing-engine.md, "Outages")."""
 
     @property
     def error_rate_sample_pct(self) -> float | None:

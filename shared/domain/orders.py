@@ -148,6 +148,9 @@ def placement_observation(
         return ProfileObservation(response_time_ms=response_time_ms, is_error=None)
     if status in (ChildOrderStatus.REJECTED, ChildOrderStatus.TIMED_OUT):
         return ProfileObservation(
-            response_time_ms=response_time_ms, fill_rate_pct=0.0, is_error=True
+            response_time_ms=response_time_ms,
+            fill_rate_pct=0.0,
+            is_error=True,
+            is_timeout=status is ChildOrderStatus.TIMED_OUT,
         )
     return None

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from shared.adapters.brokers.catalog import RealBrokerSettings, broker_config
 from shared.adapters.brokers.gateway import ClientGateway, secret_account
 from shared.adapters.brokers.registry import BrokerGatewayRegistry
 from shared.adapters.secrets import JsonSecretStore
-from shared.domain.broker_orders import broker_tag
+from shared.domain.broker_orders import BrokerCallError, BrokerErrorKind, broker_tag
 from shared.domain.brokers import BrokerConfig, WebhookAuth
 from shared.domain.errors import DataUnavailableError
 from shared.domain.execution import ExecutionStatus
@@ -339,3 +340,60 @@ def test_the_registry_looks_real_brokers_up_and_denies_unbuildable_ones(
     assert denied.outcome is LookupOutcome.NOT_FOUND
     assert denied.reason is not None
     assert "not implemented" in denied.reason
+
+
+def paper_config(broker_id: str, **behaviour: float) -> BrokerConfig:
+    return BrokerConfig(
+        broker_id=broker_id,
+        display_name=broker_id.title(),
+        adapter="paper",
+        adapter_config={"timeoutRate": 0.0, **behaviour},
+        webhook_auth=WebhookAuth.HMAC,
+        webhook_secret_ref=f"{broker_id}/webhook",
+    )
+
+
+def test_health_probes_answer_like_placements_and_never_change_their_draws(
+    case: BrokerCase,
+) -> None:
+    # GIVEN a paper broker that is down, one that is up, and a real broker (no probe here)
+    down, up = paper_config("down", timeoutRate=1.0), paper_config("up")
+    gateways = registry(down, up, config_for(case), secrets=None)
+    # WHEN each is probed
+    # THEN the down broker never answers, the up broker does, the real one cannot tell, and
+    #      an unknown broker cannot either
+    assert [gateways.probe("down", timeout_s=2.0) for _ in range(20)] == [False] * 20
+    assert [gateways.probe("up", timeout_s=2.0) for _ in range(20)] == [True] * 20
+    assert gateways.probe(f"{case.name}-live", timeout_s=2.0) is None
+    assert gateways.probe("nobody", timeout_s=2.0) is None
+    # AND an answer later than the bound is no answer
+    assert gateways.probe("up", timeout_s=0.0) is False
+    # AND probing does not change the outcomes of the orders a replay places
+    probed, quiet = registry(up, secrets=None), registry(up, secrets=None)
+    for _ in range(5):
+        probed.probe("up", timeout_s=2.0)
+    first = [probed.place(child("up"), timeout_s=2.0) for n in range(5)]
+    second = [quiet.place(child("up"), timeout_s=2.0) for n in range(5)]
+    assert [r.response_time_ms for r in first] == [r.response_time_ms for r in second]
+
+
+def test_a_real_broker_probe_reads_the_order_book_and_tells_up_from_down(
+    case: BrokerCase,
+) -> None:
+    # GIVEN a real broker's gateway with the platform's account
+    gateway = ClientGateway(case.name, case.client, lambda _user: case.account)
+    # WHEN it is probed while the broker answers
+    # THEN it is up, and nothing was placed
+    assert gateway.probe(timeout_s=2.0) is True
+    assert case.sim.book.orders == {}
+    # AND without an account to ask with, it cannot tell
+    no_account = ClientGateway(case.name, case.client, lambda _user: no_credentials())
+    assert no_account.probe(timeout_s=2.0) is None
+    # WHEN the broker goes away (nothing listens any more)
+    case.running.stop()
+    # THEN the probe says it is down, without raising
+    assert gateway.probe(timeout_s=0.5) is False
+
+
+def no_credentials() -> Any:
+    raise BrokerCallError(BrokerErrorKind.TOKEN, "no platform account")

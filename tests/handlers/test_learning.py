@@ -13,8 +13,10 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from functions.market_refresh import handler as market_refresh
 from functions.route_order import handler
 from local import seed
+from local.apigw import LocalLambdaContext
 from shared.domain.contracts import DetailType
 from shared.domain.execution import ExecutionReport, ProfileObservation
 from shared.domain.learning import Priors
@@ -230,9 +232,10 @@ def test_placement_rejects_are_learned_once_each(wiring: Wiring) -> None:
     assert after.error_rate_percentage == error_pct(replayed(before, samples))
     # AND it rose from the seeded 1 % toward 50 %, where it used to fall
     assert after.error_rate_percentage > 25.0
-    # AND the profile says how sure it is: about 1 / (1 - discount) outcomes' worth
+    # AND the profile says how sure it is: the outcomes since the rate last changed (here the
+    #     60 since the start, where the change test puts the change point) and a prior's few
     assert after.uncertainty is not None
-    assert 20 < after.uncertainty.error_rate.weight < 45
+    assert 60 <= after.uncertainty.error_rate.weight <= 70
 
 
 def test_timeouts_are_errors_with_latency_at_the_bound(wiring: Wiring) -> None:
@@ -245,7 +248,9 @@ def test_timeouts_are_errors_with_latency_at_the_bound(wiring: Wiring) -> None:
     # THEN each timeout was one error sample, with its acknowledgement time at the bound
     after = profile(wiring, "upstox", "SBIN")
     assert after.sample_count == before.sample_count + 20
-    timeout = ProfileObservation(is_error=True, fill_rate_pct=0.0, response_time_ms=500.0)
+    timeout = ProfileObservation(
+        is_error=True, fill_rate_pct=0.0, response_time_ms=500.0, is_timeout=True
+    )
     post = replayed(before, [timeout] * 20)
     assert after.error_rate_percentage == error_pct(post)
     assert after.fill_rate_percentage < before.fill_rate_percentage
@@ -350,3 +355,134 @@ def test_a_hung_adapter_is_a_timeout_learned_at_the_bound(wiring: Wiring) -> Non
     )
     assert after.error_rate_percentage == error_pct(post)
     assert after.response_time_ms == round(post.ack.mean)
+
+
+# -- outages: a run of timeouts is the broker's health, found again by a probe ----------------
+
+
+def set_behaviour(wiring: Wiring, broker_id: str, **behaviour: Any) -> None:
+    """Change a paper broker's truth as an operator does (``adapter_config``, then a reload)."""
+    config = wiring.brokers.get(broker_id)
+    assert config is not None
+    wiring.brokers.upsert(
+        config.model_copy(update={"adapter_config": {**config.adapter_config, **behaviour}})
+    )
+    wiring.gateway.reload(broker_id)
+
+
+def test_an_outage_is_probed_and_forgotten_when_the_broker_is_back(wiring: Wiring) -> None:
+    # GIVEN one reliable broker that learned from 20 orders, then goes down for three
+    only_broker(wiring, "upstox")
+    for n in range(20):
+        submit(wiring, "SBIN", n)
+    healthy = profile(wiring, "upstox", "SBIN")
+    set_behaviour(wiring, "upstox", timeoutRate=1.0)
+    for n in range(20, 23):
+        submit(wiring, "SBIN", n)
+    down = profile(wiring, "upstox", "SBIN")
+    # THEN the timeouts count while the outage lasts, and the broker is in an outage
+    assert down.error_rate_percentage > healthy.error_rate_percentage + 3
+    assert wiring.profile_repository.brokers_in_outage() == ["upstox"]
+    # WHEN the probe runs while it is still down
+    report = wiring.health_probe.run()
+    # THEN nothing is forgotten
+    assert (report.recovered, report.down, report.unknown) == ([], ["upstox"], [])
+    assert profile(wiring, "upstox", "SBIN").error_rate_percentage == down.error_rate_percentage
+    # WHEN it is back and the probe runs again
+    set_behaviour(wiring, "upstox", timeoutRate=0.0)
+    report = wiring.health_probe.run()
+    # THEN the outage is forgotten but for its first timeout: the error and fill rates are
+    #      those before it plus one error, far from the three timeouts'
+    assert report.recovered == ["upstox"]
+    back = profile(wiring, "upstox", "SBIN")
+    assert healthy.error_rate_percentage < back.error_rate_percentage
+    assert (
+        back.error_rate_percentage - healthy.error_rate_percentage
+        < (down.error_rate_percentage - healthy.error_rate_percentage) / 2
+    )
+    assert down.fill_rate_percentage < back.fill_rate_percentage < healthy.fill_rate_percentage
+    assert back.sample_count == down.sample_count
+    assert wiring.profile_repository.brokers_in_outage() == []
+    # AND the router reads the recovered profile at once (the cache was refreshed)
+    [cached] = [p for p in wiring.profiles.profiles_for("SBIN") if p.broker_id == "upstox"]
+    assert cached.error_rate_percentage == back.error_rate_percentage
+    # AND a later probe has nothing to do
+    assert wiring.health_probe.run().as_dict() == {"recovered": [], "down": [], "unknown": []}
+
+
+def test_a_broker_without_a_probe_keeps_its_outage_until_an_order_answers(
+    wiring: Wiring,
+) -> None:
+    # GIVEN a broker in an outage whose adapter cannot be probed
+    only_broker(wiring, "upstox", timeoutRate=1.0)
+    for n in range(3):
+        submit(wiring, "SBIN", n)
+    down = profile(wiring, "upstox", "SBIN")
+    wiring.__dict__["gateway"] = NoProbeGateway(wiring.gateway)
+    wiring.__dict__.pop("health_probe", None)
+    # WHEN the probe runs
+    report = wiring.health_probe.run()
+    # THEN it cannot tell, and the episode goes on
+    assert report.unknown == ["upstox"]
+    assert profile(wiring, "upstox", "SBIN").error_rate_percentage == down.error_rate_percentage
+    # WHEN an order to it is answered (the broker is back)
+    set_behaviour(wiring, "upstox", timeoutRate=0.0)
+    submit(wiring, "SBIN", 3)
+    # THEN the episode ends with that order: no broker is in an outage any more
+    assert wiring.profile_repository.brokers_in_outage() == []
+    assert profile(wiring, "upstox", "SBIN").error_rate_percentage < down.error_rate_percentage
+
+
+def test_a_flapping_broker_is_recovered_each_time_it_comes_back(wiring: Wiring) -> None:
+    # GIVEN a reliable broker that goes down and comes back twice
+    only_broker(wiring, "upstox")
+    for n in range(10):
+        submit(wiring, "SBIN", n)
+    n = 10
+    for _ in range(2):
+        set_behaviour(wiring, "upstox", timeoutRate=1.0)
+        for _ in range(3):
+            submit(wiring, "SBIN", n)
+            n += 1
+        # WHEN the probe finds it down, then back
+        assert wiring.health_probe.run().down == ["upstox"]
+        set_behaviour(wiring, "upstox", timeoutRate=0.0)
+        assert wiring.health_probe.run().recovered == ["upstox"]
+        submit(wiring, "SBIN", n)
+        n += 1
+    # THEN both episodes were forgotten and counted, broker-wide
+    [wide] = rows(wiring, "SELECT evidence FROM broker_evidence WHERE broker_id = 'upstox'")
+    assert wide["evidence"]["outage"] is None
+    assert 1.5 < wide["evidence"]["outages"] < 2.0
+    # AND its error rate counts one error per episode (the order that found it), not the six
+    #     timeouts in 18 orders
+    assert profile(wiring, "upstox", "SBIN").error_rate_percentage < 15.0
+
+
+def test_the_market_refresh_job_reports_its_health_probe(wiring: Wiring) -> None:
+    # GIVEN a broker in an outage
+    only_broker(wiring, "upstox", timeoutRate=1.0)
+    for n in range(3):
+        submit(wiring, "SBIN", n)
+    # WHEN the scheduled statistics job runs
+    result = market_refresh.lambda_handler(
+        {"job": "statistics"}, LocalLambdaContext("market_refresh", 300)
+    )
+    # THEN its answer says what the probe found
+    assert result["health"] == {"ok": True, "recovered": [], "down": ["upstox"], "unknown": []}
+
+
+class NoProbeGateway:
+    """Wraps the real gateway as one whose adapters have no health probe."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def place(self, child: Any, *, timeout_s: float) -> Any:
+        return self._real.place(child, timeout_s=timeout_s)
+
+    def probe(self, broker_id: str, *, timeout_s: float) -> bool | None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)

@@ -86,6 +86,18 @@ def secret_account(secrets: SecretStore, ref: str) -> AccountSource:
     return load
 
 
+PROBE_CHILD_ID = "health-probe"
+"""The child id whose tag a health probe looks up: no child order has it."""
+_NO_ANSWER = frozenset(
+    {
+        BrokerErrorKind.UNREACHABLE,
+        BrokerErrorKind.TIMEOUT,
+        BrokerErrorKind.NETWORK,
+        BrokerErrorKind.SERVER,
+    }
+)
+
+
 class ClientGateway:
     """:class:`~shared.ports.BrokerGateway` of one real broker.
 
@@ -149,6 +161,26 @@ class ClientGateway:
             self._refused(child, exc)
             return result(exc.kind.child_status, reason=exc.reason)
         return result(ChildOrderStatus.PLACED, broker_order_id=broker_order_id, reason=None)
+
+    def probe(self, *, timeout_s: float) -> bool | None:
+        """A health probe (``BrokerHealthProbe``): one read of the order book, risking nothing.
+
+        It looks up a tag no child carries under the platform's own account. Any answer -- the
+        empty result, or a refusal the broker made (token, permission, rate limit) -- means the
+        broker is up; no connection, a timeout, a network or server failure mean it is not.
+        ``None`` when there is no account to ask with (brokers reached only through traders'
+        own connections).
+        """
+        try:
+            account = self._account("")
+        except (BrokerCallError, DataUnavailableError):
+            return None
+        tag = broker_tag(PROBE_CHILD_ID, self.client.tag_length)
+        try:
+            self.client.find_by_tag(account, tag, timeout_s=timeout_s)
+        except BrokerCallError as exc:
+            return exc.kind not in _NO_ANSWER
+        return True
 
     def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
         """Find the order placed for ``child`` by its tag (``BrokerOrderLookup``).

@@ -101,6 +101,9 @@ class PaperBroker:
         # The order book, by our child order id (a real broker's tag), for look-ups; bounded,
         # and gone with the process, like everything a paper broker holds.
         self._book: OrderedDict[str, PlacementResult] = OrderedDict()
+        # Health probes draw from their own generator: probing must not change the outcomes
+        # of the orders a replay places.
+        self._probe_rng = random.Random(int.from_bytes(digest[8:16], "big"))  # noqa: S311 - a replayable simulation
 
     @property
     def behaviour(self) -> PaperBehaviour:
@@ -116,6 +119,18 @@ class PaperBroker:
         """
         with self._lock:
             self._behaviour = behaviour
+
+    def probe(self, *, timeout_s: float) -> bool:
+        """A health probe (``BrokerHealthProbe``): answered unless it draws a timeout.
+
+        It times out as often as a placement does (``timeout_rate``, or an acknowledgement
+        later than ``timeout_s``): a broker that is down (``timeout_rate`` 1) never answers.
+        """
+        with self._lock:
+            b = self._behaviour
+            outcome = self._probe_rng.random()
+            ack_ms = max(0.0, self._probe_rng.gauss(b.ack_latency_ms, b.ack_jitter_ms))
+        return outcome >= b.timeout_rate and ack_ms / 1000 <= timeout_s
 
     def place(self, child: ChildOrder, *, timeout_s: float) -> PlacementResult:
         """Simulate placing ``child``; return the acknowledgement and the postbacks."""

@@ -16,6 +16,7 @@ from shared.domain.orders import ChildOrder, ChildOrderStatus
 from shared.domain.settlement import BrokerLookup, LookupOutcome
 from shared.ports import (
     BrokerGateway,
+    BrokerHealthProbe,
     BrokerOrderCanceller,
     BrokerOrderLookup,
     BrokerOrderPoller,
@@ -149,6 +150,16 @@ class BrokerGatewayRegistry:
                 reason=adapter,
             )
         return adapter.place(child, timeout_s=timeout_s)
+
+    def probe(self, broker_id: str, *, timeout_s: float) -> bool | None:
+        """Whether ``broker_id`` answers a health probe (``BrokerHealth``).
+
+        ``None`` when it cannot tell: no adapter in this build, or an adapter without a probe.
+        """
+        adapter = self._adapter(broker_id)
+        if isinstance(adapter, str) or not isinstance(adapter, BrokerHealthProbe):
+            return None
+        return adapter.probe(timeout_s=timeout_s)
 
     def lookup(self, child: ChildOrder, *, timeout_s: float) -> BrokerLookup:
         """Ask ``child``'s broker for the order tagged with its id.

@@ -16,6 +16,7 @@ from shared.domain.learning import (
     BatchLearner,
     Evidence,
     declared_evidence,
+    in_outage,
     learned_fields,
     symbol_posterior,
     uncertainty,
@@ -154,6 +155,18 @@ WRITE_BROKER = """
 UPDATE broker_evidence SET evidence = %(evidence)s, sample_count = %(samples)s, updated_at = now()
 WHERE broker_id = %(broker_id)s
 """
+# Outages (docs/routing-engine.md, "Outages"): which brokers are in an outage episode, and the
+# rows a recovery rewrites, locked in the learning's order (broker-wide row, then profiles).
+SELECT_RUNS = """
+SELECT broker_id, evidence FROM broker_evidence WHERE evidence ? 'outage'
+    AND evidence -> 'outage' <> 'null'::jsonb ORDER BY broker_id
+"""
+LOCK_BROKER_PROFILES = (
+    _PROFILE_COLUMNS
+    + """, p.evidence FROM broker_execution_profiles p JOIN brokers b USING (broker_id)
+WHERE p.broker_id = %s ORDER BY p.symbol FOR UPDATE OF p
+"""
+)
 SELECT_MANY = (
     _PROFILE_SELECT
     + "WHERE (p.broker_id, p.symbol) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
@@ -405,6 +418,52 @@ def learned_profiles(cursor: psycopg.Cursor[dict[str, Any]]) -> dict[ProfileKey,
     return {(r["broker_id"], r["symbol"]): profile_from_row(r) for r in cursor.fetchall()}
 
 
+def recover_broker(conn: psycopg.Connection[dict[str, Any]], broker_id: str) -> list[ProfileKey]:
+    """End ``broker_id``'s runs of timeouts (it answers again) and rewrite what changed.
+
+    Returns
+    -------
+    list[ProfileKey]
+        The profiles whose posteriors were rewritten.
+    """
+    wide = conn.execute(LOCK_BROKERS, ([broker_id],)).fetchall()
+    if not wide:
+        return []
+    rows = conn.execute(LOCK_BROKER_PROFILES, (broker_id,)).fetchall()
+    symbols = sorted({r["symbol"] for r in rows})
+    clocks = conn.execute(SYMBOL_CLOCKS, (symbols,)).fetchall()
+    learner = BatchLearner(
+        discount=1.0,
+        brokers={broker_id: (_evidence(wide[0]["evidence"]), wide[0]["sample_count"])},
+        profiles={
+            (r["broker_id"], r["symbol"]): (_row_evidence(r, r["sample_count"]), r["sample_count"])
+            for r in rows
+        },
+        clocks={r["symbol"]: r["clock"] for r in clocks},
+    )
+    changed = learner.recover(broker_id)
+    # The row's own time: a recovery is not a fresh market figure, so staleness is untouched.
+    updated = {(r["broker_id"], r["symbol"]): r["last_updated"] for r in rows}
+    cur = conn.cursor()
+    cur.executemany(
+        WRITE_PROFILE, [_profile_write(learner, k, updated[k] or utc_epoch()) for k in changed]
+    )
+    conn.execute(
+        WRITE_BROKER,
+        {
+            "broker_id": broker_id,
+            "evidence": Jsonb(learner.brokers[broker_id][0].model_dump(mode="json")),
+            "samples": learner.brokers[broker_id][1],
+        },
+    )
+    return changed
+
+
+def utc_epoch() -> datetime:
+    """The time a row that never had one is taken to be from (the start of the epoch)."""
+    return datetime(1970, 1, 1)
+
+
 class PostgresProfileRepository:
     """:class:`shared.ports.ProfileRepository` over ``broker_execution_profiles``."""
 
@@ -448,6 +507,19 @@ class PostgresProfileRepository:
             for r in rows
             if trades_symbol(r["adapter"], r["adapter_config"] or {}, symbol)
         ]
+    def brokers_in_outage(self) -> list[str]:
+        """Brokers whose latest outcomes are an outage episode that has not ended, by id."""
+        with self._db.connection() as conn:
+            rows = conn.execute(SELECT_RUNS).fetchall()
+        return [r["broker_id"] for r in rows if in_outage(_evidence(r["evidence"]))]
+
+    def recover(self, broker_id: str) -> list[ProfileKey]:
+        """``broker_id`` answers again: forget its outage episode, in one transaction.
+
+        Returns the (broker, symbol) profiles rewritten; none for a broker not in a run.
+        """
+        with self._db.connection() as conn:
+            return recover_broker(conn, broker_id)
 
     def get(self, broker_id: str, symbol: str) -> BrokerProfile | None:
         """One profile or ``None``."""

@@ -135,11 +135,12 @@ def test_observation_updates_every_average_and_the_error_rate(db: Database) -> N
     assert 1.0 < updated.slippage_bps <= 2.0  # not observed: only the prior pulls it
     assert updated.sample_count == 11
     assert updated.last_updated == later
-    # AND the profile carries how sure it is of each factor: 2.5 seeded + 1 observed + the
+    # AND the profile carries how sure it is of each factor: 3 seeded (the steady error count is
+    # not discounted) + 1 observed + the
     # prior's (at most 3, the broker-wide posterior) for the error rate
     assert updated.uncertainty is not None
     assert updated.uncertainty.error_rate.weight == pytest.approx(post.error.weight)
-    assert 3.5 < updated.uncertainty.error_rate.weight <= 6.5
+    assert 3.5 < updated.uncertainty.error_rate.weight <= 7.0
 
 
 def test_observation_for_an_unknown_broker_changes_nothing(db: Database) -> None:

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.domain import engine
 from shared.domain.engine import (
+    DEFAULT_CONFIG,
     EngineConfig,
     decide_route,
     evaluate_plan,
@@ -31,6 +33,7 @@ from shared.domain.learning import (
     posterior,
     symbol_posterior,
     thompson_draw,
+    thompson_factors,
     uncertainty,
     widened,
 )
@@ -66,10 +69,13 @@ def test_rate_evidence_is_the_discounted_count_of_outcomes(
     assert evidence.error.events == pytest.approx(
         math.fsum(w for w, s in zip(weights, samples, strict=True) if s)
     )
-    # AND the posterior mean is a proper rate, between the prior and the data
+    # AND the posterior mean is a proper rate, between the prior and the data since the last
+    #     change of the rate (undiscounted: docs/routing-engine.md, "Error rate")
     post = posterior(DAY_ONE, evidence).error
     assert 0.0 <= post.mean <= 1.0
-    data = evidence.error.events / evidence.error.weight
+    steady = evidence.error_steady
+    assert steady is not None
+    data = steady.events / steady.weight
     low, high = sorted((DAY_ONE.error.mean, data))
     assert low - 1e-12 <= post.mean <= high + 1e-12
 
@@ -156,14 +162,15 @@ def test_pooling_shrinks_a_symbol_towards_its_broker(
     post = symbol_posterior(broker, own).error
     wide = posterior(DAY_ONE, broker or Evidence()).error
     # THEN the estimate lies between the broker-wide mean and the symbol's own data
-    if own is not None:
-        data = own.error.events / own.error.weight
+    own_steady = own.error_steady if own is not None else None
+    if own_steady is not None:
+        data = own_steady.events / own_steady.weight
         low, high = sorted((wide.mean, data))
         assert low - 1e-12 <= post.mean <= high + 1e-12
     else:
         assert post.mean == pytest.approx(wide.mean)
     # AND the broker-wide prior never counts for more than POOL_WEIGHT observations
-    assert post.weight <= POOL_WEIGHT + (own.error.weight if own else 0) + 1e-9
+    assert post.weight <= POOL_WEIGHT + (own_steady.weight if own_steady else 0) + 1e-9
 
 
 @settings(max_examples=100, deadline=None)
@@ -327,3 +334,37 @@ def test_confidence_follows_the_beliefs_weight_and_staleness() -> None:
     # THEN thin or stale beliefs give less confidence than well-known fresh ones
     assert thin < well_known
     assert stale < fresh
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["zerodha", "upstox", "dhan", "fyers"]),
+    ORDERS,
+    st.integers(min_value=0, max_value=2**63 - 1),
+    st.sampled_from(list(RoutingObjective)),
+    st.booleans(),
+)
+def test_the_explorer_costs_a_draw_as_the_engine_would_a_drawn_profile(
+    broker_id: str, quantity: int, seed: int, objective: RoutingObjective, declared: bool
+) -> None:
+    # GIVEN a broker (with beliefs, or declared figures only) and an order
+    profiles = brokers()
+    if declared:
+        profiles = [p.model_copy(update={"uncertainty": None}) for p in profiles]
+    order = factories.order(
+        quantity=quantity, order_type=OrderType.MARKET, routing_objective=objective
+    )
+    prepared = engine._prepare(
+        order, profiles, now=factories.NOW, cfg=DEFAULT_CONFIG, counts={}, unavailable={}
+    )
+    [broker] = [b for b in prepared.derived if b.profile.broker_id == broker_id]
+    # WHEN one draw is costed by the explorer's shortcut and by deriving the drawn profile
+    drawn = thompson_factors(broker.profile, random.Random(seed), clock=7, discount=DISCOUNT)
+    profile = thompson_draw(broker.profile, random.Random(seed), clock=7, discount=DISCOUNT)
+    shortcut = engine._drawn_model(broker, drawn, prepared.terms)
+    full = engine._derive(
+        profile, prepared.terms, rank=broker.model.rank, capacity=broker.model.hi
+    ).model
+    # THEN both are the same draw and cost the order the same
+    assert profile.fill_rate_percentage == drawn.fill_rate_percentage
+    assert shortcut.cost(quantity) == pytest.approx(full.cost(quantity), rel=1e-9, abs=1e-9)

@@ -354,7 +354,9 @@ def test_quality_weights_must_not_all_be_zero() -> None:
         (
             ChildOrderStatus.TIMED_OUT,
             2000.0,
-            ProfileObservation(response_time_ms=2000.0, fill_rate_pct=0.0, is_error=True),
+            ProfileObservation(
+                response_time_ms=2000.0, fill_rate_pct=0.0, is_error=True, is_timeout=True
+            ),
         ),
         (ChildOrderStatus.PLACED, None, None),
         (ChildOrderStatus.PENDING, 10.0, None),
@@ -367,7 +369,8 @@ def test_placement_teaches_ack_time_and_failed_placements_are_errors(
     # WHEN its observation is built
     observation = placement_observation(status, ack_ms)
     # THEN an acknowledgement teaches its latency only (its report will give the outcome), and
-    #      a reject or a timeout is an error sample with nothing filled
+    #      a reject or a timeout is an error sample with nothing filled (a timeout marked as
+    #      one: a run of them can be an outage episode)
     assert observation == expected
     if expected is not None and expected.is_error is None:
         assert expected.error_rate_sample_pct is None
