@@ -368,6 +368,11 @@ def _profile_write(learner: BatchLearner, key: ProfileKey, at: datetime) -> dict
     }
 
 
+def _write_profiles(conn: psycopg.Connection[dict[str, Any]], writes: list[dict[str, Any]]) -> None:
+    # One statement for every row: WRITE_PROFILES unnests one array per column.
+    conn.execute(WRITE_PROFILES, {name: [w[name] for w in writes] for name in writes[0]})
+
+
 def send_learning(
     conn: psycopg.Connection[dict[str, Any]], observed: Sequence[Observed], *, alpha: float
 ) -> psycopg.Cursor[dict[str, Any]]:
@@ -396,8 +401,7 @@ def send_learning(
         latest[key] = max(latest.get(key, item.observed_at), item.observed_at)
     cur = conn.cursor()
     if latest:
-        writes = [_profile_write(learner, k, latest[k]) for k in sorted(latest)]
-        conn.execute(WRITE_PROFILES, {name: [w[name] for w in writes] for name in writes[0]})
+        _write_profiles(conn, [_profile_write(learner, k, latest[k]) for k in sorted(latest)])
     touched = sorted({b for b, _ in latest})
     cur.executemany(
         WRITE_BROKER,
@@ -444,10 +448,10 @@ def recover_broker(conn: psycopg.Connection[dict[str, Any]], broker_id: str) -> 
     changed = learner.recover(broker_id)
     # The row's own time: a recovery is not a fresh market figure, so staleness is untouched.
     updated = {(r["broker_id"], r["symbol"]): r["last_updated"] for r in rows}
-    cur = conn.cursor()
-    cur.executemany(
-        WRITE_PROFILE, [_profile_write(learner, k, updated[k] or utc_epoch()) for k in changed]
-    )
+    if changed:
+        _write_profiles(
+            conn, [_profile_write(learner, k, updated[k] or utc_epoch()) for k in changed]
+        )
     conn.execute(
         WRITE_BROKER,
         {
@@ -507,6 +511,7 @@ class PostgresProfileRepository:
             for r in rows
             if trades_symbol(r["adapter"], r["adapter_config"] or {}, symbol)
         ]
+
     def brokers_in_outage(self) -> list[str]:
         """Brokers whose latest outcomes are an outage episode that has not ended, by id."""
         with self._db.connection() as conn:
