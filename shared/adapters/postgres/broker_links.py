@@ -94,8 +94,11 @@ class PostgresBrokerLinkStore:
             return [_link(r) for r in conn.execute(SELECT_USER, (user_id,)).fetchall()]
 
     def routing_access(self, user_id: str) -> tuple[list[BrokerLink], dict[str, str]]:
-        """The links of ``user_id`` and the brokers an operator holds, in one round trip."""
-        with self._db.connection() as conn:
+        """The links of ``user_id`` and the brokers an operator holds, in one round trip.
+
+        Two single-statement reads in autocommit, pipelined: no COMMIT round trip either.
+        """
+        with self._db.reading() as conn:
             with conn.pipeline():
                 links = conn.execute(SELECT_USER, (user_id,))
                 held = conn.execute(SELECT_HELD)
