@@ -260,7 +260,7 @@ class VerifiedTokens:
     def claims(self, token: str) -> dict[str, Any]:
         """The verified claims of ``token`` (raises the verifier's errors).
 
-        A token in none of the verifier's groups raises ``ForbiddenError`` every time (not cached):
+        A token in neither TRADER nor ADMIN raises ``ForbiddenError`` every time (not cached):
         the caller lets it through to the function, which answers 403.
         """
         now = self._clock()

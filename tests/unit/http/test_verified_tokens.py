@@ -119,7 +119,8 @@ def test_a_long_lived_token_is_verified_again_after_the_ttl(verifier: CountingVe
 
 
 def test_refusals_are_never_cached(verifier: CountingVerifier) -> None:
-    # GIVEN a forged token and a token in neither TRADER nor ADMIN
+    # GIVEN a forged token and a token in neither TRADER nor ADMIN (the verifier admits both:
+    # an ADMIN-only operator may open a WebSocket, docs/websocket.md)
     tokens = VerifiedTokens(verifier, clock=Clock())
     forged = token(exp=NOW + 3600)[:-4] + "AAAA"
     other = token(exp=NOW + 3600, groups=["VIEWER"])
